@@ -1,0 +1,50 @@
+"""No-op baseline for the benchmark: the same stack as ErrorCapture (bottle on
+waitress, same thread count and GIL switch interval) with a route that only
+reads the request body and answers {"ok": true}.
+
+Whatever requests/s this reaches is the ceiling our HTTP stack allows on this
+machine; bench/run.py reports every ErrorCapture scenario as a ratio to it.
+
+    python bench/noop_server.py --port 8099 [--threads 8] [--switch-interval 0.005]
+"""
+import argparse
+import sys
+
+import bottle
+import waitress
+
+app = bottle.Bottle()
+
+
+@app.route("/", method=["GET", "POST", "PUT"])
+@app.route("/<path:path>", method=["GET", "POST", "PUT"])
+def noop(path=""):
+    bottle.request.body.read()
+    return {"ok": True}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--threads", type=int, default=4)
+    p.add_argument("--switch-interval", type=float, default=None,
+                   help="sys.setswitchinterval value (seconds); default: leave as is")
+    p.add_argument("--waitress-opt", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra waitress.serve() keyword (int if it parses), repeatable")
+    a = p.parse_args(argv)
+    if a.switch_interval is not None:
+        sys.setswitchinterval(a.switch_interval)
+    extra = {}
+    for opt in a.waitress_opt:
+        k, _, v = opt.partition("=")
+        try:
+            extra[k] = int(v)
+        except ValueError:
+            extra[k] = v
+    waitress.serve(app, host=a.host, port=a.port, threads=a.threads,
+                   ident="noop", _quiet=True, **extra)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,654 @@
+#!/usr/bin/env python3
+"""ErrorCapture benchmark: ingest and read throughput against a no-op baseline.
+
+    python bench/run.py                      # full run (see bench/README.md)
+    python bench/run.py --duration 5         # shorter
+    python bench/run.py --quick              # seconds; what the smoke test runs
+
+Starts errorcapture.py (one server per scenario, each on a fresh temporary
+database; the read scenarios share one database of --events events made by
+bench/make_db.py) and bench/noop_server.py, drives them with wrk from a
+separate process, samples the server's RSS, and prints one table:
+scenario, connections, requests/s, items/s, p50, p99, ratio to the no-op
+baseline at the same connection count, non-2xx answers and RSS; then the
+storage cost per event and a check of every target.
+"""
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+import templates  # noqa: E402
+
+APP = os.path.join(ROOT, "errorcapture.py")
+NOOP = os.path.join(HERE, "noop_server.py")
+LUA = os.path.join(HERE, "scenario.lua")
+MAKE_DB = os.path.join(HERE, "make_db.py")
+
+# Targets (issue text); checked at the end of every run.
+TARGET_SINGLE_RATIO = 0.90      # single events at 32 connections vs no-op baseline
+TARGET_BATCH_ITEMS = 30000      # batched ingest items/s
+TARGET_READ_P99_MS = 10.0       # reads at 1,000,000 events
+TARGET_RSS_MB = 80.0            # steady RSS under load
+TARGET_BYTES_RATIO = 1.5        # database bytes per event vs raw JSON bytes per event
+
+
+class Scenario(object):
+    def __init__(self, name, kind, method, items=1, raw_per_item=None, storage=False, doc=""):
+        self.name, self.kind, self.method, self.items = name, kind, method, items
+        self.storage = storage  # report database bytes per event
+        self.doc = doc
+
+
+SCENARIOS = [
+    Scenario("noop", "baseline", "POST",
+             doc="no-op bottle route on waitress, same threads/switch interval, api.php body"),
+    Scenario("api_php", "single", "POST", storage=True,
+             doc="POST /api.php, one ErrorCapture event"),
+    Scenario("seestack_error", "single", "POST",
+             doc="POST /ingest/v1/errors, one SeeStack error"),
+    Scenario("sentry_envelope", "single", "POST", storage=True,
+             doc="POST /api/<id>/envelope/, one ~3 KB Sentry event"),
+    Scenario("open_sentry_batch20", "batch", "POST", items=20,
+             doc="POST /v1/ingest, 20 Open Sentry error items"),
+    Scenario("seestack_http_batch100", "batch", "POST", items=100,
+             doc="POST /ingest/v1/http-requests, 100 HTTP request records"),
+    Scenario("read_errors_since", "read", "GET",
+             doc="GET /api.php?action=errors&since=<near the end>"),
+    Scenario("read_issues", "read", "GET",
+             doc="GET /api/v1/issues (first page)"),
+]
+BY_NAME = {s.name: s for s in SCENARIOS}
+SELECTABLE = [s.name for s in SCENARIOS if s.kind != "baseline"]
+
+
+# -- processes ---------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method, url, body=None, headers=None, timeout=30):
+    data = None
+    headers = dict(headers or {})
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        headers.setdefault("Content-Type", "application/json")
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        raw, status = exc.read(), exc.code
+    try:
+        return status, json.loads(raw.decode() or "null")
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def rss_kb(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class Server(object):
+    """A server subprocess on a free loopback port, stopped on close()."""
+
+    def __init__(self, name, argv, log_dir, cpus=None, env=None):
+        self.name = name
+        self.port = free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        argv = [a.replace("{port}", str(self.port)) for a in argv]
+        if cpus:
+            argv = ["taskset", "-c", cpus] + argv  # taskset execs: same pid
+        self.log_path = os.path.join(log_dir, name + ".log")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=env, cwd=ROOT, start_new_session=True)
+        self.pid = self.proc.pid
+
+    def wait_ready(self, path="/health", timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                status, _ = http("GET", self.base + path, timeout=2)
+                if status == 200:
+                    return
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.1)
+        self.close()
+        with open(self.log_path, "rb") as f:
+            tail = f.read()[-3000:].decode(errors="replace")
+        raise SystemExit("%s did not answer %s within %ds; its log:\n%s" % (self.name, path, timeout, tail))
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid, interval=0.1):
+        threading.Thread.__init__(self, daemon=True)
+        self.pid, self.interval = pid, interval
+        self.samples = []
+        self.stop_event = threading.Event()
+
+    def run(self):
+        while not self.stop_event.is_set():
+            kb = rss_kb(self.pid)
+            if kb is not None:
+                self.samples.append(kb)
+            self.stop_event.wait(self.interval)
+
+    def stop(self):
+        self.stop_event.set()
+        self.join()
+        return self.samples
+
+
+# -- database accounting ---------------------------------------------------------------
+
+def db_bytes(path):
+    return sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
+
+
+def count_rows(path, table):
+    conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=30)
+    try:
+        return conn.execute("SELECT count(*) FROM %s" % table).fetchone()[0]
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+
+
+# -- wrk -------------------------------------------------------------------------------------
+
+WRK_LINE = re.compile(r"^WRKJSON (\{.*\})\s*$", re.M)
+
+
+def run_wrk(base, method, path, template_path, headers, connections, duration, cpu, timeout_s):
+    nonce = "%08x" % random.getrandbits(32)
+    argv = ["wrk", "-t1", "-c%d" % connections, "-d%ds" % duration, "--timeout", "%ds" % timeout_s,
+            "-s", LUA, base, "--", nonce, method, path, template_path or "-"]
+    argv += ["%s: %s" % kv for kv in headers.items()]
+    if cpu is not None:
+        argv = ["taskset", "-c", str(cpu)] + argv
+    out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         timeout=duration + timeout_s + 60)
+    text = out.stdout.decode(errors="replace")
+    m = WRK_LINE.search(text)
+    if out.returncode != 0 or not m:
+        raise RuntimeError("wrk failed (exit %d):\n%s" % (out.returncode, text))
+    return json.loads(m.group(1))
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="ErrorCapture benchmark (see bench/README.md)")
+    p.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="measurements per scenario and connection count, interleaved; the table "
+                        "shows medians (default 3)")
+    p.add_argument("--connections", default="1,8,32", help="comma-separated (default 1,8,32)")
+    p.add_argument("--scenarios", default=",".join(SELECTABLE),
+                   help="comma-separated subset of: %s" % ", ".join(SELECTABLE))
+    p.add_argument("--events", type=int, default=1000000, help="events in the read database (default 1,000,000)")
+    p.add_argument("--read-db", default=None,
+                   help="read database to use; made there by bench/make_db.py if missing, and kept "
+                        "(default: a temporary one, deleted after the run)")
+    p.add_argument("--threads", type=int, default=None, help="waitress threads for both servers "
+                   "(default: errorcapture's own default)")
+    p.add_argument("--warmup", type=float, default=1.0, help="seconds of unmeasured load per server first")
+    p.add_argument("--pin", choices=["auto", "none"], default="auto",
+                   help="auto: wrk runs pinned with taskset to the last CPU and the servers to the "
+                        "others (with 2+ CPUs); none: no pinning")
+    p.add_argument("--app", default=APP, help="path of errorcapture.py")
+    p.add_argument("--server-arg", action="append", default=[],
+                   help="extra argument for errorcapture.py (repeatable), e.g. --server-arg=--synchronous=full")
+    p.add_argument("--json", dest="json_out", default=None, help="write all results to this JSON file")
+    p.add_argument("--markdown", action="store_true", help="also print the tables as markdown")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory (databases, logs)")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny run for the smoke test: 1 s, 1 connection, 1 repeat, 2,000 read events")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.duration, a.repeats, a.warmup = 1, 1, 0
+        if a.connections == "1,8,32":
+            a.connections = "1"
+        if a.events == 1000000:
+            a.events = 2000
+    a.connections = [int(c) for c in str(a.connections).split(",") if c.strip()]
+    a.scenarios = [s.strip() for s in a.scenarios.split(",") if s.strip()]
+    for s in a.scenarios:
+        if s not in SELECTABLE:
+            p.error("unknown scenario %r (choose from %s)" % (s, ", ".join(SELECTABLE)))
+    return a
+
+
+def detect_app_settings(app_path):
+    """Thread default and GIL switch interval that errorcapture.py uses, read from
+    its source so the baseline matches it."""
+    src = open(app_path, encoding="utf-8").read()
+    threads = 8
+    m = re.search(r"\('threads',\s*int,\s*(\d+)", src)
+    if m:
+        threads = int(m.group(1))
+    switch = None
+    m = re.search(r"setswitchinterval\(\s*([0-9.eE+-]+)\s*\)", src)
+    if m:
+        switch = float(m.group(1))
+    else:
+        m = re.search(r"\('switch_interval',\s*float,\s*([0-9.eE+-]+)", src)
+        if m:
+            switch = float(m.group(1))
+    return threads, switch
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def build_read_db(args, tmp, log):
+    path = args.read_db or os.path.join(tmp, "read.db")
+    meta_path = path + ".meta.json"
+    if os.path.exists(path) and os.path.exists(meta_path):
+        meta = json.load(open(meta_path))
+        if meta.get("events") == args.events:
+            log("read database: reusing %s (%d events)" % (path, meta["events"]))
+            return path, meta
+        raise SystemExit("%s holds %s events, not %d: delete it or pass another --read-db"
+                         % (path, meta.get("events"), args.events))
+    log("read database: making %d events in %s with bench/make_db.py ..." % (args.events, path))
+    t0 = time.time()
+    subprocess.run([sys.executable, MAKE_DB, "--db", path, "--events", str(args.events),
+                    "--app", args.app], check=True)
+    meta = json.load(open(meta_path))
+    meta["build_seconds"] = round(time.time() - t0, 1)
+    log("read database: %d events in %.0f s, %.1f MB" % (args.events, meta["build_seconds"],
+                                                          db_bytes(path) / 1e6))
+    return path, meta
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not on PATH (Debian: apt-get install -y wrk)")
+    if not os.path.exists(args.app):
+        raise SystemExit("%s does not exist" % args.app)
+    default_threads, switch = detect_app_settings(args.app)
+    threads = args.threads or default_threads
+    ncpu = len(os.sched_getaffinity(0))
+    wrk_cpu = server_cpus = None
+    if args.pin == "auto" and ncpu >= 2:
+        cpus = sorted(os.sched_getaffinity(0))
+        wrk_cpu = cpus[-1]
+        server_cpus = ",".join(str(c) for c in cpus[:-1])
+    if args.pin == "auto" and shutil.which("taskset") is None:
+        wrk_cpu = server_cpus = None
+
+    tmp = tempfile.mkdtemp(prefix="ecbench-")
+    servers = []
+    started = time.time()
+    try:
+        return _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, started)
+    finally:
+        for s in servers:
+            s.close()
+        if args.keep:
+            log("kept %s" % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, started):
+    ec_env = dict(os.environ)
+    ec_env.setdefault("ERRORCAPTURE_LOG_LEVEL", "warning")
+
+    def start_app(name, db, extra_env=None):
+        env = dict(ec_env)
+        env.update(extra_env or {})
+        argv = [sys.executable, args.app, "--host", "127.0.0.1", "--port", "{port}", "--db", db,
+                "--threads", str(threads)] + args.server_arg
+        s = Server(name, argv, tmp, server_cpus, env)
+        servers.append(s)
+        s.wait_ready("/health")
+        return s
+
+    # The baseline.
+    noop_argv = [sys.executable, NOOP, "--port", "{port}", "--threads", str(threads)]
+    if switch is not None:
+        noop_argv += ["--switch-interval", repr(switch)]
+    noop = Server("noop", noop_argv, tmp, server_cpus)
+    servers.append(noop)
+    noop.wait_ready("/health")
+
+    plan = {}  # scenario name -> dict(server, method, path, template, headers, db, ...)
+    tpl_dir = os.path.join(tmp, "templates")
+    os.makedirs(tpl_dir)
+
+    def write_template(name, text):
+        path = os.path.join(tpl_dir, name + ".txt")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
+
+    json_headers = {"Content-Type": "application/json"}
+    noop_body = templates.api_php("0" * 32)
+    plan["noop"] = dict(server=noop, path="/api.php", template=write_template("noop", noop_body),
+                        headers=json_headers, raw_per_item=len(noop_body))
+
+    for name in args.scenarios:
+        sc = BY_NAME[name]
+        if sc.kind == "read":
+            continue
+        db = os.path.join(tmp, name + ".db")
+        srv = start_app(name, db)
+        status, body = http("POST", srv.base + "/api/v1/projects", {"name": "bench-" + name})
+        if status not in (200, 201) or not isinstance(body, dict) or "project" not in body:
+            raise SystemExit("creating a project on %s failed: %s %r" % (name, status, body))
+        project = body["project"]
+        key, pid = project["key"], project["id"]
+        entry = dict(server=srv, db=db, key=key, project_id=pid, headers=dict(json_headers))
+        if name == "api_php":
+            text = templates.api_php(key)
+            entry.update(path="/api.php", raw_per_item=len(text))
+        elif name == "seestack_error":
+            text = templates.seestack_error()
+            entry.update(path="/ingest/v1/errors", raw_per_item=len(templates.expand(text)))
+            entry["headers"]["X-SeeStack-Key"] = key
+        elif name == "sentry_envelope":
+            dsn = "http://%s@127.0.0.1:%d/%d" % (key, srv.port, pid)
+            text, event_bytes = templates.sentry_envelope(key, dsn)
+            entry.update(path="/api/%d/envelope/" % pid, raw_per_item=event_bytes,
+                         body_bytes=len(templates.expand(text)))
+            entry["headers"]["Content-Type"] = "application/x-sentry-envelope"
+            entry["headers"]["X-Sentry-Auth"] = "Sentry sentry_key=%s, sentry_version=7, sentry_client=sentry.python/2.75.0" % key
+        elif name == "open_sentry_batch20":
+            text = templates.open_sentry_batch(sc.items)
+            entry.update(path="/v1/ingest", raw_per_item=len(templates.expand(text)) / sc.items)
+            entry["headers"]["X-Open-Sentry-Key"] = key
+        elif name == "seestack_http_batch100":
+            text = templates.seestack_http_requests(sc.items)
+            entry.update(path="/ingest/v1/http-requests", raw_per_item=len(templates.expand(text)) / sc.items)
+            entry["headers"]["X-SeeStack-Key"] = key
+        entry["template"] = write_template(name, text)
+        entry.setdefault("body_bytes", len(templates.expand(text)))
+        # Check the request once before measuring: a scenario that is refused
+        # would otherwise measure error pages.
+        status, answer = http("POST", srv.base + entry["path"],
+                              templates.expand(text, "1").encode(), entry["headers"])
+        if not 200 <= status < 300:
+            raise SystemExit("%s: the server refused the request: %s %r" % (name, status, answer))
+        entry["db_bytes_start"] = db_bytes(db)
+        plan[name] = entry
+
+    reads = [n for n in args.scenarios if BY_NAME[n].kind == "read"]
+    read_meta = None
+    if reads:
+        read_db, read_meta = build_read_db(args, tmp, log)
+        # retention off: the read database must keep every event it was made with
+        srv = start_app("read", read_db, {"ERRORCAPTURE_RETENTION_EVENTS": "0",
+                                          "ERRORCAPTURE_RETENTION_DAYS": "0"})
+        key = read_meta["key"]
+        for name in reads:
+            if name == "read_errors_since":
+                path = "/api.php?action=errors&hash=%s&since=%d" % (key, read_meta["since"])
+            else:
+                path = "/api/v1/issues?key=%s" % key
+            status, answer = http("GET", srv.base + path)
+            if status != 200:
+                raise SystemExit("%s: %s answered %s %r" % (name, path, status, answer))
+            plan[name] = dict(server=srv, path=path, template=None, headers={}, db=read_db,
+                              answer_bytes=len(json.dumps(answer)))
+
+    order = ["noop"] + [n for n in args.scenarios]
+    total = len(order) * len(args.connections) * args.repeats * (args.duration + 0.5)
+    log("plan: %s x connections %s x %d repeats x %d s = about %.0f s; waitress threads %d, "
+        "switch interval %s; wrk on CPU %s, servers on CPU %s"
+        % (", ".join(order), args.connections, args.repeats, args.duration, total, threads,
+           switch if switch is not None else "default", wrk_cpu if wrk_cpu is not None else "any",
+           server_cpus or "any"))
+
+    if args.warmup > 0:
+        for name in order:
+            e = plan[name]
+            run_wrk(e["server"].base, BY_NAME[name].method, e["path"], e["template"], e["headers"],
+                    1, max(1, int(round(args.warmup))), wrk_cpu, 30)
+
+    raw = {}  # (name, conns) -> list of measurements
+    for rep in range(args.repeats):
+        for conns in args.connections:
+            for name in order:
+                e = plan[name]
+                sampler = RssSampler(e["server"].pid)
+                sampler.start()
+                res = run_wrk(e["server"].base, BY_NAME[name].method, e["path"], e["template"],
+                              e["headers"], conns, args.duration, wrk_cpu, max(30, args.duration * 3))
+                res["rss_kb"] = sampler.stop()
+                raw.setdefault((name, conns), []).append(res)
+                secs = res["duration_us"] / 1e6
+                log("  [%d/%d] %-24s c=%-3d %8.0f req/s  p99 %.1f ms  non-2xx %d"
+                    % (rep + 1, args.repeats, name, conns, res["requests"] / secs, res["p99_us"] / 1000.0,
+                       res["status_errors"] + res["connect_errors"] + res["read_errors"] + res["write_errors"]
+                       + res["timeouts"]))
+
+    rows = summarize(args, order, raw)
+    storage = []
+    for name in args.scenarios:
+        e = plan[name]
+        sc = BY_NAME[name]
+        if sc.kind in ("single", "batch"):
+            accepted = sum(sum(r["requests"] - r["status_errors"] for r in raw[(name, c)])
+                           for c in args.connections) * sc.items
+            size = db_bytes(e["db"])
+            table = "http_requests" if name.startswith("seestack_http") else "events"
+            stored = count_rows(e["db"], table)
+            row = dict(scenario=name, accepted_items=accepted, stored_items=stored,
+                       db_bytes=size, db_bytes_start=e["db_bytes_start"],
+                       raw_bytes_per_item=round(e["raw_per_item"], 1), body_bytes=e["body_bytes"],
+                       bytes_per_item=None, ratio=None, checked=sc.storage)
+            if stored:
+                row["bytes_per_item"] = round((size - e["db_bytes_start"]) / stored, 1)
+                row["ratio"] = round(row["bytes_per_item"] / e["raw_per_item"], 2)
+            storage.append(row)
+
+    targets = check_targets(args, rows, storage, read_meta)
+    result = dict(
+        rows=rows, storage=storage, targets=targets,
+        settings=dict(duration=args.duration, repeats=args.repeats, connections=args.connections,
+                      threads=threads, switch_interval=switch, wrk_cpu=wrk_cpu, server_cpus=server_cpus,
+                      cpus=ncpu, read_events=args.events if reads else None,
+                      read_db_build_seconds=(read_meta or {}).get("build_seconds"),
+                      python=sys.version.split()[0], wall_seconds=round(time.time() - started, 1)),
+        raw={"%s@%d" % k: v for k, v in raw.items()},
+    )
+    print(render(result, markdown=False))
+    if args.markdown:
+        print()
+        print(render(result, markdown=True))
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(result, f, indent=1)
+        log("wrote %s" % args.json_out)
+    return result
+
+
+def summarize(args, order, raw):
+    rows = []
+    base_rps = {}
+    for name in order:
+        sc = BY_NAME[name]
+        for conns in args.connections:
+            runs = raw[(name, conns)]
+            rps = [r["requests"] / (r["duration_us"] / 1e6) for r in runs]
+            ok_rps = [(r["requests"] - r["status_errors"]) / (r["duration_us"] / 1e6) for r in runs]
+            rss = [kb for r in runs for kb in r["rss_kb"]]
+            errors = sum(r["status_errors"] + r["connect_errors"] + r["read_errors"] + r["write_errors"]
+                         + r["timeouts"] for r in runs)
+            row = dict(scenario=name, kind=sc.kind, connections=conns, items_per_request=sc.items,
+                       requests_per_s=round(median(rps), 1),
+                       items_per_s=round(median(ok_rps) * sc.items, 1),
+                       p50_ms=round(median([r["p50_us"] for r in runs]) / 1000.0, 2),
+                       p99_ms=round(median([r["p99_us"] for r in runs]) / 1000.0, 2),
+                       errors=errors, requests=sum(r["requests"] for r in runs),
+                       rss_max_mb=round(max(rss) / 1024.0, 1) if rss else None,
+                       rss_median_mb=round(median(rss) / 1024.0, 1) if rss else None,
+                       runs=len(runs))
+            if name == "noop":
+                base_rps[conns] = row["requests_per_s"]
+            base = base_rps.get(conns)
+            row["vs_noop"] = round(row["requests_per_s"] / base, 3) if base else None
+            rows.append(row)
+    return rows
+
+
+def check_targets(args, rows, storage, read_meta):
+    def find(name, conns):
+        for r in rows:
+            if r["scenario"] == name and r["connections"] == conns:
+                return r
+        return None
+
+    out = []
+
+    def add(target, measured, ok):
+        out.append(dict(target=target, measured=measured, ok=ok))
+
+    top = max(args.connections)
+    low = min(args.connections)
+    for r in rows:
+        if r["kind"] == "single" and r["connections"] == top:
+            add("%s @%d conns >= %d%% of no-op" % (r["scenario"], top, TARGET_SINGLE_RATIO * 100),
+                "%.0f%%" % (r["vs_noop"] * 100), r["vs_noop"] >= TARGET_SINGLE_RATIO)
+            one = find(r["scenario"], low)
+            if one is not None and low != top:
+                add("%s @%d conns >= @%d conns" % (r["scenario"], top, low),
+                    "%.0f vs %.0f req/s" % (r["requests_per_s"], one["requests_per_s"]),
+                    r["requests_per_s"] >= one["requests_per_s"])
+    for name in sorted({r["scenario"] for r in rows if r["kind"] == "batch"}):
+        best = max((r for r in rows if r["scenario"] == name), key=lambda r: r["items_per_s"])
+        add("%s >= %d items/s" % (name, TARGET_BATCH_ITEMS),
+            "%.0f items/s @%d conns" % (best["items_per_s"], best["connections"]),
+            best["items_per_s"] >= TARGET_BATCH_ITEMS)
+    for r in rows:
+        if r["kind"] == "read":
+            events = read_meta["events"] if read_meta else 0
+            add("%s p99 < %g ms (%d events, %d conns)" % (r["scenario"], TARGET_READ_P99_MS, events,
+                                                          r["connections"]),
+                "%.2f ms" % r["p99_ms"], r["p99_ms"] < TARGET_READ_P99_MS)
+    app_rows = [r for r in rows if r["kind"] != "baseline" and r["rss_max_mb"] is not None]
+    if app_rows:
+        worst = max(app_rows, key=lambda r: r["rss_max_mb"])
+        add("RSS under load < %d MB (max over all scenarios)" % TARGET_RSS_MB,
+            "%.1f MB max (%s @%d), %.1f MB median" % (worst["rss_max_mb"], worst["scenario"],
+                                                      worst["connections"],
+                                                      median([r["rss_median_mb"] for r in app_rows])),
+            worst["rss_max_mb"] < TARGET_RSS_MB)
+    for s in storage:
+        if s["checked"]:
+            add("%s db bytes/event <= %.1fx raw JSON" % (s["scenario"], TARGET_BYTES_RATIO),
+                "%s B vs %s B raw = %sx" % (s["bytes_per_item"], s["raw_bytes_per_item"], s["ratio"]),
+                s["ratio"] is not None and s["ratio"] <= TARGET_BYTES_RATIO)
+    return out
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return ("{:,.%df}" % digits).format(v)
+    if isinstance(v, int):
+        return "{:,}".format(v)
+    return str(v)
+
+
+def table(headers, rows, markdown, align=None):
+    align = align or ["l"] + ["r"] * (len(headers) - 1)
+    if markdown:
+        lines = ["| " + " | ".join(headers) + " |",
+                 "|" + "|".join(("---:" if a == "r" else ":---") for a in align) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(cells, widths, align))
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def render(result, markdown):
+    s = result["settings"]
+    parts = []
+    head = ("ErrorCapture benchmark: %d s x %d repeats per cell (medians), waitress threads %d, "
+            "switch interval %s, %d CPUs, wrk pinned to CPU %s, servers to CPU %s"
+            % (s["duration"], s["repeats"], s["threads"],
+               s["switch_interval"] if s["switch_interval"] is not None else "default", s["cpus"],
+               s["wrk_cpu"] if s["wrk_cpu"] is not None else "none (unpinned)",
+               s["server_cpus"] or "any"))
+    if s.get("read_events"):
+        head += ", read database %s events" % fmt(s["read_events"])
+    parts.append(head)
+    parts.append("")
+    headers = ["scenario", "conns", "req/s", "items/s", "p50 ms", "p99 ms", "vs no-op", "non-2xx",
+               "RSS max MB", "RSS med MB"]
+    body = [[r["scenario"], fmt(r["connections"]), fmt(r["requests_per_s"]), fmt(r["items_per_s"]),
+             fmt(r["p50_ms"], 2), fmt(r["p99_ms"], 2),
+             ("%.2f" % r["vs_noop"]) if r["vs_noop"] is not None else "-", fmt(r["errors"]),
+             fmt(r["rss_max_mb"], 1), fmt(r["rss_median_mb"], 1)] for r in result["rows"]]
+    parts.append(table(headers, body, markdown))
+    if result["storage"]:
+        parts.append("")
+        headers = ["storage", "items accepted", "items stored", "db+wal bytes", "bytes/item",
+                   "raw JSON bytes/item", "ratio"]
+        body = [[x["scenario"], fmt(x["accepted_items"]), fmt(x["stored_items"]), fmt(x["db_bytes"]),
+                 fmt(x["bytes_per_item"], 1), fmt(x["raw_bytes_per_item"], 1),
+                 ("%.2f" % x["ratio"]) if x["ratio"] is not None else "-"] for x in result["storage"]]
+        parts.append(table(headers, body, markdown))
+    if result["targets"]:
+        parts.append("")
+        body = [[t["target"], t["measured"], "PASS" if t["ok"] else "FAIL"] for t in result["targets"]]
+        parts.append(table(["target", "measured", "result"], body, markdown, align=["l", "r", "l"]))
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    main()

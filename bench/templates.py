@@ -1,0 +1,204 @@
+"""Request bodies for the benchmark scenarios.
+
+Every builder returns the body as text in which bench/scenario.lua replaces
+  %%EID%%  with one fresh 32-hex id per request (the Sentry event_id), and
+  %%ID%%   with a fresh 32-hex id at each occurrence (batch items, trace ids).
+Both placeholders become exactly 32 characters, so lengths computed here with
+expand() are the lengths wrk sends.
+"""
+import json
+import time
+from datetime import datetime, timezone
+
+ID_WIDTH = 32
+
+
+def expand(text, fill="0"):
+    """The template with its placeholders replaced by 32-character ids."""
+    return text.replace("%%EID%%", fill * ID_WIDTH).replace("%%ID%%", fill * ID_WIDTH)
+
+
+def iso_now(offset=0.0):
+    ts = time.time() + offset
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def compact(obj):
+    return json.dumps(obj, separators=(",", ":"))
+
+
+# -- ErrorCapture /api.php ------------------------------------------------------
+
+def api_php(key):
+    """The single event of the issue text, exactly. It carries no id of its
+    own (the dialect has none); every POST stores a new event."""
+    return json.dumps({"hash": key, "level": "Warning", "message": "Undefined index 17",
+                       "file": "/var/www/a.php", "line": 42})
+
+
+# -- SeeStack --------------------------------------------------------------------
+
+def seestack_error():
+    """One SeeStack error like the SeeStack JS SDK sends; the user id differs per
+    request so no two bodies are alike."""
+    return json.dumps({
+        "exceptionClass": "TypeError",
+        "message": "Cannot read properties of undefined (reading 'userId')",
+        "stackTrace": [
+            "at getUserId (auth.js:42:18)",
+            "at validateSession (session.js:17:5)",
+            "at Object.<anonymous> (index.js:88:3)",
+        ],
+        "level": "error",
+        "environment": "production",
+        "release": "v2.1.0",
+        "user": {"id": "usr_%%ID%%"},
+        "metadata": {"route": "/dashboard", "browser": "Chrome 120"},
+    })
+
+
+HTTP_PATHS = [("GET", "/api/orders", 200, 12), ("GET", "/api/users/me", 200, 7),
+              ("POST", "/api/cart", 201, 35), ("GET", "/api/products", 200, 18),
+              ("GET", "/health", 200, 1), ("POST", "/api/login", 401, 9)]
+
+
+def seestack_http_requests(count=100):
+    """A SeeStack batch of `count` HTTP request telemetry records."""
+    ts = iso_now()
+    records = []
+    for i in range(count):
+        method, path, status, ms = HTTP_PATHS[i % len(HTTP_PATHS)]
+        records.append({"traceId": "%%ID%%", "direction": "inbound", "method": method,
+                        "host": "api.myapp.com", "path": path, "statusCode": status,
+                        "durationMs": ms + i % 7, "requestSize": 0, "responseSize": 64,
+                        "timestamp": ts})
+    return compact({"requests": records})
+
+
+# -- Open Sentry -----------------------------------------------------------------
+
+def open_sentry_batch(count=20):
+    """An Open Sentry batch of `count` error items (the maximum it allows is 20)."""
+    ts = iso_now()
+    item = {
+        "type": "error",
+        "exception": {
+            "type": "TypeError",
+            "value": "Cannot read property 'x' of undefined",
+            "stacktrace": {"frames": [
+                {"filename": "app/layout.tsx", "function": "RootLayout", "lineno": 12, "colno": 3, "inApp": True},
+                {"filename": "app/page.tsx", "function": "Page", "lineno": 30, "colno": 9, "inApp": True},
+                {"filename": "app/page.tsx", "function": "loadData", "lineno": 42, "colno": 12, "inApp": True},
+            ]},
+        },
+        "breadcrumbs": [
+            {"category": "navigation", "message": "User opened settings", "level": "info", "timestamp": ts},
+            {"category": "fetch", "message": "GET /api/settings [200]", "level": "info", "timestamp": ts},
+        ],
+        "tags": {"region": "us-east"},
+        "user": {"id": "user_%%ID%%"},
+        "environment": "production",
+        "release": "web@2.4.1",
+        "timestamp": ts,
+    }
+    return compact([item] * count)
+
+
+# -- Sentry SDK envelope -----------------------------------------------------------
+
+SOURCE = [
+    "from shop.models import Order, User",
+    "from shop.cache import cache",
+    "",
+    "def load_user(user_id):",
+    "    users = cache.get_many([user_id])",
+    "    return users[user_id]",
+    "",
+    "def checkout(request):",
+    "    user = load_user(request.session['user_id'])",
+    "    order = Order.open_for(user)",
+    "    return order.total()",
+]
+
+
+def _frame(function, module, lineno, context, pre, post, vars_):
+    filename = module.replace(".", "/") + ".py"
+    return {"filename": filename, "abs_path": "/srv/shop/" + filename, "function": function,
+            "module": module, "lineno": lineno, "pre_context": pre, "context_line": context,
+            "post_context": post, "vars": vars_, "in_app": True}
+
+
+def sentry_event(target_bytes=3000):
+    """A Python exception event in the shape sentry-sdk 2.x captures it (frames
+    with source context and local variables, breadcrumbs, contexts, sdk), about
+    target_bytes of compact JSON. event_id is %%EID%%, trace_id is %%ID%%."""
+    now = iso_now()
+    crumbs = [
+        {"category": "http", "message": "GET /cart", "level": "info", "timestamp": now, "type": "http",
+         "data": {"method": "GET", "url": "https://shop.example.com/cart", "status_code": 200}},
+        {"category": "query", "message": "SELECT id, email FROM users WHERE id = %s", "level": "info",
+         "timestamp": now, "type": "default"},
+        {"category": "cache", "message": "cache.get_many ['user:17']", "level": "info",
+         "timestamp": now, "type": "default"},
+    ]
+    event = {
+        "event_id": "%%EID%%",
+        "level": "error",
+        "platform": "python",
+        "timestamp": now,
+        "server_name": "web-3",
+        "release": "shop@1.4.2",
+        "environment": "production",
+        "transaction": "/checkout",
+        "exception": {"values": [{
+            "type": "KeyError",
+            "value": "17",
+            "module": None,
+            "mechanism": {"type": "django", "handled": False},
+            "stacktrace": {"frames": [
+                _frame("checkout", "shop.views", 9, SOURCE[8], SOURCE[3:8], SOURCE[9:11],
+                       {"request": "<WSGIRequest: POST '/checkout'>"}),
+                _frame("load_user", "shop.views", 6, SOURCE[5], SOURCE[0:5], SOURCE[6:9],
+                       {"user_id": "17", "users": {}}),
+            ]},
+        }]},
+        "breadcrumbs": {"values": crumbs},
+        "contexts": {
+            "trace": {"trace_id": "%%ID%%", "span_id": "89b539dd304c1c72", "parent_span_id": None,
+                      "op": "http.server", "status": "internal_error"},
+            "runtime": {"name": "CPython", "version": "3.11.7",
+                        "build": "3.11.7 (main, May  9 2026, 07:35:25) [GCC 12.2.0]"},
+            "os": {"name": "Linux", "version": "6.1.0"},
+        },
+        "request": {"method": "POST", "url": "https://shop.example.com/checkout",
+                    "query_string": "", "headers": {"Host": "shop.example.com",
+                                                    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64)",
+                                                    "Accept": "text/html"}},
+        "user": {"id": "17", "ip_address": "{{auto}}"},
+        "tags": {"url": "/checkout", "browser": "Firefox 130"},
+        "extra": {"sys.argv": ["gunicorn", "shop.wsgi"]},
+        "sdk": {"name": "sentry.python.django", "version": "2.75.0",
+                "packages": [{"name": "pypi:sentry-sdk", "version": "2.75.0"}],
+                "integrations": ["argv", "atexit", "dedupe", "django", "excepthook", "logging",
+                                 "modules", "stdlib", "threading"]},
+    }
+    # Grow to the target with more breadcrumbs, as a longer-lived request would have.
+    n = 0
+    while len(expand(compact(event))) < target_bytes - 120:
+        crumbs.append({"category": "query", "message": "SELECT * FROM orders WHERE user_id = %%s LIMIT %d" % n,
+                       "level": "info", "timestamp": now, "type": "default"})
+        n += 1
+    return compact(event)
+
+
+def sentry_envelope(key, dsn, target_bytes=3000):
+    """(body, event_bytes): a Sentry envelope as sentry-sdk sends it, uncompressed
+    (sentry-sdk's transport_compression_level=0): envelope header, item header
+    with the exact length, event JSON."""
+    event = sentry_event(target_bytes)
+    length = len(expand(event).encode("utf-8"))
+    header = compact({"event_id": "%%EID%%", "sent_at": iso_now(), "dsn": dsn,
+                      "trace": {"trace_id": "%%ID%%", "environment": "production",
+                                "release": "shop@1.4.2", "public_key": key}})
+    item = compact({"type": "event", "content_type": "application/json", "length": length})
+    return header + "\n" + item + "\n" + event + "\n", length

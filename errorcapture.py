@@ -1,0 +1,1991 @@
+#!/usr/bin/env python3
+"""ErrorCapture: a self-hosted error tracker in one file.
+
+Run ``python errorcapture.py`` and point applications at it. It speaks four ingest
+dialects (the ErrorCapture ``/api.php`` API, SeeStack, Open Sentry and the Sentry SDK
+protocol), stores everything in one SQLite file, groups errors into issues and serves
+a live viewer plus a JSON read API.
+
+The module reads top to bottom in the order data flows:
+
+    configuration -> storage (one writer thread) -> event model and grouping
+    -> one adapter per dialect -> read API -> app factory -> command line
+
+Embedding: ``make_app(db_path, **options)`` returns the WSGI application;
+``serve_in_background(app)`` serves it from a thread (handy for tests and host programs).
+"""
+
+__version__ = '0.1.0'
+
+import argparse
+import hashlib
+import hmac
+import json
+import logging
+import math
+import os
+import queue
+import re
+import secrets
+import signal
+import sqlite3
+import sys
+import threading
+import time
+import uuid
+import zlib
+from datetime import datetime, timedelta, timezone
+
+import bottle
+
+log = logging.getLogger('errorcapture')
+
+
+###############################################################################
+# Configuration ###############################################################
+###############################################################################
+# Owns every tunable: its name, type, default and help. The command line, the
+# environment (ERRORCAPTURE_<NAME>) and make_app(**options) all read this table,
+# so a setting is documented in exactly one place.
+
+OPTIONS = [
+    # (name, type, default, help)
+    ('host', str, '127.0.0.1', 'address to listen on (0.0.0.0 for every interface)'),
+    ('port', int, 8080, 'TCP port to listen on'),
+    ('db', str, 'errorcapture.db', 'path of the SQLite database file'),
+    ('threads', int, 8, 'waitress worker threads'),
+    ('public_url', str, '', 'base URL shown in DSNs and snippets (default: taken from each request)'),
+    ('auto_create', bool, True, 'create a project when /api.php sees an unknown key (turn off when exposed)'),
+    ('allow_get_clear', bool, True, 'allow the GET form of /api.php?action=clear (POST always works)'),
+    ('admin_token', str, '', 'token that guards creating and listing projects (Authorization: Bearer ...)'),
+    ('rate_limit', int, 0, 'accepted events per minute per project; 0 means unlimited'),
+    ('max_queue', int, 20000, 'submissions waiting for the writer before ingest answers 503'),
+    ('retention_events', int, 100000, 'error events kept per project (oldest pruned first); 0 keeps all'),
+    ('retention_days', int, 90, 'days any stored item is kept; 0 keeps forever'),
+    ('synchronous', str, 'normal', 'SQLite synchronous mode: normal (survives a process crash) or full (also power loss)'),
+    ('log_level', str, 'info', 'log level: debug, info, warning or error'),
+]
+OPTION_TYPES = {name: kind for name, kind, _, _ in OPTIONS}
+DEFAULTS = {name: default for name, _, default, _ in OPTIONS}
+
+# Size limits, per dialect (documented in the README). Bodies larger than these are
+# refused with 413 before they are parsed.
+LIMIT_API_PHP = 1 << 20            # ErrorCapture API body
+LIMIT_SEESTACK = 1 << 20           # SeeStack bodies (a 100-item batch is well below this)
+LIMIT_OPEN_SENTRY = 256 << 10      # Open Sentry, as its reference documents
+LIMIT_SENTRY_EVENT = 1 << 20       # one Sentry event or transaction item
+LIMIT_SENTRY_COMPRESSED = 20 << 20 # a Sentry body as sent
+LIMIT_SENTRY_DECOMPRESSED = 100 << 20
+LIMIT_READ_API = 64 << 10          # bodies of read-API calls (status changes, monitors)
+
+
+def parse_bool(text):
+    value = str(text).strip().lower()
+    if value in ('1', 'true', 'yes', 'on'):
+        return True
+    if value in ('0', 'false', 'no', 'off', ''):
+        return False
+    raise ValueError('not a boolean: %r' % text)
+
+
+def resolve_options(options=None, environ=None):
+    """Settings from explicit options, then ERRORCAPTURE_* variables, then defaults."""
+    environ = os.environ if environ is None else environ
+    settings = dict(DEFAULTS)
+    for name, kind, _, _ in OPTIONS:
+        raw = environ.get('ERRORCAPTURE_' + name.upper())
+        if raw is not None and raw != '':
+            settings[name] = parse_bool(raw) if kind is bool else kind(raw)
+    for name, value in (options or {}).items():
+        if name not in OPTION_TYPES:
+            raise TypeError('unknown option %r' % name)
+        if value is not None:
+            settings[name] = value
+    return settings
+
+
+###############################################################################
+# Storage #####################################################################
+###############################################################################
+# Owns SQLite: the schema and its migrations, the single writer thread that
+# group-commits every change, and the read queries. It knows the event model but
+# no dialect. Reads use per-thread connections (WAL) and never wait on the writer.
+
+def now():
+    return time.time()
+
+
+def iso(ts):
+    """Epoch seconds -> ISO-8601 UTC with milliseconds, or None."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3] + 'Z'
+
+
+def dumps(obj):
+    return json.dumps(obj, separators=(',', ':'), ensure_ascii=False)
+
+
+MIGRATIONS = [
+    # 1: projects, errors grouped into issues, hourly issue counts for sparklines.
+    '''
+    CREATE TABLE projects(
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        settings TEXT NOT NULL DEFAULT '{}');
+    CREATE TABLE issues(
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        title TEXT NOT NULL,
+        culprit TEXT NOT NULL DEFAULT '',
+        type TEXT NOT NULL DEFAULT '',
+        value TEXT NOT NULL DEFAULT '',
+        level TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'unresolved',
+        regression INTEGER NOT NULL DEFAULT 0,
+        count INTEGER NOT NULL DEFAULT 0,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        last_release TEXT,
+        releases TEXT NOT NULL DEFAULT '[]',
+        environments TEXT NOT NULL DEFAULT '[]',
+        seq INTEGER NOT NULL DEFAULT 0,
+        UNIQUE(project_id, fingerprint));
+    CREATE INDEX issues_last_seen ON issues(project_id, last_seen);
+    CREATE INDEX issues_first_seen ON issues(project_id, first_seen);
+    CREATE INDEX issues_count ON issues(project_id, count);
+    CREATE INDEX issues_seq ON issues(project_id, seq);
+    CREATE TABLE issue_hours(
+        issue_id INTEGER NOT NULL,
+        hour INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY(issue_id, hour)) WITHOUT ROWID;
+    CREATE TABLE events(
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        issue_id INTEGER,
+        event_id TEXT,
+        received REAL NOT NULL,
+        data TEXT NOT NULL);
+    CREATE INDEX events_project ON events(project_id, id);
+    CREATE INDEX events_issue ON events(issue_id, id);
+    CREATE UNIQUE INDEX events_event_id ON events(project_id, event_id) WHERE event_id IS NOT NULL;
+    ''',
+]
+
+
+def stored_form(event):
+    """An event as its data column holds it: no grouping keys (_*) and nothing
+    that has a column of its own."""
+    return {k: v for k, v in event.items() if k[0] != '_' and k not in ('received', 'eventId')}
+
+
+def loaded_form(row_id, issue_id, event_id, received, data):
+    """The inverse of stored_form, for a row read back."""
+    event = json.loads(data)
+    event.update(id=row_id, issueId=issue_id, eventId=event_id, received=received)
+    return event
+
+
+class StorageUnavailable(Exception):
+    """The database cannot take writes right now (disk full, read-only, locked)."""
+
+
+class Overloaded(Exception):
+    """The writer queue is full: the caller should answer 503 with Retry-After."""
+
+
+class _Job(object):
+    __slots__ = ('fn', 'args', 'done', 'result', 'error')
+
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+        self.done = threading.Event()
+        self.result = self.error = None
+
+
+def connect(path, synchronous='normal'):
+    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
+    conn.execute('PRAGMA journal_mode=WAL')
+    conn.execute('PRAGMA synchronous=%s' % ('FULL' if synchronous == 'full' else 'NORMAL'))
+    conn.execute('PRAGMA busy_timeout=5000')
+    return conn
+
+
+class Writer(threading.Thread):
+    """The one thread that writes. Requests enqueue a job and wait; the writer
+    drains the queue, runs every queued job inside one transaction (each in its
+    own savepoint, so one bad job cannot undo the others), commits once, and only
+    then wakes the waiting requests: acknowledged means committed."""
+
+    BATCH_MAX = 1000
+
+    def __init__(self, path, synchronous='normal', max_queue=20000):
+        threading.Thread.__init__(self, name='errorcapture-writer', daemon=True)
+        self.path, self.synchronous = path, synchronous
+        self.jobs = queue.Queue(maxsize=max_queue)
+        self.conn = None
+        self.started_ok = threading.Event()
+        self.stopped = False
+        # Notices (new issue, regression...) raised inside jobs; delivered to
+        # on_commit only once their transaction committed, dropped otherwise.
+        self.outbox = []
+        self.on_commit = None
+
+    def submit(self, fn, *args, timeout=30.0):
+        if self.stopped:
+            raise StorageUnavailable('the server is shutting down')
+        job = _Job(fn, args)
+        try:
+            self.jobs.put_nowait(job)
+        except queue.Full:
+            raise Overloaded('the writer is behind')
+        if not job.done.wait(timeout):
+            raise StorageUnavailable('the database did not answer in time')
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def stop(self):
+        """Finish every queued job, then close the connection."""
+        if not self.stopped:
+            self.stopped = True
+            self.jobs.put(None)
+            self.join(timeout=60)
+
+    def run(self):
+        self.conn = connect(self.path, self.synchronous)
+        self.started_ok.set()
+        stopping = False
+        while not stopping:
+            job = self.jobs.get()
+            if job is None:
+                break
+            batch = [job]
+            while len(batch) < self.BATCH_MAX:
+                try:
+                    job = self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stopping = True
+                    break
+                batch.append(job)
+            self._commit(batch)
+        # Anything that raced in after the stop marker still gets an answer.
+        while True:
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                self._commit([job])
+        self.conn.close()
+
+    def _commit(self, batch):
+        conn = self.conn
+        try:
+            conn.execute('BEGIN IMMEDIATE')
+        except sqlite3.Error as exc:
+            self._fail(batch, exc)
+            return
+        for job in batch:
+            conn.execute('SAVEPOINT job')
+            mark = len(self.outbox)
+            try:
+                job.result = job.fn(conn, *job.args)
+                conn.execute('RELEASE job')
+            except Exception as exc:  # the job's own fault: undo only its work
+                job.error = exc
+                del self.outbox[mark:]
+                try:
+                    conn.execute('ROLLBACK TO job')
+                    conn.execute('RELEASE job')
+                except sqlite3.Error:
+                    pass
+                if isinstance(exc, sqlite3.OperationalError):
+                    # disk full, I/O error: the transaction itself may be gone
+                    self._fail(batch, exc)
+                    return
+        try:
+            conn.execute('COMMIT')
+        except sqlite3.Error as exc:
+            self._fail(batch, exc)
+            return
+        for job in batch:
+            job.done.set()
+        if self.outbox:
+            notices, self.outbox = self.outbox, []
+            if self.on_commit is not None:
+                self.on_commit(notices)
+
+    def _fail(self, batch, exc):
+        log.error('write failed, %d submissions refused: %s', len(batch), exc)
+        self.outbox = []
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute('ROLLBACK')
+        except sqlite3.Error:
+            pass
+        for job in batch:
+            job.result = None
+            job.error = StorageUnavailable(str(exc))
+            job.done.set()
+
+
+class Store(object):
+    """Everything persistent. Write methods run on the writer thread (their
+    names start with _tx_ and take the writer's connection); read methods run on
+    the caller's thread with that thread's own read connection."""
+
+    def __init__(self, path, synchronous='normal', max_queue=20000):
+        self.path = path
+        self._local = threading.local()
+        self._projects_by_key = {}
+        conn = connect(path, synchronous)
+        try:
+            self._migrate(conn)
+            self._seq = conn.execute('SELECT COALESCE(MAX(seq), 0) FROM issues').fetchone()[0]
+        finally:
+            conn.close()
+        self.listeners = []  # callables(kind, payload) told of new issues, regressions, cron failures
+        self.writer = Writer(path, synchronous, max_queue)
+        self.writer.on_commit = self._deliver
+        self.writer.start()
+        self.writer.started_ok.wait(10)
+
+    # -- plumbing ------------------------------------------------------------
+
+    @staticmethod
+    def _migrate(conn):
+        version = conn.execute('PRAGMA user_version').fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            conn.execute('BEGIN IMMEDIATE')
+            try:
+                for statement in script.split(';'):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute('PRAGMA user_version=%d' % number)
+                conn.execute('COMMIT')
+            except Exception:
+                conn.execute('ROLLBACK')
+                raise
+
+    def read(self):
+        conn = getattr(self._local, 'conn', None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+            conn.execute('PRAGMA query_only=1')
+            conn.execute('PRAGMA busy_timeout=5000')
+            self._local.conn = conn
+        return conn
+
+    def query(self, sql, params=()):
+        return self.read().execute(sql, params).fetchall()
+
+    def write(self, fn, *args):
+        return self.writer.submit(fn, *args)
+
+    def close(self):
+        self.writer.stop()
+
+    def _next_seq(self):
+        self._seq += 1  # only the writer thread calls this
+        return self._seq
+
+    def _notify(self, kind, payload):
+        self.writer.outbox.append((kind, payload))  # writer thread only
+
+    def _deliver(self, notices):
+        for kind, payload in notices:
+            for listener in self.listeners:
+                try:
+                    listener(kind, payload)
+                except Exception:
+                    log.exception('listener failed')
+
+    # -- projects ------------------------------------------------------------
+
+    @staticmethod
+    def _project_row(row):
+        return {'id': row[0], 'key': row[1], 'name': row[2], 'created': row[3],
+                'settings': json.loads(row[4] or '{}')}
+
+    def project_by_key(self, key):
+        project = self._projects_by_key.get(key)
+        if project is None:
+            rows = self.query('SELECT id, key, name, created, settings FROM projects WHERE key=?', (key,))
+            if not rows:
+                return None
+            project = self._projects_by_key[key] = self._project_row(rows[0])
+        return project
+
+    def project_by_id(self, project_id):
+        rows = self.query('SELECT id, key, name, created, settings FROM projects WHERE id=?', (project_id,))
+        return self._project_row(rows[0]) if rows else None
+
+    def projects(self):
+        rows = self.query('SELECT id, key, name, created, settings FROM projects ORDER BY id')
+        return [self._project_row(r) for r in rows]
+
+    def create_project(self, name='', key=None):
+        key = key or secrets.token_hex(16)
+        self.write(self._tx_create_project, key, name)
+        return self.project_by_key(key)
+
+    @staticmethod
+    def _tx_create_project(conn, key, name):
+        conn.execute('INSERT OR IGNORE INTO projects(key, name, created) VALUES (?, ?, ?)', (key, name, now()))
+
+    def update_project_settings(self, project_id, settings):
+        self.write(self._tx_update_settings, project_id, dumps(settings))
+        self._projects_by_key.clear()
+
+    @staticmethod
+    def _tx_update_settings(conn, project_id, settings):
+        conn.execute('UPDATE projects SET settings=? WHERE id=?', (settings, project_id))
+
+    # -- error events and issues ---------------------------------------------
+
+    def add_events(self, project_id, events):
+        """Store error events (dicts from the event model), grouping each into an
+        issue. Returns, per event, {'id', 'issueId', 'duplicate'} once committed."""
+        return self.write(self._tx_add_events, project_id, events)
+
+    def _tx_add_events(self, conn, project_id, events):
+        results = []
+        for event in events:
+            event_id = event.get('eventId')
+            if event_id is not None:
+                row = conn.execute('SELECT id, issue_id FROM events WHERE project_id=? AND event_id=?',
+                                   (project_id, event_id)).fetchone()
+                if row is not None:  # a client retry of an event we already hold
+                    results.append({'id': row[0], 'issueId': row[1], 'duplicate': True})
+                    continue
+            issue_id = self._tx_group(conn, project_id, event)
+            cursor = conn.execute(
+                'INSERT INTO events(project_id, issue_id, event_id, received, data) VALUES (?, ?, ?, ?, ?)',
+                (project_id, issue_id, event_id, event['received'], dumps(stored_form(event))))
+            results.append({'id': cursor.lastrowid, 'issueId': issue_id, 'duplicate': False})
+        return results
+
+    def add_batch(self, project_id, items):
+        """Store a mixed batch of (kind, item) pairs in one transaction."""
+        return self.write(self._tx_add_batch, project_id, items)
+
+    def _tx_add_batch(self, conn, project_id, items):
+        results = []
+        for kind, item in items:
+            results.append(getattr(self, '_tx_add_' + kind)(conn, project_id, item))
+        return results
+
+    def _tx_add_error(self, conn, project_id, event):
+        return self._tx_add_events(conn, project_id, [event])[0]
+
+    def _tx_group(self, conn, project_id, event):
+        fingerprint = event['_fingerprint']
+        seen = event['timestamp']
+        release = event.get('release')
+        environment = event.get('environment')
+        row = conn.execute(
+            'SELECT id, status, releases, environments, last_seen FROM issues WHERE project_id=? AND fingerprint=?',
+            (project_id, fingerprint)).fetchone()
+        if row is None:
+            cursor = conn.execute(
+                'INSERT INTO issues(project_id, fingerprint, title, culprit, type, value, level, count,'
+                ' first_seen, last_seen, last_release, releases, environments, seq)'
+                ' VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)',
+                (project_id, fingerprint, event['_title'], event['_culprit'], event['_type'], event['_value'],
+                 event['level'], seen, seen, release, dumps([release] if release else []),
+                 dumps([environment] if environment else []), self._next_seq()))
+            issue_id = cursor.lastrowid
+            self._notify('new_issue', {'projectId': project_id, 'issueId': issue_id, 'title': event['_title']})
+        else:
+            issue_id, status, releases, environments, last_seen = row
+            releases, environments = json.loads(releases), json.loads(environments)
+            if release and release not in releases:
+                releases = (releases + [release])[-50:]
+            if environment and environment not in environments:
+                environments = (environments + [environment])[-50:]
+            regressed = status == 'resolved'
+            conn.execute(
+                'UPDATE issues SET count=count+1, last_seen=MAX(last_seen, ?), first_seen=MIN(first_seen, ?),'
+                ' level=?, last_release=COALESCE(?, last_release), releases=?, environments=?, seq=?,'
+                ' status=CASE WHEN status=\'resolved\' THEN \'unresolved\' ELSE status END,'
+                ' regression=CASE WHEN status=\'resolved\' THEN 1 ELSE regression END'
+                ' WHERE id=?',
+                (seen, seen, event['level'], release, dumps(releases), dumps(environments), self._next_seq(),
+                 issue_id))
+            if regressed:
+                self._notify('regression', {'projectId': project_id, 'issueId': issue_id, 'title': event['_title']})
+        conn.execute(
+            'INSERT INTO issue_hours(issue_id, hour, count) VALUES (?, ?, 1)'
+            ' ON CONFLICT(issue_id, hour) DO UPDATE SET count=count+1',
+            (issue_id, int(event['received'] // 3600)))
+        return issue_id
+
+    def error_events_since(self, project_id, since, limit):
+        rows = self.query(
+            'SELECT id, issue_id, event_id, received, data FROM events WHERE project_id=? AND id>? ORDER BY id LIMIT ?',
+            (project_id, since, limit))
+        return [loaded_form(*row) for row in rows]
+
+    def clear_errors(self, project_id):
+        """Delete a project's events and issues, in short transactions."""
+        deleted = 0
+        while True:
+            count = self.write(self._tx_delete_some_events, project_id, 5000)
+            deleted += count
+            if count < 5000:
+                break
+        self.write(self._tx_delete_issues, project_id)
+        return deleted
+
+    @staticmethod
+    def _tx_delete_some_events(conn, project_id, batch):
+        return conn.execute(
+            'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE project_id=? LIMIT ?)',
+            (project_id, batch)).rowcount
+
+    @staticmethod
+    def _tx_delete_issues(conn, project_id):
+        conn.execute('DELETE FROM issue_hours WHERE issue_id IN (SELECT id FROM issues WHERE project_id=?)',
+                     (project_id,))
+        conn.execute('DELETE FROM issues WHERE project_id=?', (project_id,))
+
+    ISSUE_COLUMNS = ('id, title, culprit, type, value, level, status, regression, count, first_seen, last_seen,'
+                     ' last_release, releases, environments, seq')
+    ISSUE_SORTS = {'lastSeen': 'last_seen', 'firstSeen': 'first_seen', 'count': 'count'}
+
+    def list_issues(self, project_id, status=None, level=None, environment=None, search=None,
+                    sort='lastSeen', cursor=None, limit=50, changed_since=None):
+        column = self.ISSUE_SORTS[sort]
+        where, params = ['project_id=?'], [project_id]
+        if status:
+            where.append('status=?')
+            params.append(status)
+        if level:
+            where.append('level=?')
+            params.append(level)
+        if environment:
+            where.append('environments LIKE ?')
+            params.append('%' + dumps(environment) + '%')
+        if search:
+            where.append("(title LIKE ? ESCAPE '\\' OR culprit LIKE ? ESCAPE '\\')")
+            pattern = '%' + re.sub(r'([%_\\])', r'\\\1', search) + '%'
+            params += [pattern, pattern]
+        if changed_since is not None:
+            where.append('seq>?')
+            params.append(changed_since)
+            column = 'seq'
+        if cursor is not None:
+            where.append('(%s, id) < (?, ?)' % column)
+            params += list(cursor)
+        sql = 'SELECT %s FROM issues WHERE %s ORDER BY %s DESC, id DESC LIMIT ?' % (
+            self.ISSUE_COLUMNS, ' AND '.join(where), column)
+        rows = self.query(sql, params + [limit + 1])
+        issues = [self._issue_row(r) for r in rows[:limit]]
+        self._attach_histograms(issues)
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            sort_value = {'last_seen': last[10], 'first_seen': last[9], 'count': last[8], 'seq': last[14]}[column]
+            next_cursor = (sort_value, last[0])
+        return issues, next_cursor
+
+    def current_seq(self):
+        return self._seq
+
+    @staticmethod
+    def _issue_row(row):
+        return {'id': row[0], 'title': row[1], 'culprit': row[2], 'type': row[3], 'value': row[4],
+                'level': row[5], 'status': row[6], 'regression': bool(row[7]), 'count': row[8],
+                'firstSeen': iso(row[9]), 'lastSeen': iso(row[10]), 'lastRelease': row[11],
+                'releases': json.loads(row[12]), 'environments': json.loads(row[13]), 'seq': row[14]}
+
+    def _attach_histograms(self, issues):
+        if not issues:
+            return
+        hour_now = int(now() // 3600)
+        by_id = {issue['id']: issue for issue in issues}
+        for issue in issues:
+            issue['histogram24h'] = [0] * 24
+        marks = ','.join('?' * len(by_id))
+        rows = self.query('SELECT issue_id, hour, count FROM issue_hours WHERE issue_id IN (%s) AND hour>?' % marks,
+                          list(by_id) + [hour_now - 24])
+        for issue_id, hour, count in rows:
+            if hour <= hour_now:
+                by_id[issue_id]['histogram24h'][23 - (hour_now - hour)] = count
+
+    def get_issue(self, project_id, issue_id):
+        rows = self.query('SELECT %s FROM issues WHERE project_id=? AND id=?' % self.ISSUE_COLUMNS,
+                          (project_id, issue_id))
+        if not rows:
+            return None
+        issue = self._issue_row(rows[0])
+        self._attach_histograms([issue])
+        return issue
+
+    def set_issue_status(self, project_id, issue_id, status):
+        return self.write(self._tx_set_issue_status, project_id, issue_id, status)
+
+    def _tx_set_issue_status(self, conn, project_id, issue_id, status):
+        cursor = conn.execute(
+            'UPDATE issues SET status=?, seq=?, regression=CASE WHEN ?=\'resolved\' THEN 0 ELSE regression END'
+            ' WHERE project_id=? AND id=?', (status, self._next_seq(), status, project_id, issue_id))
+        return cursor.rowcount
+
+    def issue_events(self, project_id, issue_id, cursor=None, limit=50):
+        """Events of one issue, newest first; cursor is the last id seen."""
+        rows = self.query(
+            'SELECT id, issue_id, event_id, received, data FROM events WHERE issue_id=? AND project_id=? AND id<?'
+            ' ORDER BY id DESC LIMIT ?', (issue_id, project_id, cursor or (1 << 62), limit + 1))
+        return [loaded_form(*row) for row in rows[:limit]], (rows[limit - 1][0] if len(rows) > limit else None)
+
+    def latest_events(self, project_id, cursor=None, limit=50):
+        rows = self.query(
+            'SELECT id, issue_id, event_id, received, data FROM events WHERE project_id=? AND id<?'
+            ' ORDER BY id DESC LIMIT ?', (project_id, cursor or (1 << 62), limit + 1))
+        return [loaded_form(*row) for row in rows[:limit]], (rows[limit - 1][0] if len(rows) > limit else None)
+
+    def get_event(self, project_id, event_row_id):
+        rows = self.query('SELECT id, issue_id, event_id, received, data FROM events WHERE project_id=? AND id=?',
+                          (project_id, event_row_id))
+        return loaded_form(*rows[0]) if rows else None
+
+
+###############################################################################
+# Event model and grouping ####################################################
+###############################################################################
+# Owns the one internal shape every dialect maps onto, the bounds that keep a
+# hostile event small, and the fingerprint that groups errors into issues.
+# Pure functions: no SQL, no HTTP.
+
+LEVELS = ('fatal', 'error', 'warning', 'info', 'debug')
+MAX_STRING = 16 << 10       # one string field (message, value, context line...)
+MAX_FRAMES = 250            # frames kept per exception (first 50 and last 200)
+MAX_BREADCRUMBS = 100       # the newest are kept
+MAX_ITEMS = 200             # keys or items in any free-form mapping or list
+MAX_DEPTH = 8               # nesting kept in free-form data (user, contexts, extra, vars)
+
+
+class Invalid(Exception):
+    """A payload the model cannot accept; adapters turn it into their own 4xx."""
+
+    def __init__(self, message, field=None):
+        Exception.__init__(self, message)
+        self.message, self.field = message, field
+
+
+def normalize_level(raw):
+    """Map any level word to fatal|error|warning|info|debug. Unknown words (the
+    ErrorCapture Python snippet sends exception class names) count as errors."""
+    text = str(raw or '').strip().lower()
+    if text in LEVELS:
+        return text
+    if not text:
+        return 'error'
+    if any(word in text for word in ('fatal', 'critical', 'crit', 'emerg', 'alert', 'panic')):
+        return 'fatal'
+    if 'warn' in text or 'deprecat' in text:
+        return 'warning'
+    if text in ('notice', 'information', 'informational', 'log', 'strict', 'user notice'):
+        return 'info'
+    if text in ('trace', 'verbose', 'debug'):
+        return 'debug'
+    return 'error'
+
+
+def clip(value, limit=MAX_STRING):
+    """A string no longer than limit, with a visible marker where it was cut."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        value = str(value)
+    if '\x00' in value:
+        value = value.replace('\x00', '\ufffd')
+    if len(value) > limit:
+        return value[:limit] + '\u2026[truncated %d chars]' % (len(value) - limit)
+    return value
+
+
+def bound(value, depth=0):
+    """Free-form client data, bounded in depth, width and string length."""
+    if isinstance(value, str):
+        return clip(value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -(1 << 63) <= value < (1 << 63) else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth >= MAX_DEPTH:
+        return '[\u2026]'
+    if isinstance(value, dict):
+        items = list(value.items())
+        out = {clip(str(k), 256): bound(v, depth + 1) for k, v in items[:MAX_ITEMS]}
+        if len(items) > MAX_ITEMS:
+            out['\u2026'] = '[%d more keys truncated]' % (len(items) - MAX_ITEMS)
+        return out
+    if isinstance(value, (list, tuple)):
+        out = [bound(v, depth + 1) for v in value[:MAX_ITEMS]]
+        if len(value) > MAX_ITEMS:
+            out.append('[%d more items truncated]' % (len(value) - MAX_ITEMS))
+        return out
+    return clip(str(value))
+
+
+def string_map(value, field='tags'):
+    """Tags-like data as {str: str}; accepts a dict or a list of [key, value] pairs."""
+    if value is None:
+        return {}
+    if isinstance(value, list):
+        pairs = []
+        for pair in value:
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+                raise Invalid('must be an object or a list of [key, value] pairs', field)
+            pairs.append(pair)
+        value = dict(pairs)
+    if not isinstance(value, dict):
+        raise Invalid('must be an object', field)
+    return {clip(str(k), 200): clip(v if isinstance(v, str) else dumps(v), 1000)
+            for k, v in list(value.items())[:MAX_ITEMS]}
+
+
+def parse_timestamp(value, field='timestamp'):
+    """ISO-8601 text or epoch seconds (or milliseconds) -> epoch seconds."""
+    if value is None or value == '':
+        return None
+    if isinstance(value, bool):
+        raise Invalid('must be an ISO-8601 timestamp', field)
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+        if not math.isfinite(seconds):
+            raise Invalid('must be a finite number', field)
+        if seconds > 1e11:  # milliseconds
+            seconds /= 1000.0
+        if not 0 <= seconds < 4102444800:  # before the year 2100
+            raise Invalid('is out of range', field)
+        return seconds
+    if not isinstance(value, str):
+        raise Invalid('must be an ISO-8601 timestamp', field)
+    text = value.strip()
+    if re.match(r'^\d+(\.\d+)?$', text):
+        return parse_timestamp(float(text), field)
+    text = re.sub(r'[zZ]$', '+00:00', text)
+    # Python 3.10's fromisoformat wants 0, 3 or 6 fraction digits
+    text = re.sub(r'\.(\d+)', lambda m: '.' + (m.group(1) + '000000')[:6], text, count=1)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise Invalid('must be an ISO-8601 timestamp', field)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
+
+
+# Variable parts of messages, replaced so that "user 17 not found" and "user 18
+# not found" group together. Order matters: URLs before numbers, and so on.
+MESSAGE_VARIABLES = [
+    (re.compile(r'\b[a-z][a-z0-9+.-]*://[^\s\'"<>]+', re.I), '<url>'),
+    (re.compile(r'\b[\w.+-]+@[\w-]+(\.[\w-]+)+\b'), '<email>'),
+    (re.compile(r'\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b', re.I), '<uuid>'),
+    (re.compile(r'\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b'), '<ip>'),
+    (re.compile(r'\b(0x[0-9a-f]+|[0-9a-f]*\d[0-9a-f]*[a-f][0-9a-f]*|[0-9a-f]*[a-f][0-9a-f]*\d[0-9a-f]*)\b', re.I),
+     lambda m: '<hex>' if (m.group(0).lower().startswith('0x') or len(m.group(0)) >= 8) else m.group(0)),
+    (re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`"), '<str>'),
+    (re.compile(r'-?\b\d+(\.\d+)?\b'), '<num>'),
+]
+
+
+def normalize_message(text):
+    text = (text or '')[:1024]
+    for pattern, replacement in MESSAGE_VARIABLES:
+        text = pattern.sub(replacement, text)
+    return text.strip()
+
+
+def frame(filename=None, function=None, lineno=None, colno=None, module=None, abs_path=None,
+          in_app=None, context_line=None, pre_context=None, post_context=None, vars=None):
+    """One stack frame in the model's shape; empty fields are left out."""
+    out = {}
+    for key, value in (('filename', filename), ('absPath', abs_path), ('function', function), ('module', module)):
+        if value not in (None, ''):
+            out[key] = clip(value, 1024)
+    for key, value in (('lineno', lineno), ('colno', colno)):
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < (1 << 31):
+            out[key] = value
+    if in_app is not None:
+        out['inApp'] = bool(in_app)
+    if context_line not in (None, ''):
+        out['contextLine'] = clip(context_line, 1024)
+    for key, value in (('preContext', pre_context), ('postContext', post_context)):
+        if isinstance(value, list) and value:
+            out[key] = [clip(line, 1024) for line in value[-10:]]
+    if isinstance(vars, dict) and vars:
+        out['vars'] = bound(vars, MAX_DEPTH - 3)
+    return out
+
+
+def cap_frames(frames):
+    if len(frames) <= MAX_FRAMES:
+        return frames
+    omitted = len(frames) - MAX_FRAMES
+    return frames[:50] + [{'function': '[%d frames truncated]' % omitted}] + frames[-(MAX_FRAMES - 50):]
+
+
+# Stack trace lines as SeeStack SDKs send them, innermost first (JavaScript,
+# Java) or as a Python traceback, outermost first.
+JS_FRAME = re.compile(r'^\s*at (?:(?P<function>.+?) \()?(?P<file>[^()]+?):(?P<line>\d+)(?::(?P<col>\d+))?\)?\s*$')
+JAVA_FRAME = re.compile(r'^\s*at (?P<function>[\w$.<>\[\]/]+)\((?P<file>[^():]*)(?::(?P<line>\d+))?\)\s*$')
+PY_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, in (?P<function>.+))?\s*$')
+LIBRARY_PATH = re.compile(r'node_modules|site-packages|dist-packages|/usr/lib/|^internal/|^node:|'
+                          r'^(java|javax|jdk|sun|kotlin|scala)\.|<frozen |^native$', re.I)
+
+
+def parse_stack_trace(lines):
+    """Turn a list of trace lines (or one multi-line string) into model frames,
+    oldest call first as Sentry orders them. Unparsed lines are skipped."""
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    lines = lines[:MAX_FRAMES * 4]
+    frames, python_order = [], False
+    for index, line in enumerate(lines):
+        if not isinstance(line, str):
+            continue
+        match = PY_FRAME.match(line)
+        if match:
+            python_order = True
+            following = lines[index + 1] if index + 1 < len(lines) else None
+            context = following.strip() if isinstance(following, str) and not PY_FRAME.match(following) else None
+            path = match.group('file')
+            frames.append(frame(filename=os.path.basename(path), abs_path=path if '/' in path or '\\' in path else None,
+                                function=match.group('function'),
+                                lineno=int(match.group('line')), context_line=context or None,
+                                in_app=not LIBRARY_PATH.search(path)))
+            continue
+        match = JAVA_FRAME.match(line)
+        if match and ('.' in match.group('function')) and not match.group('file').startswith(('/', 'http')):
+            qualified = match.group('function')
+            module, _, function = qualified.rpartition('.')
+            frames.append(frame(filename=match.group('file') or None, module=module, function=function,
+                                lineno=int(match.group('line')) if match.group('line') else None,
+                                in_app=not LIBRARY_PATH.search(module)))
+            continue
+        match = JS_FRAME.match(line)
+        if match:
+            path = match.group('file').strip()
+            name = os.path.basename(path.split('?')[0]) or path
+            frames.append(frame(filename=name, abs_path=path if path != name else None,
+                                function=match.group('function'), lineno=int(match.group('line')),
+                                colno=int(match.group('col')) if match.group('col') else None,
+                                in_app=not LIBRARY_PATH.search(path)))
+    if not python_order:
+        frames.reverse()  # JavaScript and Java print the innermost call first
+    return cap_frames(frames)
+
+
+def frame_location(f):
+    """The part of a frame that identifies code independent of line numbers."""
+    where = f.get('module') or os.path.basename(f.get('filename') or f.get('absPath') or '')
+    return '%s:%s' % (where, f.get('function') or '?')
+
+
+def default_grouping(event):
+    """Sentry-like: exception type plus in-app frames; without frames, type
+    plus normalized message; ErrorCapture events by file, line and message."""
+    exceptions = event.get('exception') or []
+    if exceptions:
+        raised = exceptions[-1]
+        frames = raised.get('frames') or []
+        chosen = [f for f in frames if f.get('inApp')] or frames
+        chosen = [f for f in chosen if 'function' in f or 'filename' in f or 'module' in f]
+        if chosen:
+            return ['type', raised.get('type') or ''] + [frame_location(f) for f in chosen]
+        return ['type', raised.get('type') or '', normalize_message(raised.get('value') or event.get('message'))]
+    if event.get('file'):
+        return ['location', event['file'], str(event.get('line') or ''), normalize_message(event.get('message'))]
+    return ['message', normalize_message(event.get('message'))]
+
+
+def fingerprint_of(event):
+    client = event.get('fingerprint')
+    if client:
+        parts = []
+        for part in client:
+            if part in ('{{ default }}', '{{default}}'):
+                parts.extend(default_grouping(event))
+            else:
+                parts.append('custom:%s' % part)
+    else:
+        parts = default_grouping(event)
+    return hashlib.md5(dumps(parts).encode('utf-8')).hexdigest()
+
+
+def exception_entry(type_=None, value=None, frames=None, module=None, mechanism=None):
+    out = {'type': clip(type_ or 'Error', 512), 'value': clip(value or '')}
+    if module:
+        out['module'] = clip(module, 512)
+    if frames:
+        out['frames'] = cap_frames(frames)
+    if mechanism:
+        out['mechanism'] = bound(mechanism, MAX_DEPTH - 2)
+    return out
+
+
+def breadcrumb_list(value):
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        value = value.get('values') or []
+    if not isinstance(value, list):
+        raise Invalid('must be a list', 'breadcrumbs')
+    out = []
+    for crumb in value[-MAX_BREADCRUMBS:]:
+        if not isinstance(crumb, dict):
+            continue
+        entry = {}
+        try:
+            ts = parse_timestamp(crumb.get('timestamp'))
+        except Invalid:
+            ts = None
+        if ts is not None:
+            entry['timestamp'] = iso(ts)
+        for key in ('type', 'category', 'level', 'message'):
+            if crumb.get(key) is not None:
+                entry[key] = clip(crumb[key] if isinstance(crumb[key], str) else dumps(crumb[key]), 4096)
+        if crumb.get('data'):
+            entry['data'] = bound(crumb['data'], MAX_DEPTH - 3)
+        out.append(entry)
+    return out
+
+
+def make_error_event(dialect, level=None, message=None, exception=None, timestamp=None, event_id=None,
+                     environment=None, release=None, user=None, tags=None, request=None, breadcrumbs=None,
+                     contexts=None, extra=None, fingerprint=None, server_name=None, platform=None, sdk=None,
+                     file=None, line=None, hostname=None, logger=None, received=None, transaction=None):
+    """The one internal error event. Adapters call this with what their dialect
+    carries; the result holds the stored fields plus the grouping keys (_*)."""
+    received = received if received is not None else now()
+    event = {'kind': 'error', 'dialect': dialect, 'received': received,
+             'timestamp': timestamp if timestamp is not None else received,
+             'level': normalize_level(level), 'levelRaw': clip(str(level), 200) if level is not None else None}
+    if event_id:
+        event['eventId'] = event_id
+    optional = {'message': clip(message) if message is not None else None,
+                'environment': clip(environment, 200), 'release': clip(release, 200),
+                'serverName': clip(server_name, 200), 'hostname': clip(hostname, 200),
+                'platform': clip(platform, 64), 'logger': clip(logger, 200),
+                'transaction': clip(transaction, 1024), 'file': clip(file, 2048),
+                'line': line if isinstance(line, int) and not isinstance(line, bool) else None,
+                'exception': exception or None, 'user': bound(user) if user else None,
+                'tags': tags or None, 'request': bound(request) if request else None,
+                'breadcrumbs': breadcrumbs or None, 'contexts': bound(contexts) if contexts else None,
+                'extra': bound(extra) if extra else None, 'sdk': bound(sdk) if sdk else None,
+                'fingerprint': [clip(str(p), 512) for p in fingerprint[:20]] if fingerprint else None}
+    for key, value in optional.items():
+        if value is not None:
+            event[key] = value
+    finish_grouping(event)
+    return event
+
+
+def finish_grouping(event):
+    """Fill the grouping keys: fingerprint, title, culprit, type and value."""
+    exceptions = event.get('exception') or []
+    raised = exceptions[-1] if exceptions else None
+    if raised:
+        title = '%s: %s' % (raised['type'], raised.get('value') or '') if raised.get('value') else raised['type']
+        frames = raised.get('frames') or []
+        in_app = [f for f in frames if f.get('inApp')] or frames
+        top = in_app[-1] if in_app else None
+        culprit = ('%s (%s)' % (top.get('function') or '?', top.get('filename') or top.get('module') or '?')
+                   if top else event.get('transaction') or '')
+        type_, value = raised['type'], raised.get('value') or ''
+    else:
+        message = event.get('message') or '(no message)'
+        title = message.strip().split('\n', 1)[0] or '(no message)'
+        culprit = ('%s:%s' % (event['file'], event['line']) if event.get('line') is not None else event['file']
+                   ) if event.get('file') else event.get('transaction') or event.get('logger') or ''
+        type_, value = event.get('levelRaw') or '', message
+    event['_fingerprint'] = fingerprint_of(event)
+    event['_title'] = clip(title, 200)
+    event['_culprit'] = clip(culprit, 300)
+    event['_type'] = clip(type_, 200)
+    event['_value'] = clip(value, 300)
+    return event
+
+
+###############################################################################
+# HTTP plumbing shared by the adapters ########################################
+###############################################################################
+# Owns what every dialect needs from HTTP: bounded body reading, strict JSON,
+# JSON replies with CORS, and the guard that turns every failure into the
+# dialect's own error format (a 4xx for bad input, 503 for storage faults,
+# and a 500 only for a genuine bug).
+
+class ApiError(Exception):
+    def __init__(self, status, message, code=None, details=None, headers=None):
+        Exception.__init__(self, message)
+        self.status, self.message, self.code = status, message, code
+        self.details, self.headers = details, headers or {}
+
+
+class RateLimited(ApiError):
+    def __init__(self, retry_after, scope='project'):
+        ApiError.__init__(self, 429, 'Rate limit exceeded, retry in %d seconds' % retry_after, 'RATE_LIMITED',
+                          headers={'Retry-After': str(retry_after)})
+        self.retry_after, self.scope = retry_after, scope
+
+
+CORS_HEADERS = {
+    'Access-Control-Allow-Origin': '*',
+    'Access-Control-Allow-Methods': 'GET, POST, PUT, PATCH, DELETE, OPTIONS',
+    'Access-Control-Allow-Headers': ('Content-Type, Content-Encoding, Authorization, X-ErrorCapture-Key, '
+                                     'X-SeeStack-Key, X-Open-Sentry-Key, X-Sentry-Clone-Key, X-Sentry-Auth, '
+                                     'sentry-trace, baggage'),
+    'Access-Control-Expose-Headers': 'Retry-After, X-Sentry-Rate-Limits',
+    'Access-Control-Max-Age': '86400',
+}
+
+
+def reply(obj, status=200, headers=None):
+    """A JSON answer (with CORS) for bottle to send."""
+    response = bottle.response
+    response.status = status
+    response.content_type = 'application/json'
+    response.set_header('Access-Control-Allow-Origin', '*')
+    response.set_header('Access-Control-Expose-Headers', CORS_HEADERS['Access-Control-Expose-Headers'])
+    for name, value in (headers or {}).items():
+        response.set_header(name, value)
+    return dumps(obj).encode('utf-8')
+
+
+def read_body(limit):
+    """The raw request body, refused with 413 past limit."""
+    environ = bottle.request.environ
+    try:
+        length = int(environ.get('CONTENT_LENGTH') or 0)
+    except ValueError:
+        raise ApiError(400, 'Invalid Content-Length header')
+    if length < 0:
+        raise ApiError(400, 'Invalid Content-Length header')
+    if length > limit:
+        raise ApiError(413, 'Payload too large (limit %d bytes)' % limit, 'PAYLOAD_TOO_LARGE')
+    body = environ['wsgi.input'].read(length) if length else b''
+    if len(body) < length:
+        raise ApiError(400, 'Body is shorter than its Content-Length')
+    return body
+
+
+def _refuse_constant(name):
+    raise ValueError('%s is not valid JSON' % name)
+
+
+def parse_json(body, what='Invalid JSON'):
+    """Strict JSON: UTF-8 only, no NaN/Infinity, bounded nesting."""
+    try:
+        text = body.decode('utf-8')
+    except UnicodeDecodeError:
+        raise ApiError(400, what + ': body is not valid UTF-8', 'INVALID_JSON')
+    if text.startswith('\ufeff'):
+        text = text[1:]
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, '%s: %s' % (what, str(exc)[:200]), 'INVALID_JSON')
+
+
+def guarded(render):
+    """Decorate a handler so every failure is answered by render(status,
+    message, code, details, headers) in the dialect's own shape."""
+    def decorator(handler):
+        def wrapper(*args, **kwargs):
+            try:
+                return handler(*args, **kwargs)
+            except bottle.HTTPResponse:
+                raise
+            except ApiError as exc:
+                return render(exc.status, exc.message, exc.code, exc.details, exc.headers)
+            except Invalid as exc:
+                details = {exc.field: exc.message} if exc.field else None
+                text = '%s %s' % (exc.field, exc.message) if exc.field else exc.message
+                return render(400, text, 'INVALID_PAYLOAD', details, {})
+            except Overloaded:
+                return render(503, 'Server busy, retry later', 'SERVICE_UNAVAILABLE', None, {'Retry-After': '1'})
+            except StorageUnavailable as exc:
+                return render(503, 'Storage unavailable: %s' % exc, 'SERVICE_UNAVAILABLE', None,
+                              {'Retry-After': '5'})
+            except Exception:
+                log.exception('unexpected error in %s', bottle.request.path)
+                return render(500, 'An unexpected error occurred', 'INTERNAL_ERROR', None, {})
+        wrapper.__name__ = handler.__name__
+        return wrapper
+    return decorator
+
+
+def require(condition, message, field=None):
+    if not condition:
+        raise Invalid(message, field)
+
+
+def optional_string(data, field, limit=MAX_STRING):
+    value = data.get(field)
+    if value is None:
+        return None
+    require(isinstance(value, str), 'must be a string', field)
+    return clip(value, limit)
+
+
+def required_string(data, field, limit=MAX_STRING):
+    value = data.get(field)
+    require(value is not None, 'is required', field)
+    require(isinstance(value, str), 'must be a string', field)
+    require(value.strip() != '', 'must not be blank', field)
+    return clip(value, limit)
+
+
+def keys_equal(a, b):
+    return hmac.compare_digest(a.encode('utf-8'), b.encode('utf-8'))
+
+
+class Context(object):
+    """What adapters share: the store, the settings, quotas and URLs."""
+
+    def __init__(self, store, settings):
+        self.store, self.settings = store, settings
+        self._windows = {}  # project id -> [minute, accepted count]
+        self._quota_lock = threading.Lock()
+
+    def base_url(self):
+        if self.settings['public_url']:
+            return self.settings['public_url'].rstrip('/')
+        parts = bottle.request.urlparts
+        return '%s://%s' % (parts.scheme, parts.netloc)
+
+    def dsn(self, project):
+        scheme, _, rest = self.base_url().partition('://')
+        return '%s://%s@%s/%d' % (scheme, project['key'], rest, project['id'])
+
+    def project_json(self, project):
+        base = self.base_url()
+        return {'id': project['id'], 'key': project['key'], 'name': project['name'], 'created': iso(project['created']),
+                'dsn': self.dsn(project),
+                'endpoints': {'api_php': base + '/api.php', 'seestack': base + '/ingest/v1',
+                              'open_sentry': base + '/v1/ingest', 'sentry_dsn': self.dsn(project)}}
+
+    def admit(self, project, count=1):
+        """Count accepted items against the project's per-minute quota."""
+        limit = project['settings'].get('rateLimit', self.settings['rate_limit'])
+        if not limit:
+            return
+        minute = int(now() // 60)
+        with self._quota_lock:
+            window = self._windows.get(project['id'])
+            if window is None or window[0] != minute:
+                window = self._windows[project['id']] = [minute, 0]
+            if window[1] + count > limit:
+                raise RateLimited(max(1, 60 - int(now() % 60)))
+            window[1] += count
+
+
+###############################################################################
+# Dialect: ErrorCapture API (/api.php) ########################################
+###############################################################################
+# Owns the seed's original API: submit, generate, errors and clear. Its errors
+# answer {"ok": false, "error": "..."}.
+
+def errorcapture_error(status, message, code=None, details=None, headers=None):
+    return reply({'ok': False, 'error': message}, status, headers)
+
+
+def errorcapture_event(data):
+    """An /api.php submission -> the event model."""
+    require(isinstance(data, dict), 'body must be a JSON object')
+    level = required_string(data, 'level', 200)
+    message = required_string(data, 'message')
+    file_ = optional_string(data, 'file', 2048)
+    line = data.get('line')
+    if isinstance(line, str) and re.match(r'^-?\d{1,10}$', line.strip()):
+        line = int(line)  # shell scripts quote everything
+    if isinstance(line, float) and line.is_integer():
+        line = int(line)
+    require(line is None or (isinstance(line, int) and not isinstance(line, bool) and abs(line) < (1 << 31)),
+            'must be an integer', 'line')
+    hostname = optional_string(data, 'hostname', 200)
+    request = data.get('request')
+    require(request is None or isinstance(request, dict), 'must be an object', 'request')
+    model_request = None
+    if request:
+        method = request.get('method')
+        url = request.get('url')
+        require(method is None or isinstance(method, str), 'must be a string', 'request.method')
+        require(url is None or isinstance(url, str), 'must be a string', 'request.url')
+        require(request.get('get') is None or isinstance(request.get('get'), (dict, list)),
+                'must be an object', 'request.get')
+        model_request = {'method': method, 'url': url, 'query': request.get('get'), 'data': request.get('post')}
+    return make_error_event('errorcapture', level=level, message=message, file=file_, line=line,
+                            hostname=hostname, request=model_request)
+
+
+def errorcapture_row(event):
+    """An event of any dialect, as the seed's errors action lists it."""
+    request = event.get('request') or {}
+    file_, line = event.get('file'), event.get('line')
+    message = event.get('message')
+    exceptions = event.get('exception') or []
+    if exceptions:
+        raised = exceptions[-1]
+        message = message or ('%s: %s' % (raised['type'], raised.get('value')) if raised.get('value')
+                              else raised['type'])
+        frames = raised.get('frames') or []
+        if frames and file_ is None:
+            file_ = frames[-1].get('absPath') or frames[-1].get('filename')
+            line = frames[-1].get('lineno')
+    return {'id': event['id'], 'level': event.get('levelRaw') or event.get('level'), 'message': message,
+            'file': file_, 'line': line, 'url': request.get('url'), 'method': request.get('method'),
+            'get_params': request.get('query'), 'post_params': request.get('data'),
+            'hostname': event.get('hostname') or event.get('serverName'),
+            'received_at': time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(event['received']))}
+
+
+def int_param(name, default, minimum=0, maximum=None, source=None):
+    raw = (source if source is not None else bottle.request.query).get(name)
+    if raw is None or raw == '':
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ApiError(400, '%s must be an integer' % name)
+    if value < minimum:
+        raise ApiError(400, '%s must be at least %d' % (name, minimum))
+    return min(value, maximum) if maximum is not None else value
+
+
+def mount_errorcapture_api(app, ctx):
+    store = ctx.store
+
+    def project_for(key, create=False):
+        if not isinstance(key, str) or not key.strip():
+            raise ApiError(400, 'hash is required')
+        key = key.strip()
+        if len(key) > 200:
+            raise ApiError(400, 'hash is too long')
+        project = store.project_by_key(key)
+        if project is None:
+            if not (create and ctx.settings['auto_create']):
+                raise ApiError(403 if create else 404, 'Unknown project key' + (
+                    ' (auto-creation is disabled)' if create else ''))
+            project = store.create_project(name=key[:64], key=key)
+        return project
+
+    def submit():
+        data = parse_json(read_body(LIMIT_API_PHP))
+        if not isinstance(data, dict):
+            raise ApiError(400, 'body must be a JSON object')
+        if data.get('action') == 'clear':
+            return clear(data.get('hash'))
+        if 'hash' not in data or data['hash'] is None:
+            raise ApiError(400, 'hash is required')
+        if not isinstance(data['hash'], str):
+            raise ApiError(400, 'hash must be a string')
+        event = errorcapture_event(data)
+        project = project_for(data['hash'], create=True)
+        ctx.admit(project)
+        result = store.add_events(project['id'], [event])[0]
+        return reply({'ok': True, 'id': result['id']})
+
+    def generate():
+        name = bottle.request.query.getunicode('name', '') or ''
+        project = store.create_project(name=clip(name, 200))
+        body = ctx.project_json(project)
+        body['hash'] = project['key']
+        return reply(body)
+
+    def errors():
+        project = project_for(bottle.request.query.getunicode('hash'))
+        since = int_param('since', 0)
+        limit = int_param('limit', 100, minimum=1, maximum=1000)
+        events = store.error_events_since(project['id'], since, limit)
+        return reply({'errors': [errorcapture_row(e) for e in events]})
+
+    def clear(key):
+        project = project_for(key)
+        return reply({'ok': True, 'deleted': store.clear_errors(project['id'])})
+
+    @app.route('/api.php', method=['GET', 'POST'])
+    @guarded(errorcapture_error)
+    def api_php():
+        action = bottle.request.query.getunicode('action')
+        if bottle.request.method == 'POST':
+            if action == 'clear':
+                return clear(bottle.request.query.getunicode('hash'))
+            if action not in (None, '', 'submit'):
+                raise ApiError(400, 'Unknown action for POST: %s' % action)
+            return submit()
+        if action == 'generate':
+            return generate()
+        if action == 'errors':
+            return errors()
+        if action == 'clear':
+            if not ctx.settings['allow_get_clear']:
+                raise ApiError(405, 'GET clear is disabled on this server; use POST')
+            return clear(bottle.request.query.getunicode('hash'))
+        if not action:
+            raise ApiError(400, 'action is required (generate, errors or clear), or POST an error')
+        raise ApiError(400, 'Unknown action: %s' % action)
+
+
+###############################################################################
+# Dialect: SeeStack SDK ingest (/ingest/v1/...) ###############################
+###############################################################################
+# Owns the SeeStack endpoints. Key in X-SeeStack-Key (an opaque string: any
+# project key). Answers in the {success, data, meta} envelope; failures are
+# {success: false, error: {code, message, details}, meta}.
+
+SEESTACK_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal', 'warning')
+SEESTACK_CODES = {400: 'MALFORMED_JSON', 401: 'INVALID_API_KEY', 404: 'NOT_FOUND', 405: 'METHOD_NOT_ALLOWED',
+                  413: 'PAYLOAD_TOO_LARGE', 415: 'UNSUPPORTED_MEDIA_TYPE', 422: 'VALIDATION_ERROR',
+                  429: 'RATE_LIMITED', 500: 'INTERNAL_ERROR', 503: 'SERVICE_UNAVAILABLE'}
+
+
+def seestack_meta():
+    return {'requestId': str(uuid.uuid4()), 'timestamp': iso(now())}
+
+
+def seestack_error(status, message, code=None, details=None, headers=None):
+    if status == 422 or code == 'INVALID_PAYLOAD':
+        status, code, message = 422, 'VALIDATION_ERROR', 'Validation failed'
+    elif status == 400:
+        code = 'MALFORMED_JSON' if code in (None, 'INVALID_JSON') else code
+    elif status == 500:
+        message = 'An unexpected error occurred'
+    error = {'code': code if code and code != 'INVALID_JSON' else SEESTACK_CODES.get(status, 'ERROR'),
+             'message': message}
+    if details:
+        error['details'] = details
+    return reply({'success': False, 'error': error, 'meta': seestack_meta()}, status, headers)
+
+
+class Validation(object):
+    """Collects per-field problems so one answer can name them all."""
+
+    def __init__(self):
+        self.details = {}
+
+    def add(self, field, message):
+        self.details.setdefault(field, message)
+
+    def check(self, condition, field, message):
+        if not condition:
+            self.add(field, message)
+        return condition
+
+    def raise_if_any(self, status=422):
+        if self.details:
+            raise ApiError(status, 'Validation failed', 'VALIDATION_ERROR', self.details)
+
+
+def is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def seestack_error_event(data, check):
+    """A SeeStack error payload -> the event model (problems go to check)."""
+    for field in ('exceptionClass', 'message'):
+        value = data.get(field)
+        if check.check(value is not None, field, 'must not be blank') and \
+                check.check(isinstance(value, str), field, 'must be a string'):
+            check.check(value.strip() != '', field, 'must not be blank')
+    level = data.get('level')
+    if level is None:
+        level = 'error'
+    elif not (isinstance(level, str) and level.lower() in SEESTACK_LEVELS):
+        check.add('level', 'must match "debug|info|warn|error|fatal|warning"')
+    stack = data.get('stackTrace')
+    if stack is not None and not isinstance(stack, str):
+        check.check(isinstance(stack, list) and all(isinstance(line, str) for line in stack),
+                    'stackTrace', 'must be an array of strings')
+    for field in ('environment', 'release', 'timestamp', 'fingerprint'):
+        value = data.get(field)
+        check.check(value is None or isinstance(value, str) or (field == 'fingerprint' and isinstance(value, list)),
+                    field, 'must be a string')
+    for field in ('user', 'metadata', 'tags', 'request'):
+        check.check(data.get(field) is None or isinstance(data[field], dict), field, 'must be an object')
+    timestamp = None
+    if isinstance(data.get('timestamp'), str):
+        try:
+            timestamp = parse_timestamp(data['timestamp'])
+        except Invalid:
+            check.add('timestamp', 'must be an ISO-8601 timestamp')
+    if check.details:
+        return None
+    frames = parse_stack_trace(stack) if isinstance(stack, (list, str)) else []
+    metadata = data.get('metadata') or {}
+    fingerprint = data.get('fingerprint')
+    if isinstance(fingerprint, str):
+        fingerprint = [fingerprint]
+    return make_error_event(
+        'seestack', level=level, timestamp=timestamp, event_id=str(uuid.uuid4()),
+        exception=[exception_entry(data['exceptionClass'], data['message'], frames)],
+        environment=data.get('environment'), release=data.get('release'), user=data.get('user'),
+        tags=string_map(data.get('tags')) if data.get('tags') else None, request=data.get('request'),
+        extra=metadata or None, fingerprint=fingerprint,
+        breadcrumbs=breadcrumb_list(data.get('breadcrumbs')) if isinstance(data.get('breadcrumbs'), list) else None)
+
+
+def mount_seestack(app, ctx):
+    store = ctx.store
+
+    def route(path):
+        return lambda fn: app.route(path, method='POST')(guarded(seestack_error)(fn))
+
+    def project_and_body():
+        key = bottle.request.get_header('X-SeeStack-Key')
+        project = store.project_by_key(key.strip()) if key and key.strip() else None
+        if project is None:
+            raise ApiError(401, 'Invalid or missing API key', 'INVALID_API_KEY')
+        data = parse_json(read_body(LIMIT_SEESTACK), 'Malformed JSON')
+        if not isinstance(data, dict):
+            raise ApiError(422, 'Validation failed', 'VALIDATION_ERROR', {'body': 'must be a JSON object'})
+        return project, data
+
+    def accepted(data):
+        return reply({'success': True, 'data': data, 'meta': seestack_meta()}, 202)
+
+    @route('/ingest/v1/errors')
+    def ingest_error():
+        project, data = project_and_body()
+        check = Validation()
+        event = seestack_error_event(data, check)
+        check.raise_if_any()
+        ctx.admit(project)
+        store.add_events(project['id'], [event])
+        return accepted({'id': event['eventId']})
+
+    return route, project_and_body, accepted
+
+
+###############################################################################
+# Dialect: Open Sentry ingest (/v1/ingest) ####################################
+###############################################################################
+# Owns Open Sentry's batch endpoint: one item or an array of 1 to 20, validated
+# whole before anything is stored. Errors are {"error": "..."}.
+
+def open_sentry_error(status, message, code=None, details=None, headers=None):
+    if status == 400 and code != 'INVALID_JSON':
+        message = 'Invalid payload'
+    elif status == 400:
+        message = 'Invalid JSON'
+    elif status == 413:
+        message = 'Payload too large'
+    body = {'error': message}
+    if details:
+        body['details'] = details
+    return reply(body, status, headers)
+
+
+def open_sentry_frames(stacktrace, where, check):
+    if stacktrace is None:
+        return []
+    if not check.check(isinstance(stacktrace, dict), where, 'must be an object'):
+        return []
+    frames = stacktrace.get('frames')
+    if frames is None:
+        return []
+    if not check.check(isinstance(frames, list), where + '.frames', 'must be an array'):
+        return []
+    out = []
+    for index, f in enumerate(frames[:MAX_FRAMES * 4]):
+        path = '%s.frames[%d]' % (where, index)
+        if not check.check(isinstance(f, dict), path, 'must be an object'):
+            continue
+        for field in ('filename', 'function'):
+            check.check(f.get(field) is None or isinstance(f[field], str), path + '.' + field, 'must be a string')
+        for field in ('lineno', 'colno'):
+            check.check(f.get(field) is None or is_int(f[field]), path + '.' + field, 'must be an integer')
+        check.check(f.get('inApp') is None or isinstance(f['inApp'], bool), path + '.inApp', 'must be a boolean')
+        out.append(frame(filename=f.get('filename') if isinstance(f.get('filename'), str) else None,
+                         function=f.get('function') if isinstance(f.get('function'), str) else None,
+                         lineno=f.get('lineno'), colno=f.get('colno'),
+                         in_app=f.get('inApp') if isinstance(f.get('inApp'), bool) else None))
+    return out
+
+
+def open_sentry_common(item, where, check):
+    for field in ('environment', 'release', 'timestamp', 'message'):
+        check.check(item.get(field) is None or isinstance(item[field], str), where + field, 'must be a string')
+    for field in ('tags', 'user'):
+        value = item.get(field)
+        check.check(value is None or (isinstance(value, dict) and all(isinstance(v, (str, int, float, bool))
+                                                                       or v is None for v in value.values())),
+                    where + field, 'must be a map of strings')
+    timestamp = None
+    if isinstance(item.get('timestamp'), str):
+        try:
+            timestamp = parse_timestamp(item['timestamp'])
+        except Invalid:
+            check.add(where + 'timestamp', 'must be an ISO-8601 timestamp')
+    return timestamp
+
+
+def open_sentry_error_event(item, where, check):
+    timestamp = open_sentry_common(item, where, check)
+    exception = item.get('exception')
+    frames = []
+    if check.check(isinstance(exception, dict), where + 'exception', 'is required'):
+        check.check(isinstance(exception.get('type'), str) and exception['type'].strip() != '',
+                    where + 'exception.type', 'must be a non-empty string')
+        check.check(isinstance(exception.get('value'), str), where + 'exception.value', 'must be a string')
+        frames = open_sentry_frames(exception.get('stacktrace'), where + 'exception.stacktrace', check)
+    breadcrumbs = item.get('breadcrumbs')
+    check.check(breadcrumbs is None or (isinstance(breadcrumbs, list) and all(isinstance(b, dict) for b in breadcrumbs)),
+                where + 'breadcrumbs', 'must be an array of objects')
+    if check.details:
+        return None
+    return make_error_event(
+        'open-sentry', level=item.get('level') if isinstance(item.get('level'), str) else 'error',
+        message=item.get('message'), timestamp=timestamp,
+        exception=[exception_entry(exception['type'], exception['value'], frames)],
+        environment=item.get('environment'), release=item.get('release'), user=item.get('user'),
+        tags=string_map(item.get('tags')) if item.get('tags') else None,
+        breadcrumbs=breadcrumb_list(breadcrumbs))
+
+
+OPEN_SENTRY_KINDS = {'error': open_sentry_error_event}
+
+
+def mount_open_sentry(app, ctx):
+    store = ctx.store
+
+    @app.route('/v1/ingest', method='POST')
+    @guarded(open_sentry_error)
+    def ingest():
+        request = bottle.request
+        key = (request.get_header('X-Open-Sentry-Key') or request.get_header('X-Sentry-Clone-Key')
+               or request.query.getunicode('key'))
+        if not key or not key.strip():
+            raise ApiError(401, 'Missing auth key')
+        project = store.project_by_key(key.strip())
+        if project is None:
+            raise ApiError(403, 'Invalid DSN key')
+        payload = parse_json(read_body(LIMIT_OPEN_SENTRY))
+        items = payload if isinstance(payload, list) else [payload]
+        check = Validation()
+        if not 1 <= len(items) <= 20:
+            check.add('body', 'must be one item or an array of 1 to 20 items')
+        parsed = []
+        for index, item in enumerate(items[:20]):
+            where = '[%d].' % index if isinstance(payload, list) else ''
+            if not check.check(isinstance(item, dict), where or 'body', 'must be an object'):
+                continue
+            kind = item.get('type')
+            if not check.check(kind in OPEN_SENTRY_KINDS, where + 'type',
+                               'must be one of %s' % ', '.join(OPEN_SENTRY_KINDS)):
+                continue
+            parsed.append((kind, OPEN_SENTRY_KINDS[kind](item, where, check)))
+        check.raise_if_any(400)
+        ctx.admit(project, len(parsed))
+        store_items(store, project['id'], parsed)
+        return reply({'id': str(uuid.uuid4())}, 202)
+
+
+def store_items(store, project_id, parsed):
+    """Store a validated mixed batch of (kind, model item) in one submission."""
+    return store.add_batch(project_id, parsed)
+
+
+###############################################################################
+# Read API (/api/v1/...) ######################################################
+###############################################################################
+# Owns the JSON the viewer and scripts read: issues, events and every other
+# kind of data, paged with opaque cursors. A project key reads its own project
+# and nothing else. Errors answer {"error": "..."}.
+
+def read_api_error(status, message, code=None, details=None, headers=None):
+    body = {'error': message}
+    if details:
+        body['details'] = details
+    return reply(body, status, headers)
+
+
+def encode_cursor(value):
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        return '~'.join(repr(v) if isinstance(v, float) else str(v) for v in value)
+    return str(value)
+
+
+def decode_cursor(text, parts=1):
+    if not text:
+        return None
+    try:
+        values = [float(p) if ('.' in p or 'e' in p) else int(p) for p in text.split('~')]
+    except ValueError:
+        raise ApiError(400, 'invalid cursor')
+    if len(values) != parts:
+        raise ApiError(400, 'invalid cursor')
+    return tuple(values) if parts > 1 else values[0]
+
+
+def choice_param(name, choices, default=None):
+    value = bottle.request.query.getunicode(name)
+    if value in (None, ''):
+        return default
+    if value not in choices:
+        raise ApiError(400, '%s must be one of %s' % (name, ', '.join(choices)))
+    return value
+
+
+def text_param(name, limit=500):
+    value = bottle.request.query.getunicode(name)
+    return value[:limit] if value else None
+
+
+def public_event(event):
+    """A stored event as the read API shows it (times as ISO strings)."""
+    out = dict(event)
+    out['received'] = iso(event['received'])
+    out['timestamp'] = iso(event['timestamp'])
+    return out
+
+
+def event_summary(event):
+    exceptions = event.get('exception') or []
+    message = event.get('message')
+    if not message and exceptions:
+        raised = exceptions[-1]
+        message = '%s: %s' % (raised['type'], raised.get('value', ''))
+    return {'id': event['id'], 'issueId': event.get('issueId'), 'eventId': event.get('eventId'),
+            'timestamp': iso(event['timestamp']), 'received': iso(event['received']), 'level': event.get('level'),
+            'message': message, 'environment': event.get('environment'), 'release': event.get('release'),
+            'dialect': event.get('dialect')}
+
+
+def mount_read_api(app, ctx):
+    store = ctx.store
+    route = lambda path, method='GET': lambda fn: app.route(path, method=method)(guarded(read_api_error)(fn))
+
+    def project():
+        request = bottle.request
+        key = request.get_header('X-ErrorCapture-Key') or request.query.getunicode('key')
+        if not key:
+            raise ApiError(401, 'project key required (?key= or X-ErrorCapture-Key)')
+        found = store.project_by_key(key.strip())
+        if found is None:
+            raise ApiError(401, 'unknown project key')
+        return found
+
+    def limit_param():
+        return int_param('limit', 50, minimum=1, maximum=500)
+
+    def json_body():
+        data = parse_json(read_body(LIMIT_READ_API))
+        if not isinstance(data, dict):
+            raise ApiError(400, 'body must be a JSON object')
+        return data
+
+    def require_admin():
+        token = ctx.settings['admin_token']
+        if not token:
+            return
+        given = bottle.request.get_header('Authorization') or ''
+        given = given[7:] if given.startswith('Bearer ') else bottle.request.query.getunicode('admin_token') or ''
+        if not keys_equal(given, token):
+            raise ApiError(401, 'admin token required (Authorization: Bearer ...)')
+
+    @route('/api/v1/projects', 'POST')
+    def create_project():
+        require_admin()
+        data = json_body() if bottle.request.content_length else {}
+        name = data.get('name') or ''
+        if not isinstance(name, str):
+            raise ApiError(400, 'name must be a string')
+        created = store.create_project(name=clip(name.strip(), 200))
+        return reply({'project': ctx.project_json(created)}, 201)
+
+    @route('/api/v1/projects')
+    def list_projects():
+        if not ctx.settings['admin_token'] and ctx.settings['host'] not in ('127.0.0.1', 'localhost', '::1'):
+            raise ApiError(403, 'listing projects needs an admin token on an exposed server')
+        require_admin()
+        return reply({'projects': [ctx.project_json(p) for p in store.projects()]})
+
+    @route('/api/v1/project')
+    def show_project():
+        return reply({'project': ctx.project_json(project())})
+
+    @route('/api/v1/issues')
+    def list_issues():
+        current = project()
+        status = choice_param('status', ('unresolved', 'resolved', 'ignored', 'all'), 'all')
+        sort = choice_param('sort', tuple(Store.ISSUE_SORTS), 'lastSeen')
+        changed_since = int_param('changedSince', None)
+        issues, next_cursor = store.list_issues(
+            current['id'], status=None if status == 'all' else status,
+            level=choice_param('level', LEVELS), environment=text_param('environment', 200),
+            search=text_param('q'), sort=sort, cursor=decode_cursor(bottle.request.query.get('cursor'), 2),
+            limit=limit_param(), changed_since=changed_since)
+        return reply({'issues': issues, 'nextCursor': encode_cursor(next_cursor), 'seq': store.current_seq()})
+
+    def issue_or_404(current, issue_id):
+        issue = store.get_issue(current['id'], issue_id)
+        if issue is None:
+            raise ApiError(404, 'no such issue in this project')
+        return issue
+
+    @route('/api/v1/issues/<issue_id:int>')
+    def show_issue(issue_id):
+        return reply({'issue': issue_or_404(project(), issue_id)})
+
+    @route('/api/v1/issues/<issue_id:int>', ['POST', 'PUT', 'PATCH'])
+    def change_issue(issue_id):
+        current = project()
+        data = json_body()
+        status = data.get('status')
+        if status not in ('unresolved', 'resolved', 'ignored'):
+            raise ApiError(400, 'status must be one of unresolved, resolved, ignored')
+        issue_or_404(current, issue_id)
+        store.set_issue_status(current['id'], issue_id, status)
+        return reply({'issue': issue_or_404(current, issue_id)})
+
+    @route('/api/v1/issues/<issue_id:int>/events')
+    def list_issue_events(issue_id):
+        current = project()
+        issue_or_404(current, issue_id)
+        events, next_cursor = store.issue_events(current['id'], issue_id, decode_cursor(
+            bottle.request.query.get('cursor')), limit_param())
+        return reply({'events': [event_summary(e) for e in events], 'nextCursor': encode_cursor(next_cursor)})
+
+    @route('/api/v1/events')
+    def list_events():
+        current = project()
+        events, next_cursor = store.latest_events(current['id'], decode_cursor(bottle.request.query.get('cursor')),
+                                                  limit_param())
+        return reply({'events': [event_summary(e) for e in events], 'nextCursor': encode_cursor(next_cursor)})
+
+    @route('/api/v1/events/<event_id:int>')
+    def show_event(event_id):
+        event = store.get_event(project()['id'], event_id)
+        if event is None:
+            raise ApiError(404, 'no such event in this project')
+        return reply({'event': public_event(event)})
+
+    return route, project, json_body, limit_param
+
+
+###############################################################################
+# App factory #################################################################
+###############################################################################
+# Owns assembly: one store, every dialect mounted, the viewer's static files,
+# CORS preflight, JSON for unknown routes, and the security headers.
+
+def static_root():
+    """static/ beside this file (a checkout) or under the install prefix (pip)."""
+    import site
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates = [os.path.join(here, 'static')]
+    for prefix in (sys.prefix, getattr(site, 'USER_BASE', None) or '', '/usr/local', '/usr'):
+        candidates.append(os.path.join(prefix, 'share', 'errorcapture', 'static'))
+    for candidate in candidates:
+        if os.path.isfile(os.path.join(candidate, 'index.html')):
+            return candidate
+    return candidates[0]
+
+
+VIEWER_HEADERS = {
+    'Content-Security-Policy': ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                                "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+    'X-Content-Type-Options': 'nosniff',
+    'X-Frame-Options': 'DENY',
+    'Referrer-Policy': 'no-referrer',
+}
+
+
+def make_app(db_path=None, **options):
+    """The WSGI application. ``options`` are the settings named in OPTIONS
+    (environment variables and defaults fill the rest). The app carries
+    ``app.store`` and ``app.close()`` (drains the writer, closes the database)."""
+    if db_path is not None:
+        options['db'] = db_path
+    settings = resolve_options(options)
+    store = Store(settings['db'], settings['synchronous'], settings['max_queue'])
+    ctx = Context(store, settings)
+    app = bottle.Bottle(catchall=True)
+
+    mount_errorcapture_api(app, ctx)
+    mount_seestack(app, ctx)
+    mount_open_sentry(app, ctx)
+    mount_read_api(app, ctx)
+
+    root = static_root()
+
+    @app.route('/health')
+    def health():
+        return reply({'status': 'ok'})
+
+    @app.route('/')
+    def index():
+        return static('index.html')
+
+    @app.route('/static/<path:path>')
+    def static(path):
+        answer = bottle.static_file(path, root=root)
+        for name, value in VIEWER_HEADERS.items():
+            answer.set_header(name, value)
+        answer.set_header('Cache-Control', 'no-cache')
+        return answer
+
+    def json_error(error):
+        bottle.response.content_type = 'application/json'
+        bottle.response.set_header('Access-Control-Allow-Origin', '*')
+        status = error.status_code
+        message = {404: 'Not found', 405: 'Method not allowed'}.get(status, error.body or 'Error')
+        if status >= 500:
+            message = 'An unexpected error occurred'
+        if bottle.request.path.startswith('/ingest/'):
+            return dumps({'success': False, 'error': {'code': 'NOT_FOUND' if status == 404 else 'ERROR',
+                                                       'message': message}, 'meta': seestack_meta()})
+        return dumps({'error': message})
+
+    for code in (400, 404, 405, 413, 500):
+        app.error(code)(json_error)
+    return ErrorCaptureApp(app, store, ctx)
+
+
+class ErrorCaptureApp(object):
+    """The WSGI entry point: answers CORS preflight for every path (so that
+    unknown paths still get 404, not 405) and hands the rest to bottle."""
+
+    PREFLIGHT_HEADERS = list(CORS_HEADERS.items()) + [('Content-Length', '0')]
+
+    def __init__(self, bottle_app, store, ctx):
+        self.bottle, self.store, self.ctx, self.settings = bottle_app, store, ctx, ctx.settings
+
+    def __call__(self, environ, start_response):
+        if environ.get('REQUEST_METHOD') == 'OPTIONS':
+            start_response('204 No Content', self.PREFLIGHT_HEADERS)
+            return [b'']
+        return self.bottle(environ, start_response)
+
+    def close(self):
+        self.store.close()
+
+
+def serve_in_background(app, host='127.0.0.1', port=0, threads=8):
+    """Serve app with waitress from a daemon thread. Returns a handle with
+    .url, .port and .stop() (which also closes the app's store)."""
+    import waitress.server
+    server = waitress.server.create_server(app, host=host, port=port, threads=threads,
+                                           max_request_body_size=LIMIT_SENTRY_COMPRESSED + (1 << 20),
+                                           clear_untrusted_proxy_headers=True, ident='errorcapture')
+    thread = threading.Thread(target=server.run, name='errorcapture-server', daemon=True)
+    thread.start()
+
+    class Handle(object):
+        url = 'http://%s:%d' % (host if ':' not in host else '[%s]' % host, server.effective_port)
+
+        @staticmethod
+        def stop():
+            stop_server(server)
+            thread.join(10)
+            if hasattr(app, 'close'):
+                app.close()
+    Handle.port = server.effective_port
+    Handle.server = server
+    return Handle()
+
+
+def stop_server(server):
+    """Stop a waitress server running in another thread: close the listening
+    socket and every connection, then let in-flight tasks finish."""
+    server.close()
+    for channel in list(server._map.values()):
+        try:
+            channel.handle_close()
+        except Exception:
+            pass
+    server.task_dispatcher.shutdown(timeout=10)
+
+
+###############################################################################
+# Command line ################################################################
+###############################################################################
+# Owns `python errorcapture.py` / `errorcapture`: flags over environment over
+# defaults, clean shutdown on Ctrl-C and SIGTERM.
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog='errorcapture', formatter_class=argparse.RawDescriptionHelpFormatter,
+        description='ErrorCapture: a self-hosted error tracker in one file.',
+        epilog='Every flag can also be set with an environment variable ERRORCAPTURE_<NAME>\n'
+               '(for example ERRORCAPTURE_PORT=9000); flags win over the environment, which wins\n'
+               'over the defaults shown.')
+    for name, kind, default, help_text in OPTIONS:
+        flag = '--' + name.replace('_', '-')
+        env = 'ERRORCAPTURE_' + name.upper()
+        if kind is bool:
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                                help='%s [env %s, default: %s]' % (help_text, env, 'on' if default else 'off'))
+        else:
+            parser.add_argument(flag, dest=name, type=kind, default=None, metavar=name.upper(),
+                                help='%s [env %s, default: %r]' % (help_text, env, default))
+    parser.add_argument('--version', action='version', version='errorcapture ' + __version__)
+    return parser
+
+
+def serve_forever(settings):
+    import waitress.server
+    logging.basicConfig(level=getattr(logging, settings['log_level'].upper(), logging.INFO),
+                        format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    # Python's default 5 ms GIL switch interval makes waitress threads thrash on
+    # a 2-core box; a longer interval keeps throughput flat as connections grow.
+    sys.setswitchinterval(0.025)
+    app = make_app(**settings)
+    if settings['host'] not in ('127.0.0.1', 'localhost', '::1') and not settings['admin_token']:
+        log.warning('listening on %s without --admin-token: anyone who can reach this port can create '
+                    'projects; set --admin-token and consider --no-auto-create', settings['host'])
+    server = waitress.server.create_server(
+        app, host=settings['host'], port=settings['port'], threads=settings['threads'],
+        max_request_body_size=LIMIT_SENTRY_COMPRESSED + (1 << 20), clear_untrusted_proxy_headers=True,
+        ident='errorcapture', connection_limit=1000, backlog=2048)
+    log.info('ErrorCapture %s serving http://%s:%d with database %s', __version__, settings['host'],
+             server.effective_port, os.path.abspath(settings['db']))
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        log.info('shutting down: finishing in-flight requests and queued writes')
+        stop_server(server)
+        app.close()
+        log.info('stopped cleanly')
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    options = {name: getattr(args, name) for name in OPTION_TYPES if getattr(args, name) is not None}
+    try:
+        settings = resolve_options(options)
+    except ValueError as exc:
+        print('errorcapture: %s' % exc, file=sys.stderr)
+        return 2
+    serve_forever(settings)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
