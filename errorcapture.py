@@ -174,7 +174,117 @@ MIGRATIONS = [
     CREATE INDEX events_issue ON events(issue_id, id);
     CREATE UNIQUE INDEX events_event_id ON events(project_id, event_id) WHERE event_id IS NOT NULL;
     ''',
+    # 2: telemetry beyond errors.
+    '''
+    CREATE TABLE http_requests(
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        timestamp REAL NOT NULL,
+        trace_id TEXT,
+        direction TEXT NOT NULL,
+        method TEXT NOT NULL,
+        host TEXT NOT NULL,
+        path TEXT NOT NULL,
+        status_code INTEGER,
+        duration_ms REAL,
+        request_size INTEGER,
+        response_size INTEGER,
+        user_id TEXT);
+    CREATE INDEX http_requests_project ON http_requests(project_id, id);
+    CREATE INDEX http_requests_time ON http_requests(project_id, timestamp);
+    CREATE TABLE replay_sessions(
+        project_id INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        fingerprint TEXT,
+        first_ms INTEGER NOT NULL,
+        last_ms INTEGER NOT NULL,
+        events INTEGER NOT NULL,
+        urls TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY(project_id, session_id));
+    CREATE INDEX replay_sessions_last ON replay_sessions(project_id, last_ms);
+    CREATE TABLE replay_events(
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        session_id TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        event_data TEXT,
+        url TEXT,
+        timestamp_ms INTEGER NOT NULL);
+    CREATE INDEX replay_events_session ON replay_events(project_id, session_id, timestamp_ms);
+    CREATE TABLE logs(
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        timestamp REAL NOT NULL,
+        level TEXT NOT NULL,
+        message TEXT NOT NULL,
+        service TEXT,
+        trace_id TEXT,
+        metadata TEXT);
+    CREATE INDEX logs_project ON logs(project_id, id);
+    CREATE TABLE transactions(
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        event_id TEXT,
+        name TEXT NOT NULL,
+        trace_id TEXT,
+        duration_ms REAL NOT NULL,
+        status TEXT NOT NULL,
+        timestamp REAL NOT NULL,
+        data TEXT NOT NULL);
+    CREATE INDEX transactions_time ON transactions(project_id, timestamp);
+    CREATE INDEX transactions_name ON transactions(project_id, name, id);
+    CREATE UNIQUE INDEX transactions_event_id ON transactions(project_id, event_id) WHERE event_id IS NOT NULL;
+    CREATE TABLE ai_generations(
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        timestamp REAL NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER,
+        cost_usd REAL,
+        latency_ms REAL,
+        status TEXT NOT NULL,
+        data TEXT NOT NULL);
+    CREATE INDEX ai_generations_time ON ai_generations(project_id, timestamp);
+    ''',
+    # 3: cron monitors and their check-ins.
+    '''
+    CREATE TABLE monitors(
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        slug TEXT NOT NULL,
+        name TEXT NOT NULL,
+        schedule TEXT NOT NULL,
+        grace INTEGER NOT NULL DEFAULT 5,
+        max_runtime INTEGER,
+        timezone TEXT NOT NULL DEFAULT 'UTC',
+        created REAL NOT NULL,
+        last_ping REAL,
+        last_status TEXT,
+        running_since REAL,
+        running_id TEXT,
+        alerted TEXT,
+        UNIQUE(project_id, slug));
+    CREATE TABLE checkins(
+        id INTEGER PRIMARY KEY,
+        monitor_id INTEGER NOT NULL,
+        timestamp REAL NOT NULL,
+        status TEXT NOT NULL,
+        duration_ms REAL,
+        message TEXT,
+        checkin_id TEXT);
+    CREATE INDEX checkins_monitor ON checkins(monitor_id, id);
+    ''',
 ]
+
+
+def percentile(sorted_values, pct):
+    """Nearest-rank percentile of an already sorted list (None when empty)."""
+    if not sorted_values:
+        return None
+    rank = max(1, int(math.ceil(pct / 100.0 * len(sorted_values))))
+    return sorted_values[rank - 1]
 
 
 def stored_form(event):
@@ -656,6 +766,365 @@ class Store(object):
                           (project_id, event_row_id))
         return loaded_form(*rows[0]) if rows else None
 
+    # -- telemetry: HTTP requests, replays, logs, transactions, AI ------------
+
+    HTTP_COLUMNS = ('timestamp', 'trace_id', 'direction', 'method', 'host', 'path', 'status_code', 'duration_ms',
+                    'request_size', 'response_size', 'user_id')
+
+    def _tx_add_http_requests(self, conn, project_id, rows):
+        conn.executemany(
+            'INSERT INTO http_requests(project_id, %s) VALUES (?, %s)' % (
+                ', '.join(self.HTTP_COLUMNS), ', '.join('?' * len(self.HTTP_COLUMNS))),
+            [(project_id,) + tuple(row[c] for c in self.HTTP_COLUMNS) for row in rows])
+        return len(rows)
+
+    def _http_filters(self, project_id, filters):
+        where, params = ['project_id=?'], [project_id]
+        for column in ('direction', 'method', 'host'):
+            if filters.get(column):
+                where.append('%s=?' % column)
+                params.append(filters[column])
+        if filters.get('path'):
+            where.append("path LIKE ? ESCAPE '\\'")
+            params.append('%' + re.sub(r'([%_\\])', r'\\\1', filters['path']) + '%')
+        status = filters.get('status')
+        if status:
+            if status.endswith('xx'):
+                base = int(status[0]) * 100
+                where.append('status_code>=? AND status_code<?')
+                params += [base, base + 100]
+            else:
+                where.append('status_code=?')
+                params.append(int(status))
+        return where, params
+
+    def list_http_requests(self, project_id, filters, cursor=None, limit=50):
+        where, params = self._http_filters(project_id, filters)
+        if cursor:
+            where.append('id<?')
+            params.append(cursor)
+        rows = self.query('SELECT id, %s FROM http_requests WHERE %s ORDER BY id DESC LIMIT ?' % (
+            ', '.join(self.HTTP_COLUMNS), ' AND '.join(where)), params + [limit + 1])
+        keys = ('id', 'timestamp', 'traceId', 'direction', 'method', 'host', 'path', 'statusCode', 'durationMs',
+                'requestSize', 'responseSize', 'userId')
+        out = [dict(zip(keys, row)) for row in rows[:limit]]
+        for item in out:
+            item['timestamp'] = iso(item['timestamp'])
+        return out, (rows[limit - 1][0] if len(rows) > limit else None)
+
+    def http_request_stats(self, project_id, filters, since):
+        where, params = self._http_filters(project_id, filters)
+        where.append('timestamp>=?')
+        params.append(since)
+        clause = ' AND '.join(where)
+        durations = [row[0] for row in self.query(
+            'SELECT duration_ms FROM http_requests WHERE %s AND duration_ms IS NOT NULL ORDER BY duration_ms'
+            ' LIMIT 1000000' % clause, params)]
+        codes = self.query('SELECT status_code, COUNT(*) FROM http_requests WHERE %s GROUP BY status_code' % clause,
+                           params)
+        hosts = self.query('SELECT host, COUNT(*) FROM http_requests WHERE %s GROUP BY host ORDER BY 2 DESC LIMIT 20'
+                           % clause, params)
+        bounds = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
+        histogram, position = [], 0
+        for bound_ms in bounds:
+            count = 0
+            while position < len(durations) and durations[position] <= bound_ms:
+                count += 1
+                position += 1
+            histogram.append({'le': bound_ms, 'count': count})
+        histogram.append({'le': None, 'count': len(durations) - position})
+        classes = {}
+        for code, count in codes:
+            label = '%dxx' % (code // 100) if code else '0'
+            classes[label] = classes.get(label, 0) + count
+        return {'count': sum(count for _, count in codes), 'p50': percentile(durations, 50),
+                'p95': percentile(durations, 95), 'p99': percentile(durations, 99),
+                'statusCodes': {str(code): count for code, count in codes}, 'statusClasses': classes,
+                'histogram': histogram, 'byHost': [{'host': h, 'count': c} for h, c in hosts]}
+
+    def _tx_add_replay(self, conn, project_id, replay):
+        events = replay['events']
+        conn.executemany(
+            'INSERT INTO replay_events(project_id, session_id, event_type, event_data, url, timestamp_ms)'
+            ' VALUES (?, ?, ?, ?, ?, ?)',
+            [(project_id, replay['sessionId'], e['eventType'], e['eventData'], e['url'], e['timestampMillis'])
+             for e in events])
+        row = conn.execute('SELECT first_ms, last_ms, events, urls FROM replay_sessions'
+                           ' WHERE project_id=? AND session_id=?', (project_id, replay['sessionId'])).fetchone()
+        stamps = [e['timestampMillis'] for e in events]
+        urls = json.loads(row[3]) if row else []
+        for e in sorted(events, key=lambda e: e['timestampMillis']):
+            if e['url'] and (not urls or urls[-1] != e['url']) and len(urls) < 200:
+                urls.append(e['url'])
+        if row is None:
+            conn.execute('INSERT INTO replay_sessions(project_id, session_id, fingerprint, first_ms, last_ms, events,'
+                         ' urls) VALUES (?, ?, ?, ?, ?, ?, ?)', (project_id, replay['sessionId'],
+                                                                 replay['fingerprint'], min(stamps), max(stamps),
+                                                                 len(events), dumps(urls)))
+        else:
+            conn.execute('UPDATE replay_sessions SET first_ms=?, last_ms=?, events=events+?, urls=?'
+                         ' WHERE project_id=? AND session_id=?',
+                         (min(row[0], min(stamps)), max(row[1], max(stamps)), len(events), dumps(urls), project_id,
+                          replay['sessionId']))
+        return len(events)
+
+    def list_replays(self, project_id, cursor=None, limit=50):
+        where, params = 'project_id=?', [project_id]
+        if cursor:
+            where += ' AND (last_ms, session_id) < (?, ?)'
+            params += [cursor[0], cursor[1]]
+        rows = self.query('SELECT session_id, fingerprint, first_ms, last_ms, events, urls FROM replay_sessions'
+                          ' WHERE %s ORDER BY last_ms DESC, session_id DESC LIMIT ?' % where, params + [limit + 1])
+        sessions = [{'sessionId': r[0], 'fingerprint': r[1], 'firstSeen': iso(r[2] / 1000.0),
+                     'lastSeen': iso(r[3] / 1000.0), 'events': r[4], 'urls': json.loads(r[5])}
+                    for r in rows[:limit]]
+        last = rows[limit - 1] if len(rows) > limit else None
+        return sessions, ((last[3], last[0]) if last else None)
+
+    def replay_events(self, project_id, session_id, limit=5000):
+        rows = self.query('SELECT id, event_type, event_data, url, timestamp_ms FROM replay_events'
+                          ' WHERE project_id=? AND session_id=? ORDER BY timestamp_ms, id LIMIT ?',
+                          (project_id, session_id, limit))
+        return [{'id': r[0], 'eventType': r[1], 'eventData': r[2], 'url': r[3], 'timestampMillis': r[4],
+                 'timestamp': iso(r[4] / 1000.0)} for r in rows]
+
+    def _tx_add_logs(self, conn, project_id, entries):
+        conn.executemany(
+            'INSERT INTO logs(project_id, timestamp, level, message, service, trace_id, metadata)'
+            ' VALUES (?, ?, ?, ?, ?, ?, ?)',
+            [(project_id, e['timestamp'], e['level'], e['message'], e.get('service'), e.get('traceId'),
+              dumps(e['metadata']) if e.get('metadata') is not None else None) for e in entries])
+        return len(entries)
+
+    def list_logs(self, project_id, level=None, service=None, search=None, since=None, limit=100):
+        where, params = ['project_id=?'], [project_id]
+        if level:
+            where.append('level=?')
+            params.append(level)
+        if service:
+            where.append('service=?')
+            params.append(service)
+        if search:
+            where.append("message LIKE ? ESCAPE '\\'")
+            params.append('%' + re.sub(r'([%_\\])', r'\\\1', search) + '%')
+        if since is not None:
+            where.append('id>?')
+            params.append(since)
+        order = 'ASC' if since is not None else 'DESC'
+        rows = self.query('SELECT id, timestamp, level, message, service, trace_id, metadata FROM logs WHERE %s'
+                          ' ORDER BY id %s LIMIT ?' % (' AND '.join(where), order), params + [limit])
+        return [{'id': r[0], 'timestamp': iso(r[1]), 'level': r[2], 'message': r[3], 'service': r[4],
+                 'traceId': r[5], 'metadata': json.loads(r[6]) if r[6] else None} for r in rows]
+
+    def _tx_add_transaction(self, conn, project_id, tx):
+        if tx.get('eventId') and conn.execute('SELECT 1 FROM transactions WHERE project_id=? AND event_id=?',
+                                              (project_id, tx['eventId'])).fetchone():
+            return {'duplicate': True}
+        data = {k: v for k, v in tx.items() if k not in ('eventId', 'name', 'traceId', 'durationMs', 'status',
+                                                         'timestamp') and v not in (None, [], {})}
+        cursor = conn.execute(
+            'INSERT INTO transactions(project_id, event_id, name, trace_id, duration_ms, status, timestamp, data)'
+            ' VALUES (?, ?, ?, ?, ?, ?, ?, ?)', (project_id, tx.get('eventId'), tx['name'], tx.get('traceId'),
+                                                 tx['durationMs'], tx['status'], tx['timestamp'], dumps(data)))
+        return {'id': cursor.lastrowid, 'duplicate': False}
+
+    def transaction_summary(self, project_id, since):
+        rows = self.query('SELECT name, duration_ms, status, timestamp FROM transactions'
+                          ' WHERE project_id=? AND timestamp>=? ORDER BY name, duration_ms LIMIT 500000',
+                          (project_id, since))
+        groups = {}
+        for name, duration, status, ts in rows:
+            group = groups.setdefault(name, {'name': name, 'durations': [], 'errors': 0, 'last': 0})
+            group['durations'].append(duration)
+            group['errors'] += status != 'ok'
+            group['last'] = max(group['last'], ts)
+        out = []
+        for group in groups.values():
+            durations = group.pop('durations')
+            out.append({'name': group['name'], 'count': len(durations), 'errors': group['errors'],
+                        'p50': percentile(durations, 50), 'p95': percentile(durations, 95),
+                        'avg': round(sum(durations) / len(durations), 3), 'lastSeen': iso(group['last'])})
+        out.sort(key=lambda g: -g['count'])
+        return out
+
+    def list_transactions(self, project_id, name=None, cursor=None, limit=50):
+        where, params = ['project_id=?'], [project_id]
+        if name:
+            where.append('name=?')
+            params.append(name)
+        if cursor:
+            where.append('id<?')
+            params.append(cursor)
+        rows = self.query('SELECT id, name, trace_id, duration_ms, status, timestamp FROM transactions WHERE %s'
+                          ' ORDER BY id DESC LIMIT ?' % ' AND '.join(where), params + [limit + 1])
+        out = [{'id': r[0], 'name': r[1], 'traceId': r[2], 'durationMs': r[3], 'status': r[4],
+                'timestamp': iso(r[5])} for r in rows[:limit]]
+        return out, (rows[limit - 1][0] if len(rows) > limit else None)
+
+    def get_transaction(self, project_id, tx_id):
+        rows = self.query('SELECT id, event_id, name, trace_id, duration_ms, status, timestamp, data FROM transactions'
+                          ' WHERE project_id=? AND id=?', (project_id, tx_id))
+        if not rows:
+            return None
+        r = rows[0]
+        tx = json.loads(r[7])
+        tx.update(id=r[0], eventId=r[1], name=r[2], traceId=r[3], durationMs=r[4], status=r[5], timestamp=iso(r[6]))
+        tx.setdefault('spans', [])
+        return tx
+
+    AI_COLUMNS = ('timestamp', 'provider', 'model', 'input_tokens', 'output_tokens', 'cost_usd', 'latency_ms',
+                  'status')
+
+    def _tx_add_ai_generation(self, conn, project_id, gen):
+        data = {k: v for k, v in gen.items() if k not in ('timestamp', 'provider', 'model', 'inputTokens',
+                                                          'outputTokens', 'totalCostUsd', 'latencyMs', 'status')
+                and v is not None}
+        cursor = conn.execute(
+            'INSERT INTO ai_generations(project_id, %s, data) VALUES (?, %s, ?)' % (
+                ', '.join(self.AI_COLUMNS), ', '.join('?' * len(self.AI_COLUMNS))),
+            (project_id, gen['timestamp'], gen['provider'], gen['model'], gen['inputTokens'], gen.get('outputTokens'),
+             gen.get('totalCostUsd'), gen.get('latencyMs'), gen['status'], dumps(data)))
+        return {'id': cursor.lastrowid}
+
+    def ai_usage(self, project_id, since, bucket_seconds):
+        totals = self.query(
+            'SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),'
+            ' COALESCE(SUM(cost_usd), 0), COALESCE(SUM(status!=\'ok\'), 0)'
+            ' FROM ai_generations WHERE project_id=? AND timestamp>=?', (project_id, since))[0]
+        by_model = self.query(
+            'SELECT provider, model, COUNT(*), SUM(input_tokens), COALESCE(SUM(output_tokens), 0),'
+            ' COALESCE(SUM(cost_usd), 0), COALESCE(SUM(status!=\'ok\'), 0) FROM ai_generations'
+            ' WHERE project_id=? AND timestamp>=? GROUP BY provider, model ORDER BY 6 DESC, 3 DESC',
+            (project_id, since))
+        latencies = {}
+        for provider, model, latency in self.query(
+                'SELECT provider, model, latency_ms FROM ai_generations WHERE project_id=? AND timestamp>=?'
+                ' AND latency_ms IS NOT NULL ORDER BY latency_ms LIMIT 200000', (project_id, since)):
+            latencies.setdefault((provider, model), []).append(latency)
+        over_time = self.query(
+            'SELECT CAST(timestamp / ? AS INTEGER), COUNT(*), SUM(input_tokens), COALESCE(SUM(output_tokens), 0),'
+            ' COALESCE(SUM(cost_usd), 0) FROM ai_generations WHERE project_id=? AND timestamp>=?'
+            ' GROUP BY 1 ORDER BY 1', (bucket_seconds, project_id, since))
+        recent = self.query('SELECT id, provider, model, input_tokens, output_tokens, cost_usd, latency_ms, status,'
+                            ' timestamp FROM ai_generations WHERE project_id=? ORDER BY id DESC LIMIT 50',
+                            (project_id,))
+        return {
+            'totals': {'count': totals[0], 'inputTokens': totals[1], 'outputTokens': totals[2],
+                       'costUsd': round(totals[3], 6), 'errors': totals[4]},
+            'byModel': [{'provider': r[0], 'model': r[1], 'count': r[2], 'inputTokens': r[3], 'outputTokens': r[4],
+                         'costUsd': round(r[5], 6), 'errors': r[6],
+                         'p50LatencyMs': percentile(latencies.get((r[0], r[1]), []), 50)} for r in by_model],
+            'overTime': [{'bucket': iso(r[0] * bucket_seconds), 'count': r[1], 'inputTokens': r[2],
+                          'outputTokens': r[3], 'costUsd': round(r[4], 6)} for r in over_time],
+            'recent': [{'id': r[0], 'provider': r[1], 'model': r[2], 'inputTokens': r[3], 'outputTokens': r[4],
+                        'totalCostUsd': r[5], 'latencyMs': r[6], 'status': r[7], 'timestamp': iso(r[8])}
+                       for r in recent]}
+
+    # -- cron monitors ---------------------------------------------------------
+
+    MONITOR_COLUMNS = ('id, slug, name, schedule, grace, max_runtime, timezone, created, last_ping, last_status,'
+                       ' running_since, running_id')
+
+    @staticmethod
+    def _monitor_row(row):
+        keys = ('id', 'slug', 'name', 'schedule', 'grace', 'maxRuntime', 'timezone', 'created', 'lastPing',
+                'lastStatus', 'runningSince', 'runningId')
+        return dict(zip(keys, row))
+
+    def monitors(self, project_id):
+        return [self._monitor_row(r) for r in self.query(
+            'SELECT %s FROM monitors WHERE project_id=? ORDER BY slug' % self.MONITOR_COLUMNS, (project_id,))]
+
+    def all_monitors(self):
+        rows = self.query('SELECT project_id, %s FROM monitors' % self.MONITOR_COLUMNS)
+        return [dict(self._monitor_row(r[1:]), projectId=r[0]) for r in rows]
+
+    def monitor(self, project_id, slug):
+        rows = self.query('SELECT %s FROM monitors WHERE project_id=? AND slug=?' % self.MONITOR_COLUMNS,
+                          (project_id, slug))
+        return self._monitor_row(rows[0]) if rows else None
+
+    def monitor_history(self, monitor_id, limit=100):
+        rows = self.query('SELECT timestamp, status, duration_ms, message FROM checkins WHERE monitor_id=?'
+                          ' ORDER BY id DESC LIMIT ?', (monitor_id, limit))
+        return [{'timestamp': iso(r[0]), 'status': r[1], 'durationMs': r[2], 'message': r[3]} for r in rows]
+
+    def save_monitor(self, project_id, monitor, create):
+        """Create (create=True) or update a monitor; fields as in validate_monitor."""
+        return self.write(self._tx_save_monitor, project_id, monitor, create)
+
+    def _tx_save_monitor(self, conn, project_id, monitor, create):
+        exists = conn.execute('SELECT id FROM monitors WHERE project_id=? AND slug=?',
+                              (project_id, monitor['slug'])).fetchone()
+        if create is True and exists:
+            raise Invalid('a monitor with this slug already exists', 'slug')
+        if create is False and not exists:
+            raise Invalid('no such monitor', 'slug')
+        if not exists:
+            conn.execute('INSERT INTO monitors(project_id, slug, name, schedule, grace, max_runtime, timezone,'
+                         ' created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+                         (project_id, monitor['slug'], monitor.get('name') or monitor['slug'], monitor['schedule'],
+                          monitor.get('grace', 5), monitor.get('maxRuntime'), monitor.get('timezone') or 'UTC', now()))
+        else:
+            for key, column in (('name', 'name'), ('schedule', 'schedule'), ('grace', 'grace'),
+                                ('maxRuntime', 'max_runtime'), ('timezone', 'timezone')):
+                if key in monitor:
+                    conn.execute('UPDATE monitors SET %s=? WHERE id=?' % column, (monitor[key], exists[0]))
+        return True
+
+    def delete_monitor(self, project_id, slug):
+        return self.write(self._tx_delete_monitor, project_id, slug)
+
+    @staticmethod
+    def _tx_delete_monitor(conn, project_id, slug):
+        row = conn.execute('SELECT id FROM monitors WHERE project_id=? AND slug=?', (project_id, slug)).fetchone()
+        if row is None:
+            return False
+        conn.execute('DELETE FROM checkins WHERE monitor_id=?', (row[0],))
+        conn.execute('DELETE FROM monitors WHERE id=?', (row[0],))
+        return True
+
+    def add_checkin(self, project_id, slug, checkin, upsert=None):
+        """Record a ping: checkin = {status: success|failed|in_progress,
+        durationMs, message, checkinId, timestamp}. upsert (monitor fields)
+        creates or updates the monitor first. Returns the monitor id, or None
+        when the slug is unknown."""
+        return self.write(self._tx_add_checkin, project_id, slug, checkin, upsert)
+
+    def _tx_add_checkin(self, conn, project_id, slug, checkin, upsert):
+        if upsert:
+            self._tx_save_monitor(conn, project_id, dict(upsert, slug=slug), None)
+        row = conn.execute('SELECT id, running_since, running_id, name FROM monitors WHERE project_id=? AND slug=?',
+                           (project_id, slug)).fetchone()
+        if row is None:
+            return None
+        monitor_id, running_since, running_id, name = row
+        at, status = checkin['timestamp'], checkin['status']
+        duration = checkin.get('durationMs')
+        if status == 'in_progress':
+            conn.execute('UPDATE monitors SET running_since=?, running_id=? WHERE id=?',
+                         (at, checkin.get('checkinId'), monitor_id))
+        else:
+            if duration is None and running_since is not None and (
+                    not checkin.get('checkinId') or checkin.get('checkinId') == running_id):
+                duration = round((at - running_since) * 1000.0, 3)
+            conn.execute('UPDATE monitors SET last_ping=?, last_status=?, running_since=NULL, running_id=NULL,'
+                         ' alerted=NULL WHERE id=?', (at, status, monitor_id))
+            if status == 'failed':
+                self._notify('cron_failed', {'projectId': project_id, 'slug': slug, 'name': name,
+                                             'message': checkin.get('message')})
+        conn.execute('INSERT INTO checkins(monitor_id, timestamp, status, duration_ms, message, checkin_id)'
+                     ' VALUES (?, ?, ?, ?, ?, ?)', (monitor_id, at, status, duration, checkin.get('message'),
+                                                    checkin.get('checkinId')))
+        return monitor_id
+
+    def mark_monitor_alerted(self, monitor_id, what):
+        self.write(self._tx_mark_alerted, monitor_id, what)
+
+    @staticmethod
+    def _tx_mark_alerted(conn, monitor_id, what):
+        conn.execute('UPDATE monitors SET alerted=? WHERE id=?', (what, monitor_id))
+
 
 ###############################################################################
 # Event model and grouping ####################################################
@@ -993,6 +1462,17 @@ def make_error_event(dialect, level=None, message=None, exception=None, timestam
     return event
 
 
+def make_transaction(name, duration_ms, status='ok', timestamp=None, trace_id=None, event_id=None, spans=None,
+                     environment=None, release=None, op=None, tags=None, user=None, platform=None):
+    """The internal transaction (a timed operation with spans)."""
+    return {'name': clip(name, 500), 'durationMs': round(float(duration_ms), 3), 'status': status,
+            'timestamp': timestamp if timestamp is not None else now() - duration_ms / 1000.0,
+            'traceId': clip(trace_id, 200), 'eventId': event_id, 'spans': spans or [],
+            'environment': clip(environment, 200), 'release': clip(release, 200), 'op': clip(op, 200),
+            'tags': string_map(tags) if tags else None, 'user': bound(user) if user else None,
+            'platform': clip(platform, 64)}
+
+
 def finish_grouping(event):
     """Fill the grouping keys: fingerprint, title, culprit, type and value."""
     exceptions = event.get('exception') or []
@@ -1017,6 +1497,225 @@ def finish_grouping(event):
     event['_type'] = clip(type_, 200)
     event['_value'] = clip(value, 300)
     return event
+
+
+# Cron monitor schedules: an interval ("5m", "1h", "1d") or a 5-field cron
+# expression (minute hour day-of-month month day-of-week, in the monitor's
+# time zone, UTC by default). A monitor's status is derived from the clock.
+
+INTERVAL = re.compile(r'^\s*(\d+)\s*(m|min|minutes?|h|hours?|d|days?|w|weeks?)\s*$', re.I)
+CRON_MACROS = {'@yearly': '0 0 1 1 *', '@annually': '0 0 1 1 *', '@monthly': '0 0 1 * *',
+               '@weekly': '0 0 * * 0', '@daily': '0 0 * * *', '@midnight': '0 0 * * *', '@hourly': '0 * * * *'}
+CRON_NAMES = {'jan': 1, 'feb': 2, 'mar': 3, 'apr': 4, 'may': 5, 'jun': 6, 'jul': 7, 'aug': 8, 'sep': 9,
+              'oct': 10, 'nov': 11, 'dec': 12, 'sun': 0, 'mon': 1, 'tue': 2, 'wed': 3, 'thu': 4, 'fri': 5, 'sat': 6}
+CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+
+
+def interval_seconds(schedule):
+    match = INTERVAL.match(schedule)
+    if not match:
+        return None
+    unit = match.group(2)[0].lower()
+    return int(match.group(1)) * {'m': 60, 'h': 3600, 'd': 86400, 'w': 604800}[unit]
+
+
+def parse_cron(expression):
+    """A cron expression -> five sets of allowed values (plus whether day of
+    month and day of week were both restricted). Raises Invalid."""
+    expression = CRON_MACROS.get(expression.strip().lower(), expression)
+    fields = expression.split()
+    if len(fields) != 5:
+        raise Invalid('must be an interval such as 5m, 1h, 1d or a 5-field cron expression', 'schedule')
+    sets = []
+    for text, (low, high) in zip(fields, CRON_RANGES):
+        allowed = set()
+        for part in text.lower().split(','):
+            step = 1
+            if '/' in part:
+                part, step_text = part.split('/', 1)
+                if not step_text.isdigit() or int(step_text) == 0:
+                    raise Invalid('has a bad step: %s' % text, 'schedule')
+                step = int(step_text)
+            if part in ('*', ''):
+                start, end = low, high
+            elif '-' in part:
+                start, end = (CRON_NAMES.get(p, p) for p in part.split('-', 1))
+            else:
+                start = end = CRON_NAMES.get(part, part)
+                if step != 1:
+                    end = high
+            try:
+                start, end = int(start), int(end)
+            except ValueError:
+                raise Invalid('has a bad field: %s' % text, 'schedule')
+            if not (low <= start <= high and low <= end <= high and start <= end):
+                raise Invalid('has a field out of range: %s' % text, 'schedule')
+            allowed.update(range(start, end + 1, step))
+        sets.append(allowed)
+    if 7 in sets[4]:
+        sets[4].add(0)
+    return sets, fields[2] != '*' and fields[4] != '*'
+
+
+def validate_schedule(schedule):
+    require(isinstance(schedule, str) and schedule.strip(), 'is required', 'schedule')
+    if interval_seconds(schedule) is None:
+        parse_cron(schedule)
+    return schedule.strip()
+
+
+def zone(name):
+    try:
+        from zoneinfo import ZoneInfo
+        return ZoneInfo(name or 'UTC')
+    except Exception:
+        return timezone.utc
+
+
+def next_run(schedule, after, tz_name='UTC'):
+    """The first scheduled time strictly after `after` (epoch seconds)."""
+    seconds = interval_seconds(schedule)
+    if seconds is not None:
+        return after + seconds
+    (minutes, hours, days, months, weekdays), both = parse_cron(schedule)
+    tz = zone(tz_name)
+    start = datetime.fromtimestamp(after, tz).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    day = start.replace(hour=0, minute=0)
+    for _ in range(366 * 5):
+        day_ok = day.month in months and (
+            (day.day in days or (day.weekday() + 1) % 7 in weekdays) if both
+            else (day.day in days and (day.weekday() + 1) % 7 in weekdays))
+        if day_ok:
+            for hour in sorted(hours):
+                for minute in sorted(minutes):
+                    candidate = day.replace(hour=hour, minute=minute)
+                    if candidate >= start:
+                        return candidate.timestamp()
+        day = (day + timedelta(days=1)).replace(hour=0, minute=0)
+    return None
+
+
+def monitor_state(monitor, at=None):
+    """Status and next expected time of a monitor, from its last ping and the
+    clock: pending, healthy, late (within grace), missed, failed, running or
+    timeout (an in-progress run past its max runtime)."""
+    at = now() if at is None else at
+    grace = (monitor.get('grace') or 0) * 60
+    last = monitor.get('lastPing')
+    expected = next_run(monitor['schedule'], last if last is not None else monitor['created'],
+                        monitor.get('timezone') or 'UTC')
+    if monitor.get('runningSince') is not None:
+        limit = monitor.get('maxRuntime')
+        if limit and at > monitor['runningSince'] + limit * 60:
+            return 'timeout', expected
+        return 'running', expected
+    if last is None:
+        return 'pending', expected
+    if monitor.get('lastStatus') == 'failed':
+        return 'failed', expected
+    if expected is None or at <= expected:
+        return 'healthy', expected
+    if at <= expected + grace:
+        return 'late', expected
+    return 'missed', expected
+
+
+SLUG = re.compile(r'^[a-z0-9-]{1,64}$')
+
+
+def validate_monitor(data, partial=False):
+    """Monitor fields from user input (read API, command line) -> clean dict."""
+    out = {}
+    if not partial or 'slug' in data:
+        slug = data.get('slug')
+        require(isinstance(slug, str) and SLUG.match(slug), 'must match [a-z0-9-]+', 'slug')
+        out['slug'] = slug
+    if 'name' in data or not partial:
+        name = data.get('name') or data.get('slug')
+        require(isinstance(name, str) and name.strip(), 'must be a non-empty string', 'name')
+        out['name'] = clip(name.strip(), 200)
+    if 'schedule' in data or not partial:
+        out['schedule'] = validate_schedule(data.get('schedule'))
+    if 'grace' in data or not partial:
+        grace = data.get('grace', 5)
+        require(is_int(grace) and 1 <= grace <= 1440, 'must be an integer from 1 to 1440 (minutes)', 'grace')
+        out['grace'] = grace
+    if data.get('maxRuntime') is not None:
+        require(is_int(data['maxRuntime']) and 1 <= data['maxRuntime'] <= 10080, 'must be minutes, 1 to 10080',
+                'maxRuntime')
+        out['maxRuntime'] = data['maxRuntime']
+    if data.get('timezone') is not None:
+        require(isinstance(data['timezone'], str) and zone(data['timezone']) is not timezone.utc
+                or data['timezone'] in ('UTC', 'Etc/UTC'), 'must be an IANA time zone', 'timezone')
+        out['timezone'] = data['timezone']
+    return out
+
+
+def is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# Replays carry what users typed: before storing, secrets in eventData are
+# masked, by key name and by shape (card numbers).
+SECRET_KEY = re.compile(r'pass(word|wd)?|secret|token|cvv|cvc|\bpin\b|^pin$|ssn|api[-_]?key|authorization|'
+                        r'card[-_ ]?(number|no)|credit|iban', re.I)
+CARD_NUMBER = re.compile(r'\b(?:\d[ -]?){12,18}\d\b')
+MASK = '[MASKED]'
+
+
+def luhn_ok(digits):
+    total, parity = 0, len(digits) % 2
+    for index, char in enumerate(digits):
+        digit = int(char)
+        if index % 2 == parity:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return total % 10 == 0
+
+
+def mask_card_numbers(text):
+    def replace(match):
+        digits = re.sub(r'\D', '', match.group(0))
+        return MASK if 13 <= len(digits) <= 19 and luhn_ok(digits) else match.group(0)
+    return CARD_NUMBER.sub(replace, text)
+
+
+def mask_secrets(value, depth=0):
+    if isinstance(value, str):
+        return mask_card_numbers(value)
+    if depth > 20:
+        return value
+    if isinstance(value, list):
+        return [mask_secrets(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        # a form field described as {"field": "card-number", "value": "..."}
+        described = any(isinstance(value.get(k), str) and SECRET_KEY.search(value[k])
+                        for k in ('field', 'name', 'id', 'key'))
+        out = {}
+        for key, item in value.items():
+            if (SECRET_KEY.search(key) or (described and key in ('value', 'text'))) and item not in (None, ''):
+                out[key] = MASK
+            else:
+                out[key] = mask_secrets(item, depth + 1)
+        return out
+    return value
+
+
+def mask_event_data(text):
+    """Mask a replay event's eventData (a JSON string, or plain text)."""
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):
+        masked = re.sub(r'(?i)((?:password|passwd|secret|token|cvv|cvc|pin|ssn)\s*[=:]\s*)[^&\s,;]+',
+                        r'\1' + MASK, text)
+        return mask_card_numbers(masked)
+    return dumps(mask_secrets(parsed))
 
 
 ###############################################################################
@@ -1389,14 +2088,6 @@ class Validation(object):
             raise ApiError(status, 'Validation failed', 'VALIDATION_ERROR', self.details)
 
 
-def is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def seestack_error_event(data, check):
     """A SeeStack error payload -> the event model (problems go to check)."""
     for field in ('exceptionClass', 'message'):
@@ -1470,7 +2161,168 @@ def mount_seestack(app, ctx):
         store.add_events(project['id'], [event])
         return accepted({'id': event['eventId']})
 
+    @route('/ingest/v1/http-requests')
+    def ingest_http_requests():
+        project, data = project_and_body()
+        check = Validation()
+        rows = seestack_http_requests(data, check)
+        check.raise_if_any()
+        ctx.admit(project, len(rows))
+        store.add_batch(project['id'], [('http_requests', rows)])
+        return reply({'ok': True, 'accepted': len(rows)}, 202)
+
+    @route('/ingest/v1/replay')
+    def ingest_replay():
+        project, data = project_and_body()
+        check = Validation()
+        replay = seestack_replay(data, check)
+        check.raise_if_any()
+        ctx.admit(project, len(replay['events']))
+        store.add_batch(project['id'], [('replay', replay)])
+        return accepted({'eventsReceived': len(replay['events'])})
+
+    @route('/ingest/v1/logs')
+    def ingest_logs():
+        project, data = project_and_body()
+        check = Validation()
+        batch = data.get('logs') if isinstance(data.get('logs'), list) else None
+        items = batch if batch is not None else [data]
+        if not 1 <= len(items) <= 1000:
+            check.add('logs', 'must have 1 to 1000 entries')
+        entries = [seestack_log(item, 'logs[%d].' % i if batch is not None else '', check)
+                   for i, item in enumerate(items[:1000])]
+        check.raise_if_any()
+        ctx.admit(project, len(entries))
+        store.add_batch(project['id'], [('logs', entries)])
+        return accepted({'accepted': len(entries)})
+
+    @route('/ingest/v1/heartbeat')
+    def ingest_heartbeat():
+        project, data = project_and_body()
+        check = Validation()
+        slug = data.get('slug')
+        check.check(isinstance(slug, str) and slug.strip() != '', 'slug', 'must not be blank')
+        status = data.get('status')
+        check.check(status in ('success', 'failed'), 'status', 'must match "success|failed"')
+        duration = data.get('durationMs')
+        check.check(duration is None or (is_number(duration) and duration >= 0), 'durationMs',
+                    'must be a number >= 0')
+        message = data.get('message')
+        check.check(message is None or isinstance(message, str), 'message', 'must be a string')
+        check.raise_if_any()
+        monitor_id = store.add_checkin(project['id'], slug.strip(), {
+            'status': status, 'durationMs': duration, 'message': clip(message, 4096), 'timestamp': now()})
+        if monitor_id is None:
+            return reply({'ok': False, 'code': 'NOT_FOUND',
+                          'message': 'No cron monitor with slug %r in this project' % slug[:100]}, 404)
+        return reply({'ok': True, 'monitorId': str(monitor_id)}, 202)
+
     return route, project_and_body, accepted
+
+
+HTTP_METHODS = ('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS')
+
+
+def seestack_http_requests(data, check):
+    items = data.get('requests')
+    if not check.check(isinstance(items, list) and 1 <= len(items) <= 100, 'requests',
+                       'must be an array of 1 to 100 items'):
+        return []
+    project_id = data.get('projectId')
+    check.check(project_id is None or isinstance(project_id, str), 'projectId', 'must be a string')
+    rows = []
+    for index, item in enumerate(items):
+        where = 'requests[%d].' % index
+        if not check.check(isinstance(item, dict), where[:-1], 'must be an object'):
+            continue
+        for field in ('traceId', 'host', 'path'):
+            value = item.get(field)
+            check.check(isinstance(value, str) and value.strip() != '', where + field, 'must not be blank')
+        check.check(item.get('direction') in ('inbound', 'outbound'), where + 'direction',
+                    'must match "inbound|outbound"')
+        method = item.get('method')
+        check.check(isinstance(method, str) and method.upper() in HTTP_METHODS, where + 'method',
+                    'must be one of %s' % ', '.join(HTTP_METHODS))
+        status = item.get('statusCode')
+        check.check(status is None or (is_int(status) and (status == 0 or 100 <= status <= 599)),
+                    where + 'statusCode', 'must be 0 or 100-599')
+        for field in ('durationMs', 'requestSize', 'responseSize'):
+            value = item.get(field)
+            check.check(value is None or (is_number(value) and 0 <= value < 1e15), where + field, 'must be >= 0')
+        check.check(item.get('userId') is None or isinstance(item['userId'], str), where + 'userId',
+                    'must be a string')
+        timestamp = None
+        try:
+            timestamp = parse_timestamp(item.get('timestamp'))
+        except Invalid:
+            pass
+        check.check(timestamp is not None, where + 'timestamp', 'must be an ISO-8601 timestamp')
+        if check.details:
+            continue
+        rows.append({'timestamp': timestamp, 'trace_id': clip(item['traceId'], 200), 'direction': item['direction'],
+                     'method': method.upper(), 'host': clip(item['host'], 500), 'path': clip(item['path'], 2048),
+                     'status_code': status, 'duration_ms': item.get('durationMs'),
+                     'request_size': item.get('requestSize'), 'response_size': item.get('responseSize'),
+                     'user_id': clip(item.get('userId'), 200)})
+    return rows
+
+
+def seestack_replay(data, check):
+    for field in ('fingerprint', 'sessionId'):
+        value = data.get(field)
+        check.check(isinstance(value, str) and value.strip() != '', field, 'must not be blank')
+    events = data.get('events')
+    if not check.check(isinstance(events, list) and 1 <= len(events) <= 1000, 'events',
+                       'must be an array of 1 to 1000 events'):
+        return None
+    clean = []
+    for index, event in enumerate(events):
+        where = 'events[%d].' % index
+        if not check.check(isinstance(event, dict), where[:-1], 'must be an object'):
+            continue
+        check.check(isinstance(event.get('eventType'), str) and event['eventType'].strip() != '',
+                    where + 'eventType', 'must not be blank')
+        check.check(isinstance(event.get('eventData'), str), where + 'eventData', 'must be a JSON string')
+        check.check(event.get('url') is None or isinstance(event['url'], str), where + 'url', 'must be a string')
+        stamp = event.get('timestampMillis')
+        check.check(is_int(stamp) and 0 <= stamp < 4102444800000, where + 'timestampMillis',
+                    'must be epoch milliseconds')
+        if check.details:
+            continue
+        clean.append({'eventType': clip(event['eventType'], 100), 'eventData': clip(mask_event_data(event['eventData']),
+                                                                                   256 << 10),
+                      'url': clip(event.get('url'), 2048), 'timestampMillis': stamp})
+    if check.details:
+        return None
+    return {'sessionId': clip(data['sessionId'], 200), 'fingerprint': clip(data['fingerprint'], 200),
+            'events': clean}
+
+
+LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
+
+
+def seestack_log(item, where, check):
+    if not check.check(isinstance(item, dict), where[:-1] or 'body', 'must be an object'):
+        return None
+    level = item.get('level')
+    check.check(isinstance(level, str) and level.lower() in LOG_LEVELS, where + 'level',
+                'must match "debug|info|warn|error|fatal"')
+    message = item.get('message')
+    check.check(isinstance(message, str) and message.strip() != '', where + 'message', 'must not be blank')
+    for field in ('service', 'traceId'):
+        check.check(item.get(field) is None or isinstance(item[field], str), where + field, 'must be a string')
+    check.check(item.get('metadata') is None or isinstance(item['metadata'], dict), where + 'metadata',
+                'must be an object')
+    timestamp = None
+    try:
+        timestamp = parse_timestamp(item.get('timestamp'))
+    except Invalid:
+        check.add(where + 'timestamp', 'must be an ISO-8601 timestamp')
+    if check.details:
+        return None
+    return {'timestamp': timestamp or now(), 'level': level.lower(), 'message': clip(message),
+            'service': clip(item.get('service'), 200), 'traceId': clip(item.get('traceId'), 200),
+            'metadata': bound(item.get('metadata'))}
 
 
 ###############################################################################
@@ -1559,7 +2411,76 @@ def open_sentry_error_event(item, where, check):
         breadcrumbs=breadcrumb_list(breadcrumbs))
 
 
-OPEN_SENTRY_KINDS = {'error': open_sentry_error_event}
+def open_sentry_transaction(item, where, check):
+    timestamp = open_sentry_common(item, where, check)
+    check.check(isinstance(item.get('name'), str) and item['name'].strip() != '', where + 'name', 'is required')
+    check.check(isinstance(item.get('traceId'), str) and item['traceId'].strip() != '', where + 'traceId',
+                'is required')
+    check.check(is_number(item.get('durationMs')) and item['durationMs'] >= 0, where + 'durationMs',
+                'must be a number >= 0')
+    status = item.get('status', 'ok')
+    check.check(status in ('ok', 'error', 'cancelled'), where + 'status', 'must be ok, error or cancelled')
+    spans = item.get('spans') or []
+    clean = []
+    if check.check(isinstance(spans, list), where + 'spans', 'must be an array'):
+        for index, span in enumerate(spans[:1000]):
+            path = '%sspans[%d].' % (where, index)
+            if not check.check(isinstance(span, dict), path[:-1], 'must be an object'):
+                continue
+            check.check(isinstance(span.get('spanId'), str) and span['spanId'] != '', path + 'spanId', 'is required')
+            check.check(isinstance(span.get('op'), str) and span['op'] != '', path + 'op', 'is required')
+            check.check(is_number(span.get('durationMs')) and span['durationMs'] >= 0, path + 'durationMs',
+                        'must be a number >= 0')
+            for field in ('description', 'parentSpanId'):
+                check.check(span.get(field) is None or isinstance(span[field], str), path + field, 'must be a string')
+            if not check.details:
+                clean.append({'spanId': clip(span['spanId'], 100), 'parentSpanId': clip(span.get('parentSpanId'), 100),
+                              'op': clip(span['op'], 200), 'description': clip(span.get('description'), 2000),
+                              'durationMs': span['durationMs'], 'startMs': None})
+    if check.details:
+        return None
+    return make_transaction(name=item['name'], trace_id=item['traceId'], duration_ms=item['durationMs'],
+                            status=status, timestamp=timestamp, environment=item.get('environment'),
+                            release=item.get('release'), spans=clean, tags=item.get('tags'), user=item.get('user'))
+
+
+def open_sentry_ai_generation(item, where, check):
+    timestamp = open_sentry_common(item, where, check)
+    for field in ('provider', 'model'):
+        check.check(isinstance(item.get(field), str) and item[field].strip() != '', where + field, 'is required')
+    check.check(is_int(item.get('inputTokens')) and item['inputTokens'] >= 0, where + 'inputTokens',
+                'must be an integer >= 0')
+    check.check(item.get('outputTokens') is None or (is_int(item['outputTokens']) and item['outputTokens'] >= 0),
+                where + 'outputTokens', 'must be an integer >= 0')
+    for field in ('totalCostUsd', 'inputCostUsd', 'outputCostUsd', 'latencyMs', 'timeToFirstTokenMs'):
+        check.check(item.get(field) is None or (is_number(item[field]) and item[field] >= 0), where + field,
+                    'must be a number >= 0')
+    status = item.get('status', 'ok')
+    check.check(status in ('ok', 'error'), where + 'status', 'must be ok or error')
+    for field in ('traceId', 'spanId'):
+        check.check(item.get(field) is None or isinstance(item[field], str), where + field, 'must be a string')
+    check.check(item.get('metadata') is None or isinstance(item['metadata'], dict), where + 'metadata',
+                'must be an object')
+    if check.details:
+        return None
+    total = item.get('totalCostUsd')
+    if total is None and (item.get('inputCostUsd') is not None or item.get('outputCostUsd') is not None):
+        total = (item.get('inputCostUsd') or 0) + (item.get('outputCostUsd') or 0)
+    generation = {'timestamp': timestamp or now(), 'provider': clip(item['provider'], 200),
+                  'model': clip(item['model'], 200), 'inputTokens': item['inputTokens'],
+                  'outputTokens': item.get('outputTokens'), 'totalCostUsd': total,
+                  'inputCostUsd': item.get('inputCostUsd'), 'outputCostUsd': item.get('outputCostUsd'),
+                  'latencyMs': item.get('latencyMs'), 'timeToFirstTokenMs': item.get('timeToFirstTokenMs'),
+                  'status': status, 'traceId': clip(item.get('traceId'), 200), 'spanId': clip(item.get('spanId'), 200),
+                  'environment': clip(item.get('environment'), 200),
+                  'tags': string_map(item.get('tags')) if item.get('tags') else None,
+                  'user': bound(item.get('user')) if item.get('user') else None,
+                  'metadata': bound(item.get('metadata')) if item.get('metadata') else None}
+    return generation
+
+
+OPEN_SENTRY_KINDS = {'error': open_sentry_error_event, 'transaction': open_sentry_transaction,
+                     'ai_generation': open_sentry_ai_generation}
 
 
 def mount_open_sentry(app, ctx):
@@ -1779,7 +2700,145 @@ def mount_read_api(app, ctx):
             raise ApiError(404, 'no such event in this project')
         return reply({'event': public_event(event)})
 
+    # -- HTTP request telemetry --
+
+    def http_filters():
+        status = text_param('status', 10)
+        if status and not re.match(r'^([1-5]xx|0|[1-5]\d\d)$', status):
+            raise ApiError(400, 'status must be like 200, 404 or 5xx')
+        method = text_param('method', 10)
+        return {'direction': choice_param('direction', ('inbound', 'outbound')),
+                'method': method.upper() if method else None, 'host': text_param('host'),
+                'path': text_param('path'), 'status': status}
+
+    @route('/api/v1/http-requests')
+    def list_http_requests():
+        current = project()
+        rows, next_cursor = store.list_http_requests(current['id'], http_filters(), decode_cursor(
+            bottle.request.query.get('cursor')), limit_param())
+        return reply({'requests': rows, 'nextCursor': encode_cursor(next_cursor)})
+
+    @route('/api/v1/http-requests/stats')
+    def http_request_stats():
+        current = project()
+        hours = int_param('hours', 24, minimum=1, maximum=24 * 90)
+        return reply(store.http_request_stats(current['id'], http_filters(), now() - hours * 3600))
+
+    # -- replays, logs --
+
+    @route('/api/v1/replays')
+    def list_replays():
+        current = project()
+        sessions, next_cursor = store.list_replays(current['id'], decode_replay_cursor(
+            bottle.request.query.getunicode('cursor')), limit_param())
+        cursor = '%d~%s' % next_cursor if next_cursor else None
+        return reply({'sessions': sessions, 'nextCursor': cursor})
+
+    @route('/api/v1/replays/<session_id>')
+    def show_replay(session_id):
+        current = project()
+        events = store.replay_events(current['id'], session_id)
+        if not events:
+            raise ApiError(404, 'no such replay session in this project')
+        return reply({'sessionId': session_id, 'events': events})
+
+    @route('/api/v1/logs')
+    def list_logs():
+        current = project()
+        since = int_param('since', None)
+        logs = store.list_logs(current['id'], level=choice_param('level', LOG_LEVELS),
+                               service=text_param('service', 200), search=text_param('q'), since=since,
+                               limit=int_param('limit', 100, minimum=1, maximum=1000))
+        cursor = max([entry['id'] for entry in logs] + [since or 0])
+        return reply({'logs': logs, 'cursor': cursor})
+
+    # -- performance, AI --
+
+    @route('/api/v1/transactions')
+    def transaction_summary():
+        current = project()
+        hours = int_param('hours', 24, minimum=1, maximum=24 * 90)
+        return reply({'transactions': store.transaction_summary(current['id'], now() - hours * 3600)})
+
+    @route('/api/v1/transactions/list')
+    def list_transactions():
+        current = project()
+        rows, next_cursor = store.list_transactions(current['id'], text_param('name', 500), decode_cursor(
+            bottle.request.query.get('cursor')), limit_param())
+        return reply({'transactions': rows, 'nextCursor': encode_cursor(next_cursor)})
+
+    @route('/api/v1/transactions/<tx_id:int>')
+    def show_transaction(tx_id):
+        tx = store.get_transaction(project()['id'], tx_id)
+        if tx is None:
+            raise ApiError(404, 'no such transaction in this project')
+        return reply({'transaction': tx})
+
+    @route('/api/v1/ai')
+    def ai_usage():
+        current = project()
+        days = int_param('days', 7, minimum=1, maximum=365)
+        bucket = 3600 if days <= 2 else 86400
+        return reply(store.ai_usage(current['id'], now() - days * 86400, bucket))
+
+    # -- cron monitors --
+
+    def monitor_json(monitor):
+        status, expected = monitor_state(monitor)
+        return {'slug': monitor['slug'], 'name': monitor['name'], 'schedule': monitor['schedule'],
+                'grace': monitor['grace'], 'maxRuntime': monitor['maxRuntime'], 'timezone': monitor['timezone'],
+                'status': status, 'lastPing': iso(monitor['lastPing']), 'lastStatus': monitor['lastStatus'],
+                'nextExpected': iso(expected), 'created': iso(monitor['created'])}
+
+    def monitor_or_404(current, slug):
+        monitor = store.monitor(current['id'], slug)
+        if monitor is None:
+            raise ApiError(404, 'no such monitor in this project')
+        return monitor
+
+    @route('/api/v1/monitors')
+    def list_monitors():
+        return reply({'monitors': [monitor_json(m) for m in store.monitors(project()['id'])]})
+
+    @route('/api/v1/monitors', 'POST')
+    def create_monitor():
+        current = project()
+        fields = validate_monitor(json_body())
+        store.save_monitor(current['id'], fields, create=True)
+        return reply({'monitor': monitor_json(monitor_or_404(current, fields['slug']))}, 201)
+
+    @route('/api/v1/monitors/<slug>')
+    def show_monitor(slug):
+        current = project()
+        monitor = monitor_or_404(current, slug)
+        return reply({'monitor': monitor_json(monitor), 'history': store.monitor_history(monitor['id'])})
+
+    @route('/api/v1/monitors/<slug>', ['PUT', 'PATCH', 'POST'])
+    def change_monitor(slug):
+        current = project()
+        monitor_or_404(current, slug)
+        fields = validate_monitor(json_body(), partial=True)
+        fields['slug'] = slug
+        store.save_monitor(current['id'], fields, create=False)
+        return reply({'monitor': monitor_json(monitor_or_404(current, slug))})
+
+    @route('/api/v1/monitors/<slug>', 'DELETE')
+    def delete_monitor(slug):
+        current = project()
+        if not store.delete_monitor(current['id'], slug):
+            raise ApiError(404, 'no such monitor in this project')
+        return reply({'ok': True})
+
     return route, project, json_body, limit_param
+
+
+def decode_replay_cursor(text):
+    if not text:
+        return None
+    last_ms, _, session_id = text.partition('~')
+    if not last_ms.isdigit() or not session_id:
+        raise ApiError(400, 'invalid cursor')
+    return int(last_ms), session_id
 
 
 ###############################################################################
