@@ -1435,7 +1435,8 @@ def breadcrumb_list(value):
 def make_error_event(dialect, level=None, message=None, exception=None, timestamp=None, event_id=None,
                      environment=None, release=None, user=None, tags=None, request=None, breadcrumbs=None,
                      contexts=None, extra=None, fingerprint=None, server_name=None, platform=None, sdk=None,
-                     file=None, line=None, hostname=None, logger=None, received=None, transaction=None):
+                     file=None, line=None, hostname=None, logger=None, received=None, transaction=None,
+                     stacktrace=None):
     """The one internal error event. Adapters call this with what their dialect
     carries; the result holds the stored fields plus the grouping keys (_*)."""
     received = received if received is not None else now()
@@ -1450,7 +1451,7 @@ def make_error_event(dialect, level=None, message=None, exception=None, timestam
                 'platform': clip(platform, 64), 'logger': clip(logger, 200),
                 'transaction': clip(transaction, 1024), 'file': clip(file, 2048),
                 'line': line if isinstance(line, int) and not isinstance(line, bool) else None,
-                'exception': exception or None, 'user': bound(user) if user else None,
+                'exception': exception or None, 'stacktrace': stacktrace, 'user': bound(user) if user else None,
                 'tags': tags or None, 'request': bound(request) if request else None,
                 'breadcrumbs': breadcrumbs or None, 'contexts': bound(contexts) if contexts else None,
                 'extra': bound(extra) if extra else None, 'sdk': bound(sdk) if sdk else None,
@@ -1857,6 +1858,7 @@ class Context(object):
     def __init__(self, store, settings):
         self.store, self.settings = store, settings
         self._windows = {}  # project id -> [minute, accepted count]
+        self.other_items = {}  # project id -> Sentry items accepted but not shown
         self._quota_lock = threading.Lock()
 
     def base_url(self):
@@ -1875,6 +1877,11 @@ class Context(object):
                 'dsn': self.dsn(project),
                 'endpoints': {'api_php': base + '/api.php', 'seestack': base + '/ingest/v1',
                               'open_sentry': base + '/v1/ingest', 'sentry_dsn': self.dsn(project)}}
+
+    def count_other(self, project_id, count):
+        """Sentry items we accept but do not show (sessions, client reports...)."""
+        with self._quota_lock:
+            self.other_items[project_id] = self.other_items.get(project_id, 0) + count
 
     def admit(self, project, count=1):
         """Count accepted items against the project's per-minute quota."""
@@ -2524,6 +2531,445 @@ def store_items(store, project_id, parsed):
 
 
 ###############################################################################
+# Dialect: Sentry SDK protocol (/api/<project id>/envelope/ and /store/) ######
+###############################################################################
+# Owns what official Sentry SDKs send: authentication from X-Sentry-Auth, the
+# sentry_key parameter or the envelope's dsn; compressed bodies; envelopes and
+# their items (event, transaction, check_in, log; session, client_report and
+# attachment are counted). Errors answer {"detail": "..."}, as Relay does.
+
+def sentry_error(status, message, code=None, details=None, headers=None):
+    headers = dict(headers or {})
+    if status == 429 and 'Retry-After' in headers:
+        headers['X-Sentry-Rate-Limits'] = '%s::project:quota_exceeded' % headers['Retry-After']
+    return reply({'detail': message}, status, headers)
+
+
+try:  # optional: brotli bodies need the 'brotli' package (pip install 'errorcapture[brotli]')
+    import brotli as _brotli
+except ImportError:
+    _brotli = None
+
+
+def decompress(body, encoding, limit=LIMIT_SENTRY_DECOMPRESSED):
+    """Decode a Content-Encoding, refusing (413) once the output passes limit,
+    so a compression bomb never sits in memory."""
+    encoding = (encoding or '').strip().lower()
+    if encoding in ('', 'identity'):
+        return body
+    if encoding in ('gzip', 'x-gzip', 'deflate'):
+        if encoding == 'deflate':
+            # zlib-wrapped per the RFC, but some clients send raw deflate
+            zlib_header = len(body) >= 2 and body[0] & 0x0f == 8 and ((body[0] << 8) | body[1]) % 31 == 0
+            wbits = 15 if zlib_header else -15
+        else:
+            wbits = 31
+        decoder = zlib.decompressobj(wbits)
+        out = bytearray()
+        data = body
+        try:
+            while data:
+                out += decoder.decompress(data, 1 << 20)
+                if len(out) > limit:
+                    raise ApiError(413, 'decompressed body exceeds %d bytes' % limit)
+                if decoder.eof:
+                    break
+                data = decoder.unconsumed_tail
+            out += decoder.flush()
+        except zlib.error as exc:
+            raise ApiError(400, 'body is not valid %s: %s' % (encoding, exc))
+        if not decoder.eof:
+            raise ApiError(400, 'body is not valid %s: truncated' % encoding)
+        if len(out) > limit:
+            raise ApiError(413, 'decompressed body exceeds %d bytes' % limit)
+        return bytes(out)
+    if encoding == 'br':
+        if _brotli is None:
+            raise ApiError(415, "Content-Encoding br needs the optional 'brotli' package on the server "
+                                "(pip install 'errorcapture[brotli]'); send gzip or deflate instead")
+        decoder = _brotli.Decompressor()
+        chunks, size = [], 0
+        try:
+            for start in range(0, len(body), 65536):
+                chunk = decoder.process(body[start:start + 65536])
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, 'decompressed body exceeds %d bytes' % limit)
+                chunks.append(chunk)
+        except _brotli.error as exc:
+            raise ApiError(400, 'body is not valid br: %s' % exc)
+        return b''.join(chunks)
+    raise ApiError(415, 'unsupported Content-Encoding: %s' % encoding[:50])
+
+
+def parse_envelope(body):
+    """Split an envelope into (header, [(item header, payload bytes)]).
+    Items may carry a length or run to the next newline; the final newline
+    is optional."""
+    end = body.find(b'\n')
+    header = parse_json(body if end < 0 else body[:end], 'invalid envelope header')
+    if not isinstance(header, dict):
+        raise ApiError(400, 'invalid envelope header: not an object')
+    position, items = (len(body) if end < 0 else end + 1), []
+    while position < len(body):
+        if body[position:position + 1] in (b'\n', b'\r'):
+            position += 1  # blank line between items
+            continue
+        end = body.find(b'\n', position)
+        line = body[position:] if end < 0 else body[position:end]
+        item_header = parse_json(line, 'invalid item header')
+        if not isinstance(item_header, dict) or not isinstance(item_header.get('type'), str):
+            raise ApiError(400, 'invalid item header: needs a string type')
+        start = len(body) if end < 0 else end + 1
+        length = item_header.get('length')
+        if length is not None:
+            if not is_int(length) or length < 0:
+                raise ApiError(400, 'invalid item header: bad length')
+            payload = body[start:start + length]
+            if len(payload) < length:
+                raise ApiError(400, 'item is shorter than its length')
+            position = start + length
+            if body[position:position + 1] == b'\n':
+                position += 1
+        else:
+            stop = body.find(b'\n', start)
+            payload = body[start:] if stop < 0 else body[start:stop]
+            position = len(body) if stop < 0 else stop + 1
+        items.append((item_header, payload))
+        if len(items) > 1000:
+            raise ApiError(400, 'too many items in one envelope')
+    return header, items
+
+
+EVENT_ID = re.compile(r'^[0-9a-f]{32}$')
+
+
+def sentry_event_id(value):
+    if value is None:
+        return uuid.uuid4().hex
+    if not isinstance(value, str) or not EVENT_ID.match(value.replace('-', '').lower()):
+        raise Invalid('must be 32 hexadecimal characters', 'event_id')
+    return value.replace('-', '').lower()
+
+
+def sentry_values(value, field):
+    """Sentry's {"values": [...]} or a bare list -> list."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        value = value.get('values')
+        if value is None:
+            return []
+    require(isinstance(value, list), 'must be a list or {"values": [...]}', field)
+    return value
+
+
+def sentry_frames(stacktrace):
+    if not isinstance(stacktrace, dict):
+        return []
+    frames = stacktrace.get('frames')
+    if not isinstance(frames, list):
+        return []
+    out = []
+    for f in frames:
+        if not isinstance(f, dict):
+            continue
+        text = lambda key: f[key] if isinstance(f.get(key), str) else None
+        out.append(frame(filename=text('filename'), abs_path=text('abs_path'), function=text('function'),
+                         module=text('module'), lineno=f.get('lineno'), colno=f.get('colno'),
+                         in_app=f.get('in_app') if isinstance(f.get('in_app'), bool) else None,
+                         context_line=text('context_line'),
+                         pre_context=f.get('pre_context'), post_context=f.get('post_context'),
+                         vars=f.get('vars')))
+    return cap_frames(out)
+
+
+def sentry_message(event):
+    for field in ('logentry', 'message'):
+        value = event.get(field)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            return value
+        require(isinstance(value, dict), 'must be a string or an object', field)
+        text = value.get('formatted') or value.get('message')
+        params = value.get('params')
+        if isinstance(text, str) and not value.get('formatted') and params:
+            try:
+                text = text % (tuple(params) if isinstance(params, list) else params)
+            except Exception:
+                pass
+        if isinstance(text, str):
+            return text
+    return None
+
+
+SENTRY_STRING_FIELDS = ('level', 'logger', 'platform', 'release', 'dist', 'environment', 'server_name',
+                        'transaction', 'culprit')
+SENTRY_OBJECT_FIELDS = ('user', 'contexts', 'extra', 'request', 'sdk')
+
+
+def sentry_error_event(event, event_id=None):
+    """A Sentry error event (dict) -> the event model."""
+    require(isinstance(event, dict), 'event must be a JSON object')
+    for field in SENTRY_STRING_FIELDS:
+        require(event.get(field) is None or isinstance(event[field], str), 'must be a string', field)
+    for field in SENTRY_OBJECT_FIELDS:
+        require(event.get(field) is None or isinstance(event[field], dict), 'must be an object', field)
+    fingerprint = event.get('fingerprint')
+    require(fingerprint is None or (isinstance(fingerprint, list) and all(
+        isinstance(p, (str, int, float)) for p in fingerprint)), 'must be a list of strings', 'fingerprint')
+    exceptions = []
+    for value in sentry_values(event.get('exception'), 'exception'):
+        if not isinstance(value, dict):
+            continue
+        type_ = value.get('type') if isinstance(value.get('type'), str) else None
+        text = value.get('value') if isinstance(value.get('value'), str) else None
+        if type_ is None and text is None:
+            continue
+        exceptions.append(exception_entry(type_ or 'Error', text, sentry_frames(value.get('stacktrace')),
+                                          module=value.get('module') if isinstance(value.get('module'), str) else None,
+                                          mechanism=value.get('mechanism') if isinstance(value.get('mechanism'), dict)
+                                          else None))
+    stacktrace = None
+    if not exceptions:  # a message sent with attach_stacktrace keeps its frames for the viewer
+        threads = [t for t in sentry_values(event.get('threads'), 'threads') if isinstance(t, dict)]
+        source = event.get('stacktrace') or next((t.get('stacktrace') for t in threads if t.get('stacktrace')), None)
+        frames = sentry_frames(source)
+        stacktrace = {'frames': frames} if frames else None
+    request = event.get('request')
+    if request:
+        request = {'method': request.get('method'), 'url': request.get('url'),
+                   'query': request.get('query_string'), 'data': request.get('data'),
+                   'headers': request.get('headers'), 'cookies': request.get('cookies'), 'env': request.get('env')}
+        request = {k: v for k, v in request.items() if v not in (None, '', {}, [])}
+    return make_error_event(
+        'sentry', level=event.get('level') or 'error', message=sentry_message(event),
+        exception=exceptions or None, timestamp=parse_timestamp(event.get('timestamp')),
+        event_id=sentry_event_id(event_id or event.get('event_id')), environment=event.get('environment'),
+        release=event.get('release'), user=event.get('user'), tags=string_map(event.get('tags'), 'tags'),
+        request=request, breadcrumbs=breadcrumb_list(sentry_values(event.get('breadcrumbs'), 'breadcrumbs')),
+        contexts=event.get('contexts'), extra=event.get('extra'),
+        fingerprint=[str(p) for p in fingerprint] if fingerprint else None, server_name=event.get('server_name'),
+        platform=event.get('platform'), sdk=event.get('sdk'), logger=event.get('logger'),
+        transaction=event.get('transaction'), stacktrace=stacktrace)
+
+
+SPAN_STATUS_OK = ('ok', None, '')
+
+
+def sentry_transaction(event, event_id=None):
+    require(isinstance(event, dict), 'transaction must be a JSON object')
+    name = event.get('transaction')
+    require(isinstance(name, str) and name != '', 'is required', 'transaction')
+    start = parse_timestamp(event.get('start_timestamp'), 'start_timestamp')
+    end = parse_timestamp(event.get('timestamp'), 'timestamp')
+    require(start is not None and end is not None, 'start_timestamp and timestamp are required', 'timestamp')
+    contexts = event.get('contexts') if isinstance(event.get('contexts'), dict) else {}
+    trace = contexts.get('trace') if isinstance(contexts.get('trace'), dict) else {}
+    status = trace.get('status')
+    spans = []
+    for span in (event.get('spans') or [])[:1000] if isinstance(event.get('spans'), list) else []:
+        if not isinstance(span, dict):
+            continue
+        try:
+            span_start = parse_timestamp(span.get('start_timestamp'))
+            span_end = parse_timestamp(span.get('timestamp'))
+        except Invalid:
+            continue
+        text = lambda key: span[key] if isinstance(span.get(key), str) else None
+        spans.append({'spanId': clip(text('span_id'), 100), 'parentSpanId': clip(text('parent_span_id'), 100),
+                      'op': clip(text('op') or 'span', 200), 'description': clip(text('description'), 2000),
+                      'status': clip(text('status'), 50),
+                      'startMs': round((span_start - start) * 1000.0, 3) if span_start is not None else None,
+                      'durationMs': round(((span_end or span_start or start) - (span_start or start)) * 1000.0, 3)})
+    return make_transaction(
+        name=name, duration_ms=max(0.0, (end - start) * 1000.0),
+        status='ok' if status in SPAN_STATUS_OK else 'cancelled' if status == 'cancelled' else 'error',
+        timestamp=start, trace_id=trace.get('trace_id') if isinstance(trace.get('trace_id'), str) else None,
+        event_id=sentry_event_id(event_id or event.get('event_id')), spans=spans,
+        environment=event.get('environment') if isinstance(event.get('environment'), str) else None,
+        release=event.get('release') if isinstance(event.get('release'), str) else None,
+        op=trace.get('op') if isinstance(trace.get('op'), str) else None,
+        tags=string_map(event.get('tags'), 'tags') if event.get('tags') else None,
+        user=event.get('user') if isinstance(event.get('user'), dict) else None,
+        platform=event.get('platform') if isinstance(event.get('platform'), str) else None)
+
+
+CHECKIN_STATUS = {'ok': 'success', 'error': 'failed', 'in_progress': 'in_progress'}
+INTERVAL_UNITS = {'minute': 'm', 'hour': 'h', 'day': 'd', 'week': 'w'}
+
+
+def sentry_checkin(payload):
+    """A check_in item -> (slug, check-in, monitor fields to upsert or None)."""
+    require(isinstance(payload, dict), 'check_in must be a JSON object')
+    slug = payload.get('monitor_slug')
+    require(isinstance(slug, str) and slug.strip(), 'is required', 'monitor_slug')
+    status = payload.get('status')
+    require(status in CHECKIN_STATUS, 'must be in_progress, ok or error', 'status')
+    duration = payload.get('duration')
+    require(duration is None or is_number(duration), 'must be a number of seconds', 'duration')
+    checkin = {'status': CHECKIN_STATUS[status], 'checkinId': clip(payload.get('check_in_id'), 100),
+               'durationMs': round(duration * 1000.0, 3) if duration is not None else None, 'timestamp': now()}
+    config = payload.get('monitor_config')
+    upsert = None
+    if isinstance(config, dict):
+        schedule = config.get('schedule') or {}
+        require(isinstance(schedule, dict), 'must be an object', 'monitor_config.schedule')
+        if schedule.get('type') == 'interval':
+            value, unit = schedule.get('value'), schedule.get('unit')
+            require(is_int(value) and value > 0, 'must be a positive integer', 'monitor_config.schedule.value')
+            if unit in ('month', 'year'):
+                value, unit = value * (30 if unit == 'month' else 365), 'day'
+            require(unit in INTERVAL_UNITS, 'must be minute, hour, day, week, month or year',
+                    'monitor_config.schedule.unit')
+            text = '%d%s' % (value, INTERVAL_UNITS[unit])
+        else:
+            text = schedule.get('value')
+            require(isinstance(text, str), 'must be a crontab string', 'monitor_config.schedule.value')
+        upsert = {'schedule': validate_schedule(text), 'name': slug.strip()}
+        margin = config.get('checkin_margin')
+        if is_int(margin):
+            upsert['grace'] = min(max(margin, 1), 1440)
+        if is_int(config.get('max_runtime')) and config['max_runtime'] > 0:
+            upsert['maxRuntime'] = min(config['max_runtime'], 10080)
+        if isinstance(config.get('timezone'), str) and config['timezone']:
+            upsert['timezone'] = config['timezone']
+    return clip(slug.strip(), 64).lower(), checkin, upsert
+
+
+SENTRY_LOG_LEVELS = {'trace': 'debug', 'debug': 'debug', 'info': 'info', 'warn': 'warn', 'warning': 'warn',
+                     'error': 'error', 'fatal': 'fatal'}
+
+
+def sentry_logs(payload):
+    require(isinstance(payload, dict) and isinstance(payload.get('items'), list), 'log item needs items', 'items')
+    entries = []
+    for item in payload['items'][:1000]:
+        if not isinstance(item, dict) or not isinstance(item.get('body'), str):
+            continue
+        attributes = item.get('attributes') if isinstance(item.get('attributes'), dict) else {}
+        service = attributes.get('service.name') or attributes.get('logger.name')
+        if isinstance(service, dict):
+            service = service.get('value')
+        try:
+            timestamp = parse_timestamp(item.get('timestamp'))
+        except Invalid:
+            timestamp = None
+        entries.append({'timestamp': timestamp or now(),
+                        'level': SENTRY_LOG_LEVELS.get(str(item.get('level')).lower(), 'info'),
+                        'message': clip(item['body']), 'service': clip(service, 200) if isinstance(service, str)
+                        else None, 'traceId': clip(item.get('trace_id'), 200) if isinstance(item.get('trace_id'), str)
+                        else None, 'metadata': bound(attributes) if attributes else None})
+    return entries
+
+
+SENTRY_AUTH_KEY = re.compile(r'sentry_key\s*=\s*([^,\s]+)')
+
+
+def sentry_key_from_request(envelope_header=None):
+    request = bottle.request
+    for header in ('X-Sentry-Auth', 'Authorization'):
+        match = SENTRY_AUTH_KEY.search(request.get_header(header) or '')
+        if match:
+            return match.group(1)
+    if request.query.get('sentry_key'):
+        return request.query.getunicode('sentry_key')
+    dsn = (envelope_header or {}).get('dsn')
+    if isinstance(dsn, str):
+        match = re.match(r'^[a-z]+://([^:@/]+)(:[^@/]*)?@', dsn)
+        if match:
+            return match.group(1)
+    return None
+
+
+def mount_sentry(app, ctx):
+    store = ctx.store
+
+    def authenticate(project_id, envelope_header=None):
+        key = sentry_key_from_request(envelope_header)
+        if not key:
+            raise ApiError(401, 'missing authorization information (X-Sentry-Auth, sentry_key or envelope dsn)')
+        project = store.project_by_key(key)
+        if project is None or project['id'] != project_id:
+            raise ApiError(403, 'invalid DSN: the key does not belong to project %d' % project_id)
+        return project
+
+    def body():
+        raw = read_body(LIMIT_SENTRY_COMPRESSED)
+        return decompress(raw, bottle.request.get_header('Content-Encoding'))
+
+    def parse_item_json(payload, what):
+        if len(payload) > LIMIT_SENTRY_EVENT:
+            raise ApiError(413, '%s exceeds %d bytes' % (what, LIMIT_SENTRY_EVENT))
+        return parse_json(payload, 'invalid %s payload' % what)
+
+    def ingest_items(project, items, event_id=None):
+        """Validate every item, then store the batch in one submission."""
+        batch, checkins, answer_id, counted = [], [], event_id, 0
+        for header, payload in items:
+            kind = header['type']
+            if kind == 'event':
+                model = sentry_error_event(parse_item_json(payload, 'event'), event_id)
+                batch.append(('error', model))
+                answer_id = answer_id or model['eventId']
+            elif kind == 'transaction':
+                batch.append(('transaction', sentry_transaction(parse_item_json(payload, 'transaction'), event_id)))
+            elif kind == 'check_in':
+                checkins.append(sentry_checkin(parse_item_json(payload, 'check_in')))
+            elif kind == 'log':
+                batch.append(('logs', sentry_logs(parse_item_json(payload, 'log'))))
+            elif kind in ('session', 'sessions', 'client_report', 'attachment', 'user_report', 'profile',
+                          'replay_event', 'replay_recording', 'statsd', 'metric_buckets', 'feedback'):
+                counted += 1  # accepted; not shown by this tracker
+            # unknown item types are skipped, as Relay does for forward compatibility
+        errors = sum(1 for kind, _ in batch if kind in ('error', 'transaction'))
+        if errors:
+            ctx.admit(project, errors)
+        if batch:
+            results = store.add_batch(project['id'], batch)
+            for (kind, _), result in zip(batch, results):
+                if kind == 'error' and not answer_id:
+                    answer_id = result.get('eventId')
+        for slug, checkin, upsert in checkins:
+            store.add_checkin(project['id'], slug, checkin, upsert)
+        if counted:
+            ctx.count_other(project['id'], counted)
+        return answer_id
+
+    @guarded(sentry_error)
+    def envelope(project_id):
+        data = body()
+        header, items = parse_envelope(data)
+        project = authenticate(project_id, header)
+        event_id = header.get('event_id')
+        if event_id is not None:
+            try:
+                event_id = sentry_event_id(event_id)
+            except Invalid:
+                raise ApiError(400, 'invalid envelope header: bad event_id')
+        answer_id = ingest_items(project, items, event_id)
+        return reply({'id': answer_id} if answer_id else {})
+
+    @guarded(sentry_error)
+    def store_endpoint(project_id):
+        project = authenticate(project_id)
+        data = body()
+        if len(data) > LIMIT_SENTRY_EVENT:
+            raise ApiError(413, 'event exceeds %d bytes' % LIMIT_SENTRY_EVENT)
+        event = parse_json(data)
+        if not isinstance(event, dict):
+            raise ApiError(400, 'event must be a JSON object')
+        kind = 'transaction' if event.get('type') == 'transaction' else 'event'
+        answer_id = ingest_items(project, [({'type': kind}, data)])
+        return reply({'id': answer_id})
+
+    for suffix in ('/', ''):
+        app.route('/api/<project_id:int>/envelope' + suffix, method='POST', callback=envelope)
+        app.route('/api/<project_id:int>/store' + suffix, method='POST', callback=store_endpoint)
+
+
+###############################################################################
 # Read API (/api/v1/...) ######################################################
 ###############################################################################
 # Owns the JSON the viewer and scripts read: issues, events and every other
@@ -2883,6 +3329,7 @@ def make_app(db_path=None, **options):
     mount_errorcapture_api(app, ctx)
     mount_seestack(app, ctx)
     mount_open_sentry(app, ctx)
+    mount_sentry(app, ctx)
     mount_read_api(app, ctx)
 
     root = static_root()
@@ -2949,8 +3396,10 @@ def serve_in_background(app, host='127.0.0.1', port=0, threads=8):
     thread = threading.Thread(target=server.run, name='errorcapture-server', daemon=True)
     thread.start()
 
+    port = int(server.effective_port)  # waitress 3 reports it as a string
+
     class Handle(object):
-        url = 'http://%s:%d' % (host if ':' not in host else '[%s]' % host, server.effective_port)
+        url = 'http://%s:%d' % (host if ':' not in host else '[%s]' % host, port)
 
         @staticmethod
         def stop():
@@ -2958,7 +3407,7 @@ def serve_in_background(app, host='127.0.0.1', port=0, threads=8):
             thread.join(10)
             if hasattr(app, 'close'):
                 app.close()
-    Handle.port = server.effective_port
+    Handle.port = port
     Handle.server = server
     return Handle()
 
@@ -3016,7 +3465,7 @@ def serve_forever(settings):
         app, host=settings['host'], port=settings['port'], threads=settings['threads'],
         max_request_body_size=LIMIT_SENTRY_COMPRESSED + (1 << 20), clear_untrusted_proxy_headers=True,
         ident='errorcapture', connection_limit=1000, backlog=2048)
-    log.info('ErrorCapture %s serving http://%s:%d with database %s', __version__, settings['host'],
+    log.info('ErrorCapture %s serving http://%s:%s with database %s', __version__, settings['host'],
              server.effective_port, os.path.abspath(settings['db']))
 
     def on_signal(signum, frame):
