@@ -62,6 +62,7 @@ OPTIONS = [
     ('max_queue', int, 20000, 'submissions waiting for the writer before ingest answers 503'),
     ('retention_events', int, 100000, 'error events kept per project (oldest pruned first); 0 keeps all'),
     ('retention_days', int, 90, 'days any stored item is kept; 0 keeps forever'),
+    ('sweep_interval', float, 60.0, 'seconds between background passes (retention, missed cron runs)'),
     ('synchronous', str, 'normal', 'SQLite synchronous mode: normal (survives a process crash) or full (also power loss)'),
     ('log_level', str, 'info', 'log level: debug, info, warning or error'),
 ]
@@ -279,6 +280,11 @@ MIGRATIONS = [
 ]
 
 
+def keys_equal(a, b):
+    """Constant-time comparison of two secrets."""
+    return hmac.compare_digest(a.encode('utf-8', 'surrogatepass'), b.encode('utf-8', 'surrogatepass'))
+
+
 def percentile(sorted_values, pct):
     """Nearest-rank percentile of an already sorted list (None when empty)."""
     if not sorted_values:
@@ -393,9 +399,16 @@ class Writer(threading.Thread):
                 break
             if job is not None:
                 self._commit([job])
-        self.conn.close()
+        if self.conn is not None:
+            self.conn.close()
 
     def _commit(self, batch):
+        if self.conn is None:  # reopen after a storage fault: it may have cleared
+            try:
+                self.conn = connect(self.path, self.synchronous)
+            except sqlite3.Error as exc:
+                self._fail(batch, exc)
+                return
         conn = self.conn
         try:
             conn.execute('BEGIN IMMEDIATE')
@@ -436,10 +449,17 @@ class Writer(threading.Thread):
         log.error('write failed, %d submissions refused: %s', len(batch), exc)
         self.outbox = []
         try:
-            if self.conn.in_transaction:
+            if self.conn is not None and self.conn.in_transaction:
                 self.conn.execute('ROLLBACK')
         except sqlite3.Error:
             pass
+        if isinstance(exc, sqlite3.OperationalError) and 'locked' not in str(exc) and self.conn is not None:
+            # disk full, read-only, I/O error: start over with a fresh connection next time
+            try:
+                self.conn.close()
+            except sqlite3.Error:
+                pass
+            self.conn = None
         for job in batch:
             job.result = None
             job.error = StorageUnavailable(str(exc))
@@ -525,13 +545,19 @@ class Store(object):
                 'settings': json.loads(row[4] or '{}')}
 
     def project_by_key(self, key):
-        project = self._projects_by_key.get(key)
+        """The project a key belongs to, or None. The cache is indexed by a
+        digest of the key and the final comparison is constant-time, so
+        response timing tells nothing about how much of a guess was right."""
+        if not isinstance(key, str) or not key or len(key) > 200:
+            return None
+        digest = hashlib.sha256(key.encode('utf-8', 'surrogatepass')).digest()
+        project = self._projects_by_key.get(digest)
         if project is None:
             rows = self.query('SELECT id, key, name, created, settings FROM projects WHERE key=?', (key,))
             if not rows:
                 return None
-            project = self._projects_by_key[key] = self._project_row(rows[0])
-        return project
+            project = self._projects_by_key[digest] = self._project_row(rows[0])
+        return project if keys_equal(project['key'], key) else None
 
     def project_by_id(self, project_id):
         rows = self.query('SELECT id, key, name, created, settings FROM projects WHERE id=?', (project_id,))
@@ -550,13 +576,16 @@ class Store(object):
     def _tx_create_project(conn, key, name):
         conn.execute('INSERT OR IGNORE INTO projects(key, name, created) VALUES (?, ?, ?)', (key, name, now()))
 
-    def update_project_settings(self, project_id, settings):
-        self.write(self._tx_update_settings, project_id, dumps(settings))
+    def update_project(self, project_id, name=None, settings=None):
+        self.write(self._tx_update_project, project_id, name, dumps(settings) if settings is not None else None)
         self._projects_by_key.clear()
 
     @staticmethod
-    def _tx_update_settings(conn, project_id, settings):
-        conn.execute('UPDATE projects SET settings=? WHERE id=?', (settings, project_id))
+    def _tx_update_project(conn, project_id, name, settings):
+        if name is not None:
+            conn.execute('UPDATE projects SET name=? WHERE id=?', (name, project_id))
+        if settings is not None:
+            conn.execute('UPDATE projects SET settings=? WHERE id=?', (settings, project_id))
 
     # -- error events and issues ---------------------------------------------
 
@@ -1036,8 +1065,8 @@ class Store(object):
             'SELECT %s FROM monitors WHERE project_id=? ORDER BY slug' % self.MONITOR_COLUMNS, (project_id,))]
 
     def all_monitors(self):
-        rows = self.query('SELECT project_id, %s FROM monitors' % self.MONITOR_COLUMNS)
-        return [dict(self._monitor_row(r[1:]), projectId=r[0]) for r in rows]
+        rows = self.query('SELECT project_id, alerted, %s FROM monitors' % self.MONITOR_COLUMNS)
+        return [dict(self._monitor_row(r[2:]), projectId=r[0], alerted=r[1]) for r in rows]
 
     def monitor(self, project_id, slug):
         rows = self.query('SELECT %s FROM monitors WHERE project_id=? AND slug=?' % self.MONITOR_COLUMNS,
@@ -1124,6 +1153,74 @@ class Store(object):
     @staticmethod
     def _tx_mark_alerted(conn, monitor_id, what):
         conn.execute('UPDATE monitors SET alerted=? WHERE id=?', (what, monitor_id))
+
+    # -- retention -------------------------------------------------------------
+
+    PRUNE_BATCH = 1000
+
+    def prune_events(self, project_id, max_events, cutoff):
+        """Delete up to PRUNE_BATCH of a project's oldest error events that
+        are past the cap or older than cutoff, keeping issue counts equal to
+        the events that remain. Returns how many were deleted."""
+        threshold = 0
+        if max_events:
+            rows = self.query('SELECT id FROM events WHERE project_id=? ORDER BY id DESC LIMIT 1 OFFSET ?',
+                              (project_id, max_events))
+            threshold = rows[0][0] if rows else 0
+        return self.write(self._tx_prune_events, project_id, threshold, cutoff or 0)
+
+    def _tx_prune_events(self, conn, project_id, threshold, cutoff):
+        rows = conn.execute('SELECT id, issue_id, received FROM events WHERE project_id=? ORDER BY id LIMIT ?',
+                            (project_id, self.PRUNE_BATCH)).fetchall()
+        doomed = []
+        for row_id, issue_id, received in rows:
+            if row_id > threshold and received >= cutoff:
+                break
+            doomed.append((row_id, issue_id))
+        if not doomed:
+            return 0
+        conn.execute('DELETE FROM events WHERE project_id=? AND id<=?', (project_id, doomed[-1][0]))
+        per_issue = {}
+        for _, issue_id in doomed:
+            per_issue[issue_id] = per_issue.get(issue_id, 0) + 1
+        for issue_id, count in per_issue.items():
+            conn.execute('UPDATE issues SET count=count-? WHERE id=?', (count, issue_id))
+        emptied = [r[0] for r in conn.execute(
+            'SELECT id FROM issues WHERE project_id=? AND count<=0', (project_id,)).fetchall()]
+        for issue_id in emptied:
+            conn.execute('DELETE FROM issue_hours WHERE issue_id=?', (issue_id,))
+            conn.execute('DELETE FROM issues WHERE id=?', (issue_id,))
+        return len(doomed)
+
+    # table -> (time column, seconds per unit) for age-based pruning of telemetry
+    TELEMETRY_AGES = (('http_requests', 'timestamp', 1), ('transactions', 'timestamp', 1),
+                      ('ai_generations', 'timestamp', 1))
+
+    def prune_telemetry(self, project_id, cutoff):
+        return self.write(self._tx_prune_telemetry, project_id, cutoff)
+
+    def _tx_prune_telemetry(self, conn, project_id, cutoff):
+        deleted = 0
+        for table, column, _ in self.TELEMETRY_AGES:
+            deleted += conn.execute(
+                'DELETE FROM %s WHERE id IN (SELECT id FROM %s WHERE project_id=? AND %s<? LIMIT ?)' % (
+                    table, table, column), (project_id, cutoff, self.PRUNE_BATCH)).rowcount
+        # logs: ids grow with time, so the oldest are a prefix
+        first = conn.execute('SELECT MAX(id) FROM (SELECT id FROM logs WHERE project_id=? AND timestamp<?'
+                             ' ORDER BY id LIMIT ?)', (project_id, cutoff, self.PRUNE_BATCH)).fetchone()[0]
+        if first is not None:
+            deleted += conn.execute('DELETE FROM logs WHERE project_id=? AND id<=? AND timestamp<?',
+                                    (project_id, first, cutoff)).rowcount
+        for (session_id,) in conn.execute('SELECT session_id FROM replay_sessions WHERE project_id=? AND last_ms<?'
+                                          ' LIMIT 100', (project_id, cutoff * 1000)).fetchall():
+            deleted += conn.execute('DELETE FROM replay_events WHERE project_id=? AND session_id=?',
+                                    (project_id, session_id)).rowcount
+            conn.execute('DELETE FROM replay_sessions WHERE project_id=? AND session_id=?', (project_id, session_id))
+        conn.execute('DELETE FROM issue_hours WHERE hour<?', (int(now() // 3600) - 48,))
+        conn.execute('DELETE FROM checkins WHERE id IN (SELECT c.id FROM checkins c JOIN monitors m'
+                     ' ON m.id=c.monitor_id WHERE m.project_id=? AND c.timestamp<? LIMIT ?)',
+                     (project_id, cutoff, self.PRUNE_BATCH))
+        return deleted
 
 
 ###############################################################################
@@ -1848,10 +1945,6 @@ def required_string(data, field, limit=MAX_STRING):
     return clip(value, limit)
 
 
-def keys_equal(a, b):
-    return hmac.compare_digest(a.encode('utf-8'), b.encode('utf-8'))
-
-
 class Context(object):
     """What adapters share: the store, the settings, quotas and URLs."""
 
@@ -1871,12 +1964,21 @@ class Context(object):
         scheme, _, rest = self.base_url().partition('://')
         return '%s://%s@%s/%d' % (scheme, project['key'], rest, project['id'])
 
-    def project_json(self, project):
+    def project_json(self, project, with_settings=False):
         base = self.base_url()
-        return {'id': project['id'], 'key': project['key'], 'name': project['name'], 'created': iso(project['created']),
-                'dsn': self.dsn(project),
-                'endpoints': {'api_php': base + '/api.php', 'seestack': base + '/ingest/v1',
-                              'open_sentry': base + '/v1/ingest', 'sentry_dsn': self.dsn(project)}}
+        out = {'id': project['id'], 'key': project['key'], 'name': project['name'], 'created': iso(project['created']),
+               'dsn': self.dsn(project),
+               'endpoints': {'api_php': base + '/api.php', 'seestack': base + '/ingest/v1',
+                             'open_sentry': base + '/v1/ingest', 'sentry_dsn': self.dsn(project)}}
+        if with_settings:
+            settings = project['settings']
+            out['settings'] = {
+                'rateLimit': settings.get('rateLimit', self.settings['rate_limit']),
+                'retentionEvents': settings.get('retentionEvents', self.settings['retention_events']),
+                'retentionDays': settings.get('retentionDays', self.settings['retention_days']),
+                'webhookUrl': settings.get('webhookUrl')}
+            out['otherSentryItems'] = self.other_items.get(project['id'], 0)
+        return out
 
     def count_other(self, project_id, count):
         """Sentry items we accept but do not show (sessions, client reports...)."""
@@ -3088,7 +3190,35 @@ def mount_read_api(app, ctx):
 
     @route('/api/v1/project')
     def show_project():
-        return reply({'project': ctx.project_json(project())})
+        return reply({'project': ctx.project_json(project(), with_settings=True)})
+
+    @route('/api/v1/project', ['PUT', 'PATCH', 'POST'])
+    def change_project():
+        current = project()
+        data = json_body()
+        settings = dict(current['settings'])
+        name = data.get('name')
+        if name is not None and not (isinstance(name, str) and name.strip()):
+            raise ApiError(400, 'name must be a non-empty string')
+        for field, (low, high) in PROJECT_LIMITS.items():
+            if field in data:
+                value = data[field]
+                if value is None:
+                    settings.pop(field, None)
+                elif not (is_int(value) and low <= value <= high):
+                    raise ApiError(400, '%s must be an integer from %d to %d' % (field, low, high))
+                else:
+                    settings[field] = value
+        if 'webhookUrl' in data:
+            url = data['webhookUrl']
+            if url in (None, ''):
+                settings.pop('webhookUrl', None)
+            elif not (isinstance(url, str) and re.match(r'^https?://[^\s]+$', url) and len(url) < 2000):
+                raise ApiError(400, 'webhookUrl must be an http(s) URL')
+            else:
+                settings['webhookUrl'] = url
+        store.update_project(current['id'], clip(name.strip(), 200) if name else None, settings)
+        return reply({'project': ctx.project_json(store.project_by_id(current['id']), with_settings=True)})
 
     @route('/api/v1/issues')
     def list_issues():
@@ -3278,6 +3408,10 @@ def mount_read_api(app, ctx):
     return route, project, json_body, limit_param
 
 
+# Per-project settings a key holder may change, with their allowed ranges.
+PROJECT_LIMITS = {'rateLimit': (0, 10 ** 9), 'retentionEvents': (0, 10 ** 9), 'retentionDays': (0, 36500)}
+
+
 def decode_replay_cursor(text):
     if not text:
         return None
@@ -3285,6 +3419,121 @@ def decode_replay_cursor(text):
     if not last_ms.isdigit() or not session_id:
         raise ApiError(400, 'invalid cursor')
     return int(last_ms), session_id
+
+
+###############################################################################
+# Background work: retention, missed cron runs, alerts #########################
+###############################################################################
+# Owns what happens without a request: pruning old data in short transactions,
+# noticing cron monitors that stopped pinging, and delivering webhook alerts
+# (Slack-compatible JSON) from their own thread, retried with backoff, so
+# alerting never slows ingest.
+
+class Alerter(threading.Thread):
+    """Delivers alerts to each project's webhook URL."""
+
+    def __init__(self, store, delays=(1, 5, 30)):
+        threading.Thread.__init__(self, name='errorcapture-alerts', daemon=True)
+        self.store, self.delays = store, delays
+        self.queue = queue.Queue(maxsize=1000)
+        self.delivered = 0  # for tests and the health endpoint
+
+    def on_notice(self, kind, payload):
+        """Store listener: called after commit with new_issue, regression and cron_failed notices."""
+        self.alert(payload['projectId'], kind, payload)
+
+    def alert(self, project_id, kind, payload):
+        project = self.store.project_by_id(project_id)
+        url = project and project['settings'].get('webhookUrl')
+        if not url:
+            return
+        try:
+            self.queue.put_nowait((url, alert_message(project, kind, payload)))
+        except queue.Full:
+            log.warning('alert queue full; dropped a %s alert for project %d', kind, project_id)
+
+    def stop(self):
+        self.queue.put(None)
+
+    def run(self):
+        import urllib.request
+        while True:
+            job = self.queue.get()
+            if job is None:
+                return
+            url, message = job
+            body = dumps(message).encode('utf-8')
+            for attempt, delay in enumerate((0,) + tuple(self.delays)):
+                time.sleep(delay)
+                try:
+                    request = urllib.request.Request(url, body, {'Content-Type': 'application/json'})
+                    with urllib.request.urlopen(request, timeout=10) as answer:
+                        if 200 <= answer.status < 300:
+                            self.delivered += 1
+                            break
+                except Exception as exc:
+                    log.warning('webhook %s failed (attempt %d): %s', url, attempt + 1, exc)
+
+
+ALERT_TITLES = {'new_issue': 'New issue', 'regression': 'Regression', 'cron_failed': 'Cron job failed',
+                'cron_missed': 'Cron job missed', 'cron_timeout': 'Cron job timed out'}
+
+
+def alert_message(project, kind, payload):
+    subject = payload.get('title') or payload.get('name') or payload.get('slug') or ''
+    text = '[%s] %s: %s' % (project['name'] or 'project %d' % project['id'], ALERT_TITLES.get(kind, kind), subject)
+    if payload.get('message'):
+        text += ' (%s)' % payload['message']
+    return {'text': text, 'kind': kind, 'project': {'id': project['id'], 'name': project['name']},
+            'data': payload}
+
+
+class Sweeper(threading.Thread):
+    """Every `interval` seconds: apply retention, then look for cron monitors
+    that turned missed or timed out, alerting once per missed run."""
+
+    def __init__(self, store, settings, alerter, interval):
+        threading.Thread.__init__(self, name='errorcapture-sweeper', daemon=True)
+        self.store, self.settings, self.alerter, self.interval = store, settings, alerter, interval
+        self.stopping = threading.Event()
+
+    def stop(self):
+        self.stopping.set()
+
+    def run(self):
+        while not self.stopping.wait(self.interval):
+            try:
+                self.sweep()
+            except (StorageUnavailable, Overloaded) as exc:
+                log.warning('background pass skipped: %s', exc)
+            except Exception:
+                log.exception('background pass failed')
+
+    def sweep(self):
+        for project in self.store.projects():
+            settings = project['settings']
+            cap = settings.get('retentionEvents', self.settings['retention_events'])
+            days = settings.get('retentionDays', self.settings['retention_days'])
+            cutoff = now() - days * 86400 if days else 0
+            while not self.stopping.is_set() and self.store.prune_events(project['id'], cap, cutoff):
+                time.sleep(0.01)  # short transactions: let ingest in between
+            if cutoff:
+                while not self.stopping.is_set() and self.store.prune_telemetry(project['id'], cutoff):
+                    time.sleep(0.01)
+        self.check_monitors()
+
+    def check_monitors(self):
+        at = now()
+        for monitor in self.store.all_monitors():
+            status, expected = monitor_state(monitor, at)
+            if status not in ('missed', 'timeout'):
+                continue
+            mark = '%s:%s' % (status, monitor['runningSince'] if status == 'timeout' else expected)
+            if monitor.get('alerted') == mark:
+                continue
+            self.store.mark_monitor_alerted(monitor['id'], mark)
+            self.alerter.alert(monitor['projectId'], 'cron_' + status, {
+                'slug': monitor['slug'], 'name': monitor['name'], 'expected': iso(expected)})
 
 
 ###############################################################################
@@ -3324,6 +3573,12 @@ def make_app(db_path=None, **options):
     settings = resolve_options(options)
     store = Store(settings['db'], settings['synchronous'], settings['max_queue'])
     ctx = Context(store, settings)
+    alerter = Alerter(store)
+    store.listeners.append(alerter.on_notice)
+    alerter.start()
+    sweeper = Sweeper(store, settings, alerter, settings['sweep_interval'])
+    if settings['sweep_interval'] > 0:
+        sweeper.start()
     app = bottle.Bottle(catchall=True)
 
     mount_errorcapture_api(app, ctx)
@@ -3364,7 +3619,9 @@ def make_app(db_path=None, **options):
 
     for code in (400, 404, 405, 413, 500):
         app.error(code)(json_error)
-    return ErrorCaptureApp(app, store, ctx)
+    wsgi = ErrorCaptureApp(app, store, ctx)
+    wsgi.alerter, wsgi.sweeper = alerter, sweeper
+    return wsgi
 
 
 class ErrorCaptureApp(object):
@@ -3383,6 +3640,8 @@ class ErrorCaptureApp(object):
         return self.bottle(environ, start_response)
 
     def close(self):
+        self.sweeper.stop()
+        self.alerter.stop()
         self.store.close()
 
 
@@ -3436,7 +3695,10 @@ def build_parser():
         description='ErrorCapture: a self-hosted error tracker in one file.',
         epilog='Every flag can also be set with an environment variable ERRORCAPTURE_<NAME>\n'
                '(for example ERRORCAPTURE_PORT=9000); flags win over the environment, which wins\n'
-               'over the defaults shown.')
+               'over the defaults shown.\n\n'
+               'Management commands (run `errorcapture projects --help` / `errorcapture monitors --help`):\n'
+               '  errorcapture projects add NAME | list\n'
+               '  errorcapture monitors add|set|list|delete --key KEY ...')
     for name, kind, default, help_text in OPTIONS:
         flag = '--' + name.replace('_', '-')
         env = 'ERRORCAPTURE_' + name.upper()
@@ -3483,7 +3745,96 @@ def serve_forever(settings):
         log.info('stopped cleanly')
 
 
+def build_admin_parser():
+    parser = argparse.ArgumentParser(
+        prog='errorcapture', description='Manage projects and cron monitors in an ErrorCapture database '
+                                         '(works while the server runs).')
+    parser.add_argument('--db', default=None, help='database file [env ERRORCAPTURE_DB, default: errorcapture.db]')
+    parser.add_argument('--public-url', default=None, help='base URL for the DSNs shown [env ERRORCAPTURE_PUBLIC_URL, '
+                                                           'default: http://HOST:PORT from the settings]')
+    groups = parser.add_subparsers(dest='group', required=True)
+    projects = groups.add_parser('projects', help='create and list projects').add_subparsers(dest='action',
+                                                                                              required=True)
+    add = projects.add_parser('add', help='create a project and print its key and DSN')
+    add.add_argument('name')
+    projects.add_parser('list', help='list projects with their keys and DSNs')
+    monitors = groups.add_parser('monitors', help='create, list, change and delete cron monitors').add_subparsers(
+        dest='action', required=True)
+    for action in ('add', 'set'):
+        sub = monitors.add_parser(action, help='%s a monitor' % ('create' if action == 'add' else 'change'))
+        sub.add_argument('--key', required=True, help='project key')
+        sub.add_argument('slug', help='[a-z0-9-]+, unique per project')
+        sub.add_argument('--name', help='display name (default: the slug)')
+        sub.add_argument('--schedule', required=action == 'add', help='interval (5m, 1h, 1d) or cron expression (UTC)')
+        sub.add_argument('--grace', type=int, help='minutes of grace after the expected time (1-1440, default 5)')
+        sub.add_argument('--max-runtime', type=int, help='minutes an in-progress run may take')
+        sub.add_argument('--timezone', help='IANA time zone of a cron schedule (default UTC)')
+    listing = monitors.add_parser('list', help='list monitors with status and next expected run')
+    listing.add_argument('--key', required=True, help='project key')
+    delete = monitors.add_parser('delete', help='delete a monitor and its history')
+    delete.add_argument('--key', required=True, help='project key')
+    delete.add_argument('slug')
+    return parser
+
+
+def administer(argv):
+    """`errorcapture projects ...` and `errorcapture monitors ...`."""
+    args = build_admin_parser().parse_args(argv)
+    settings = resolve_options({'db': args.db, 'public_url': args.public_url})
+    base = (settings['public_url'] or 'http://%s:%d' % (settings['host'], settings['port'])).rstrip('/')
+    store = Store(settings['db'], settings['synchronous'])
+    try:
+        def show_project(project):
+            scheme, _, rest = base.partition('://')
+            print('%-4d %-24s key=%s  dsn=%s://%s@%s/%d' % (project['id'], project['name'][:24], project['key'],
+                                                             scheme, project['key'], rest, project['id']))
+        if args.group == 'projects':
+            if args.action == 'add':
+                show_project(store.create_project(name=args.name))
+            else:
+                for project in store.projects():
+                    show_project(project)
+            return 0
+        project = store.project_by_key(args.key)
+        if project is None:
+            print('errorcapture: unknown project key', file=sys.stderr)
+            return 2
+        if args.action in ('add', 'set'):
+            fields = {'slug': args.slug}
+            for name, value in (('name', args.name), ('schedule', args.schedule), ('grace', args.grace),
+                                ('maxRuntime', args.max_runtime), ('timezone', args.timezone)):
+                if value is not None:
+                    fields[name] = value
+            try:
+                store.save_monitor(project['id'], validate_monitor(fields, partial=args.action == 'set'),
+                                   create=args.action == 'add')
+            except Invalid as exc:
+                print('errorcapture: %s %s' % (exc.field or '', exc.message), file=sys.stderr)
+                return 2
+            args.action = 'list'
+        if args.action == 'delete':
+            if not store.delete_monitor(project['id'], args.slug):
+                print('errorcapture: no such monitor', file=sys.stderr)
+                return 2
+            print('deleted %s' % args.slug)
+            return 0
+        for monitor in store.monitors(project['id']):
+            status, expected = monitor_state(monitor)
+            print('%-24s %-9s schedule=%-14s grace=%dm next=%s last=%s' % (
+                monitor['slug'], status, monitor['schedule'], monitor['grace'], iso(expected) or '-',
+                iso(monitor['lastPing']) or '-'))
+        return 0
+    finally:
+        store.close()
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    position = 0
+    while position < len(argv) and argv[position] in ('--db', '--public-url'):
+        position += 2  # management commands may be preceded by these two options
+    if position < len(argv) and argv[position] in ('projects', 'monitors'):
+        return administer(argv)
     args = build_parser().parse_args(argv)
     options = {name: getattr(args, name) for name in OPTION_TYPES if getattr(args, name) is not None}
     try:
