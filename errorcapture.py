@@ -403,47 +403,62 @@ class Writer(threading.Thread):
             self.conn.close()
 
     def _commit(self, batch):
+        """Run a batch in one transaction. If one job raises, the batch is
+        rolled back and each job is rerun in a transaction of its own, so a bad
+        job fails alone; the common path pays no per-job savepoints."""
         if self.conn is None:  # reopen after a storage fault: it may have cleared
             try:
                 self.conn = connect(self.path, self.synchronous)
             except sqlite3.Error as exc:
                 self._fail(batch, exc)
                 return
+        if not self._run(batch) and len(batch) > 1:
+            for job in batch:
+                if self.conn is not None:
+                    self._run([job])
+                else:
+                    self._fail([job], job.error or StorageUnavailable('storage fault'))
+
+    def _run(self, batch):
+        """One transaction; True when committed (every job answered), False
+        when a job raised and nothing was committed (jobs not yet answered if
+        the batch will be retried one by one)."""
         conn = self.conn
         try:
             conn.execute('BEGIN IMMEDIATE')
         except sqlite3.Error as exc:
             self._fail(batch, exc)
-            return
+            return True
         for job in batch:
-            conn.execute('SAVEPOINT job')
-            mark = len(self.outbox)
+            job.error = None
             try:
                 job.result = job.fn(conn, *job.args)
-                conn.execute('RELEASE job')
-            except Exception as exc:  # the job's own fault: undo only its work
+            except sqlite3.OperationalError as exc:  # disk full, I/O error: the batch is lost
+                self._fail(batch, exc)
+                return True
+            except Exception as exc:
                 job.error = exc
-                del self.outbox[mark:]
+                self.outbox = []
                 try:
-                    conn.execute('ROLLBACK TO job')
-                    conn.execute('RELEASE job')
+                    conn.execute('ROLLBACK')
                 except sqlite3.Error:
                     pass
-                if isinstance(exc, sqlite3.OperationalError):
-                    # disk full, I/O error: the transaction itself may be gone
-                    self._fail(batch, exc)
-                    return
+                if len(batch) == 1:
+                    job.done.set()
+                    return True
+                return False
         try:
             conn.execute('COMMIT')
         except sqlite3.Error as exc:
             self._fail(batch, exc)
-            return
+            return True
         for job in batch:
             job.done.set()
         if self.outbox:
             notices, self.outbox = self.outbox, []
             if self.on_commit is not None:
                 self.on_commit(notices)
+        return True
 
     def _fail(self, batch, exc):
         log.error('write failed, %d submissions refused: %s', len(batch), exc)
