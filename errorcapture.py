@@ -120,7 +120,15 @@ def iso(ts):
     """Epoch seconds -> ISO-8601 UTC with milliseconds, or None."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3] + 'Z'
+    try:
+        return datetime.fromtimestamp(ts, timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3] + 'Z'
+    except (ValueError, OverflowError, OSError):  # only rows written before range checks existed
+        return None
+
+
+def like_pattern(text):
+    """A LIKE pattern matching text anywhere, with its wildcards escaped (ESCAPE '\\')."""
+    return '%' + re.sub(r'([%_\\])', r'\\\1', text) + '%'
 
 
 def dumps(obj):
@@ -725,11 +733,11 @@ class Store(object):
             where.append('level=?')
             params.append(level)
         if environment:
-            where.append('environments LIKE ?')
-            params.append('%' + dumps(environment) + '%')
+            where.append("environments LIKE ? ESCAPE '\\'")
+            params.append(like_pattern(dumps(environment)))
         if search:
             where.append("(title LIKE ? ESCAPE '\\' OR culprit LIKE ? ESCAPE '\\')")
-            pattern = '%' + re.sub(r'([%_\\])', r'\\\1', search) + '%'
+            pattern = like_pattern(search)
             params += [pattern, pattern]
         if changed_since is not None:
             where.append('seq>?')
@@ -830,7 +838,7 @@ class Store(object):
                 params.append(filters[column])
         if filters.get('path'):
             where.append("path LIKE ? ESCAPE '\\'")
-            params.append('%' + re.sub(r'([%_\\])', r'\\\1', filters['path']) + '%')
+            params.append(like_pattern(filters['path']))
         status = filters.get('status')
         if status:
             if status.endswith('xx'):
@@ -950,7 +958,7 @@ class Store(object):
             params.append(service)
         if search:
             where.append("message LIKE ? ESCAPE '\\'")
-            params.append('%' + re.sub(r'([%_\\])', r'\\\1', search) + '%')
+            params.append(like_pattern(search))
         if since is not None:
             where.append('id>?')
             params.append(since)
@@ -1365,7 +1373,13 @@ def parse_timestamp(value, field='timestamp'):
         raise Invalid('must be an ISO-8601 timestamp', field)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.timestamp()
+    try:
+        seconds = parsed.timestamp()
+    except (OverflowError, ValueError, OSError):
+        raise Invalid('is out of range', field)
+    if not 0 <= seconds < 4102444800:  # 1970 to 2100
+        raise Invalid('is out of range', field)
+    return seconds
 
 
 # Variable parts of messages, replaced so that "user 17 not found" and "user 18
@@ -1906,9 +1920,28 @@ def parse_json(body, what='Invalid JSON'):
     if text.startswith('\ufeff'):
         text = text[1:]
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        data = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, '%s: %s' % (what, str(exc)[:200]), 'INVALID_JSON')
+    if LONE_SURROGATE_ESCAPE.search(text):
+        data = replace_lone_surrogates(data)  # SQLite stores UTF-8, which cannot hold them
+    return data
+
+
+LONE_SURROGATE_ESCAPE = re.compile(r'\\u[dD][89a-fA-F]')
+
+
+def replace_lone_surrogates(value, depth=0):
+    if isinstance(value, str):
+        return value.encode('utf-16', 'surrogatepass').decode('utf-16', 'replace')
+    if depth > 100:
+        return value
+    if isinstance(value, list):
+        return [replace_lone_surrogates(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {replace_lone_surrogates(k, depth + 1): replace_lone_surrogates(v, depth + 1)
+                for k, v in value.items()}
+    return value
 
 
 def guarded(render):
@@ -2085,6 +2118,8 @@ def int_param(name, default, minimum=0, maximum=None, source=None):
         raise ApiError(400, '%s must be an integer' % name)
     if value < minimum:
         raise ApiError(400, '%s must be at least %d' % (name, minimum))
+    if value >= 1 << 63:
+        raise ApiError(400, '%s is too large' % name)
     return min(value, maximum) if maximum is not None else value
 
 
@@ -3082,8 +3117,8 @@ def mount_sentry(app, ctx):
         return reply({'id': answer_id})
 
     for suffix in ('/', ''):
-        app.route('/api/<project_id:int>/envelope' + suffix, method='POST', callback=envelope)
-        app.route('/api/<project_id:int>/store' + suffix, method='POST', callback=store_endpoint)
+        app.route('/api/<project_id:id>/envelope' + suffix, method='POST', callback=envelope)
+        app.route('/api/<project_id:id>/store' + suffix, method='POST', callback=store_endpoint)
 
 
 ###############################################################################
@@ -3115,7 +3150,7 @@ def decode_cursor(text, parts=1):
         values = [float(p) if ('.' in p or 'e' in p) else int(p) for p in text.split('~')]
     except ValueError:
         raise ApiError(400, 'invalid cursor')
-    if len(values) != parts:
+    if len(values) != parts or any(abs(v) >= 1 << 63 or v != v for v in values):
         raise ApiError(400, 'invalid cursor')
     return tuple(values) if parts > 1 else values[0]
 
@@ -3254,11 +3289,11 @@ def mount_read_api(app, ctx):
             raise ApiError(404, 'no such issue in this project')
         return issue
 
-    @route('/api/v1/issues/<issue_id:int>')
+    @route('/api/v1/issues/<issue_id:id>')
     def show_issue(issue_id):
         return reply({'issue': issue_or_404(project(), issue_id)})
 
-    @route('/api/v1/issues/<issue_id:int>', ['POST', 'PUT', 'PATCH'])
+    @route('/api/v1/issues/<issue_id:id>', ['POST', 'PUT', 'PATCH'])
     def change_issue(issue_id):
         current = project()
         data = json_body()
@@ -3269,7 +3304,7 @@ def mount_read_api(app, ctx):
         store.set_issue_status(current['id'], issue_id, status)
         return reply({'issue': issue_or_404(current, issue_id)})
 
-    @route('/api/v1/issues/<issue_id:int>/events')
+    @route('/api/v1/issues/<issue_id:id>/events')
     def list_issue_events(issue_id):
         current = project()
         issue_or_404(current, issue_id)
@@ -3284,7 +3319,7 @@ def mount_read_api(app, ctx):
                                                   limit_param())
         return reply({'events': [event_summary(e) for e in events], 'nextCursor': encode_cursor(next_cursor)})
 
-    @route('/api/v1/events/<event_id:int>')
+    @route('/api/v1/events/<event_id:id>')
     def show_event(event_id):
         event = store.get_event(project()['id'], event_id)
         if event is None:
@@ -3358,7 +3393,7 @@ def mount_read_api(app, ctx):
             bottle.request.query.get('cursor')), limit_param())
         return reply({'transactions': rows, 'nextCursor': encode_cursor(next_cursor)})
 
-    @route('/api/v1/transactions/<tx_id:int>')
+    @route('/api/v1/transactions/<tx_id:id>')
     def show_transaction(tx_id):
         tx = store.get_transaction(project()['id'], tx_id)
         if tx is None:
@@ -3595,6 +3630,8 @@ def make_app(db_path=None, **options):
     if settings['sweep_interval'] > 0:
         sweeper.start()
     app = bottle.Bottle(catchall=True)
+    # <name:id>: a row id that SQLite can hold; anything longer is simply not found
+    app.router.add_filter('id', lambda config: (r'[0-9]{1,18}', int, str))
 
     mount_errorcapture_api(app, ctx)
     mount_seestack(app, ctx)
@@ -3677,8 +3714,7 @@ def serve_in_background(app, host='127.0.0.1', port=0, threads=8):
 
         @staticmethod
         def stop():
-            stop_server(server)
-            thread.join(10)
+            stop_server(server, thread)
             if hasattr(app, 'close'):
                 app.close()
     Handle.port = port
@@ -3686,15 +3722,22 @@ def serve_in_background(app, host='127.0.0.1', port=0, threads=8):
     return Handle()
 
 
-def stop_server(server):
-    """Stop a waitress server running in another thread: close the listening
-    socket and every connection, then let in-flight tasks finish."""
-    server.close()
-    for channel in list(server._map.values()):
-        try:
-            channel.handle_close()
-        except Exception:
-            pass
+def stop_server(server, thread=None):
+    """Stop a waitress server: close the listening socket and every
+    connection, then let in-flight tasks finish. When its loop runs in
+    `thread`, the closing happens inside that loop (waitress's trigger), so no
+    socket is closed under a select() in progress."""
+    def close_all():
+        for channel in list(server._map.values()):
+            try:
+                channel.close()
+            except Exception:
+                pass
+    if thread is not None and thread.is_alive():
+        server.trigger.pull_trigger(close_all)
+        thread.join(10)
+    else:
+        close_all()
     server.task_dispatcher.shutdown(timeout=10)
 
 
