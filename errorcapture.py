@@ -869,9 +869,12 @@ class Store(object):
         where.append('timestamp>=?')
         params.append(since)
         clause = ' AND '.join(where)
-        durations = [row[0] for row in self.query(
-            'SELECT duration_ms FROM http_requests WHERE %s AND duration_ms IS NOT NULL ORDER BY duration_ms'
-            ' LIMIT 1000000' % clause, params)]
+        by_host, durations = {}, []
+        for host, duration in self.query(
+                'SELECT host, duration_ms FROM http_requests WHERE %s AND duration_ms IS NOT NULL'
+                ' ORDER BY duration_ms LIMIT 1000000' % clause, params):
+            durations.append(duration)
+            by_host.setdefault(host, []).append(duration)
         codes = self.query('SELECT status_code, COUNT(*) FROM http_requests WHERE %s GROUP BY status_code' % clause,
                            params)
         hosts = self.query('SELECT host, COUNT(*) FROM http_requests WHERE %s GROUP BY host ORDER BY 2 DESC LIMIT 20'
@@ -892,7 +895,9 @@ class Store(object):
         return {'count': sum(count for _, count in codes), 'p50': percentile(durations, 50),
                 'p95': percentile(durations, 95), 'p99': percentile(durations, 99),
                 'statusCodes': {str(code): count for code, count in codes}, 'statusClasses': classes,
-                'histogram': histogram, 'byHost': [{'host': h, 'count': c} for h, c in hosts]}
+                'histogram': histogram,
+                'byHost': [{'host': h, 'count': c, 'p50': percentile(by_host.get(h, []), 50),
+                            'p95': percentile(by_host.get(h, []), 95)} for h, c in hosts]}
 
     def _tx_add_replay(self, conn, project_id, replay):
         events = replay['events']
@@ -1498,12 +1503,21 @@ def default_grouping(event):
         frames = raised.get('frames') or []
         chosen = [f for f in frames if f.get('inApp')] or frames
         chosen = [f for f in chosen if 'function' in f or 'filename' in f or 'module' in f]
+        type_ = '' if is_synthetic(raised) else raised.get('type') or ''
         if chosen:
-            return ['type', raised.get('type') or ''] + [frame_location(f) for f in chosen]
-        return ['type', raised.get('type') or '', normalize_message(raised.get('value') or event.get('message'))]
+            return ['type', type_] + [frame_location(f) for f in chosen]
+        return ['type', type_, normalize_message(event.get('messageTemplate') or raised.get('value')
+                                                 or event.get('message'))]
     if event.get('file'):
         return ['location', event['file'], str(event.get('line') or ''), normalize_message(event.get('message'))]
-    return ['message', normalize_message(event.get('message'))]
+    return ['message', normalize_message(event.get('messageTemplate') or event.get('message'))]
+
+
+def is_synthetic(exception):
+    """An exception an SDK made up to carry a stack (captureMessage in
+    @sentry/node): its type means nothing, as in Sentry."""
+    mechanism = exception.get('mechanism')
+    return isinstance(mechanism, dict) and mechanism.get('synthetic') is True
 
 
 def fingerprint_of(event):
@@ -1562,7 +1576,7 @@ def make_error_event(dialect, level=None, message=None, exception=None, timestam
                      environment=None, release=None, user=None, tags=None, request=None, breadcrumbs=None,
                      contexts=None, extra=None, fingerprint=None, server_name=None, platform=None, sdk=None,
                      file=None, line=None, hostname=None, logger=None, received=None, transaction=None,
-                     stacktrace=None):
+                     stacktrace=None, message_template=None):
     """The one internal error event. Adapters call this with what their dialect
     carries; the result holds the stored fields plus the grouping keys (_*)."""
     received = received if received is not None else now()
@@ -1572,6 +1586,7 @@ def make_error_event(dialect, level=None, message=None, exception=None, timestam
     if event_id:
         event['eventId'] = event_id
     optional = {'message': clip(message) if message is not None else None,
+                'messageTemplate': clip(message_template, 1024),
                 'environment': clip(environment, 200), 'release': clip(release, 200),
                 'serverName': clip(server_name, 200), 'hostname': clip(hostname, 200),
                 'platform': clip(platform, 64), 'logger': clip(logger, 200),
@@ -1606,6 +1621,8 @@ def finish_grouping(event):
     raised = exceptions[-1] if exceptions else None
     if raised:
         title = '%s: %s' % (raised['type'], raised.get('value') or '') if raised.get('value') else raised['type']
+        if is_synthetic(raised):
+            title = raised.get('value') or event.get('message') or raised['type']
         frames = raised.get('frames') or []
         in_app = [f for f in frames if f.get('inApp')] or frames
         top = in_app[-1] if in_app else None
@@ -1790,6 +1807,8 @@ def is_number(value):
 # masked, by key name and by shape (card numbers).
 SECRET_KEY = re.compile(r'pass(word|wd)?|secret|token|cvv|cvc|\bpin\b|^pin$|ssn|api[-_]?key|authorization|'
                         r'card[-_ ]?(number|no)|credit|iban', re.I)
+# keys that name the element a value was typed into, as recorders write them
+DESCRIBING_KEYS = ('field', 'name', 'id', 'key', 'target', 'selector', 'element', 'label', 'placeholder')
 CARD_NUMBER = re.compile(r'\b(?:\d[ -]?){12,18}\d\b')
 MASK = '[MASKED]'
 
@@ -1816,6 +1835,8 @@ def mask_card_numbers(text):
 def mask_secrets(value, depth=0):
     if isinstance(value, str):
         return mask_card_numbers(value)
+    if is_int(value) and 13 <= len(str(abs(value))) <= 19 and luhn_ok(str(abs(value))):
+        return MASK  # a card number sent as a JSON number
     if depth > 20:
         return value
     if isinstance(value, list):
@@ -1823,7 +1844,7 @@ def mask_secrets(value, depth=0):
     if isinstance(value, dict):
         # a form field described as {"field": "card-number", "value": "..."}
         described = any(isinstance(value.get(k), str) and SECRET_KEY.search(value[k])
-                        for k in ('field', 'name', 'id', 'key'))
+                        for k in DESCRIBING_KEYS) or value.get('type') == 'password'
         out = {}
         for key, item in value.items():
             if (SECRET_KEY.search(key) or (described and key in ('value', 'text'))) and item not in (None, ''):
@@ -2837,23 +2858,26 @@ def sentry_frames(stacktrace):
 
 
 def sentry_message(event):
+    """(formatted message, template) from `logentry` or `message`. The
+    template ("User %s not found") is what groups, as in Sentry."""
     for field in ('logentry', 'message'):
         value = event.get(field)
         if value is None:
             continue
         if isinstance(value, str):
-            return value
+            return value, None
         require(isinstance(value, dict), 'must be a string or an object', field)
-        text = value.get('formatted') or value.get('message')
+        template = value.get('message') if isinstance(value.get('message'), str) else None
+        text = value.get('formatted') if isinstance(value.get('formatted'), str) else template
         params = value.get('params')
-        if isinstance(text, str) and not value.get('formatted') and params:
+        if text is not None and not value.get('formatted') and params:
             try:
                 text = text % (tuple(params) if isinstance(params, list) else params)
             except Exception:
                 pass
-        if isinstance(text, str):
-            return text
-    return None
+        if text is not None:
+            return text, template if template != text else None
+    return None, None
 
 
 SENTRY_STRING_FIELDS = ('level', 'logger', 'platform', 'release', 'dist', 'environment', 'server_name',
@@ -2895,8 +2919,9 @@ def sentry_error_event(event, event_id=None):
                    'query': request.get('query_string'), 'data': request.get('data'),
                    'headers': request.get('headers'), 'cookies': request.get('cookies'), 'env': request.get('env')}
         request = {k: v for k, v in request.items() if v not in (None, '', {}, [])}
+    message, template = sentry_message(event)
     return make_error_event(
-        'sentry', level=event.get('level') or 'error', message=sentry_message(event),
+        'sentry', level=event.get('level') or 'error', message=message, message_template=template,
         exception=exceptions or None, timestamp=parse_timestamp(event.get('timestamp')),
         event_id=sentry_event_id(event_id or event.get('event_id')), environment=event.get('environment'),
         release=event.get('release'), user=event.get('user'), tags=string_map(event.get('tags'), 'tags'),

@@ -1,0 +1,785 @@
+"""Telemetry ingest and its read API: SeeStack HTTP requests, replays, logs and
+heartbeats (tests/seeds/seestack-ingest-*.txt), Open Sentry transactions and AI
+generations (tests/seeds/open-sentry-ingest-api.txt), read back through the
+read API (docs/read-api.md)."""
+import copy
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+SEEDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'seeds')
+
+
+def seed_text(name):
+    with open(os.path.join(SEEDS, name), encoding='utf-8') as handle:
+        return handle.read()
+
+
+HTTP_SEED = seed_text('seestack-ingest-http-requests.txt')
+REPLAY_SEED = seed_text('seestack-ingest-replay-and-heartbeat.txt')
+OPEN_SENTRY_SEED = seed_text('open-sentry-ingest-api.txt')
+
+UUID = re.compile(r'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
+ISO_MS_Z = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$')
+needs_curl = pytest.mark.skipif(shutil.which('curl') is None, reason='needs the curl binary')
+
+
+def http_seed_curl_line():
+    """The seed's curl command (flattened onto one line with '\\  -H')."""
+    return next(line for line in HTTP_SEED.splitlines() if line.startswith('curl -X POST'))
+
+
+def http_seed_body():
+    line = http_seed_curl_line()
+    return json.loads(re.search(r"-d '(.*)'\s*$", line).group(1))
+
+
+def replay_seed_body():
+    """The replay seed's example body. The page escaped the quotes inside
+    eventData twice (\\\\"); the JSON meant has them escaped once."""
+    line = next(line for line in REPLAY_SEED.splitlines() if line.startswith('curl -X POST'))
+    text = re.search(r"-d '(.*?)'\{", line).group(1)
+    return json.loads(text.replace('\\\\"', '\\"'))
+
+
+def replay_seed_answer():
+    start = REPLAY_SEED.index('{\n"success": true')
+    return json.JSONDecoder().raw_decode(REPLAY_SEED, start)[0]
+
+
+def open_sentry_example(marker):
+    head = OPEN_SENTRY_SEED.index('{', OPEN_SENTRY_SEED.index(marker))
+    return json.JSONDecoder().raw_decode(OPEN_SENTRY_SEED, head)[0]
+
+
+def iso_ago(seconds):
+    stamp = datetime.now(timezone.utc) - timedelta(seconds=seconds)
+    return stamp.strftime('%Y-%m-%dT%H:%M:%S.') + '%03dZ' % (stamp.microsecond // 1000)
+
+
+def key_of(client, name='telemetry'):
+    return client.get('/api.php?action=generate&name=' + name).json['hash']
+
+
+def seestack(client, path, body, key, raw=False):
+    headers = {'X-SeeStack-Key': key} if key is not None else {}
+    payload = body if raw else json.dumps(body).encode()
+    return client.post('/ingest/v1/' + path, payload, headers=headers, content_type='application/json',
+                       expect_errors=True)
+
+
+def read(client, url, key, **params):
+    params['key'] = key
+    answer = client.get(url, params=params)
+    assert answer.status_int == 200, answer.body
+    return answer.json
+
+
+def assert_validation_error(answer, *fields):
+    assert answer.status_int == 422, answer.body
+    body = answer.json
+    assert body['success'] is False
+    assert body['error']['code'] == 'VALIDATION_ERROR'
+    for field in fields:
+        assert field in body['error']['details'], body['error']
+    return body['error']['details']
+
+
+def stored_requests(client, key):
+    return read(client, '/api/v1/http-requests', key)['requests']
+
+
+def request_item(**changes):
+    item = {'traceId': 'trace-x', 'direction': 'inbound', 'method': 'GET', 'host': 'api.example.com',
+            'path': '/api/things', 'statusCode': 200, 'durationMs': 12, 'requestSize': 0, 'responseSize': 10,
+            'timestamp': iso_ago(30)}
+    item.update(changes)
+    return {k: v for k, v in item.items() if v is not ...}
+
+
+# -- SeeStack HTTP request telemetry ----------------------------------------------
+
+def test_http_seed_example_is_accepted_and_stored(client):
+    key = key_of(client)
+    body = http_seed_body()
+    answer = seestack(client, 'http-requests', body, key)
+    assert answer.status_int == 202, answer.body
+    assert answer.json == {'ok': True, 'accepted': 2}
+    rows = stored_requests(client, key)
+    assert len(rows) == 2
+    newest, oldest = rows
+    assert newest['traceId'] == 'trace-002' and oldest['traceId'] == 'trace-001'
+    assert oldest == dict(oldest, direction='outbound', method='POST', host='payments.stripe.com',
+                          path='/v1/charges', statusCode=200, durationMs=320, requestSize=256, responseSize=1024,
+                          userId='usr_99', timestamp='2026-03-31T12:00:00.000Z')
+    assert newest['statusCode'] == 401 and newest['userId'] is None
+    assert newest['timestamp'] == '2026-03-31T12:00:01.000Z'
+
+
+@needs_curl
+def test_http_seed_curl_command_against_live_server(live_server):
+    key = live_server.project('curl')['key']
+    line = http_seed_curl_line()
+    # the page joined the command's lines: "\  -H" was "\<newline>  -H"
+    argv = shlex.split(re.sub(r'\\\s+', ' ', line))
+    assert argv[0] == 'curl'
+    argv = [arg.replace('http://localhost:8080', live_server.url) for arg in argv]
+    argv += ['-H', 'X-SeeStack-Key: ' + key, '-sS', '-w', '\n%{http_code}']
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    body, status = done.stdout.rsplit('\n', 1)
+    assert status == '202'
+    assert json.loads(body) == {'ok': True, 'accepted': 2}
+    import urllib.request
+    with urllib.request.urlopen(live_server.url + '/api/v1/http-requests?key=' + key) as answer:
+        rows = json.loads(answer.read())['requests']
+    assert sorted(r['traceId'] for r in rows) == ['trace-001', 'trace-002']
+
+
+def test_http_project_id_is_optional(client):
+    key = key_of(client)
+    body = http_seed_body()
+    del body['projectId']
+    answer = seestack(client, 'http-requests', body, key)
+    assert answer.status_int == 202 and answer.json == {'ok': True, 'accepted': 2}
+
+
+def test_http_batch_of_100_is_accepted(client):
+    key = key_of(client)
+    items = [request_item(traceId='t%d' % i) for i in range(100)]
+    answer = seestack(client, 'http-requests', {'requests': items}, key)
+    assert answer.status_int == 202 and answer.json == {'ok': True, 'accepted': 100}
+    assert len(read(client, '/api/v1/http-requests', key, limit=500)['requests']) == 100
+
+
+@pytest.mark.parametrize('count', [0, 101])
+def test_http_batch_size_out_of_range(client, count):
+    key = key_of(client)
+    items = [request_item(traceId='t%d' % i) for i in range(count)]
+    assert_validation_error(seestack(client, 'http-requests', {'requests': items}, key), 'requests')
+    assert stored_requests(client, key) == []
+
+
+def test_http_requests_missing(client):
+    key = key_of(client)
+    assert_validation_error(seestack(client, 'http-requests', {'projectId': 'p'}, key), 'requests')
+
+
+BAD_FIELDS = [
+    ('traceId', ''), ('traceId', '   '), ('traceId', ...), ('host', ''), ('host', ...), ('path', ''),
+    ('path', ...), ('direction', 'sideways'), ('direction', ...), ('method', 'FETCH'), ('method', ...),
+    ('statusCode', 99), ('statusCode', 600), ('statusCode', '200'), ('durationMs', -1), ('requestSize', -5),
+    ('responseSize', -0.5), ('timestamp', 'yesterday'), ('timestamp', '2026-13-45T99:00:00Z'), ('timestamp', 12.5e20),
+]
+
+
+@pytest.mark.parametrize('field,value', BAD_FIELDS)
+def test_http_bad_field_rejects_whole_batch(client, field, value):
+    key = key_of(client)
+    good = request_item(traceId='good-one')
+    bad = request_item(**{field: value})
+    answer = seestack(client, 'http-requests', {'requests': [good, bad]}, key)
+    details = assert_validation_error(answer, 'requests[1].%s' % field)
+    assert not any(name.startswith('requests[0]') for name in details), details
+    assert stored_requests(client, key) == [], 'nothing of a rejected batch may be stored'
+
+
+@pytest.mark.parametrize('method', ['get', 'Post', 'delete', 'PATCH', 'options', 'head', 'put'])
+def test_http_method_in_any_case_is_stored_upper_case(client, method):
+    key = key_of(client)
+    answer = seestack(client, 'http-requests', {'requests': [request_item(method=method)]}, key)
+    assert answer.status_int == 202, answer.body
+    assert stored_requests(client, key)[0]['method'] == method.upper()
+
+
+@pytest.mark.parametrize('status', [0, 100, 599])
+def test_http_status_code_edges_accepted(client, status):
+    key = key_of(client)
+    answer = seestack(client, 'http-requests', {'requests': [request_item(statusCode=status)]}, key)
+    assert answer.status_int == 202, answer.body
+    assert stored_requests(client, key)[0]['statusCode'] == status
+
+
+def test_http_every_bad_item_is_named(client):
+    key = key_of(client)
+    items = [request_item(), request_item(direction='up'), request_item(), request_item(statusCode=700)]
+    details = assert_validation_error(seestack(client, 'http-requests', {'requests': items}, key),
+                                      'requests[1].direction', 'requests[3].statusCode')
+    assert all(isinstance(message, str) and message for message in details.values())
+
+
+def test_http_item_not_an_object(client):
+    key = key_of(client)
+    answer = seestack(client, 'http-requests', {'requests': [request_item(), 'nope']}, key)
+    details = assert_validation_error(answer)
+    assert any(name.startswith('requests[1]') for name in details), details
+    assert stored_requests(client, key) == []
+
+
+@pytest.mark.parametrize('key', [None, '', 'not-a-key'])
+def test_http_bad_key(client, key):
+    key_of(client)
+    answer = seestack(client, 'http-requests', http_seed_body(), key)
+    assert answer.status_int == 401
+    assert answer.json['success'] is False
+    assert answer.json['error']['code'] == 'INVALID_API_KEY'
+
+
+def test_http_key_of_api_php_is_accepted(client):
+    """The same key /api.php uses (also one made by auto-creation) works here."""
+    answer = client.post_json('/api.php', {'hash': 'my-own-key-123', 'level': 'Error', 'message': 'boom'})
+    assert answer.json['ok'] is True
+    answer = seestack(client, 'http-requests', http_seed_body(), 'my-own-key-123')
+    assert answer.status_int == 202, answer.body
+
+
+def test_http_malformed_json(client):
+    key = key_of(client)
+    answer = seestack(client, 'http-requests', b'{"requests": [', key, raw=True)
+    assert answer.status_int == 400, answer.body
+    assert answer.json['success'] is False
+    assert answer.json['error']['code'] not in ('VALIDATION_ERROR', None, '')
+
+
+def test_http_body_not_an_object(client):
+    key = key_of(client)
+    answer = seestack(client, 'http-requests', [request_item()], key)
+    assert 400 <= answer.status_int < 500 and answer.json['success'] is False
+    assert stored_requests(client, key) == []
+
+
+def seed_filter_data(client, key):
+    items = [
+        request_item(traceId='a', direction='inbound', method='GET', host='api.example.com', path='/api/orders',
+                     statusCode=200),
+        request_item(traceId='b', direction='inbound', method='POST', host='api.example.com', path='/api/orders/7',
+                     statusCode=404),
+        request_item(traceId='c', direction='outbound', method='POST', host='payments.stripe.com',
+                     path='/v1/charges', statusCode=402),
+        request_item(traceId='d', direction='outbound', method='GET', host='cdn.example.net', path='/img/logo.png',
+                     statusCode=503),
+    ]
+    assert seestack(client, 'http-requests', {'requests': items}, key).status_int == 202
+
+
+@pytest.mark.parametrize('params,expected', [
+    ({}, ['d', 'c', 'b', 'a']),
+    ({'direction': 'outbound'}, ['d', 'c']),
+    ({'direction': 'inbound'}, ['b', 'a']),
+    ({'method': 'POST'}, ['c', 'b']),
+    ({'method': 'get'}, ['d', 'a']),
+    ({'status': '4xx'}, ['c', 'b']),
+    ({'status': '5xx'}, ['d']),
+    ({'status': '404'}, ['b']),
+    ({'host': 'api.example.com'}, ['b', 'a']),
+    ({'path': 'orders'}, ['b', 'a']),
+    ({'path': '/v1/'}, ['c']),
+    ({'direction': 'inbound', 'status': '4xx'}, ['b']),
+])
+def test_http_list_filters(client, params, expected):
+    key = key_of(client)
+    seed_filter_data(client, key)
+    rows = read(client, '/api/v1/http-requests', key, **params)['requests']
+    assert [r['traceId'] for r in rows] == expected
+
+
+def test_http_list_pages_with_cursor(client):
+    key = key_of(client)
+    items = [request_item(traceId='t%02d' % i) for i in range(7)]
+    assert seestack(client, 'http-requests', {'requests': items}, key).status_int == 202
+    seen, cursor = [], None
+    for _ in range(10):
+        params = {'limit': 3}
+        if cursor:
+            params['cursor'] = cursor
+        page = read(client, '/api/v1/http-requests', key, **params)
+        seen += [r['traceId'] for r in page['requests']]
+        cursor = page['nextCursor']
+        if cursor is None:
+            break
+    assert seen == ['t%02d' % i for i in reversed(range(7))]
+
+
+def test_http_read_needs_the_key(client):
+    key = key_of(client)
+    assert client.get('/api/v1/http-requests', expect_errors=True).status_int == 401
+    other = key_of(client, 'other')
+    seed_filter_data(client, key)
+    assert stored_requests(client, other) == []
+
+
+def test_http_stats(client):
+    key = key_of(client)
+    durations = [3, 8, 8, 40, 300]
+    codes = [200, 200, 201, 404, 500]
+    items = [request_item(traceId='s%d' % i, durationMs=d, statusCode=c, timestamp=iso_ago(60 + i))
+             for i, (d, c) in enumerate(zip(durations, codes))]
+    # one old request, outside the default 24 hours
+    items.append(request_item(traceId='old', durationMs=9000, statusCode=200, timestamp=iso_ago(3 * 86400)))
+    assert seestack(client, 'http-requests', {'requests': items}, key).status_int == 202
+    stats = read(client, '/api/v1/http-requests/stats', key)
+    assert stats['count'] == 5
+    assert stats['p50'] == 8
+    assert stats['p95'] == 300
+    assert stats['statusCodes'] == {'200': 2, '201': 1, '404': 1, '500': 1}
+    assert stats['statusClasses'] == {'2xx': 3, '4xx': 1, '5xx': 1}
+    buckets = {b['le']: b['count'] for b in stats['histogram'] if b['count']}
+    assert buckets == {5: 1, 10: 2, 50: 1, 500: 1}
+    assert sum(b['count'] for b in stats['histogram']) == 5
+    wider = read(client, '/api/v1/http-requests/stats', key, hours=100)
+    assert wider['count'] == 6 and wider['statusCodes']['200'] == 3
+    assert read(client, '/api/v1/http-requests/stats', key, status='4xx')['count'] == 1
+
+
+def test_http_stats_percentiles_over_many(client):
+    key = key_of(client)
+    items = [request_item(traceId='p%d' % i, durationMs=(i + 1) * 10, timestamp=iso_ago(120)) for i in range(20)]
+    assert seestack(client, 'http-requests', {'requests': items}, key).status_int == 202
+    stats = read(client, '/api/v1/http-requests/stats', key)
+    assert stats['count'] == 20
+    assert 100 <= stats['p50'] <= 110
+    assert 185 <= stats['p95'] <= 200
+    assert stats['byHost'][0]['host'] == 'api.example.com' and stats['byHost'][0]['count'] == 20
+    # docs/read-api.md: byHost entries are {"host", "count", "p95"}
+    assert 185 <= stats['byHost'][0].get('p95', -1) <= 200, stats['byHost']
+
+
+@pytest.mark.parametrize('params', [{'status': 'abc'}, {'status': '6xx'}, {'direction': 'up'}])
+def test_http_bad_filters_answer_400(client, params):
+    key = key_of(client)
+    params['key'] = key
+    answer = client.get('/api/v1/http-requests', params=params, expect_errors=True)
+    assert answer.status_int == 400 and 'error' in answer.json
+
+
+def test_http_stats_empty(client):
+    key = key_of(client)
+    stats = read(client, '/api/v1/http-requests/stats', key)
+    assert stats['count'] == 0 and stats['statusCodes'] == {}
+
+
+# -- SeeStack replays -------------------------------------------------------------
+
+def replay(client, key, body):
+    return seestack(client, 'replay', body, key)
+
+
+def test_replay_seed_example(client):
+    key = key_of(client)
+    body = replay_seed_body()
+    assert len(body['events']) == 3
+    answer = replay(client, key, body)
+    assert answer.status_int == 202, answer.body
+    data = answer.json
+    seed = replay_seed_answer()
+    assert set(data) == set(seed) == {'success', 'data', 'meta'}
+    assert data['success'] is True
+    assert data['data'] == seed['data'] == {'eventsReceived': 3}
+    assert UUID.match(data['meta']['requestId']) and ISO_MS_Z.match(data['meta']['timestamp'])
+    stored = read(client, '/api/v1/replays/sess_8f3a2c1b', key)
+    assert stored['sessionId'] == 'sess_8f3a2c1b'
+    assert [e['eventType'] for e in stored['events']] == ['navigation', 'mouse_click', 'input']
+    assert [e['timestampMillis'] for e in stored['events']] == [1711886400000, 1711886405123, 1711886407800]
+    navigation = json.loads(stored['events'][0]['eventData'])
+    assert navigation == {'from': '/home', 'to': '/checkout', 'method': 'push'}
+    click = json.loads(stored['events'][1]['eventData'])
+    assert click == {'x': 512, 'y': 340, 'target': 'button#place-order'}
+    assert stored['events'][0]['url'] == 'https://myapp.com/checkout'
+    assert stored['events'][0]['timestamp'] == '2024-03-31T12:00:00.000Z'
+
+
+def replay_event(data, millis, url='https://shop.example/checkout', event_type='input'):
+    return {'eventType': event_type, 'eventData': data if isinstance(data, str) else json.dumps(data),
+            'url': url, 'timestampMillis': millis}
+
+
+def test_replay_masks_secrets_and_keeps_the_rest(client):
+    key = key_of(client)
+    base = 1711886400000
+    events = [
+        replay_event({'field': 'login', 'password': 'hunter2'}, base),
+        replay_event({'token': 'tok_live_abcdef'}, base + 1),
+        replay_event({'cvv': '123'}, base + 2),
+        replay_event({'field': 'card-number', 'value': '4111 1111 1111 1111'}, base + 3),
+        replay_event('customer typed 4242424242424242 into the notes', base + 4),
+        replay_event({'x': 512, 'y': 340, 'to': '/checkout'}, base + 5, event_type='mouse_click'),
+        replay_event({'note': 'pay with 4242424242424242 please'}, base + 6),
+    ]
+    answer = replay(client, key, {'fingerprint': 'fp', 'sessionId': 'masking', 'events': events})
+    assert answer.status_int == 202, answer.body
+    stored = read(client, '/api/v1/replays/masking', key)['events']
+    assert len(stored) == 7
+    raw = ' '.join(e['eventData'] for e in stored)
+    for secret in ('hunter2', 'tok_live_abcdef', '4111 1111 1111 1111', '4242424242424242'):
+        assert secret not in raw, secret
+    first = json.loads(stored[0]['eventData'])
+    assert first == {'field': 'login', 'password': '[MASKED]'}
+    assert json.loads(stored[1]['eventData']) == {'token': '[MASKED]'}
+    assert json.loads(stored[2]['eventData']) == {'cvv': '[MASKED]'}
+    assert json.loads(stored[3]['eventData']) == {'field': 'card-number', 'value': '[MASKED]'}
+    assert '[MASKED]' in stored[4]['eventData'] and 'customer typed' in stored[4]['eventData']
+    assert json.loads(stored[5]['eventData']) == {'x': 512, 'y': 340, 'to': '/checkout'}
+    assert json.loads(stored[6]['eventData'])['note'] == 'pay with [MASKED] please'
+
+
+def test_replay_masks_card_numbers_sent_as_json_numbers(client):
+    """A card number typed into a numeric input arrives as a JSON number."""
+    key = key_of(client)
+    event = replay_event({'field': 'notes', 'number': 4242424242424242}, 1)
+    answer = replay(client, key, {'fingerprint': 'f', 'sessionId': 'num', 'events': [event]})
+    assert answer.status_int == 202, answer.body
+    stored = read(client, '/api/v1/replays/num', key)['events'][0]['eventData']
+    assert '4242424242424242' not in stored, stored
+
+
+def test_replay_masks_value_typed_into_a_password_target(client):
+    """The seed's click events name their element as "target"; an input event
+    on a password field must not keep what was typed."""
+    key = key_of(client)
+    event = replay_event({'target': 'input#password', 'value': 'hunter2'}, 1)
+    answer = replay(client, key, {'fingerprint': 'f', 'sessionId': 'pw', 'events': [event]})
+    assert answer.status_int == 202, answer.body
+    stored = json.loads(read(client, '/api/v1/replays/pw', key)['events'][0]['eventData'])
+    assert stored == {'target': 'input#password', 'value': '[MASKED]'}
+
+
+def test_replay_keeps_numbers_that_are_not_cards(client):
+    key = key_of(client)
+    data = {'orderId': '1234567890123', 'x': 10}  # 13 digits, fails the Luhn check
+    answer = replay(client, key, {'fingerprint': 'f', 'sessionId': 's1', 'events': [replay_event(data, 1)]})
+    assert answer.status_int == 202, answer.body
+    assert json.loads(read(client, '/api/v1/replays/s1', key)['events'][0]['eventData']) == data
+
+
+@pytest.mark.parametrize('change,field', [
+    (lambda b: b.update(events=[]), 'events'),
+    (lambda b: b.pop('events'), 'events'),
+    (lambda b: b.pop('sessionId'), 'sessionId'),
+    (lambda b: b.update(sessionId='  '), 'sessionId'),
+    (lambda b: b.pop('fingerprint'), 'fingerprint'),
+    (lambda b: b['events'][1].update(eventData={'x': 1}), 'events[1].eventData'),
+    (lambda b: b['events'][0].update(timestampMillis='1711886400000'), 'events[0].timestampMillis'),
+    (lambda b: b['events'][0].update(timestampMillis=1711886400000.5), 'events[0].timestampMillis'),
+    (lambda b: b['events'][2].pop('eventType'), 'events[2].eventType'),
+])
+def test_replay_validation(client, change, field):
+    key = key_of(client)
+    body = copy.deepcopy(replay_seed_body())
+    change(body)
+    assert_validation_error(replay(client, key, body), field)
+    assert read(client, '/api/v1/replays', key)['sessions'] == []
+
+
+def test_replay_bad_key(client):
+    answer = replay(client, 'nope', replay_seed_body())
+    assert answer.status_int == 401 and answer.json['error']['code'] == 'INVALID_API_KEY'
+
+
+def test_replay_session_list(client):
+    key = key_of(client)
+    assert replay(client, key, replay_seed_body()).status_int == 202
+    more = {'fingerprint': 'sess_8f3a2c1b', 'sessionId': 'sess_8f3a2c1b', 'events': [
+        replay_event({'to': '/thanks'}, 1711886410000, url='https://myapp.com/thanks', event_type='navigation')]}
+    assert replay(client, key, more).status_int == 202
+    other = {'fingerprint': 'fp2', 'sessionId': 'another', 'events': [replay_event({'x': 1}, 1711886500000)]}
+    assert replay(client, key, other).status_int == 202
+    sessions = read(client, '/api/v1/replays', key)['sessions']
+    assert [s['sessionId'] for s in sessions] == ['another', 'sess_8f3a2c1b']
+    session = sessions[1]
+    assert session['events'] == 4
+    assert session['fingerprint'] == 'sess_8f3a2c1b'
+    assert session['urls'] == ['https://myapp.com/checkout', 'https://myapp.com/thanks']
+    assert session['firstSeen'] == '2024-03-31T12:00:00.000Z'
+    assert session['lastSeen'] == '2024-03-31T12:00:10.000Z'
+    assert client.get('/api/v1/replays/unknown?key=' + key, expect_errors=True).status_int == 404
+
+
+# -- SeeStack logs ----------------------------------------------------------------
+
+def log_line(client, key, **fields):
+    answer = seestack(client, 'logs', fields, key)
+    assert answer.status_int == 202, answer.body
+    return answer
+
+
+def test_log_accepted_in_success_envelope(client):
+    key = key_of(client)
+    answer = log_line(client, key, level='warn', message='disk almost full', service='api', traceId='t1',
+                      metadata={'disk': '/dev/sda1', 'percent': 93})
+    body = answer.json
+    assert body['success'] is True and isinstance(body['data'], dict)
+    assert UUID.match(body['meta']['requestId'])
+    logs = read(client, '/api/v1/logs', key)['logs']
+    assert len(logs) == 1
+    entry = logs[0]
+    assert entry['level'] == 'warn' and entry['message'] == 'disk almost full'
+    assert entry['service'] == 'api' and entry['traceId'] == 't1'
+    assert entry['metadata'] == {'disk': '/dev/sda1', 'percent': 93}
+    assert ISO_MS_Z.match(entry['timestamp'])
+
+
+@pytest.mark.parametrize('fields,bad', [
+    ({'message': 'no level'}, 'level'),
+    ({'level': 'loud', 'message': 'bad level'}, 'level'),
+    ({'level': 'info'}, 'message'),
+    ({'level': 'info', 'message': '   '}, 'message'),
+    ({'level': 'info', 'message': 'x', 'metadata': 'not an object'}, 'metadata'),
+])
+def test_log_validation(client, fields, bad):
+    key = key_of(client)
+    assert_validation_error(seestack(client, 'logs', fields, key), bad)
+    assert read(client, '/api/v1/logs', key)['logs'] == []
+
+
+def test_log_bad_key(client):
+    answer = seestack(client, 'logs', {'level': 'info', 'message': 'x'}, 'nope')
+    assert answer.status_int == 401 and answer.json['error']['code'] == 'INVALID_API_KEY'
+
+
+def test_logs_newest_first_and_tail(client):
+    key = key_of(client)
+    for index in range(5):
+        log_line(client, key, level='info', message='line %d' % index)
+    logs = read(client, '/api/v1/logs', key)['logs']
+    assert [l['message'] for l in logs] == ['line %d' % i for i in reversed(range(5))]
+    third = logs[2]['id']  # "line 2"
+    tail = read(client, '/api/v1/logs', key, since=third)
+    assert [l['message'] for l in tail['logs']] == ['line 3', 'line 4']
+    assert tail['cursor'] == logs[0]['id']
+    log_line(client, key, level='error', message='line 5')
+    again = read(client, '/api/v1/logs', key, since=tail['cursor'])
+    assert [l['message'] for l in again['logs']] == ['line 5']
+    empty = read(client, '/api/v1/logs', key, since=again['cursor'])
+    assert empty['logs'] == [] and empty['cursor'] == again['cursor']
+
+
+def test_logs_filters(client):
+    key = key_of(client)
+    log_line(client, key, level='info', message='user signed in', service='auth')
+    log_line(client, key, level='error', message='payment declined', service='billing')
+    log_line(client, key, level='error', message='token expired', service='auth')
+    log_line(client, key, level='debug', message='cache miss for user 7', service='api')
+    messages = lambda **p: [l['message'] for l in read(client, '/api/v1/logs', key, **p)['logs']]
+    assert messages(level='error') == ['token expired', 'payment declined']
+    assert messages(service='auth') == ['token expired', 'user signed in']
+    assert messages(q='user') == ['cache miss for user 7', 'user signed in']
+    assert messages(level='error', service='auth') == ['token expired']
+    assert messages(q='nothing like this') == []
+
+
+# -- Open Sentry transactions and AI generations ----------------------------------
+
+def open_sentry(client, key, body):
+    return client.post('/v1/ingest', json.dumps(body).encode(), headers={'X-Open-Sentry-Key': key},
+                       content_type='application/json', expect_errors=True)
+
+
+TX_SEED = open_sentry_example('Transaction item (type: "transaction")')
+AI_SEED = open_sentry_example('AI generation item (type: "ai_generation")')
+
+
+def test_open_sentry_seed_examples_found():
+    assert TX_SEED['type'] == 'transaction' and TX_SEED['name'] == 'GET /api/checkout'
+    assert AI_SEED['type'] == 'ai_generation' and AI_SEED['model'] == 'anthropic/claude-sonnet-4'
+
+
+def test_open_sentry_transaction_seed(client):
+    key = key_of(client)
+    answer = open_sentry(client, key, TX_SEED)
+    assert answer.status_int == 202, answer.body
+    assert UUID.match(answer.json['id'])
+    listed = read(client, '/api/v1/transactions/list', key)['transactions']
+    assert len(listed) == 1
+    summary = listed[0]
+    assert summary['name'] == 'GET /api/checkout' and summary['traceId'] == 'trace-abc-123'
+    assert summary['durationMs'] == 245 and summary['status'] == 'ok'
+    assert summary['timestamp'] == '2026-05-30T12:00:02.000Z'
+    tx = read(client, '/api/v1/transactions/%d' % summary['id'], key)['transaction']
+    assert tx['name'] == 'GET /api/checkout' and tx['environment'] == 'production'
+    assert len(tx['spans']) == 1
+    span = tx['spans'][0]
+    assert span['spanId'] == 'span-1' and span['op'] == 'db.query'
+    assert span['description'] == 'SELECT * FROM orders' and span['durationMs'] == 40
+    assert span['parentSpanId'] == 'root-span-id'
+
+
+def test_open_sentry_ai_generation_seed(client):
+    key = key_of(client)
+    answer = open_sentry(client, key, AI_SEED)
+    assert answer.status_int == 202, answer.body
+    usage = read(client, '/api/v1/ai', key, days=365)
+    assert usage['totals']['count'] == 1
+    assert usage['totals']['inputTokens'] == 1200 and usage['totals']['outputTokens'] == 340
+    assert abs(usage['totals']['costUsd'] - 0.00482) < 1e-9
+    recent = usage['recent'][0]
+    assert recent['provider'] == 'openrouter' and recent['model'] == 'anthropic/claude-sonnet-4'
+    assert recent['latencyMs'] == 1820 and recent['status'] == 'ok'
+    assert recent['timestamp'] == '2026-05-30T12:00:03.000Z'
+
+
+def test_open_sentry_mixed_batch(client):
+    key = key_of(client)
+    batch = [
+        {'type': 'error', 'exception': {'type': 'Error', 'value': 'mixed batch error'}},
+        dict(TX_SEED, timestamp=iso_ago(60)),
+        dict(AI_SEED, timestamp=iso_ago(60)),
+    ]
+    answer = open_sentry(client, key, batch)
+    assert answer.status_int == 202, answer.body
+    issues = read(client, '/api/v1/issues', key)['issues']
+    assert [i['title'] for i in issues] == ['Error: mixed batch error']
+    assert len(read(client, '/api/v1/transactions/list', key)['transactions']) == 1
+    assert read(client, '/api/v1/ai', key)['totals']['count'] == 1
+
+
+@pytest.mark.parametrize('bad', [
+    lambda: dict(TX_SEED, traceId=None),
+    lambda: {k: v for k, v in TX_SEED.items() if k != 'traceId'},
+    lambda: {k: v for k, v in TX_SEED.items() if k != 'name'},
+    lambda: dict(TX_SEED, durationMs=-5),
+    lambda: dict(TX_SEED, durationMs='245'),
+    lambda: dict(TX_SEED, status='weird'),
+    lambda: dict(AI_SEED, inputTokens=-1),
+    lambda: {k: v for k, v in AI_SEED.items() if k != 'inputTokens'},
+    lambda: {k: v for k, v in AI_SEED.items() if k != 'model'},
+    lambda: dict(AI_SEED, status='weird'),
+    lambda: dict(TX_SEED, type='metric'),
+])
+def test_open_sentry_batch_with_one_bad_item_stores_nothing(client, bad):
+    key = key_of(client)
+    batch = [{'type': 'error', 'exception': {'type': 'Error', 'value': 'should not be stored'}},
+             dict(TX_SEED), dict(AI_SEED), bad()]
+    answer = open_sentry(client, key, batch)
+    assert answer.status_int == 400, answer.body
+    assert answer.json['error'] == 'Invalid payload'
+    assert read(client, '/api/v1/issues', key)['issues'] == []
+    assert read(client, '/api/v1/transactions/list', key)['transactions'] == []
+    assert read(client, '/api/v1/ai', key, days=365)['totals']['count'] == 0
+
+
+def test_transaction_summary_by_name(client):
+    key = key_of(client)
+    batch = []
+    for duration in (100, 200, 300, 400, 1000):
+        batch.append(dict(TX_SEED, name='GET /api/checkout', durationMs=duration, timestamp=iso_ago(300),
+                          spans=[]))
+    batch.append(dict(TX_SEED, name='POST /api/pay', durationMs=50, status='error', timestamp=iso_ago(300)))
+    batch.append(dict(TX_SEED, name='GET /old', durationMs=10, timestamp=iso_ago(3 * 86400)))
+    assert open_sentry(client, key, batch).status_int == 202
+    summary = {t['name']: t for t in read(client, '/api/v1/transactions', key, hours=24)['transactions']}
+    assert set(summary) == {'GET /api/checkout', 'POST /api/pay'}
+    checkout = summary['GET /api/checkout']
+    assert checkout['count'] == 5 and checkout['errors'] == 0
+    assert checkout['p50'] == 300
+    assert checkout['p95'] == 1000
+    assert checkout['avg'] == 400
+    assert summary['POST /api/pay']['errors'] == 1
+    wider = {t['name'] for t in read(client, '/api/v1/transactions', key, hours=24 * 7)['transactions']}
+    assert 'GET /old' in wider
+    by_name = read(client, '/api/v1/transactions/list', key, name='POST /api/pay')['transactions']
+    assert [t['name'] for t in by_name] == ['POST /api/pay'] and by_name[0]['status'] == 'error'
+
+
+def test_ai_usage_totals_by_model_and_over_time(client):
+    key = key_of(client)
+    batch = [
+        dict(AI_SEED, model='gpt-4o', provider='openai', inputTokens=100, outputTokens=10, totalCostUsd=0.01,
+             latencyMs=500, timestamp=iso_ago(120)),
+        dict(AI_SEED, model='gpt-4o', provider='openai', inputTokens=300, outputTokens=30, totalCostUsd=0.03,
+             latencyMs=700, status='error', timestamp=iso_ago(120)),
+        dict(AI_SEED, inputTokens=1000, outputTokens=200, totalCostUsd=0.5, latencyMs=1500, timestamp=iso_ago(60)),
+        dict(AI_SEED, inputTokens=5, outputTokens=5, totalCostUsd=9.0, timestamp=iso_ago(30 * 86400)),
+    ]
+    assert open_sentry(client, key, batch).status_int == 202
+    usage = read(client, '/api/v1/ai', key, days=1)
+    assert usage['totals']['count'] == 3
+    assert usage['totals']['inputTokens'] == 1400 and usage['totals']['outputTokens'] == 240
+    assert abs(usage['totals']['costUsd'] - 0.54) < 1e-6
+    assert usage['totals']['errors'] == 1
+    models = {(m['provider'], m['model']): m for m in usage['byModel']}
+    assert set(models) == {('openai', 'gpt-4o'), ('openrouter', 'anthropic/claude-sonnet-4')}
+    gpt = models[('openai', 'gpt-4o')]
+    assert gpt['count'] == 2 and gpt['inputTokens'] == 400 and gpt['outputTokens'] == 40
+    assert abs(gpt['costUsd'] - 0.04) < 1e-6
+    assert gpt['p50LatencyMs'] in (500, 600, 700)
+    assert sum(b['count'] for b in usage['overTime']) == 3
+    assert sum(b['inputTokens'] for b in usage['overTime']) == 1400
+    assert all(ISO_MS_Z.match(b['bucket']) and b['bucket'].endswith(':00:00.000Z') for b in usage['overTime'])
+    month = read(client, '/api/v1/ai', key, days=60)
+    assert month['totals']['count'] == 4
+
+
+# -- SeeStack heartbeat -----------------------------------------------------------
+
+def create_monitor(client, key, slug='nightly-backup', schedule='1d', grace=30, name='Nightly backup'):
+    answer = client.post_json('/api/v1/monitors?key=' + key, {'slug': slug, 'name': name, 'schedule': schedule,
+                                                               'grace': grace}, expect_errors=True)
+    assert answer.status_int == 201, answer.body
+    return answer.json['monitor']
+
+
+def test_heartbeat_unknown_slug(client):
+    key = key_of(client)
+    answer = seestack(client, 'heartbeat', {'slug': 'no-such-job', 'status': 'success'}, key)
+    assert answer.status_int == 404, answer.body
+    body = answer.json
+    assert body['ok'] is False and body['code'] == 'NOT_FOUND'
+    assert isinstance(body['message'], str) and body['message']
+
+
+def test_heartbeat_records_history(client):
+    key = key_of(client)
+    create_monitor(client, key)
+    answer = seestack(client, 'heartbeat', {'slug': 'nightly-backup', 'status': 'success', 'durationMs': 1234},
+                      key)
+    assert answer.status_int == 202, answer.body
+    assert answer.json['ok'] is True and isinstance(answer.json['monitorId'], str) and answer.json['monitorId']
+    shown = read(client, '/api/v1/monitors/nightly-backup', key)
+    assert shown['monitor']['status'] == 'healthy'
+    assert shown['monitor']['lastStatus'] == 'success'
+    assert ISO_MS_Z.match(shown['monitor']['lastPing'])
+    assert [h['status'] for h in shown['history']] == ['success']
+    assert shown['history'][0]['durationMs'] == 1234
+    answer = seestack(client, 'heartbeat', {'slug': 'nightly-backup', 'status': 'failed',
+                                            'message': 'disk full'}, key)
+    assert answer.status_int == 202, answer.body
+    shown = read(client, '/api/v1/monitors/nightly-backup', key)
+    assert shown['monitor']['status'] == 'failed'
+    assert [h['status'] for h in shown['history']] == ['failed', 'success']
+    assert shown['history'][0]['message'] == 'disk full'
+    listed = read(client, '/api/v1/monitors', key)['monitors']
+    assert [(m['slug'], m['status']) for m in listed] == [('nightly-backup', 'failed')]
+
+
+@pytest.mark.parametrize('body,field', [
+    ({'slug': 'nightly-backup', 'status': 'ok'}, 'status'),
+    ({'slug': 'nightly-backup', 'status': 'SUCCESS?'}, 'status'),
+    ({'slug': 'nightly-backup'}, 'status'),
+    ({'status': 'success'}, 'slug'),
+    ({'slug': 'nightly-backup', 'status': 'success', 'durationMs': -1}, 'durationMs'),
+])
+def test_heartbeat_validation(client, body, field):
+    key = key_of(client)
+    create_monitor(client, key)
+    assert_validation_error(seestack(client, 'heartbeat', body, key), field)
+    assert read(client, '/api/v1/monitors/nightly-backup', key)['history'] == []
+
+
+def test_heartbeat_bad_key(client):
+    answer = seestack(client, 'heartbeat', {'slug': 'x', 'status': 'success'}, 'nope')
+    assert answer.status_int == 401 and answer.json['error']['code'] == 'INVALID_API_KEY'
+
+
+def test_heartbeat_of_other_project_is_not_found(client):
+    key, other = key_of(client, 'a'), key_of(client, 'b')
+    create_monitor(client, key)
+    answer = seestack(client, 'heartbeat', {'slug': 'nightly-backup', 'status': 'success'}, other)
+    assert answer.status_int == 404
+    assert read(client, '/api/v1/monitors/nightly-backup', key)['history'] == []
