@@ -1200,14 +1200,13 @@ class Store(object):
     def _tx_prune_events(self, conn, project_id, threshold, cutoff):
         rows = conn.execute('SELECT id, issue_id, received FROM events WHERE project_id=? ORDER BY id LIMIT ?',
                             (project_id, self.PRUNE_BATCH)).fetchall()
-        doomed = []
-        for row_id, issue_id, received in rows:
-            if row_id > threshold and received >= cutoff:
-                break
-            doomed.append((row_id, issue_id))
+        # The oldest rows by id: past the cap, or received before the cutoff
+        # (received grows with id, but a clock step can reorder a few).
+        doomed = [(row_id, issue_id) for row_id, issue_id, received in rows
+                  if row_id <= threshold or received < cutoff]
         if not doomed:
             return 0
-        conn.execute('DELETE FROM events WHERE project_id=? AND id<=?', (project_id, doomed[-1][0]))
+        conn.executemany('DELETE FROM events WHERE id=?', [(row_id,) for row_id, _ in doomed])
         per_issue = {}
         for _, issue_id in doomed:
             per_issue[issue_id] = per_issue.get(issue_id, 0) + 1
@@ -1451,7 +1450,6 @@ def parse_stack_trace(lines):
     oldest call first as Sentry orders them. Unparsed lines are skipped."""
     if isinstance(lines, str):
         lines = lines.splitlines()
-    lines = lines[:MAX_FRAMES * 4]
     frames, python_order = [], False
     for index, line in enumerate(lines):
         if not isinstance(line, str):
@@ -1539,7 +1537,7 @@ def exception_entry(type_=None, value=None, frames=None, module=None, mechanism=
     if module:
         out['module'] = clip(module, 512)
     if frames:
-        out['frames'] = cap_frames(frames)
+        out['frames'] = frames  # callers cap them, so the truncation marker counts right
     if mechanism:
         out['mechanism'] = bound(mechanism, MAX_DEPTH - 2)
     return out
@@ -1796,7 +1794,7 @@ def validate_monitor(data, partial=False):
 
 
 def is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int) and not isinstance(value, bool) and -(1 << 63) <= value < (1 << 63)
 
 
 def is_number(value):
@@ -1911,7 +1909,81 @@ def reply(obj, status=200, headers=None):
     return dumps(obj).encode('utf-8')
 
 
-def read_body(limit):
+try:  # optional: brotli bodies need the 'brotli' package (pip install 'errorcapture[brotli]')
+    import brotli as _brotli
+except ImportError:
+    _brotli = None
+
+
+# Only one request at a time may hold a decompressed body past this size, so
+# concurrent compression bombs cannot multiply memory by the thread count.
+BIG_BODY = 8 << 20
+BIG_BODY_GATE = threading.Lock()
+
+
+def grow(out, chunk, limit):
+    """Append a decompressed chunk, enforcing limit and the big-body gate."""
+    out += chunk
+    if len(out) > limit:
+        raise ApiError(413, 'decompressed body exceeds %d bytes' % limit, 'PAYLOAD_TOO_LARGE')
+    environ = bottle.request.environ
+    if len(out) > BIG_BODY and not environ.get('errorcapture.big_body'):
+        if not BIG_BODY_GATE.acquire(timeout=30):
+            raise Overloaded('another large body is being decompressed')
+        environ['errorcapture.big_body'] = True  # released by guarded() when the request ends
+
+
+def decompress(body, encoding, limit):
+    """Decode a Content-Encoding, refusing (413) once the output passes limit,
+    so a compression bomb never sits in memory."""
+    encoding = (encoding or '').strip().lower()
+    if encoding in ('', 'identity'):
+        return body
+    if encoding in ('gzip', 'x-gzip', 'deflate'):
+        if encoding == 'deflate':
+            # zlib-wrapped per the RFC, but some clients send raw deflate
+            zlib_header = len(body) >= 2 and body[0] & 0x0f == 8 and ((body[0] << 8) | body[1]) % 31 == 0
+            wbits = 15 if zlib_header else -15
+        else:
+            wbits = 31
+        decoder = zlib.decompressobj(wbits)
+        out = bytearray()
+        data = body
+        try:
+            while data:
+                grow(out, decoder.decompress(data, 1 << 20), limit)
+                if decoder.eof:
+                    break
+                data = decoder.unconsumed_tail
+            out += decoder.flush()
+        except zlib.error as exc:
+            raise ApiError(400, 'body is not valid %s: %s' % (encoding, exc))
+        if not decoder.eof:
+            raise ApiError(400, 'body is not valid %s: truncated' % encoding)
+        if len(out) > limit:
+            raise ApiError(413, 'decompressed body exceeds %d bytes' % limit)
+        return bytes(out)
+    if encoding == 'br':
+        if _brotli is None:
+            raise ApiError(415, "Content-Encoding br needs the optional 'brotli' package on the server "
+                                "(pip install 'errorcapture[brotli]'); send gzip or deflate instead")
+        decoder = _brotli.Decompressor()
+        out = bytearray()
+        try:
+            for start in range(0, len(body), 4096):  # 4 KiB of br expands to at most a few MiB
+                grow(out, decoder.process(body[start:start + 4096]), limit)
+        except _brotli.error as exc:
+            raise ApiError(400, 'body is not valid br: %s' % exc)
+        return bytes(out)
+    raise ApiError(415, 'unsupported Content-Encoding: %s' % encoding[:50], 'UNSUPPORTED_MEDIA_TYPE')
+
+
+def header(name):
+    """A request header as WSGI gives it (latin-1 text: never a decoding error)."""
+    return bottle.request.environ.get('HTTP_' + name.upper().replace('-', '_'))
+
+
+def read_body(limit, decoded_limit=None):
     """The raw request body, refused with 413 past limit."""
     environ = bottle.request.environ
     try:
@@ -1925,7 +1997,13 @@ def read_body(limit):
     body = environ['wsgi.input'].read(length) if length else b''
     if len(body) < length:
         raise ApiError(400, 'Body is shorter than its Content-Length')
-    return body
+    return decompress(body, header('Content-Encoding'), decoded_limit or limit)
+
+
+def _bounded_int(text):
+    # Integers past 64 bits become floats (past about 1e308, infinity), which
+    # every numeric check then refuses: no OverflowError deep in the store.
+    return int(text) if len(text) < 19 else float(text)
 
 
 def _refuse_constant(name):
@@ -1941,7 +2019,7 @@ def parse_json(body, what='Invalid JSON'):
     if text.startswith('\ufeff'):
         text = text[1:]
     try:
-        data = json.loads(text, parse_constant=_refuse_constant)
+        data = json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int)
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, '%s: %s' % (what, str(exc)[:200]), 'INVALID_JSON')
     if LONE_SURROGATE_ESCAPE.search(text):
@@ -1988,6 +2066,9 @@ def guarded(render):
             except Exception:
                 log.exception('unexpected error in %s', bottle.request.path)
                 return render(500, 'An unexpected error occurred', 'INTERNAL_ERROR', None, {})
+            finally:
+                if bottle.request.environ.pop('errorcapture.big_body', False):
+                    BIG_BODY_GATE.release()
         wrapper.__name__ = handler.__name__
         return wrapper
     return decorator
@@ -2048,6 +2129,17 @@ class Context(object):
                 'webhookUrl': settings.get('webhookUrl')}
             out['otherSentryItems'] = self.other_items.get(project['id'], 0)
         return out
+
+    def require_admin(self):
+        """When an admin token is configured, the request must carry it
+        (Authorization: Bearer T, or ?admin_token=T)."""
+        token = self.settings['admin_token']
+        if not token:
+            return
+        given = header('Authorization') or ''
+        given = given[7:] if given.startswith('Bearer ') else bottle.request.query.getunicode('admin_token') or ''
+        if not keys_equal(given, token):
+            raise ApiError(401, 'admin token required (Authorization: Bearer ...)')
 
     def count_other(self, project_id, count):
         """Sentry items we accept but do not show (sessions, client reports...)."""
@@ -2178,6 +2270,7 @@ def mount_errorcapture_api(app, ctx):
         return reply({'ok': True, 'id': result['id']})
 
     def generate():
+        ctx.require_admin()
         name = bottle.request.query.getunicode('name', '') or ''
         project = store.create_project(name=clip(name, 200))
         body = ctx.project_json(project)
@@ -2319,7 +2412,7 @@ def mount_seestack(app, ctx):
         return lambda fn: app.route(path, method='POST')(guarded(seestack_error)(fn))
 
     def project_and_body():
-        key = bottle.request.get_header('X-SeeStack-Key')
+        key = header('X-SeeStack-Key')
         project = store.project_by_key(key.strip()) if key and key.strip() else None
         if project is None:
             raise ApiError(401, 'Invalid or missing API key', 'INVALID_API_KEY')
@@ -2535,7 +2628,7 @@ def open_sentry_frames(stacktrace, where, check):
     if not check.check(isinstance(frames, list), where + '.frames', 'must be an array'):
         return []
     out = []
-    for index, f in enumerate(frames[:MAX_FRAMES * 4]):
+    for index, f in enumerate(frames):  # the 256 KiB body limit bounds this
         path = '%s.frames[%d]' % (where, index)
         if not check.check(isinstance(f, dict), path, 'must be an object'):
             continue
@@ -2548,7 +2641,7 @@ def open_sentry_frames(stacktrace, where, check):
                          function=f.get('function') if isinstance(f.get('function'), str) else None,
                          lineno=f.get('lineno'), colno=f.get('colno'),
                          in_app=f.get('inApp') if isinstance(f.get('inApp'), bool) else None))
-    return out
+    return cap_frames(out)
 
 
 def open_sentry_common(item, where, check):
@@ -2670,7 +2763,7 @@ def mount_open_sentry(app, ctx):
     @guarded(open_sentry_error)
     def ingest():
         request = bottle.request
-        key = (request.get_header('X-Open-Sentry-Key') or request.get_header('X-Sentry-Clone-Key')
+        key = (header('X-Open-Sentry-Key') or header('X-Sentry-Clone-Key')
                or request.query.getunicode('key'))
         if not key or not key.strip():
             raise ApiError(401, 'Missing auth key')
@@ -2688,7 +2781,7 @@ def mount_open_sentry(app, ctx):
             if not check.check(isinstance(item, dict), where or 'body', 'must be an object'):
                 continue
             kind = item.get('type')
-            if not check.check(kind in OPEN_SENTRY_KINDS, where + 'type',
+            if not check.check(isinstance(kind, str) and kind in OPEN_SENTRY_KINDS, where + 'type',
                                'must be one of %s' % ', '.join(OPEN_SENTRY_KINDS)):
                 continue
             parsed.append((kind, OPEN_SENTRY_KINDS[kind](item, where, check)))
@@ -2716,63 +2809,6 @@ def sentry_error(status, message, code=None, details=None, headers=None):
     if status == 429 and 'Retry-After' in headers:
         headers['X-Sentry-Rate-Limits'] = '%s::project:quota_exceeded' % headers['Retry-After']
     return reply({'detail': message}, status, headers)
-
-
-try:  # optional: brotli bodies need the 'brotli' package (pip install 'errorcapture[brotli]')
-    import brotli as _brotli
-except ImportError:
-    _brotli = None
-
-
-def decompress(body, encoding, limit=LIMIT_SENTRY_DECOMPRESSED):
-    """Decode a Content-Encoding, refusing (413) once the output passes limit,
-    so a compression bomb never sits in memory."""
-    encoding = (encoding or '').strip().lower()
-    if encoding in ('', 'identity'):
-        return body
-    if encoding in ('gzip', 'x-gzip', 'deflate'):
-        if encoding == 'deflate':
-            # zlib-wrapped per the RFC, but some clients send raw deflate
-            zlib_header = len(body) >= 2 and body[0] & 0x0f == 8 and ((body[0] << 8) | body[1]) % 31 == 0
-            wbits = 15 if zlib_header else -15
-        else:
-            wbits = 31
-        decoder = zlib.decompressobj(wbits)
-        out = bytearray()
-        data = body
-        try:
-            while data:
-                out += decoder.decompress(data, 1 << 20)
-                if len(out) > limit:
-                    raise ApiError(413, 'decompressed body exceeds %d bytes' % limit)
-                if decoder.eof:
-                    break
-                data = decoder.unconsumed_tail
-            out += decoder.flush()
-        except zlib.error as exc:
-            raise ApiError(400, 'body is not valid %s: %s' % (encoding, exc))
-        if not decoder.eof:
-            raise ApiError(400, 'body is not valid %s: truncated' % encoding)
-        if len(out) > limit:
-            raise ApiError(413, 'decompressed body exceeds %d bytes' % limit)
-        return bytes(out)
-    if encoding == 'br':
-        if _brotli is None:
-            raise ApiError(415, "Content-Encoding br needs the optional 'brotli' package on the server "
-                                "(pip install 'errorcapture[brotli]'); send gzip or deflate instead")
-        decoder = _brotli.Decompressor()
-        chunks, size = [], 0
-        try:
-            for start in range(0, len(body), 65536):
-                chunk = decoder.process(body[start:start + 65536])
-                size += len(chunk)
-                if size > limit:
-                    raise ApiError(413, 'decompressed body exceeds %d bytes' % limit)
-                chunks.append(chunk)
-        except _brotli.error as exc:
-            raise ApiError(400, 'body is not valid br: %s' % exc)
-        return b''.join(chunks)
-    raise ApiError(415, 'unsupported Content-Encoding: %s' % encoding[:50])
 
 
 def parse_envelope(body):
@@ -3046,8 +3082,8 @@ SENTRY_AUTH_KEY = re.compile(r'sentry_key\s*=\s*([^,\s]+)')
 
 def sentry_key_from_request(envelope_header=None):
     request = bottle.request
-    for header in ('X-Sentry-Auth', 'Authorization'):
-        match = SENTRY_AUTH_KEY.search(request.get_header(header) or '')
+    for name in ('X-Sentry-Auth', 'Authorization'):
+        match = SENTRY_AUTH_KEY.search(header(name) or '')
         if match:
             return match.group(1)
     if request.query.get('sentry_key'):
@@ -3073,8 +3109,7 @@ def mount_sentry(app, ctx):
         return project
 
     def body():
-        raw = read_body(LIMIT_SENTRY_COMPRESSED)
-        return decompress(raw, bottle.request.get_header('Content-Encoding'))
+        return read_body(LIMIT_SENTRY_COMPRESSED, LIMIT_SENTRY_DECOMPRESSED)
 
     def parse_item_json(payload, what):
         if len(payload) > LIMIT_SENTRY_EVENT:
@@ -3220,7 +3255,7 @@ def mount_read_api(app, ctx):
 
     def project():
         request = bottle.request
-        key = request.get_header('X-ErrorCapture-Key') or request.query.getunicode('key')
+        key = header('X-ErrorCapture-Key') or request.query.getunicode('key')
         if not key:
             raise ApiError(401, 'project key required (?key= or X-ErrorCapture-Key)')
         found = store.project_by_key(key.strip())
@@ -3237,18 +3272,9 @@ def mount_read_api(app, ctx):
             raise ApiError(400, 'body must be a JSON object')
         return data
 
-    def require_admin():
-        token = ctx.settings['admin_token']
-        if not token:
-            return
-        given = bottle.request.get_header('Authorization') or ''
-        given = given[7:] if given.startswith('Bearer ') else bottle.request.query.getunicode('admin_token') or ''
-        if not keys_equal(given, token):
-            raise ApiError(401, 'admin token required (Authorization: Bearer ...)')
-
     @route('/api/v1/projects', 'POST')
     def create_project():
-        require_admin()
+        ctx.require_admin()
         data = json_body() if bottle.request.content_length else {}
         name = data.get('name') or ''
         if not isinstance(name, str):
@@ -3260,7 +3286,7 @@ def mount_read_api(app, ctx):
     def list_projects():
         if not ctx.settings['admin_token'] and ctx.settings['host'] not in ('127.0.0.1', 'localhost', '::1'):
             raise ApiError(403, 'listing projects needs an admin token on an exposed server')
-        require_admin()
+        ctx.require_admin()
         return reply({'projects': [ctx.project_json(p) for p in store.projects()]})
 
     @route('/api/v1/project')
@@ -3491,7 +3517,7 @@ def decode_replay_cursor(text):
     if not text:
         return None
     last_ms, _, session_id = text.partition('~')
-    if not last_ms.isdigit() or not session_id:
+    if not last_ms.isdigit() or len(last_ms) > 18 or not session_id:
         raise ApiError(400, 'invalid cursor')
     return int(last_ms), session_id
 
@@ -3728,7 +3754,8 @@ def serve_in_background(app, host='127.0.0.1', port=0, threads=8):
     import waitress.server
     server = waitress.server.create_server(app, host=host, port=port, threads=threads,
                                            max_request_body_size=LIMIT_SENTRY_COMPRESSED + (1 << 20),
-                                           clear_untrusted_proxy_headers=True, ident='errorcapture')
+                                           clear_untrusted_proxy_headers=True, ident='errorcapture',
+                                           connection_limit=1000, backlog=2048)
     thread = threading.Thread(target=server.run, name='errorcapture-server', daemon=True)
     thread.start()
 
@@ -3804,8 +3831,10 @@ def serve_forever(settings):
     sys.setswitchinterval(0.025)
     app = make_app(**settings)
     if settings['host'] not in ('127.0.0.1', 'localhost', '::1') and not settings['admin_token']:
-        log.warning('listening on %s without --admin-token: anyone who can reach this port can create '
-                    'projects; set --admin-token and consider --no-auto-create', settings['host'])
+        log.warning('listening on %s without --admin-token: anyone who can reach this port can create and '
+                    'list projects; set --admin-token (guards the generate action, project creation and '
+                    'listing) and --no-auto-create (stops /api.php from creating projects for unknown keys)',
+                    settings['host'])
     server = waitress.server.create_server(
         app, host=settings['host'], port=settings['port'], threads=settings['threads'],
         max_request_body_size=LIMIT_SENTRY_COMPRESSED + (1 << 20), clear_untrusted_proxy_headers=True,

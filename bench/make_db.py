@@ -65,6 +65,8 @@ def make_events(ec, count, start_index, issues, rng, t0, span):
             for d in range(depth):
                 module = MODULES[(issue + d) % len(MODULES)]
                 function = FUNCTIONS[(issue * 7 + d) % len(FUNCTIONS)]
+                if d == depth - 1:  # the raising frame: one per issue, so issues stay distinct
+                    function += "_%d" % issue
                 frames.append(ec.frame(filename=module.replace(".", "/") + ".py",
                                        abs_path="/srv/" + module.replace(".", "/") + ".py",
                                        function=function, module=module, lineno=10 + d * 7 + issue % 50,

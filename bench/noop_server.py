@@ -8,10 +8,12 @@ machine; bench/run.py reports every ErrorCapture scenario as a ratio to it.
     python bench/noop_server.py --port 8099 [--threads 8] [--switch-interval 0.005]
 """
 import argparse
+import logging
+import signal
 import sys
 
 import bottle
-import waitress
+import waitress.server
 
 app = bottle.Bottle()
 
@@ -42,8 +44,24 @@ def main(argv=None):
             extra[k] = int(v)
         except ValueError:
             extra[k] = v
-    waitress.serve(app, host=a.host, port=a.port, threads=a.threads,
-                   ident="noop", _quiet=True, **extra)
+    # The waitress options errorcapture.py's serve_forever() passes.
+    options = dict(max_request_body_size=21 << 20, clear_untrusted_proxy_headers=True,
+                   connection_limit=1000, backlog=2048)
+    options.update(extra)
+    # waitress warns "Task queue depth is N" whenever every worker is busy; a
+    # baseline that printed that under load would measure logging, not the stack.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    server = waitress.server.create_server(app, host=a.host, port=a.port, threads=a.threads,
+                                           ident="noop", **options)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":

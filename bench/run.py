@@ -51,7 +51,7 @@ TARGET_BYTES_RATIO = 1.5        # database bytes per event vs raw JSON bytes per
 
 
 class Scenario(object):
-    def __init__(self, name, kind, method, items=1, raw_per_item=None, storage=False, doc=""):
+    def __init__(self, name, kind, method, items=1, storage=False, doc=""):
         self.name, self.kind, self.method, self.items = name, kind, method, items
         self.storage = storage  # report database bytes per event
         self.doc = doc
@@ -152,7 +152,9 @@ class Server(object):
 
     def close(self):
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            # SIGTERM, not SIGINT: a shell starting us in the background makes
+            # its children ignore SIGINT. errorcapture.py shuts down cleanly on it.
+            self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
@@ -161,12 +163,26 @@ class Server(object):
         self.log.close()
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds the process (all its threads) has used."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 class RssSampler(threading.Thread):
+    """Samples VmRSS every `interval` s; also measures the CPU the process used."""
+
     def __init__(self, pid, interval=0.1):
         threading.Thread.__init__(self, daemon=True)
         self.pid, self.interval = pid, interval
         self.samples = []
         self.stop_event = threading.Event()
+        self.cpu0, self.t0 = cpu_seconds(pid), time.time()
+        self.cpu_percent = self.cpu_used = None
 
     def run(self):
         while not self.stop_event.is_set():
@@ -178,6 +194,10 @@ class RssSampler(threading.Thread):
     def stop(self):
         self.stop_event.set()
         self.join()
+        cpu1 = cpu_seconds(self.pid)
+        if self.cpu0 is not None and cpu1 is not None:
+            self.cpu_used = cpu1 - self.cpu0
+            self.cpu_percent = 100.0 * self.cpu_used / max(1e-6, time.time() - self.t0)
         return self.samples
 
 
@@ -185,6 +205,19 @@ class RssSampler(threading.Thread):
 
 def db_bytes(path):
     return sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
+
+
+def used_bytes(path):
+    """Bytes of the database file in use: pages minus free-list pages (pages
+    freed by retention pruning stay in the file until VACUUM)."""
+    conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=30)
+    try:
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return (pages - free) * page, free * page
+    finally:
+        conn.close()
 
 
 def count_rows(path, table):
@@ -340,8 +373,9 @@ def main(argv=None):
 
 
 def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, started):
-    ec_env = dict(os.environ)
-    ec_env.setdefault("ERRORCAPTURE_LOG_LEVEL", "warning")
+    # errorcapture's defaults, whatever ERRORCAPTURE_* the caller's shell sets;
+    # change settings with --server-arg so the run records them.
+    ec_env = {k: v for k, v in os.environ.items() if not k.startswith("ERRORCAPTURE_")}
 
     def start_app(name, db, extra_env=None):
         env = dict(ec_env)
@@ -418,7 +452,7 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
                               templates.expand(text, "1").encode(), entry["headers"])
         if not 200 <= status < 300:
             raise SystemExit("%s: the server refused the request: %s %r" % (name, status, answer))
-        entry["db_bytes_start"] = db_bytes(db)
+        entry["table"] = "http_requests" if name.startswith("seestack_http") else "events"
         plan[name] = entry
 
     reads = [n for n in args.scenarios if BY_NAME[n].kind == "read"]
@@ -454,9 +488,13 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
             run_wrk(e["server"].base, BY_NAME[name].method, e["path"], e["template"], e["headers"],
                     1, max(1, int(round(args.warmup))), wrk_cpu, 30)
 
+    load_before = os.getloadavg()
     raw = {}  # (name, conns) -> list of measurements
     for rep in range(args.repeats):
-        for conns in args.connections:
+        # Rotate the connection counts from one repeat to the next, so that a
+        # machine getting busier during the run does not always hit the same one.
+        k = rep % len(args.connections)
+        for conns in args.connections[k:] + args.connections[:k]:
             for name in order:
                 e = plan[name]
                 sampler = RssSampler(e["server"].pid)
@@ -464,6 +502,8 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
                 res = run_wrk(e["server"].base, BY_NAME[name].method, e["path"], e["template"],
                               e["headers"], conns, args.duration, wrk_cpu, max(30, args.duration * 3))
                 res["rss_kb"] = sampler.stop()
+                res["server_cpu_percent"] = sampler.cpu_percent
+                res["server_cpu_seconds"] = sampler.cpu_used
                 raw.setdefault((name, conns), []).append(res)
                 secs = res["duration_us"] / 1e6
                 log("  [%d/%d] %-24s c=%-3d %8.0f req/s  p99 %.1f ms  non-2xx %d"
@@ -471,34 +511,45 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
                        res["status_errors"] + res["connect_errors"] + res["read_errors"] + res["write_errors"]
                        + res["timeouts"]))
 
+    load_after = os.getloadavg()
     rows = summarize(args, order, raw)
     storage = []
     for name in args.scenarios:
         e = plan[name]
         sc = BY_NAME[name]
-        if sc.kind in ("single", "batch"):
-            accepted = sum(sum(r["requests"] - r["status_errors"] for r in raw[(name, c)])
-                           for c in args.connections) * sc.items
-            size = db_bytes(e["db"])
-            table = "http_requests" if name.startswith("seestack_http") else "events"
-            stored = count_rows(e["db"], table)
-            row = dict(scenario=name, accepted_items=accepted, stored_items=stored,
-                       db_bytes=size, db_bytes_start=e["db_bytes_start"],
-                       raw_bytes_per_item=round(e["raw_per_item"], 1), body_bytes=e["body_bytes"],
-                       bytes_per_item=None, ratio=None, checked=sc.storage)
-            if stored:
-                row["bytes_per_item"] = round((size - e["db_bytes_start"]) / stored, 1)
-                row["ratio"] = round(row["bytes_per_item"] / e["raw_per_item"], 2)
-            storage.append(row)
+        if sc.kind not in ("single", "batch"):
+            continue
+        accepted = sum(sum(r["requests"] - r["status_errors"] for r in raw[(name, c)])
+                       for c in args.connections) * sc.items
+        size = db_bytes(e["db"])
+        stored = count_rows(e["db"], e["table"])
+        # Stop the server cleanly: its last connection checkpoints the WAL into
+        # the database file, which is then the settled size.
+        e["server"].close()
+        servers.remove(e["server"])
+        settled, free = used_bytes(e["db"])
+        row = dict(scenario=name, accepted_items=accepted, stored_items=stored, table=e["table"],
+                   db_wal_bytes=size, settled_bytes=settled, free_bytes=free,
+                   raw_bytes_per_item=round(e["raw_per_item"], 1), body_bytes=e["body_bytes"],
+                   bytes_per_item=None, settled_bytes_per_item=None, ratio=None, settled_ratio=None,
+                   checked=sc.storage)
+        if stored:
+            row["bytes_per_item"] = round(size / stored, 1)
+            row["ratio"] = round(size / stored / e["raw_per_item"], 2)
+            row["settled_bytes_per_item"] = round(settled / stored, 1)
+            row["settled_ratio"] = round(settled / stored / e["raw_per_item"], 2)
+        storage.append(row)
 
     targets = check_targets(args, rows, storage, read_meta)
     result = dict(
         rows=rows, storage=storage, targets=targets,
         settings=dict(duration=args.duration, repeats=args.repeats, connections=args.connections,
                       threads=threads, switch_interval=switch, wrk_cpu=wrk_cpu, server_cpus=server_cpus,
-                      cpus=ncpu, read_events=args.events if reads else None,
+                      cpus=ncpu, read_events=args.events if reads else None, server_args=args.server_arg,
                       read_db_build_seconds=(read_meta or {}).get("build_seconds"),
-                      python=sys.version.split()[0], wall_seconds=round(time.time() - started, 1)),
+                      python=sys.version.split()[0], wall_seconds=round(time.time() - started, 1),
+                      loadavg_before=[round(x, 2) for x in load_before],
+                      loadavg_after=[round(x, 2) for x in load_after]),
         raw={"%s@%d" % k: v for k, v in raw.items()},
     )
     print(render(result, markdown=False))
@@ -524,6 +575,9 @@ def summarize(args, order, raw):
             rss = [kb for r in runs for kb in r["rss_kb"]]
             errors = sum(r["status_errors"] + r["connect_errors"] + r["read_errors"] + r["write_errors"]
                          + r["timeouts"] for r in runs)
+            cpu = median([r.get("server_cpu_percent") for r in runs])
+            cpu_per_req = median([r["server_cpu_seconds"] / r["requests"] * 1e6
+                                  for r in runs if r.get("server_cpu_seconds") is not None and r["requests"]])
             row = dict(scenario=name, kind=sc.kind, connections=conns, items_per_request=sc.items,
                        requests_per_s=round(median(rps), 1),
                        items_per_s=round(median(ok_rps) * sc.items, 1),
@@ -532,6 +586,10 @@ def summarize(args, order, raw):
                        errors=errors, requests=sum(r["requests"] for r in runs),
                        rss_max_mb=round(max(rss) / 1024.0, 1) if rss else None,
                        rss_median_mb=round(median(rss) / 1024.0, 1) if rss else None,
+                       server_cpu_percent=cpu if cpu is None else round(cpu),
+                       cpu_us_per_request=cpu_per_req if cpu_per_req is None else round(cpu_per_req),
+                       spread_percent=(round(100.0 * (max(rps) - min(rps)) / median(rps), 0)
+                                       if len(rps) > 1 and median(rps) else None),
                        runs=len(runs))
             if name == "noop":
                 base_rps[conns] = row["requests_per_s"]
@@ -585,8 +643,9 @@ def check_targets(args, rows, storage, read_meta):
             worst["rss_max_mb"] < TARGET_RSS_MB)
     for s in storage:
         if s["checked"]:
-            add("%s db bytes/event <= %.1fx raw JSON" % (s["scenario"], TARGET_BYTES_RATIO),
-                "%s B vs %s B raw = %sx" % (s["bytes_per_item"], s["raw_bytes_per_item"], s["ratio"]),
+            add("%s db+wal bytes/event <= %.1fx raw JSON" % (s["scenario"], TARGET_BYTES_RATIO),
+                "%s B vs %s B raw = %sx (settled %sx)" % (s["bytes_per_item"], s["raw_bytes_per_item"],
+                                                          s["ratio"], s["settled_ratio"]),
                 s["ratio"] is not None and s["ratio"] <= TARGET_BYTES_RATIO)
     return out
 
@@ -626,22 +685,27 @@ def render(result, markdown):
                s["server_cpus"] or "any"))
     if s.get("read_events"):
         head += ", read database %s events" % fmt(s["read_events"])
+    head += "; load average %.2f before, %.2f after" % (s["loadavg_before"][0], s["loadavg_after"][0])
     parts.append(head)
     parts.append("")
     headers = ["scenario", "conns", "req/s", "items/s", "p50 ms", "p99 ms", "vs no-op", "non-2xx",
-               "RSS max MB", "RSS med MB"]
+               "RSS max MB", "RSS med MB", "CPU %", "CPU us/req", "spread %"]
     body = [[r["scenario"], fmt(r["connections"]), fmt(r["requests_per_s"]), fmt(r["items_per_s"]),
              fmt(r["p50_ms"], 2), fmt(r["p99_ms"], 2),
              ("%.2f" % r["vs_noop"]) if r["vs_noop"] is not None else "-", fmt(r["errors"]),
-             fmt(r["rss_max_mb"], 1), fmt(r["rss_median_mb"], 1)] for r in result["rows"]]
+             fmt(r["rss_max_mb"], 1), fmt(r["rss_median_mb"], 1), fmt(r["server_cpu_percent"]),
+             fmt(r["cpu_us_per_request"]), fmt(r["spread_percent"])] for r in result["rows"]]
     parts.append(table(headers, body, markdown))
     if result["storage"]:
         parts.append("")
         headers = ["storage", "items accepted", "items stored", "db+wal bytes", "bytes/item",
-                   "raw JSON bytes/item", "ratio"]
-        body = [[x["scenario"], fmt(x["accepted_items"]), fmt(x["stored_items"]), fmt(x["db_bytes"]),
-                 fmt(x["bytes_per_item"], 1), fmt(x["raw_bytes_per_item"], 1),
-                 ("%.2f" % x["ratio"]) if x["ratio"] is not None else "-"] for x in result["storage"]]
+                   "settled bytes/item", "raw JSON bytes/item", "ratio", "settled ratio"]
+        body = [[x["scenario"], fmt(x["accepted_items"]), fmt(x["stored_items"]), fmt(x["db_wal_bytes"]),
+                 fmt(x["bytes_per_item"], 1), fmt(x["settled_bytes_per_item"], 1),
+                 fmt(x["raw_bytes_per_item"], 1),
+                 ("%.2f" % x["ratio"]) if x["ratio"] is not None else "-",
+                 ("%.2f" % x["settled_ratio"]) if x["settled_ratio"] is not None else "-"]
+                for x in result["storage"]]
         parts.append(table(headers, body, markdown))
     if result["targets"]:
         parts.append("")

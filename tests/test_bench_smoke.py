@@ -1,0 +1,97 @@
+"""Smoke test of the benchmark harness (bench/run.py --quick).
+
+Runs every scenario for about a second at one connection against a read
+database of a few thousand events, then checks that the table has the expected
+rows and that its numbers parse. It never asserts timings: the machine is shared
+and noisy, and bench/README.md is where performance is judged.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN = os.path.join(ROOT, "bench", "run.py")
+
+SCENARIOS = ["noop", "api_php", "seestack_error", "sentry_envelope", "open_sentry_batch20",
+             "seestack_http_batch100", "read_errors_since", "read_issues"]
+STORAGE = ["api_php", "seestack_error", "sentry_envelope", "open_sentry_batch20", "seestack_http_batch100"]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("wrk") is None,
+                       reason="wrk is not on PATH (Debian package wrk: apt-get install wrk); "
+                              "the benchmark drives its load with it"),
+]
+
+
+def number(text):
+    """A table cell as a float ('-' is None); raises if it does not parse."""
+    text = text.strip()
+    if text == "-":
+        return None
+    return float(text.replace(",", ""))
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "result.json"
+    proc = subprocess.run([sys.executable, RUN, "--quick", "--json", str(out), "--markdown"],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
+    assert proc.returncode == 0, "bench/run.py --quick failed:\n%s\n%s" % (
+        proc.stdout.decode(errors="replace")[-3000:], proc.stderr.decode(errors="replace")[-5000:])
+    return proc.stdout.decode(), json.loads(out.read_text())
+
+
+def test_table_has_every_scenario_and_numbers_parse(quick_run):
+    text, _ = quick_run
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("scenario "))
+    assert lines[header].split() == ["scenario", "conns", "req/s", "items/s", "p50", "ms", "p99", "ms",
+                                     "vs", "no-op", "non-2xx", "RSS", "max", "MB", "RSS", "med", "MB",
+                                     "CPU", "%", "CPU", "us/req", "spread", "%"]
+    rows = {}
+    for line in lines[header + 2:]:
+        if not line.strip():
+            break
+        cells = line.split()
+        rows[cells[0]] = cells
+    assert sorted(rows) == sorted(SCENARIOS)
+    for name, cells in rows.items():
+        assert len(cells) == 13, cells
+        assert number(cells[1]) == 1  # --quick: one connection
+        values = [number(c) for c in cells[2:]]
+        assert all(v is None or v >= 0 for v in values), cells
+        assert values[0] > 0, "no request completed for %s" % name  # requests/s
+        assert number(cells[6]) is not None  # ratio to the baseline
+
+
+def test_json_results(quick_run):
+    _, result = quick_run
+    by_name = {r["scenario"]: r for r in result["rows"]}
+    assert sorted(by_name) == sorted(SCENARIOS)
+    for r in result["rows"]:
+        for field in ("requests_per_s", "items_per_s", "p50_ms", "p99_ms", "vs_noop", "rss_max_mb",
+                      "rss_median_mb"):
+            assert isinstance(r[field], (int, float)), (r["scenario"], field, r[field])
+        assert r["requests"] > 0
+    assert by_name["noop"]["vs_noop"] == 1.0
+    assert by_name["open_sentry_batch20"]["items_per_request"] == 20
+    assert by_name["seestack_http_batch100"]["items_per_request"] == 100
+    storage = {s["scenario"]: s for s in result["storage"]}
+    assert sorted(storage) == sorted(STORAGE)
+    for s in storage.values():
+        assert s["stored_items"] and s["stored_items"] >= s["accepted_items"] > 0, s
+        assert s["bytes_per_item"] > 0 and s["raw_bytes_per_item"] > 0
+    assert result["targets"], "the run checks no target"
+    assert all(isinstance(t["ok"], bool) for t in result["targets"])
+
+
+def test_markdown_table(quick_run):
+    text, _ = quick_run
+    md = [line for line in text.splitlines() if line.startswith("| ")]
+    assert md[0].startswith("| scenario | conns | req/s | items/s | p50 ms | p99 ms | vs no-op |")
+    assert any(line.startswith("| sentry_envelope | 1 |") for line in md)
