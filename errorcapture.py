@@ -302,15 +302,22 @@ def percentile(sorted_values, pct):
 
 
 def stored_form(event):
-    """An event as its data column holds it: no grouping keys (_*) and nothing
-    that has a column of its own."""
-    return {k: v for k, v in event.items() if k[0] != '_' and k not in ('received', 'eventId')}
+    """An event as its data column holds it: no grouping keys (_*), nothing
+    that has a column of its own, nothing loaded_form can derive."""
+    out = {k: v for k, v in event.items() if k[0] != '_' and k not in ('received', 'eventId', 'kind')}
+    if out.get('timestamp') == event['received']:
+        del out['timestamp']
+    if out.get('levelRaw') == out.get('level'):
+        del out['levelRaw']
+    return out
 
 
 def loaded_form(row_id, issue_id, event_id, received, data):
     """The inverse of stored_form, for a row read back."""
     event = json.loads(data)
-    event.update(id=row_id, issueId=issue_id, eventId=event_id, received=received)
+    event.setdefault('timestamp', received)
+    event.setdefault('levelRaw', event.get('level'))
+    event.update(id=row_id, issueId=issue_id, eventId=event_id, received=received, kind='error')
     return event
 
 
@@ -327,7 +334,8 @@ class _Job(object):
 
     def __init__(self, fn, args):
         self.fn, self.args = fn, args
-        self.done = threading.Event()
+        self.done = threading.Lock()  # held until the writer answers: lighter than an Event
+        self.done.acquire()
         self.result = self.error = None
 
 
@@ -358,6 +366,8 @@ class Writer(threading.Thread):
         # on_commit only once their transaction committed, dropped otherwise.
         self.outbox = []
         self.on_commit = None
+        self.before_commit = None   # called with the connection just before COMMIT
+        self.after_rollback = None  # called after a batch was rolled back
 
     def submit(self, fn, *args, timeout=30.0):
         if self.stopped:
@@ -367,7 +377,7 @@ class Writer(threading.Thread):
             self.jobs.put_nowait(job)
         except queue.Full:
             raise Overloaded('the writer is behind')
-        if not job.done.wait(timeout):
+        if not job.done.acquire(timeout=timeout):
             raise StorageUnavailable('the database did not answer in time')
         if job.error is not None:
             raise job.error
@@ -451,17 +461,21 @@ class Writer(threading.Thread):
                     conn.execute('ROLLBACK')
                 except sqlite3.Error:
                     pass
+                if self.after_rollback is not None:
+                    self.after_rollback()
                 if len(batch) == 1:
-                    job.done.set()
+                    job.done.release()
                     return True
                 return False
         try:
+            if self.before_commit is not None:
+                self.before_commit(conn)
             conn.execute('COMMIT')
         except sqlite3.Error as exc:
             self._fail(batch, exc)
             return True
         for job in batch:
-            job.done.set()
+            job.done.release()
         if self.outbox:
             notices, self.outbox = self.outbox, []
             if self.on_commit is not None:
@@ -471,6 +485,8 @@ class Writer(threading.Thread):
     def _fail(self, batch, exc):
         log.error('write failed, %d submissions refused: %s', len(batch), exc)
         self.outbox = []
+        if self.after_rollback is not None:
+            self.after_rollback()
         try:
             if self.conn is not None and self.conn.in_transaction:
                 self.conn.execute('ROLLBACK')
@@ -486,7 +502,7 @@ class Writer(threading.Thread):
         for job in batch:
             job.result = None
             job.error = StorageUnavailable(str(exc))
-            job.done.set()
+            job.done.release()
 
 
 class Store(object):
@@ -505,8 +521,11 @@ class Store(object):
         finally:
             conn.close()
         self.listeners = []  # callables(kind, payload) told of new issues, regressions, cron failures
+        self._touched = {}  # (project id, fingerprint) -> issue changes of the open transaction
         self.writer = Writer(path, synchronous, max_queue)
         self.writer.on_commit = self._deliver
+        self.writer.before_commit = self._flush_issues
+        self.writer.after_rollback = self._forget_issues
         self.writer.start()
         self.writer.started_ok.wait(10)
 
@@ -648,46 +667,63 @@ class Store(object):
         return self._tx_add_events(conn, project_id, [event])[0]
 
     def _tx_group(self, conn, project_id, event):
-        fingerprint = event['_fingerprint']
+        """Find or create the event's issue. The issue row itself is updated
+        once per transaction (flush_issues), not once per event: a batch of
+        events hitting one issue costs one UPDATE."""
+        key = (project_id, event['_fingerprint'])
         seen = event['timestamp']
-        release = event.get('release')
-        environment = event.get('environment')
-        row = conn.execute(
-            'SELECT id, status, releases, environments, last_seen FROM issues WHERE project_id=? AND fingerprint=?',
-            (project_id, fingerprint)).fetchone()
-        if row is None:
-            cursor = conn.execute(
-                'INSERT INTO issues(project_id, fingerprint, title, culprit, type, value, level, count,'
-                ' first_seen, last_seen, last_release, releases, environments, seq)'
-                ' VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)',
-                (project_id, fingerprint, event['_title'], event['_culprit'], event['_type'], event['_value'],
-                 event['level'], seen, seen, release, dumps([release] if release else []),
-                 dumps([environment] if environment else []), self._next_seq()))
-            issue_id = cursor.lastrowid
-            self._notify('new_issue', {'projectId': project_id, 'issueId': issue_id, 'title': event['_title']})
-        else:
-            issue_id, status, releases, environments, last_seen = row
-            releases, environments = json.loads(releases), json.loads(environments)
-            if release and release not in releases:
-                releases = (releases + [release])[-50:]
-            if environment and environment not in environments:
-                environments = (environments + [environment])[-50:]
-            regressed = status == 'resolved'
+        state = self._touched.get(key)
+        if state is None:
+            row = conn.execute('SELECT id, status, releases, environments FROM issues'
+                               ' WHERE project_id=? AND fingerprint=?', key).fetchone()
+            if row is None:
+                cursor = conn.execute(
+                    'INSERT INTO issues(project_id, fingerprint, title, culprit, type, value, level, count,'
+                    ' first_seen, last_seen, seq) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0)',
+                    key + (event['_title'], event['_culprit'], event['_type'], event['_value'], event['level'],
+                           seen, seen))
+                row = (cursor.lastrowid, 'unresolved', '[]', '[]')
+                self._notify('new_issue', {'projectId': project_id, 'issueId': row[0], 'title': event['_title']})
+            elif row[1] == 'resolved':
+                self._notify('regression', {'projectId': project_id, 'issueId': row[0], 'title': event['_title']})
+            state = self._touched[key] = {
+                'id': row[0], 'count': 0, 'first': seen, 'last': seen, 'release': None,
+                'releases': json.loads(row[2]), 'environments': json.loads(row[3]), 'hours': {}}
+        state['count'] += 1
+        state['first'], state['last'] = min(state['first'], seen), max(state['last'], seen)
+        state['level'] = event['level']
+        release, environment = event.get('release'), event.get('environment')
+        if release:
+            state['release'] = release
+            if release not in state['releases']:
+                state['releases'] = (state['releases'] + [release])[-50:]
+        if environment and environment not in state['environments']:
+            state['environments'] = (state['environments'] + [environment])[-50:]
+        hour = int(event['received'] // 3600)
+        state['hours'][hour] = state['hours'].get(hour, 0) + 1
+        return state['id']
+
+    def _flush_issues(self, conn):
+        """Writer hook, just before COMMIT: apply the issue changes gathered
+        during this transaction, one UPDATE per touched issue. A resolved issue
+        that got an event reopens as a regression."""
+        touched, self._touched = self._touched, {}
+        for state in touched.values():
             conn.execute(
-                'UPDATE issues SET count=count+1, last_seen=MAX(last_seen, ?), first_seen=MIN(first_seen, ?),'
+                'UPDATE issues SET count=count+?, last_seen=MAX(last_seen, ?), first_seen=MIN(first_seen, ?),'
                 ' level=?, last_release=COALESCE(?, last_release), releases=?, environments=?, seq=?,'
                 ' status=CASE WHEN status=\'resolved\' THEN \'unresolved\' ELSE status END,'
-                ' regression=CASE WHEN status=\'resolved\' THEN 1 ELSE regression END'
-                ' WHERE id=?',
-                (seen, seen, event['level'], release, dumps(releases), dumps(environments), self._next_seq(),
-                 issue_id))
-            if regressed:
-                self._notify('regression', {'projectId': project_id, 'issueId': issue_id, 'title': event['_title']})
-        conn.execute(
-            'INSERT INTO issue_hours(issue_id, hour, count) VALUES (?, ?, 1)'
-            ' ON CONFLICT(issue_id, hour) DO UPDATE SET count=count+1',
-            (issue_id, int(event['received'] // 3600)))
-        return issue_id
+                ' regression=CASE WHEN status=\'resolved\' THEN 1 ELSE regression END WHERE id=?',
+                (state['count'], state['last'], state['first'], state['level'], state['release'],
+                 dumps(state['releases']), dumps(state['environments']), self._next_seq(), state['id']))
+            conn.executemany(
+                'INSERT INTO issue_hours(issue_id, hour, count) VALUES (?, ?, ?)'
+                ' ON CONFLICT(issue_id, hour) DO UPDATE SET count=count+excluded.count',
+                [(state['id'], hour, count) for hour, count in state['hours'].items()])
+
+    def _forget_issues(self):
+        """Writer hook after a rollback: nothing gathered survives it."""
+        self._touched = {}
 
     def error_events_since(self, project_id, since, limit):
         rows = self.query(
@@ -712,8 +748,11 @@ class Store(object):
             'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE project_id=? LIMIT ?)',
             (project_id, batch)).rowcount
 
-    @staticmethod
-    def _tx_delete_issues(conn, project_id):
+    def _tx_delete_issues(self, conn, project_id):
+        # events that arrived while clear ran in batches go too, with any
+        # issue changes this transaction gathered for the project
+        conn.execute('DELETE FROM events WHERE project_id=?', (project_id,))
+        self._touched = {key: state for key, state in self._touched.items() if key[0] != project_id}
         conn.execute('DELETE FROM issue_hours WHERE issue_id IN (SELECT id FROM issues WHERE project_id=?)',
                      (project_id,))
         conn.execute('DELETE FROM issues WHERE project_id=?', (project_id,))
@@ -1212,8 +1251,9 @@ class Store(object):
             per_issue[issue_id] = per_issue.get(issue_id, 0) + 1
         for issue_id, count in per_issue.items():
             conn.execute('UPDATE issues SET count=count-? WHERE id=?', (count, issue_id))
+        pending = {state['id'] for state in self._touched.values()}  # counts not flushed yet
         emptied = [r[0] for r in conn.execute(
-            'SELECT id FROM issues WHERE project_id=? AND count<=0', (project_id,)).fetchall()]
+            'SELECT id FROM issues WHERE project_id=? AND count<=0', (project_id,)).fetchall() if r[0] not in pending]
         for issue_id in emptied:
             conn.execute('DELETE FROM issue_hours WHERE issue_id=?', (issue_id,))
             conn.execute('DELETE FROM issues WHERE id=?', (issue_id,))
@@ -3829,6 +3869,9 @@ def serve_forever(settings):
     # Python's default 5 ms GIL switch interval makes waitress threads thrash on
     # a 2-core box; a longer interval keeps throughput flat as connections grow.
     sys.setswitchinterval(0.025)
+    # waitress logs "Task queue depth" on every request once connections
+    # outnumber threads: thousands of lines a second under load
+    logging.getLogger('waitress.queue').setLevel(logging.ERROR)
     app = make_app(**settings)
     if settings['host'] not in ('127.0.0.1', 'localhost', '::1') and not settings['admin_token']:
         log.warning('listening on %s without --admin-token: anyone who can reach this port can create and '
