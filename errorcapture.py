@@ -471,7 +471,7 @@ class Writer(threading.Thread):
             if self.before_commit is not None:
                 self.before_commit(conn)
             conn.execute('COMMIT')
-        except sqlite3.Error as exc:
+        except Exception as exc:  # the writer must survive anything: fail the batch, keep serving
             self._fail(batch, exc)
             return True
         for job in batch:

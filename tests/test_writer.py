@@ -1,6 +1,7 @@
 """The single writer: group commit, isolation of a failing job, acknowledged means committed."""
 import sqlite3
 import threading
+import time
 
 import errorcapture
 
@@ -19,10 +20,15 @@ def insert_project(key):
 def test_a_failing_job_fails_alone_while_its_batch_commits(tmp_path):
     store = make_store(tmp_path)
     try:
-        gate = threading.Event()
+        gate, blocking = threading.Event(), threading.Event()
+
+        def block(conn):
+            blocking.set()
+            gate.wait(10)
         # Block the writer so the following jobs queue up and run as one batch.
-        blocker = threading.Thread(target=store.write, args=(lambda conn: gate.wait(5),))
+        blocker = threading.Thread(target=store.write, args=(block,))
         blocker.start()
+        assert blocking.wait(10)
         results, errors = {}, {}
 
         def submit(name, job):
@@ -40,8 +46,10 @@ def test_a_failing_job_fails_alone_while_its_batch_commits(tmp_path):
                    threading.Thread(target=submit, args=('b', insert_project('b')))]
         for thread in threads:
             thread.start()
-        while store.writer.jobs.qsize() < 3:
-            pass
+        deadline = time.time() + 10
+        while store.writer.jobs.qsize() < 3 and time.time() < deadline:
+            time.sleep(0.001)
+        assert store.writer.jobs.qsize() == 3
         gate.set()
         for thread in threads + [blocker]:
             thread.join(10)
