@@ -1406,6 +1406,18 @@ def parse_timestamp(value, field='timestamp'):
     if not isinstance(value, str):
         raise Invalid('must be an ISO-8601 timestamp', field)
     text = value.strip()
+    try:  # fast path: what SDKs send, e.g. 2026-03-31T12:00:00.000Z
+        parsed = datetime.fromisoformat(text[:-1] + '+00:00' if text[-1:] in 'zZ' and text else text)
+    except ValueError:
+        parsed = None
+    if parsed is not None and parsed.tzinfo is not None:
+        try:
+            seconds = parsed.timestamp()
+        except (OverflowError, ValueError, OSError):
+            raise Invalid('is out of range', field)
+        if not 0 <= seconds < 4102444800:
+            raise Invalid('is out of range', field)
+        return seconds
     if re.match(r'^\d+(\.\d+)?$', text):
         return parse_timestamp(float(text), field)
     text = re.sub(r'[zZ]$', '+00:00', text)
@@ -2669,18 +2681,23 @@ def open_sentry_frames(stacktrace, where, check):
         return []
     out = []
     for index, f in enumerate(frames):  # the 256 KiB body limit bounds this
-        path = '%s.frames[%d]' % (where, index)
-        if not check.check(isinstance(f, dict), path, 'must be an object'):
+        if not isinstance(f, dict):
+            check.add('%s.frames[%d]' % (where, index), 'must be an object')
             continue
-        for field in ('filename', 'function'):
-            check.check(f.get(field) is None or isinstance(f[field], str), path + '.' + field, 'must be a string')
-        for field in ('lineno', 'colno'):
-            check.check(f.get(field) is None or is_int(f[field]), path + '.' + field, 'must be an integer')
-        check.check(f.get('inApp') is None or isinstance(f['inApp'], bool), path + '.inApp', 'must be a boolean')
-        out.append(frame(filename=f.get('filename') if isinstance(f.get('filename'), str) else None,
-                         function=f.get('function') if isinstance(f.get('function'), str) else None,
-                         lineno=f.get('lineno'), colno=f.get('colno'),
-                         in_app=f.get('inApp') if isinstance(f.get('inApp'), bool) else None))
+        filename, function = f.get('filename'), f.get('function')
+        lineno, colno, in_app = f.get('lineno'), f.get('colno'), f.get('inApp')
+        if not ((filename is None or isinstance(filename, str)) and (function is None or isinstance(function, str))
+                and (lineno is None or is_int(lineno)) and (colno is None or is_int(colno))
+                and (in_app is None or isinstance(in_app, bool))):
+            path = '%s.frames[%d].' % (where, index)
+            for field, ok in (('filename', filename is None or isinstance(filename, str)),
+                              ('function', function is None or isinstance(function, str))):
+                check.check(ok, path + field, 'must be a string')
+            for field, value in (('lineno', lineno), ('colno', colno)):
+                check.check(value is None or is_int(value), path + field, 'must be an integer')
+            check.check(in_app is None or isinstance(in_app, bool), path + 'inApp', 'must be a boolean')
+            continue
+        out.append(frame(filename=filename, function=function, lineno=lineno, colno=colno, in_app=in_app))
     return cap_frames(out)
 
 
