@@ -321,6 +321,33 @@ def loaded_form(row_id, issue_id, event_id, received, data):
     return event
 
 
+class Where(object):
+    """A WHERE clause for one project, built from optional filters: a filter
+    whose value is None or empty adds nothing."""
+
+    def __init__(self, project_id):
+        self.parts, self.params = ['project_id=?'], [project_id]
+
+    def add(self, condition, *values):
+        self.parts.append(condition)
+        self.params.extend(values)
+        return self
+
+    def equal(self, column, value):
+        return self.add('%s=?' % column, value) if value not in (None, '') else self
+
+    def contains(self, text, *columns):
+        """text appears in any of the columns (LIKE, wildcards escaped)."""
+        if not text:
+            return self
+        pattern = like_pattern(text)
+        return self.add('(%s)' % ' OR '.join("%s LIKE ? ESCAPE '\\'" % c for c in columns),
+                        *([pattern] * len(columns)))
+
+    def __str__(self):
+        return ' AND '.join(self.parts)
+
+
 class StorageUnavailable(Exception):
     """The database cannot take writes right now (disk full, read-only, locked)."""
 
@@ -764,30 +791,15 @@ class Store(object):
     def list_issues(self, project_id, status=None, level=None, environment=None, search=None,
                     sort='lastSeen', cursor=None, limit=50, changed_since=None):
         column = self.ISSUE_SORTS[sort]
-        where, params = ['project_id=?'], [project_id]
-        if status:
-            where.append('status=?')
-            params.append(status)
-        if level:
-            where.append('level=?')
-            params.append(level)
-        if environment:
-            where.append("environments LIKE ? ESCAPE '\\'")
-            params.append(like_pattern(dumps(environment)))
-        if search:
-            where.append("(title LIKE ? ESCAPE '\\' OR culprit LIKE ? ESCAPE '\\')")
-            pattern = like_pattern(search)
-            params += [pattern, pattern]
+        where = Where(project_id).equal('status', status).equal('level', level)
+        where.contains(dumps(environment) if environment else None, 'environments').contains(search, 'title', 'culprit')
         if changed_since is not None:
-            where.append('seq>?')
-            params.append(changed_since)
+            where.add('seq>?', changed_since)
             column = 'seq'
         if cursor is not None:
-            where.append('(%s, id) < (?, ?)' % column)
-            params += list(cursor)
-        sql = 'SELECT %s FROM issues WHERE %s ORDER BY %s DESC, id DESC LIMIT ?' % (
-            self.ISSUE_COLUMNS, ' AND '.join(where), column)
-        rows = self.query(sql, params + [limit + 1])
+            where.add('(%s, id) < (?, ?)' % column, *cursor)
+        rows = self.query('SELECT %s FROM issues WHERE %s ORDER BY %s DESC, id DESC LIMIT ?' % (
+            self.ISSUE_COLUMNS, where, column), where.params + [limit + 1])
         issues = [self._issue_row(r) for r in rows[:limit]]
         self._attach_histograms(issues)
         next_cursor = None
@@ -869,33 +881,25 @@ class Store(object):
             [(project_id,) + tuple(row[c] for c in self.HTTP_COLUMNS) for row in rows])
         return len(rows)
 
-    def _http_filters(self, project_id, filters):
-        where, params = ['project_id=?'], [project_id]
+    @staticmethod
+    def _http_filters(project_id, filters):
+        where = Where(project_id)
         for column in ('direction', 'method', 'host'):
-            if filters.get(column):
-                where.append('%s=?' % column)
-                params.append(filters[column])
-        if filters.get('path'):
-            where.append("path LIKE ? ESCAPE '\\'")
-            params.append(like_pattern(filters['path']))
+            where.equal(column, filters.get(column))
+        where.contains(filters.get('path'), 'path')
         status = filters.get('status')
-        if status:
-            if status.endswith('xx'):
-                base = int(status[0]) * 100
-                where.append('status_code>=? AND status_code<?')
-                params += [base, base + 100]
-            else:
-                where.append('status_code=?')
-                params.append(int(status))
-        return where, params
+        if status and status.endswith('xx'):
+            where.add('status_code>=? AND status_code<?', int(status[0]) * 100, int(status[0]) * 100 + 100)
+        elif status:
+            where.add('status_code=?', int(status))
+        return where
 
     def list_http_requests(self, project_id, filters, cursor=None, limit=50):
-        where, params = self._http_filters(project_id, filters)
+        where = self._http_filters(project_id, filters)
         if cursor:
-            where.append('id<?')
-            params.append(cursor)
+            where.add('id<?', cursor)
         rows = self.query('SELECT id, %s FROM http_requests WHERE %s ORDER BY id DESC LIMIT ?' % (
-            ', '.join(self.HTTP_COLUMNS), ' AND '.join(where)), params + [limit + 1])
+            ', '.join(self.HTTP_COLUMNS), where), where.params + [limit + 1])
         keys = ('id', 'timestamp', 'traceId', 'direction', 'method', 'host', 'path', 'statusCode', 'durationMs',
                 'requestSize', 'responseSize', 'userId')
         out = [dict(zip(keys, row)) for row in rows[:limit]]
@@ -904,10 +908,8 @@ class Store(object):
         return out, (rows[limit - 1][0] if len(rows) > limit else None)
 
     def http_request_stats(self, project_id, filters, since):
-        where, params = self._http_filters(project_id, filters)
-        where.append('timestamp>=?')
-        params.append(since)
-        clause = ' AND '.join(where)
+        where = self._http_filters(project_id, filters).add('timestamp>=?', since)
+        clause, params = str(where), where.params
         by_host, durations = {}, []
         for host, duration in self.query(
                 'SELECT host, duration_ms FROM http_requests WHERE %s AND duration_ms IS NOT NULL'
@@ -993,22 +995,12 @@ class Store(object):
         return len(entries)
 
     def list_logs(self, project_id, level=None, service=None, search=None, since=None, limit=100):
-        where, params = ['project_id=?'], [project_id]
-        if level:
-            where.append('level=?')
-            params.append(level)
-        if service:
-            where.append('service=?')
-            params.append(service)
-        if search:
-            where.append("message LIKE ? ESCAPE '\\'")
-            params.append(like_pattern(search))
+        where = Where(project_id).equal('level', level).equal('service', service).contains(search, 'message')
         if since is not None:
-            where.append('id>?')
-            params.append(since)
+            where.add('id>?', since)
         order = 'ASC' if since is not None else 'DESC'
         rows = self.query('SELECT id, timestamp, level, message, service, trace_id, metadata FROM logs WHERE %s'
-                          ' ORDER BY id %s LIMIT ?' % (' AND '.join(where), order), params + [limit])
+                          ' ORDER BY id %s LIMIT ?' % (where, order), where.params + [limit])
         return [{'id': r[0], 'timestamp': iso(r[1]), 'level': r[2], 'message': r[3], 'service': r[4],
                  'traceId': r[5], 'metadata': json.loads(r[6]) if r[6] else None} for r in rows]
 
@@ -1044,15 +1036,11 @@ class Store(object):
         return out
 
     def list_transactions(self, project_id, name=None, cursor=None, limit=50):
-        where, params = ['project_id=?'], [project_id]
-        if name:
-            where.append('name=?')
-            params.append(name)
+        where = Where(project_id).equal('name', name)
         if cursor:
-            where.append('id<?')
-            params.append(cursor)
+            where.add('id<?', cursor)
         rows = self.query('SELECT id, name, trace_id, duration_ms, status, timestamp FROM transactions WHERE %s'
-                          ' ORDER BY id DESC LIMIT ?' % ' AND '.join(where), params + [limit + 1])
+                          ' ORDER BY id DESC LIMIT ?' % where, where.params + [limit + 1])
         out = [{'id': r[0], 'name': r[1], 'traceId': r[2], 'durationMs': r[3], 'status': r[4],
                 'timestamp': iso(r[5])} for r in rows[:limit]]
         return out, (rows[limit - 1][0] if len(rows) > limit else None)
@@ -3805,14 +3793,18 @@ class ErrorCaptureApp(object):
         self.store.close()
 
 
+# waitress settings shared by the command line and serve_in_background: bodies
+# up to the largest dialect limit (the app answers 413 itself, in each dialect's
+# format), and room for many slow clients.
+WAITRESS_OPTIONS = dict(max_request_body_size=LIMIT_SENTRY_COMPRESSED + (1 << 20), clear_untrusted_proxy_headers=True,
+                        ident='errorcapture', connection_limit=1000, backlog=2048)
+
+
 def serve_in_background(app, host='127.0.0.1', port=0, threads=8):
     """Serve app with waitress from a daemon thread. Returns a handle with
     .url, .port and .stop() (which also closes the app's store)."""
     import waitress.server
-    server = waitress.server.create_server(app, host=host, port=port, threads=threads,
-                                           max_request_body_size=LIMIT_SENTRY_COMPRESSED + (1 << 20),
-                                           clear_untrusted_proxy_headers=True, ident='errorcapture',
-                                           connection_limit=1000, backlog=2048)
+    server = waitress.server.create_server(app, host=host, port=port, threads=threads, **WAITRESS_OPTIONS)
     thread = threading.Thread(target=server.run, name='errorcapture-server', daemon=True)
     thread.start()
 
@@ -3895,10 +3887,8 @@ def serve_forever(settings):
                     'list projects; set --admin-token (guards the generate action, project creation and '
                     'listing) and --no-auto-create (stops /api.php from creating projects for unknown keys)',
                     settings['host'])
-    server = waitress.server.create_server(
-        app, host=settings['host'], port=settings['port'], threads=settings['threads'],
-        max_request_body_size=LIMIT_SENTRY_COMPRESSED + (1 << 20), clear_untrusted_proxy_headers=True,
-        ident='errorcapture', connection_limit=1000, backlog=2048)
+    server = waitress.server.create_server(app, host=settings['host'], port=settings['port'],
+                                           threads=settings['threads'], **WAITRESS_OPTIONS)
     log.info('ErrorCapture %s serving http://%s:%s with database %s', __version__, settings['host'],
              server.effective_port, os.path.abspath(settings['db']))
 

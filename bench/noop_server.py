@@ -12,8 +12,13 @@ import logging
 import signal
 import sys
 
+import os
+
 import bottle
 import waitress.server
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from errorcapture import WAITRESS_OPTIONS  # noqa: E402  the very options the server uses
 
 app = bottle.Bottle()
 
@@ -44,15 +49,12 @@ def main(argv=None):
             extra[k] = int(v)
         except ValueError:
             extra[k] = v
-    # The waitress options errorcapture.py's serve_forever() passes.
-    options = dict(max_request_body_size=21 << 20, clear_untrusted_proxy_headers=True,
-                   connection_limit=1000, backlog=2048)
+    options = dict(WAITRESS_OPTIONS, ident="noop")
     options.update(extra)
     # waitress warns "Task queue depth is N" whenever every worker is busy; a
     # baseline that printed that under load would measure logging, not the stack.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    server = waitress.server.create_server(app, host=a.host, port=a.port, threads=a.threads,
-                                           ident="noop", **options)
+    server = waitress.server.create_server(app, host=a.host, port=a.port, threads=a.threads, **options)
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt
