@@ -41,6 +41,25 @@ HUGE_INT = 10 ** 400
 # A raw HTTP client: every byte of the request is ours, every wait is bounded.
 ###############################################################################
 
+class Reply(object):
+    """A webtest response seen through hostile_corpus.format_problem."""
+
+    def __init__(self, response):
+        self.status = response.status_int
+        self.headers = {k.lower(): v for k, v in response.headers.items()}
+        self.body = response.body
+        try:
+            self.json = json.loads(response.body)
+        except ValueError:
+            self.json = None
+
+    def header(self, name, default=None):
+        return self.headers.get(name.lower(), default)
+
+    def __repr__(self):
+        return '<%d %s>' % (self.status, self.body[:300])
+
+
 class Answer(object):
     """What came back: status (None if nothing), headers (lower-case names),
     body bytes, parsed JSON (or None), and what went wrong on the wire."""

@@ -71,23 +71,7 @@ DIALECT_OF = {'api_php': 'errorcapture', 'seestack': 'seestack', 'open_sentry': 
               'sentry_store': 'sentry', 'sentry_envelope': 'sentry'}
 
 
-class Reply(object):
-    """A webtest response seen through hostile_corpus.format_problem."""
-
-    def __init__(self, response):
-        self.status = response.status_int
-        self.headers = {k.lower(): v for k, v in response.headers.items()}
-        self.body = response.body
-        try:
-            self.json = json.loads(response.body)
-        except ValueError:
-            self.json = None
-
-    def header(self, name, default=None):
-        return self.headers.get(name.lower(), default)
-
-    def __repr__(self):
-        return '<%d %s>' % (self.status, self.body[:300])
+from hostile_corpus import Reply  # noqa: E402
 
 
 def assert_error(response, status, dialect):

@@ -44,21 +44,7 @@ def big_sentry(client, key, project_id, event_id):
                        content_type='application/json', expect_errors=True)
 
 
-class Reply(object):
-    def __init__(self, response):
-        self.status = response.status_int
-        self.headers = {k.lower(): v for k, v in response.headers.items()}
-        self.body = response.body
-        try:
-            self.json = json.loads(response.body)
-        except ValueError:
-            self.json = None
-
-    def header(self, name, default=None):
-        return self.headers.get(name.lower(), default)
-
-    def __repr__(self):
-        return '<%d %s>' % (self.status, self.body[:300])
+from hostile_corpus import Reply  # noqa: E402
 
 
 def assert_unavailable(response, dialect):
