@@ -2313,8 +2313,8 @@ def mount_errorcapture_api(app, ctx):
         ctx.require_admin()
         name = bottle.request.query.getunicode('name', '') or ''
         project = store.create_project(name=clip(name, 200))
-        body = ctx.project_json(project)
-        body['hash'] = project['key']
+        body = {'hash': project['key']}  # the seed's one field first; the rest is extra
+        body.update(ctx.project_json(project))
         return reply(body)
 
     def errors():
