@@ -344,3 +344,27 @@ def test_a_really_full_disk_answers_503_and_recovers_when_space_returns(tiny_tmp
     finally:
         app.close()
     assert integrity(path) == ['ok']
+
+
+def test_a_read_only_database_answers_503_and_recovers(make):
+    # As root neither chmod nor a busy remount makes the file read-only, so the
+    # fault is injected: the writer's connection is swapped for a read-only one,
+    # as SQLite opens a file it may not write.
+    client = make(sweep_interval=0)
+    app = client.wsgi
+    key, project_id = new_project(client)
+    ledger = Ledger()
+    assert ledger.api_php(big_api_php(client, key, 0)) == 200
+    writer = app.store.writer
+    writer.conn = sqlite3.connect('file:%s?mode=ro' % app.store.path, uri=True, isolation_level=None,
+                                  check_same_thread=False)
+    refused = big_api_php(client, key, 1)
+    assert_unavailable(refused, 'errorcapture')
+    assert 'readonly' in refused.json['error'].replace('-', '').replace(' ', '')
+    # the writer dropped the faulty connection and writes again with a fresh one
+    assert ledger.api_php(big_api_php(client, key, 2)) == 200
+    event_id = uuid.uuid4().hex
+    assert ledger.sentry(big_sentry(client, key, project_id, event_id), event_id) == 200
+    rows, _ = ledger.assert_all_stored(client, key)
+    assert len(rows) == len(ledger.rows) + len(ledger.event_ids)
+    assert integrity(app.store.path) == ['ok']
