@@ -3233,6 +3233,13 @@ def mount_sentry(app, ctx):
 # kind of data, paged with opaque cursors. A project key reads its own project
 # and nothing else. Errors answer {"error": "..."}.
 
+def found(value, what):
+    """value, or a 404 naming what is not in the key's project."""
+    if not value:
+        raise ApiError(404, 'no such %s in this project' % what)
+    return value
+
+
 def read_api_error(status, message, code=None, details=None, headers=None):
     body = {'error': message}
     if details:
@@ -3380,10 +3387,7 @@ def mount_read_api(app, ctx):
         return reply({'issues': issues, 'nextCursor': encode_cursor(next_cursor), 'seq': store.current_seq()})
 
     def issue_or_404(current, issue_id):
-        issue = store.get_issue(current['id'], issue_id)
-        if issue is None:
-            raise ApiError(404, 'no such issue in this project')
-        return issue
+        return found(store.get_issue(current['id'], issue_id), 'issue')
 
     @route('/api/v1/issues/<issue_id:id>')
     def show_issue(issue_id):
@@ -3417,10 +3421,7 @@ def mount_read_api(app, ctx):
 
     @route('/api/v1/events/<event_id:id>')
     def show_event(event_id):
-        event = store.get_event(project()['id'], event_id)
-        if event is None:
-            raise ApiError(404, 'no such event in this project')
-        return reply({'event': public_event(event)})
+        return reply({'event': public_event(found(store.get_event(project()['id'], event_id), 'event'))})
 
     # -- HTTP request telemetry --
 
@@ -3459,9 +3460,7 @@ def mount_read_api(app, ctx):
     @route('/api/v1/replays/<session_id>')
     def show_replay(session_id):
         current = project()
-        events = store.replay_events(current['id'], session_id)
-        if not events:
-            raise ApiError(404, 'no such replay session in this project')
+        events = found(store.replay_events(current['id'], session_id), 'replay session')
         return reply({'sessionId': session_id, 'events': events})
 
     @route('/api/v1/logs')
@@ -3491,10 +3490,7 @@ def mount_read_api(app, ctx):
 
     @route('/api/v1/transactions/<tx_id:id>')
     def show_transaction(tx_id):
-        tx = store.get_transaction(project()['id'], tx_id)
-        if tx is None:
-            raise ApiError(404, 'no such transaction in this project')
-        return reply({'transaction': tx})
+        return reply({'transaction': found(store.get_transaction(project()['id'], tx_id), 'transaction')})
 
     @route('/api/v1/ai')
     def ai_usage():
@@ -3513,10 +3509,7 @@ def mount_read_api(app, ctx):
                 'nextExpected': iso(expected), 'created': iso(monitor['created'])}
 
     def monitor_or_404(current, slug):
-        monitor = store.monitor(current['id'], slug)
-        if monitor is None:
-            raise ApiError(404, 'no such monitor in this project')
-        return monitor
+        return found(store.monitor(current['id'], slug), 'monitor')
 
     @route('/api/v1/monitors')
     def list_monitors():
@@ -3547,8 +3540,7 @@ def mount_read_api(app, ctx):
     @route('/api/v1/monitors/<slug>', 'DELETE')
     def delete_monitor(slug):
         current = project()
-        if not store.delete_monitor(current['id'], slug):
-            raise ApiError(404, 'no such monitor in this project')
+        found(store.delete_monitor(current['id'], slug), 'monitor')
         return reply({'ok': True})
 
     return route, project, json_body, limit_param
