@@ -18,6 +18,8 @@ Embedding: ``make_app(db_path, **options)`` returns the WSGI application;
 __version__ = '0.1.0'
 
 import argparse
+import collections
+import functools
 import hashlib
 import hmac
 import json
@@ -121,8 +123,19 @@ def iso(ts):
     if ts is None:
         return None
     try:
-        return datetime.fromtimestamp(ts, timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3] + 'Z'
-    except (ValueError, OverflowError, OSError):  # only rows written before range checks existed
+        # What datetime's strftime gives (rounded to microseconds, then cut to
+        # milliseconds) at half the cost: every breadcrumb pays for this.
+        fraction, seconds = math.modf(ts)
+        micros = round(fraction * 1000000)
+        if micros >= 1000000:
+            seconds, micros = seconds + 1, micros - 1000000
+        elif micros < 0:
+            seconds, micros = seconds - 1, micros + 1000000
+        t = time.gmtime(seconds)
+        if not 1 <= t[0] <= 9999:
+            return None
+        return '%04d-%02d-%02dT%02d:%02d:%02d.%03dZ' % (t[0], t[1], t[2], t[3], t[4], t[5], micros // 1000)
+    except (ValueError, OverflowError, OSError, TypeError):  # only rows written before range checks existed
         return None
 
 
@@ -384,8 +397,13 @@ class Writer(threading.Thread):
 
     def __init__(self, path, synchronous='normal', max_queue=20000):
         threading.Thread.__init__(self, name='errorcapture-writer', daemon=True)
-        self.path, self.synchronous = path, synchronous
-        self.jobs = queue.Queue(maxsize=max_queue)
+        self.path, self.synchronous, self.max_queue = path, synchronous, max_queue
+        # A deque and a bare lock as the doorbell: queue.Queue's conditions cost
+        # more per submission than the SQL of a small event.
+        self.jobs = collections.deque()
+        self.bell = threading.Lock()
+        self.bell.acquire()
+        self.asleep = False
         self.conn = None
         self.started_ok = threading.Event()
         self.stopped = False
@@ -399,49 +417,69 @@ class Writer(threading.Thread):
     def submit(self, fn, *args, timeout=30.0):
         if self.stopped:
             raise StorageUnavailable('the server is shutting down')
-        job = _Job(fn, args)
-        try:
-            self.jobs.put_nowait(job)
-        except queue.Full:
+        if len(self.jobs) >= self.max_queue:
             raise Overloaded('the writer is behind')
+        job = _Job(fn, args)
+        self.jobs.append(job)
+        self._ring()
         if not job.done.acquire(timeout=timeout):
             raise StorageUnavailable('the database did not answer in time')
         if job.error is not None:
             raise job.error
         return job.result
 
+    def queued(self):
+        """Submissions waiting for the writer (a snapshot)."""
+        return len(self.jobs)
+
+    def _ring(self):
+        """Wake the writer if it sleeps. Two submitters may both ring; the
+        second release fails harmlessly, and a spare ring only makes the
+        writer look at the queue once more."""
+        if self.asleep:
+            self.asleep = False
+            try:
+                self.bell.release()
+            except RuntimeError:
+                pass
+
     def stop(self):
         """Finish every queued job, then close the connection."""
         if not self.stopped:
             self.stopped = True
-            self.jobs.put(None)
+            self.jobs.append(None)
+            self._ring()
             self.join(timeout=60)
+
+    def _next_batch(self):
+        """Sleep until there is work, then take up to BATCH_MAX jobs. A None in
+        the batch is the stop marker."""
+        jobs = self.jobs
+        while not jobs:
+            self.asleep = True
+            if jobs:  # a job came in before the writer said it sleeps
+                self.asleep = False
+                break
+            self.bell.acquire()
+        batch = []
+        while jobs and len(batch) < self.BATCH_MAX:
+            batch.append(jobs.popleft())
+        return batch
 
     def run(self):
         self.conn = connect(self.path, self.synchronous)
         self.started_ok.set()
         stopping = False
         while not stopping:
-            job = self.jobs.get()
-            if job is None:
-                break
-            batch = [job]
-            while len(batch) < self.BATCH_MAX:
-                try:
-                    job = self.jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stopping = True
-                    break
-                batch.append(job)
-            self._commit(batch)
+            batch = self._next_batch()
+            if None in batch:
+                stopping = True
+                batch = [job for job in batch if job is not None]
+            if batch:
+                self._commit(batch)
         # Anything that raced in after the stop marker still gets an answer.
-        while True:
-            try:
-                job = self.jobs.get_nowait()
-            except queue.Empty:
-                break
+        while self.jobs:
+            job = self.jobs.popleft()
             if job is not None:
                 self._commit([job])
         if self.conn is not None:
@@ -1322,9 +1360,12 @@ def normalize_level(raw):
 
 def clip(value, limit=MAX_STRING):
     """A string no longer than limit, with a visible marker where it was cut."""
-    if value is None:
+    if value.__class__ is str:  # the common case first: every field passes here
+        if len(value) <= limit and '\x00' not in value:
+            return value
+    elif value is None:
         return None
-    if not isinstance(value, str):
+    elif not isinstance(value, str):
         value = str(value)
     if '\x00' in value:
         value = value.replace('\x00', '\ufffd')
@@ -1441,7 +1482,14 @@ MESSAGE_VARIABLES = [
 
 
 def normalize_message(text):
-    text = (text or '')[:1024]
+    return _normalized((text or '')[:1024])
+
+
+# Floods repeat the same few messages and stacks: remember the last few
+# thousand answers rather than run seven regular expressions (or hash the same
+# parts) again. Keys are at most 1 KiB, so the caches stay under a few MiB.
+@functools.lru_cache(maxsize=2048)
+def _normalized(text):
     for pattern, replacement in MESSAGE_VARIABLES:
         text = pattern.sub(replacement, text)
     return text.strip()
@@ -1451,20 +1499,27 @@ def frame(filename=None, function=None, lineno=None, colno=None, module=None, ab
           in_app=None, context_line=None, pre_context=None, post_context=None, vars=None):
     """One stack frame in the model's shape; empty fields are left out."""
     out = {}
-    for key, value in (('filename', filename), ('absPath', abs_path), ('function', function), ('module', module)):
-        if value not in (None, ''):
-            out[key] = clip(value, 1024)
-    for key, value in (('lineno', lineno), ('colno', colno)):
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < (1 << 31):
-            out[key] = value
+    if filename is not None and filename != '':
+        out['filename'] = clip(filename, 1024)
+    if abs_path is not None and abs_path != '':
+        out['absPath'] = clip(abs_path, 1024)
+    if function is not None and function != '':
+        out['function'] = clip(function, 1024)
+    if module is not None and module != '':
+        out['module'] = clip(module, 1024)
+    if lineno.__class__ is int and 0 <= lineno < (1 << 31):  # a bool's class is not int
+        out['lineno'] = lineno
+    if colno.__class__ is int and 0 <= colno < (1 << 31):
+        out['colno'] = colno
     if in_app is not None:
         out['inApp'] = bool(in_app)
-    if context_line not in (None, ''):
+    if context_line is not None and context_line != '':
         out['contextLine'] = clip(context_line, 1024)
-    for key, value in (('preContext', pre_context), ('postContext', post_context)):
-        if isinstance(value, list) and value:
-            out[key] = [clip(line, 1024) for line in value[-10:]]
-    if isinstance(vars, dict) and vars:
+    if pre_context and isinstance(pre_context, list):
+        out['preContext'] = [clip(line, 1024) for line in pre_context[-10:]]
+    if post_context and isinstance(post_context, list):
+        out['postContext'] = [clip(line, 1024) for line in post_context[-10:]]
+    if vars and isinstance(vars, dict):
         out['vars'] = bound(vars, MAX_DEPTH - 3)
     return out
 
@@ -1490,6 +1545,18 @@ def parse_stack_trace(lines):
     oldest call first as Sentry orders them. Unparsed lines are skipped."""
     if isinstance(lines, str):
         lines = lines.splitlines()
+    key = tuple(line for line in lines if isinstance(line, str))
+    if sum(len(line) for line in key) > 8192:
+        return _parse_stack_trace(key)  # too big to remember
+    return [dict(f) for f in _remembered_stack_trace(key)]  # copies: callers own their frames
+
+
+@functools.lru_cache(maxsize=512)
+def _remembered_stack_trace(lines):
+    return _parse_stack_trace(lines)
+
+
+def _parse_stack_trace(lines):
     frames, python_order = [], False
     for index, line in enumerate(lines):
         if not isinstance(line, str):
@@ -1528,7 +1595,7 @@ def parse_stack_trace(lines):
 
 def frame_location(f):
     """The part of a frame that identifies code independent of line numbers."""
-    where = f.get('module') or os.path.basename(f.get('filename') or f.get('absPath') or '')
+    where = f.get('module') or (f.get('filename') or f.get('absPath') or '').rpartition('/')[2]
     return '%s:%s' % (where, f.get('function') or '?')
 
 
@@ -1569,6 +1636,11 @@ def fingerprint_of(event):
                 parts.append('custom:%s' % part)
     else:
         parts = default_grouping(event)
+    return _digest(tuple(parts))
+
+
+@functools.lru_cache(maxsize=4096)
+def _digest(parts):
     return hashlib.md5(dumps(parts).encode('utf-8')).hexdigest()
 
 
@@ -1623,21 +1695,29 @@ def make_error_event(dialect, level=None, message=None, exception=None, timestam
              'level': normalize_level(level), 'levelRaw': clip(str(level), 200) if level is not None else None}
     if event_id:
         event['eventId'] = event_id
-    optional = {'message': clip(message) if message is not None else None,
-                'messageTemplate': clip(message_template, 1024),
-                'environment': clip(environment, 200), 'release': clip(release, 200),
-                'serverName': clip(server_name, 200), 'hostname': clip(hostname, 200),
-                'platform': clip(platform, 64), 'logger': clip(logger, 200),
-                'transaction': clip(transaction, 1024), 'file': clip(file, 2048),
-                'line': line if isinstance(line, int) and not isinstance(line, bool) else None,
-                'exception': exception or None, 'stacktrace': stacktrace, 'user': bound(user) if user else None,
-                'tags': tags or None, 'request': bound(request) if request else None,
-                'breadcrumbs': breadcrumbs or None, 'contexts': bound(contexts) if contexts else None,
-                'extra': bound(extra) if extra else None, 'sdk': bound(sdk) if sdk else None,
-                'fingerprint': [clip(str(p), 512) for p in fingerprint[:20]] if fingerprint else None}
-    for key, value in optional.items():
+    # Text fields and their limits; most are absent, so test before clipping.
+    for key, value, limit in (('message', message, MAX_STRING), ('messageTemplate', message_template, 1024),
+                              ('environment', environment, 200), ('release', release, 200),
+                              ('serverName', server_name, 200), ('hostname', hostname, 200),
+                              ('platform', platform, 64), ('logger', logger, 200),
+                              ('transaction', transaction, 1024), ('file', file, 2048)):
         if value is not None:
-            event[key] = value
+            event[key] = clip(value, limit)
+    if line.__class__ is int:  # not a bool
+        event['line'] = line
+    if exception:
+        event['exception'] = exception
+    if stacktrace is not None:
+        event['stacktrace'] = stacktrace
+    if tags:
+        event['tags'] = tags
+    if breadcrumbs:
+        event['breadcrumbs'] = breadcrumbs
+    for key, value in (('user', user), ('request', request), ('contexts', contexts), ('extra', extra), ('sdk', sdk)):
+        if value:
+            event[key] = bound(value)
+    if fingerprint:
+        event['fingerprint'] = [clip(str(p), 512) for p in fingerprint[:20]]
     finish_grouping(event)
     return event
 

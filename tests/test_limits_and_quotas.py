@@ -401,7 +401,7 @@ class BlockedWriter(object):
         for _ in range(fill):
             self._spawn(lambda conn: None)
         deadline = time.monotonic() + 10
-        while app.store.writer.jobs.qsize() < fill:
+        while app.store.writer.queued() < fill:
             assert time.monotonic() < deadline, 'the queue did not fill'
             time.sleep(0.01)
 
@@ -429,7 +429,7 @@ def test_a_full_writer_queue_answers_503_with_retry_after_in_every_dialect(make)
                                 headers={'X-SeeStack-Key': key}, content_type='application/json', expect_errors=True)
         assert_error(heartbeat, 503, 'seestack')
         # the queue never grew past its bound, and reads do not need the writer
-        assert client.wsgi.store.writer.jobs.qsize() <= 3
+        assert client.wsgi.store.writer.queued() <= 3
         assert client.get('/api/v1/issues?key=' + key).status_int == 200
     finally:
         blocked.release()
@@ -462,9 +462,9 @@ def test_a_flood_against_a_slowed_writer_gets_503_not_an_unbounded_queue(live_se
         thread.start()
     deadline = time.monotonic() + 20
     while sum(1 for a in answers if a[0] == 503) < 10 and time.monotonic() < deadline:
-        peak[0] = max(peak[0], server.app.store.writer.jobs.qsize())
+        peak[0] = max(peak[0], server.app.store.writer.queued())
         time.sleep(0.01)
-    peak[0] = max(peak[0], server.app.store.writer.jobs.qsize())
+    peak[0] = max(peak[0], server.app.store.writer.queued())
     blocked.release()
     for thread in threads:
         thread.join(60)

@@ -47,9 +47,9 @@ def test_a_failing_job_fails_alone_while_its_batch_commits(tmp_path):
         for thread in threads:
             thread.start()
         deadline = time.time() + 10
-        while store.writer.jobs.qsize() < 3 and time.time() < deadline:
+        while store.writer.queued() < 3 and time.time() < deadline:
             time.sleep(0.001)
-        assert store.writer.jobs.qsize() == 3
+        assert store.writer.queued() == 3
         gate.set()
         for thread in threads + [blocker]:
             thread.join(10)
