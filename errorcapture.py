@@ -22,6 +22,7 @@ import collections
 import functools
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import math
@@ -1388,6 +1389,30 @@ def clip(value, limit=MAX_STRING):
 
 def bound(value, depth=0):
     """Free-form client data, bounded in depth, width and string length."""
+    cls = value.__class__
+    if (cls is dict or cls is list) and depth < MAX_DEPTH:
+        # The hot path (contexts, request, extra, frame vars): leaves that need
+        # no change are copied without a call per value.
+        pairs = value.items() if cls is dict else enumerate(value)
+        out = {} if cls is dict else []
+        for key, item in itertools.islice(pairs, MAX_ITEMS):
+            kind = item.__class__
+            if not ((kind is str and len(item) <= MAX_STRING and '\x00' not in item) or item is None
+                    or kind is bool or (kind is int and -(1 << 63) <= item < (1 << 63))
+                    or (kind is float and math.isfinite(item))):
+                item = bound(item, depth + 1)
+            if cls is list:
+                out.append(item)
+                continue
+            if key.__class__ is not str or len(key) > 256 or '\x00' in key:
+                key = clip(str(key), 256)
+            out[key] = item
+        if len(value) > MAX_ITEMS:
+            if cls is dict:
+                out['\u2026'] = '[%d more keys truncated]' % (len(value) - MAX_ITEMS)
+            else:
+                out.append('[%d more items truncated]' % (len(value) - MAX_ITEMS))
+        return out
     if isinstance(value, str):
         return clip(value)
     if value is None or isinstance(value, bool):
