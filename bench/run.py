@@ -8,9 +8,10 @@
 Starts errorcapture.py (one server per scenario, each on a fresh temporary
 database; the read scenarios share one database of --events events made by
 bench/make_db.py) and bench/noop_server.py, drives them with wrk from a
-separate process, samples the server's RSS, and prints one table:
+separate process, samples the server's RSS and CPU (per thread), and prints a table:
 scenario, connections, requests/s, items/s, p50, p99, ratio to the no-op
-baseline at the same connection count, non-2xx answers and RSS; then the
+baseline at the same connection count, non-2xx answers, RSS and CPU; then the
+server's CPU per request by thread (HTTP loop, workers, writer, other), the
 storage cost per event and a check of every target.
 """
 import argparse
@@ -173,16 +174,69 @@ def cpu_seconds(pid):
         return None
 
 
+# Roles of the server's OS threads in the per-thread CPU table. errorcapture.py
+# names its own threads (PR_SET_NAME, so /proc/<pid>/task/<tid>/comm): ec-writer,
+# ec-alerts, ec-sweeper. The main thread (tid == pid) runs waitress's HTTP event
+# loop; every other thread is a waitress request worker.
+THREAD_ROLES = ("http loop", "workers", "writer", "other")
+
+
+def thread_role(pid, tid, comm):
+    if tid == pid:
+        return "http loop"
+    if comm == "ec-writer":
+        return "writer"
+    if comm.startswith("ec-"):
+        return "other"   # ec-alerts, ec-sweeper
+    return "workers"
+
+
+def thread_cpu(pid):
+    """{tid: (comm, user + system CPU seconds)} for every thread of the process,
+    from /proc/<pid>/task/<tid>/stat; {} when the process is gone."""
+    tick = float(os.sysconf("SC_CLK_TCK"))
+    out = {}
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for name in tids:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, name)) as f:
+                text = f.read()
+            head, _, rest = text.rpartition(")")
+            fields = rest.split()
+            out[int(name)] = (head.partition("(")[2], (int(fields[11]) + int(fields[12])) / tick)
+        except (OSError, IndexError, ValueError):
+            continue  # the thread ended between listdir and open
+    return out
+
+
+def cpu_by_role(pid, before, after):
+    """CPU seconds per role between two thread_cpu() snapshots. A thread that
+    appeared in between counts from 0; one that ended in between is left out
+    (the kernel keeps its time only in the process total)."""
+    used = dict.fromkeys(THREAD_ROLES, 0.0)
+    for tid, (comm, cpu1) in after.items():
+        comm0, cpu0 = before.get(tid, (comm, 0.0))
+        if comm0 != comm or cpu1 < cpu0:
+            cpu0 = 0.0  # a reused thread id: a new thread
+        used[thread_role(pid, tid, comm)] += cpu1 - cpu0
+    return {role: round(v, 4) for role, v in used.items()}
+
+
 class RssSampler(threading.Thread):
-    """Samples VmRSS every `interval` s; also measures the CPU the process used."""
+    """Samples VmRSS every `interval` s; also measures the CPU the process used,
+    in total and per thread role (cpu_by_role: role -> seconds)."""
 
     def __init__(self, pid, interval=0.1):
         threading.Thread.__init__(self, daemon=True)
         self.pid, self.interval = pid, interval
         self.samples = []
         self.stop_event = threading.Event()
+        self.threads0 = thread_cpu(pid)
         self.cpu0, self.t0 = cpu_seconds(pid), time.time()
-        self.cpu_percent = self.cpu_used = None
+        self.cpu_percent = self.cpu_used = self.cpu_by_role = None
 
     def run(self):
         while not self.stop_event.is_set():
@@ -195,9 +249,12 @@ class RssSampler(threading.Thread):
         self.stop_event.set()
         self.join()
         cpu1 = cpu_seconds(self.pid)
+        threads1 = thread_cpu(self.pid)
         if self.cpu0 is not None and cpu1 is not None:
             self.cpu_used = cpu1 - self.cpu0
             self.cpu_percent = 100.0 * self.cpu_used / max(1e-6, time.time() - self.t0)
+        if self.threads0 and threads1:
+            self.cpu_by_role = cpu_by_role(self.pid, self.threads0, threads1)
         return self.samples
 
 
@@ -504,6 +561,7 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
                 res["rss_kb"] = sampler.stop()
                 res["server_cpu_percent"] = sampler.cpu_percent
                 res["server_cpu_seconds"] = sampler.cpu_used
+                res["server_cpu_seconds_by_thread"] = sampler.cpu_by_role
                 raw.setdefault((name, conns), []).append(res)
                 secs = res["duration_us"] / 1e6
                 log("  [%d/%d] %-24s c=%-3d %8.0f req/s  p99 %.1f ms  non-2xx %d"
@@ -563,9 +621,24 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
     return result
 
 
+def cpu_per_request_by_thread(runs):
+    """(role -> us/request, total us/request) over runs with a per-thread
+    measurement, medians over those runs (each role separately; total = median
+    of the per-run sums), rounded to whole microseconds; (None, None) if none."""
+    runs = [r for r in runs if r.get("server_cpu_seconds_by_thread") and r["requests"]]
+    if not runs:
+        return None, None
+    per_run = [{role: r["server_cpu_seconds_by_thread"].get(role, 0.0) / r["requests"] * 1e6
+                for role in THREAD_ROLES} for r in runs]
+    by_role = {role: int(round(median([x[role] for x in per_run]))) for role in THREAD_ROLES}
+    total = int(round(median([sum(x.values()) for x in per_run])))
+    return by_role, total
+
+
 def summarize(args, order, raw):
     rows = []
     base_rps = {}
+    base_cpu = {}
     for name in order:
         sc = BY_NAME[name]
         for conns in args.connections:
@@ -591,10 +664,17 @@ def summarize(args, order, raw):
                        spread_percent=(round(100.0 * (max(rps) - min(rps)) / median(rps), 0)
                                        if len(rps) > 1 and median(rps) else None),
                        runs=len(runs))
+            by_thread, threads_total = cpu_per_request_by_thread(runs)
+            row["cpu_us_per_request_by_thread"] = by_thread
+            row["cpu_us_per_request_threads_total"] = threads_total
             if name == "noop":
                 base_rps[conns] = row["requests_per_s"]
+                base_cpu[conns] = threads_total
             base = base_rps.get(conns)
             row["vs_noop"] = round(row["requests_per_s"] / base, 3) if base else None
+            row["cpu_us_per_request_extra_vs_noop"] = (
+                threads_total - base_cpu[conns]
+                if threads_total is not None and base_cpu.get(conns) is not None else None)
             rows.append(row)
     return rows
 
@@ -695,6 +775,18 @@ def render(result, markdown):
              ("%.2f" % r["vs_noop"]) if r["vs_noop"] is not None else "-", fmt(r["errors"]),
              fmt(r["rss_max_mb"], 1), fmt(r["rss_median_mb"], 1), fmt(r["server_cpu_percent"]),
              fmt(r["cpu_us_per_request"]), fmt(r["spread_percent"])] for r in result["rows"]]
+    parts.append(table(headers, body, markdown))
+    parts.append("")
+    # Where the server's CPU goes per request, by OS thread (/proc/<pid>/task/*/stat).
+    headers = ["scenario", "conns", "HTTP loop us/req", "workers us/req", "writer us/req",
+               "other us/req", "total us/req", "extra vs no-op us/req"]
+    body = []
+    for r in result["rows"]:
+        t = r.get("cpu_us_per_request_by_thread") or {}
+        body.append([r["scenario"], fmt(r["connections"])]
+                    + [fmt(t.get(role)) for role in THREAD_ROLES]
+                    + [fmt(r.get("cpu_us_per_request_threads_total")),
+                       fmt(r.get("cpu_us_per_request_extra_vs_noop"))])
     parts.append(table(headers, body, markdown))
     if result["storage"]:
         parts.append("")

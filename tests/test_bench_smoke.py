@@ -78,7 +78,15 @@ def test_json_results(quick_run):
                       "rss_median_mb"):
             assert isinstance(r[field], (int, float)), (r["scenario"], field, r[field])
         assert r["requests"] > 0
+        by_thread = r["cpu_us_per_request_by_thread"]
+        assert sorted(by_thread) == sorted(["http loop", "workers", "writer", "other"]), r
+        assert all(isinstance(v, int) and v >= 0 for v in by_thread.values()), (r["scenario"], by_thread)
+        assert isinstance(r["cpu_us_per_request_threads_total"], int), r
+        assert r["cpu_us_per_request_threads_total"] >= 0, r
+        assert isinstance(r["cpu_us_per_request_extra_vs_noop"], int), r
     assert by_name["noop"]["vs_noop"] == 1.0
+    assert by_name["noop"]["cpu_us_per_request_by_thread"]["writer"] == 0
+    assert by_name["noop"]["cpu_us_per_request_extra_vs_noop"] == 0
     assert by_name["open_sentry_batch20"]["items_per_request"] == 20
     assert by_name["seestack_http_batch100"]["items_per_request"] == 100
     storage = {s["scenario"]: s for s in result["storage"]}
@@ -95,3 +103,24 @@ def test_markdown_table(quick_run):
     md = [line for line in text.splitlines() if line.startswith("| ")]
     assert md[0].startswith("| scenario | conns | req/s | items/s | p50 ms | p99 ms | vs no-op |")
     assert any(line.startswith("| sentry_envelope | 1 |") for line in md)
+    assert any(line.startswith("| scenario | conns | HTTP loop us/req | workers us/req | writer us/req |")
+               for line in md)
+
+
+def test_per_thread_cpu_table(quick_run):
+    text, _ = quick_run
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("scenario ") and "HTTP loop" in line)
+    rows = {}
+    for line in lines[header + 2:]:
+        if not line.strip():
+            break
+        cells = line.split()
+        rows[cells[0]] = cells
+    assert sorted(rows) == sorted(SCENARIOS)
+    for name, cells in rows.items():
+        assert len(cells) == 8, cells
+        values = [number(c) for c in cells[1:7]]
+        assert all(v is not None and v >= 0 for v in values), cells
+        number(cells[7])  # extra vs no-op: parses (it may be negative)
+    assert number(rows["noop"][7]) == 0
