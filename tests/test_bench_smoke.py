@@ -46,19 +46,25 @@ def quick_run(tmp_path_factory):
     return proc.stdout.decode(), json.loads(out.read_text())
 
 
-def test_table_has_every_scenario_and_numbers_parse(quick_run):
-    text, _ = quick_run
+def table_rows(text, is_header):
+    """The header line and {scenario: cells} of the plain-text table whose header matches."""
     lines = text.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.startswith("scenario "))
-    assert lines[header].split() == ["scenario", "conns", "req/s", "items/s", "p50", "ms", "p99", "ms",
-                                     "vs", "no-op", "non-2xx", "RSS", "max", "MB", "RSS", "med", "MB",
-                                     "CPU", "%", "CPU", "us/req", "spread", "%"]
+    header = next(i for i, line in enumerate(lines) if is_header(line))
     rows = {}
     for line in lines[header + 2:]:
         if not line.strip():
             break
         cells = line.split()
         rows[cells[0]] = cells
+    return lines[header], rows
+
+
+def test_table_has_every_scenario_and_numbers_parse(quick_run):
+    text, _ = quick_run
+    header, rows = table_rows(text, lambda line: line.startswith("scenario "))
+    assert header.split() == ["scenario", "conns", "req/s", "items/s", "p50", "ms", "p99", "ms",
+                                     "vs", "no-op", "non-2xx", "RSS", "max", "MB", "RSS", "med", "MB",
+                                     "CPU", "%", "CPU", "us/req", "spread", "%"]
     assert sorted(rows) == sorted(SCENARIOS)
     for name, cells in rows.items():
         assert len(cells) == 13, cells
@@ -109,14 +115,7 @@ def test_markdown_table(quick_run):
 
 def test_per_thread_cpu_table(quick_run):
     text, _ = quick_run
-    lines = text.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.startswith("scenario ") and "HTTP loop" in line)
-    rows = {}
-    for line in lines[header + 2:]:
-        if not line.strip():
-            break
-        cells = line.split()
-        rows[cells[0]] = cells
+    _, rows = table_rows(text, lambda line: line.startswith("scenario ") and "HTTP loop" in line)
     assert sorted(rows) == sorted(SCENARIOS)
     for name, cells in rows.items():
         assert len(cells) == 8, cells
