@@ -1389,52 +1389,38 @@ def clip(value, limit=MAX_STRING):
 
 def bound(value, depth=0):
     """Free-form client data, bounded in depth, width and string length."""
-    cls = value.__class__
-    if (cls is dict or cls is list) and depth < MAX_DEPTH:
-        # The hot path (contexts, request, extra, frame vars): leaves that need
-        # no change are copied without a call per value.
-        pairs = value.items() if cls is dict else enumerate(value)
-        out = {} if cls is dict else []
-        for key, item in itertools.islice(pairs, MAX_ITEMS):
-            kind = item.__class__
-            if not ((kind is str and len(item) <= MAX_STRING and '\x00' not in item) or item is None
-                    or kind is bool or (kind is int and -(1 << 63) <= item < (1 << 63))
-                    or (kind is float and math.isfinite(item))):
-                item = bound(item, depth + 1)
-            if cls is list:
-                out.append(item)
-                continue
-            if key.__class__ is not str or len(key) > 256 or '\x00' in key:
-                key = clip(str(key), 256)
-            out[key] = item
-        if len(value) > MAX_ITEMS:
-            if cls is dict:
-                out['\u2026'] = '[%d more keys truncated]' % (len(value) - MAX_ITEMS)
-            else:
-                out.append('[%d more items truncated]' % (len(value) - MAX_ITEMS))
-        return out
-    if isinstance(value, str):
-        return clip(value)
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return value if -(1 << 63) <= value < (1 << 63) else str(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
+    if not isinstance(value, (dict, list, tuple)):
+        if isinstance(value, str):
+            return clip(value)
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, int):
+            return value if -(1 << 63) <= value < (1 << 63) else str(value)
+        if isinstance(value, float):
+            return value if math.isfinite(value) else None
+        return '[\u2026]' if depth >= MAX_DEPTH else clip(str(value))
     if depth >= MAX_DEPTH:
         return '[\u2026]'
-    if isinstance(value, dict):
-        items = list(value.items())
-        out = {clip(str(k), 256): bound(v, depth + 1) for k, v in items[:MAX_ITEMS]}
-        if len(items) > MAX_ITEMS:
-            out['\u2026'] = '[%d more keys truncated]' % (len(items) - MAX_ITEMS)
-        return out
-    if isinstance(value, (list, tuple)):
-        out = [bound(v, depth + 1) for v in value[:MAX_ITEMS]]
-        if len(value) > MAX_ITEMS:
+    is_map = isinstance(value, dict)
+    out = {} if is_map else []
+    for key, item in itertools.islice(value.items() if is_map else enumerate(value), MAX_ITEMS):
+        # Leaves that need no change are copied here, without a call each:
+        # contexts, request data and frame vars are mostly such leaves.
+        kind = item.__class__
+        if not ((kind is str and len(item) <= MAX_STRING and '\x00' not in item) or item is None
+                or kind is bool or (kind is int and -(1 << 63) <= item < (1 << 63))
+                or (kind is float and math.isfinite(item))):
+            item = bound(item, depth + 1)
+        if not is_map:
+            out.append(item)
+        else:
+            out[key if key.__class__ is str and len(key) <= 256 and '\x00' not in key else clip(str(key), 256)] = item
+    if len(value) > MAX_ITEMS:
+        if is_map:
+            out['\u2026'] = '[%d more keys truncated]' % (len(value) - MAX_ITEMS)
+        else:
             out.append('[%d more items truncated]' % (len(value) - MAX_ITEMS))
-        return out
-    return clip(str(value))
+    return out
 
 
 def string_map(value, field='tags'):
