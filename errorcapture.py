@@ -401,9 +401,10 @@ def connect(path, synchronous='normal'):
 
 class Writer(threading.Thread):
     """The one thread that writes. Requests enqueue a job and wait; the writer
-    drains the queue, runs every queued job inside one transaction (each in its
-    own savepoint, so one bad job cannot undo the others), commits once, and only
-    then wakes the waiting requests: acknowledged means committed."""
+    drains the queue, runs every queued job inside one transaction, commits once,
+    and only then wakes the waiting requests: acknowledged means committed. If
+    a job raises, the batch is rolled back and rerun job by job, so one bad job
+    cannot undo the others."""
 
     BATCH_MAX = 1000
 

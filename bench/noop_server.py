@@ -5,7 +5,11 @@ reads the request body and answers {"ok": true}.
 Whatever requests/s this reaches is the ceiling our HTTP stack allows on this
 machine; bench/run.py reports every ErrorCapture scenario as a ratio to it.
 
-    python bench/noop_server.py --port 8099 [--threads 8] [--switch-interval 0.005]
+With --writer-db the route also hands one tiny insert to ErrorCapture's own
+Writer thread and answers only after that group commit: the floor under any
+ingest where "acknowledged" means "committed by the one writer".
+
+    python bench/noop_server.py --port 8099 [--threads 8] [--switch-interval 0.005] [--writer-db PATH]
 """
 import argparse
 import logging
@@ -18,15 +22,24 @@ import bottle
 import waitress.server
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from errorcapture import WAITRESS_OPTIONS  # noqa: E402  the very options the server uses
+from errorcapture import WAITRESS_OPTIONS, Writer, connect  # noqa: E402  the very options and writer the server uses
 
 app = bottle.Bottle()
+writer = None  # with --writer-db: errorcapture's own Writer thread
+
+
+def insert_one_row(conn):
+    conn.execute("INSERT INTO acks(at) VALUES (1)")
 
 
 @app.route("/", method=["GET", "POST", "PUT"])
 @app.route("/<path:path>", method=["GET", "POST", "PUT"])
 def noop(path=""):
     bottle.request.body.read()
+    if writer is not None and bottle.request.method == "POST":
+        # The least "acknowledged means committed" can cost: one hand-off to
+        # the writer thread, a one-row insert in its group commit, the wake-up.
+        writer.submit(insert_one_row)
     return {"ok": True}
 
 
@@ -39,7 +52,18 @@ def main(argv=None):
                    help="sys.setswitchinterval value (seconds); default: leave as is")
     p.add_argument("--waitress-opt", action="append", default=[], metavar="NAME=VALUE",
                    help="extra waitress.serve() keyword (int if it parses), repeatable")
+    p.add_argument("--writer-db", default=None, metavar="PATH",
+                   help="also commit one row per POST through errorcapture's Writer on this database "
+                        "(the floor of an acknowledged-means-committed ingest)")
     a = p.parse_args(argv)
+    if a.writer_db:
+        global writer
+        setup = connect(a.writer_db)
+        setup.execute("CREATE TABLE IF NOT EXISTS acks(id INTEGER PRIMARY KEY, at INTEGER)")
+        setup.close()
+        writer = Writer(a.writer_db)
+        writer.start()
+        writer.started_ok.wait(30)
     if a.switch_interval is not None:
         sys.setswitchinterval(a.switch_interval)
     extra = {}

@@ -16,7 +16,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(ROOT, "bench", "run.py")
 
-SCENARIOS = ["noop", "api_php", "seestack_error", "sentry_envelope", "open_sentry_batch20",
+SCENARIOS = ["noop", "noop_writer", "api_php", "seestack_error", "sentry_envelope", "open_sentry_batch20",
              "seestack_http_batch100", "read_errors_since", "read_issues"]
 STORAGE = ["api_php", "seestack_error", "sentry_envelope", "open_sentry_batch20", "seestack_http_batch100"]
 
@@ -101,7 +101,20 @@ def test_json_results(quick_run):
         assert s["stored_items"] and s["stored_items"] >= s["accepted_items"] > 0, s
         assert s["bytes_per_item"] > 0 and s["raw_bytes_per_item"] > 0
     assert result["targets"], "the run checks no target"
-    assert all(isinstance(t["ok"], bool) for t in result["targets"])
+    # Every target passes or fails, except the one reference line: the floor.
+    info = [t for t in result["targets"] if t["ok"] is None]
+    assert [t["target"] for t in info] == ["floor: noop_writer @1 conns vs no-op (for reference)"]
+    assert all(isinstance(t["ok"], bool) for t in result["targets"] if t not in info)
+
+
+def test_floor_goes_through_the_writer(quick_run):
+    """The floor baseline is the no-op route plus a real commit by ErrorCapture's
+    writer thread: the writer does work there, and none in the plain no-op."""
+    _, result = quick_run
+    by_name = {r["scenario"]: r for r in result["rows"]}
+    assert by_name["noop_writer"]["kind"] == "baseline"
+    assert by_name["noop_writer"]["cpu_us_per_request_by_thread"]["writer"] > 0
+    assert by_name["noop"]["cpu_us_per_request_by_thread"]["writer"] == 0
 
 
 def test_markdown_table(quick_run):
