@@ -81,7 +81,6 @@ LIMIT_SENTRY_EVENT = 1 << 20       # one Sentry event or transaction item
 LIMIT_SENTRY_COMPRESSED = 20 << 20 # a Sentry body as sent
 LIMIT_SENTRY_DECOMPRESSED = 100 << 20
 LIMIT_READ_API = 64 << 10          # bodies of read-API calls (status changes, monitors)
-PAGE_SIZE = 2048                   # SQLite page size of a new database (see connect)
 
 
 def parse_bool(text):
@@ -394,10 +393,6 @@ class _Job(object):
 
 def connect(path, synchronous='normal'):
     conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
-    # Only a new, empty database takes this (WAL fixes the page size). With 4
-    # KiB pages a ~3 KB Sentry event fills a page alone: 1.43x its JSON on
-    # disk; 2 KiB pages let rows share overflow pages: 1.07x, at the same speed.
-    conn.execute('PRAGMA page_size=%d' % PAGE_SIZE)
     conn.execute('PRAGMA journal_mode=WAL')
     conn.execute('PRAGMA synchronous=%s' % ('FULL' if synchronous == 'full' else 'NORMAL'))
     conn.execute('PRAGMA busy_timeout=5000')
