@@ -172,6 +172,11 @@ def test_a_database_locked_by_another_process_answers_503_and_recovers(make):
 
 # -- a full disk, simulated ----------------------------------------------------------------
 
+def room(store, size):
+    """Pages that hold size bytes in this database (its page size is SQLite's to keep)."""
+    return size // store.write(lambda conn: conn.execute('PRAGMA page_size').fetchone()[0])
+
+
 def test_a_full_database_answers_503_loses_nothing_and_recovers(make):
     client = make(sweep_interval=0)
     key, project_id = new_project(client)
@@ -180,7 +185,8 @@ def test_a_full_database_answers_503_loses_nothing_and_recovers(make):
     for index in range(3):
         assert ledger.api_php(big_api_php(client, key, index)) == 200
     pages = store.write(lambda conn: conn.execute('PRAGMA page_count').fetchone()[0])
-    store.write(lambda conn: conn.execute('PRAGMA max_page_count=%d' % (pages + 300)))
+    limit = pages + room(store, 1200 << 10)
+    store.write(lambda conn: conn.execute('PRAGMA max_page_count=%d' % limit))
     refused, dialect = fill_until_full(client, key, project_id, ledger)
     reply = assert_unavailable(refused, dialect)
     assert len(ledger.rows) + len(ledger.event_ids) > 3, 'the database filled before any event was taken'
@@ -243,7 +249,8 @@ def test_concurrent_ingest_into_a_filling_database_loses_nothing_acknowledged(li
     key, project_id = project['hash'], project['id']
     store = server.app.store
     pages = store.write(lambda conn: conn.execute('PRAGMA page_count').fetchone()[0])
-    store.write(lambda conn: conn.execute('PRAGMA max_page_count=%d' % (pages + 400)))
+    limit = pages + room(store, 1600 << 10)
+    store.write(lambda conn: conn.execute('PRAGMA max_page_count=%d' % limit))
     acknowledged, refused, lock = set(), [], threading.Lock()
     stop = threading.Event()
 
@@ -275,7 +282,7 @@ def test_concurrent_ingest_into_a_filling_database_loses_nothing_acknowledged(li
     deadline = time.monotonic() + 20
     while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
         try:
-            store.write(lambda conn: conn.execute('PRAGMA max_page_count=%d' % (pages + 400)))
+            store.write(lambda conn: conn.execute('PRAGMA max_page_count=%d' % limit))
         except errorcapture.StorageUnavailable:
             pass
         time.sleep(0.02)
