@@ -52,9 +52,8 @@ TARGET_BYTES_RATIO = 1.5        # database bytes per event vs raw JSON bytes per
 
 
 class Scenario(object):
-    def __init__(self, name, kind, method, items=1, storage=False, doc=""):
+    def __init__(self, name, kind, method, items=1, doc=""):
         self.name, self.kind, self.method, self.items = name, kind, method, items
-        self.storage = storage  # report database bytes per event
         self.doc = doc
 
 
@@ -64,11 +63,11 @@ SCENARIOS = [
     Scenario("noop_writer", "baseline", "POST",
              doc="the no-op route plus one hand-off to errorcapture's Writer thread (a one-row insert "
                  "in its group commit, then the wake-up): the floor of acknowledged-means-committed"),
-    Scenario("api_php", "single", "POST", storage=True,
+    Scenario("api_php", "single", "POST",
              doc="POST /api.php, one ErrorCapture event"),
     Scenario("seestack_error", "single", "POST",
              doc="POST /ingest/v1/errors, one SeeStack error"),
-    Scenario("sentry_envelope", "single", "POST", storage=True,
+    Scenario("sentry_envelope", "single", "POST",
              doc="POST /api/<id>/envelope/, one ~3 KB Sentry event"),
     Scenario("open_sentry_batch20", "batch", "POST", items=20,
              doc="POST /v1/ingest, 20 Open Sentry error items"),
@@ -598,7 +597,7 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
                    db_wal_bytes=size, settled_bytes=settled, free_bytes=free,
                    raw_bytes_per_item=round(e["raw_per_item"], 1), body_bytes=e["body_bytes"],
                    bytes_per_item=None, settled_bytes_per_item=None, ratio=None, settled_ratio=None,
-                   checked=sc.storage)
+                   checked=True)
         if stored:
             row["bytes_per_item"] = round(size / stored, 1)
             row["ratio"] = round(size / stored / e["raw_per_item"], 2)
