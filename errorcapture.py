@@ -330,6 +330,11 @@ def stored_form(event):
     """An event as its data column holds it: no grouping keys (_*), nothing
     that has a column of its own, nothing loaded_form can derive."""
     out = {k: v for k, v in event.items() if k[0] != '_' and k not in ('received', 'eventId', 'kind')}
+    if 'exception' in out and any('stackTrace' in e for e in out['exception']):
+        # Frames parsed from trace text are derived data: the text is about a
+        # third of their JSON, and small events are mostly stack.
+        out['exception'] = [{k: v for k, v in e.items() if k != 'frames'} if 'stackTrace' in e else e
+                            for e in out['exception']]
     if out.get('timestamp') == event['received']:
         del out['timestamp']
     if out.get('levelRaw') == out.get('level'):
@@ -340,6 +345,11 @@ def stored_form(event):
 def loaded_form(row_id, issue_id, event_id, received, data):
     """The inverse of stored_form, for a row read back."""
     event = json.loads(data)
+    for exception in event.get('exception') or ():
+        if 'stackTrace' in exception and 'frames' not in exception:
+            frames = parse_stack_trace(exception['stackTrace'])
+            if frames:
+                exception['frames'] = frames
     event.setdefault('timestamp', received)
     event.setdefault('levelRaw', event.get('level'))
     event.update(id=row_id, issueId=issue_id, eventId=event_id, received=received, kind='error')
@@ -1343,6 +1353,7 @@ MAX_FRAMES = 250            # frames kept per exception (first 50 and last 200)
 MAX_BREADCRUMBS = 100       # the newest are kept
 MAX_ITEMS = 200             # keys or items in any free-form mapping or list
 MAX_DEPTH = 8               # nesting kept in free-form data (user, contexts, extra, vars)
+MAX_TRACE_TEXT = 8 << 10    # stack trace text kept as sent (and its parse remembered) up to this
 
 
 class Invalid(Exception):
@@ -1564,13 +1575,18 @@ LIBRARY_PATH = re.compile(r'node_modules|site-packages|dist-packages|/usr/lib/|^
                           r'^(java|javax|jdk|sun|kotlin|scala)\.|<frozen |^native$', re.I)
 
 
+def trace_lines(lines):
+    """Trace text as a list of lines: a list keeps its strings, a string is split."""
+    if isinstance(lines, str):
+        return lines.splitlines()
+    return [line for line in lines if isinstance(line, str)]
+
+
 def parse_stack_trace(lines):
     """Turn a list of trace lines (or one multi-line string) into model frames,
     oldest call first as Sentry orders them. Unparsed lines are skipped."""
-    if isinstance(lines, str):
-        lines = lines.splitlines()
-    key = tuple(line for line in lines if isinstance(line, str))
-    if sum(len(line) for line in key) > 8192:
+    key = tuple(trace_lines(lines))
+    if sum(len(line) for line in key) > MAX_TRACE_TEXT:
         return _parse_stack_trace(key)  # too big to remember
     return [dict(f) for f in _remembered_stack_trace(key)]  # copies: callers own their frames
 
@@ -1668,12 +1684,18 @@ def _digest(parts):
     return hashlib.md5(dumps(parts).encode('utf-8')).hexdigest()
 
 
-def exception_entry(type_=None, value=None, frames=None, module=None, mechanism=None):
+def exception_entry(type_=None, value=None, frames=None, module=None, mechanism=None, trace=None):
+    """One exception. trace: the text its frames were parsed from, kept when
+    small (the store keeps it instead of the frames, parsed again on reading)."""
     out = {'type': clip(type_ or 'Error', 512), 'value': clip(value or '')}
     if module:
         out['module'] = clip(module, 512)
     if frames:
         out['frames'] = frames  # callers cap them, so the truncation marker counts right
+    if trace is not None:
+        lines = trace_lines(trace)
+        if lines and sum(len(line) for line in lines) <= MAX_TRACE_TEXT and not any('\x00' in line for line in lines):
+            out['stackTrace'] = lines
     if mechanism:
         out['mechanism'] = bound(mechanism, MAX_DEPTH - 2)
     return out
@@ -2542,7 +2564,8 @@ def seestack_error_event(data, check):
         fingerprint = [fingerprint]
     return make_error_event(
         'seestack', level=level, timestamp=timestamp, event_id=str(uuid.uuid4()),
-        exception=[exception_entry(data['exceptionClass'], data['message'], frames)],
+        exception=[exception_entry(data['exceptionClass'], data['message'], frames,
+                                   trace=stack if isinstance(stack, (list, str)) else None)],
         environment=data.get('environment'), release=data.get('release'), user=data.get('user'),
         tags=string_map(data.get('tags')) if data.get('tags') else None, request=data.get('request'),
         extra=metadata or None, fingerprint=fingerprint,

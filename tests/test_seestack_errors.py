@@ -300,6 +300,53 @@ def test_stack_trace_frames_are_visible_through_the_read_api(client):
     assert frames[-1]['inApp'] is True
 
 
+def test_stack_trace_text_is_kept_beside_its_frames(client):
+    """One multi-line string, as Python SDKs send a traceback: the event shows
+    the lines as sent and the frames parsed from them, oldest call first."""
+    key = project_key(client)
+    trace = ('Traceback (most recent call last):\n'
+             '  File "/srv/app/jobs.py", line 12, in run\n'
+             '    charge(order)\n'
+             '  File "/srv/app/billing.py", line 40, in charge\n'
+             '    raise ValueError("card declined")\n'
+             'ValueError: card declined')
+    assert_accepted(send(client, valid(stackTrace=trace), key))
+    (summary,) = events(client, key)
+    exception = event_detail(client, key, summary['id'])['exception'][-1]
+    assert exception['stackTrace'] == trace.splitlines()
+    assert [(f['function'], f['filename'], f['lineno'], f.get('contextLine')) for f in exception['frames']] == [
+        ('run', 'jobs.py', 12, 'charge(order)'), ('charge', 'billing.py', 40, 'raise ValueError("card declined")')]
+
+
+def test_a_huge_stack_trace_keeps_its_first_and_last_frames(client):
+    """Past 8 KiB the trace text is not kept; the frames are, capped like any
+    other (first 50, a marker, last 200)."""
+    key = project_key(client)
+    lines = ['at step%d (/srv/app/deep/recursion/module_%d.js:%d:7)' % (n, n, n + 1) for n in range(400)]
+    assert sum(map(len, lines)) > 8192
+    assert_accepted(send(client, valid(stackTrace=lines), key))
+    (summary,) = events(client, key)
+    exception = event_detail(client, key, summary['id'])['exception'][-1]
+    assert 'stackTrace' not in exception
+    frames = exception['frames']
+    assert len(frames) == 251
+    assert frames[0]['function'] == 'step399' and frames[-1]['function'] == 'step0'  # innermost last
+    assert frames[50]['function'] == '[150 frames truncated]'
+
+
+def test_events_with_the_same_trace_group_and_read_back_alike(client):
+    key = project_key(client)
+    lines = ['at getUserId (auth.js:42:18)', 'at validateSession (session.js:17:5)']
+    for user in ('a', 'b', 'c'):
+        assert_accepted(send(client, valid(exceptionClass='TypeError', message='no user ' + user,
+                                           stackTrace=lines, user={'id': user}), key))
+    (issue,) = client.get('/api/v1/issues?key=%s' % key).json['issues']
+    assert issue['count'] == 3 and issue['culprit'] == 'getUserId (auth.js)'
+    details = [event_detail(client, key, e['id'])['exception'][-1] for e in events(client, key)]
+    assert all(d['frames'] == details[0]['frames'] and d['stackTrace'] == lines for d in details)
+    assert [f['function'] for f in details[0]['frames']] == ['validateSession', 'getUserId']
+
+
 def test_optional_fields_are_stored(client):
     key = project_key(client)
     assert_accepted(send(client, valid(

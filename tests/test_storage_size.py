@@ -45,3 +45,28 @@ def test_sentry_sized_events_take_little_more_than_their_json(tmp_path):
     # alone, 1.41-1.46x; 2 KiB pages made it 1.07x but left 1-2 KB events a
     # page each, 29% more disk for the read benchmark's mix, so pages stay 4 KiB.)
     assert per_event <= 1.5 * raw, (per_event, raw)
+
+
+def test_small_seestack_errors_stay_within_one_and_a_half_times_their_json(tmp_path):
+    """A SeeStack error is ~415 bytes of JSON, so fixed per-row costs weigh; the
+    stack is kept as the lines sent (frames are parsed again when read)."""
+    path = str(tmp_path / 'seestack.db')
+    store = errorcapture.Store(path)
+    project = store.create_project('size')
+    store.close()
+    empty = on_disk(path)
+    bodies = [templates.expand(templates.seestack_error()).replace('0' * 32, uuid.uuid4().hex)
+              for _ in range(1000)]
+    raw = sum(len(text.encode('utf-8')) for text in bodies) / len(bodies)
+
+    store = errorcapture.Store(path)
+    for start in range(0, len(bodies), 8):
+        models = [errorcapture.seestack_error_event(json.loads(text), errorcapture.Validation())
+                  for text in bodies[start:start + 8]]
+        store.add_events(project['id'], models)
+    (event,) = store.latest_events(project['id'], limit=1)[0]
+    store.close()
+    assert [f['function'] for f in event['exception'][-1]['frames']] == [
+        'Object.<anonymous>', 'validateSession', 'getUserId']
+    per_event = (on_disk(path) - empty) / len(bodies)
+    assert per_event <= 1.5 * raw, (per_event, raw)
