@@ -318,14 +318,6 @@ def keys_equal(a, b):
     return hmac.compare_digest(a.encode('utf-8', 'surrogatepass'), b.encode('utf-8', 'surrogatepass'))
 
 
-def percentile(sorted_values, pct):
-    """Nearest-rank percentile of an already sorted list (None when empty)."""
-    if not sorted_values:
-        return None
-    rank = max(1, int(math.ceil(pct / 100.0 * len(sorted_values))))
-    return sorted_values[rank - 1]
-
-
 def stored_form(event):
     """An event as its data column holds it: no grouping keys (_*), nothing
     that has a column of its own, nothing loaded_form can derive."""
@@ -969,38 +961,57 @@ class Store(object):
             item['timestamp'] = iso(item['timestamp'])
         return out, (rows[limit - 1][0] if len(rows) > limit else None)
 
+    def percentiles(self, table, column, clause, params, pcts, group=None):
+        """Nearest-rank percentiles of column over the rows matching clause, per
+        value of group (or overall, under the key None): {group: {pct: value}}.
+        SQLite ranks the rows in one sort and hands back only the chosen ones,
+        so a day of telemetry (millions of rows) never enters Python."""
+        partition = 'PARTITION BY %s' % group if group else ''
+        chosen = ' OR '.join('place = (counted * %d + 99) / 100' % pct for pct in pcts)
+        rows = self.query(
+            'SELECT grouped, place, counted, value FROM (SELECT %s AS grouped, %s AS value,'
+            ' ROW_NUMBER() OVER (%s ORDER BY %s) AS place, COUNT(*) OVER (%s) AS counted FROM %s'
+            ' WHERE %s AND %s IS NOT NULL) WHERE %s' % (group or 'NULL', column, partition, column, partition,
+                                                        table, clause, column, chosen), params)
+        out = {}
+        for grouped, place, counted, value in rows:
+            for pct in pcts:
+                if place == (counted * pct + 99) // 100:
+                    out.setdefault(grouped, {})[pct] = value
+        return out
+
+    HTTP_HISTOGRAM_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
     def http_request_stats(self, project_id, filters, since):
         where = self._http_filters(project_id, filters).add('timestamp>=?', since)
         clause, params = str(where), where.params
-        by_host, durations = {}, []
-        for host, duration in self.query(
-                'SELECT host, duration_ms FROM http_requests WHERE %s AND duration_ms IS NOT NULL'
-                ' ORDER BY duration_ms LIMIT 1000000' % clause, params):
-            durations.append(duration)
-            by_host.setdefault(host, []).append(duration)
         codes = self.query('SELECT status_code, COUNT(*) FROM http_requests WHERE %s GROUP BY status_code' % clause,
                            params)
         hosts = self.query('SELECT host, COUNT(*) FROM http_requests WHERE %s GROUP BY host ORDER BY 2 DESC LIMIT 20'
                            % clause, params)
-        bounds = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
-        histogram, position = [], 0
-        for bound_ms in bounds:
-            count = 0
-            while position < len(durations) and durations[position] <= bound_ms:
-                count += 1
-                position += 1
-            histogram.append({'le': bound_ms, 'count': count})
-        histogram.append({'le': None, 'count': len(durations) - position})
+        # One counting pass: how many took at most each bound (cumulative).
+        at_most = self.query('SELECT COUNT(duration_ms), %s FROM http_requests WHERE %s' % (
+            ', '.join('COALESCE(SUM(duration_ms <= %d), 0)' % bound for bound in self.HTTP_HISTOGRAM_MS), clause),
+            params)[0]
+        timed, previous, histogram = at_most[0], 0, []
+        for bound_ms, cumulative in zip(self.HTTP_HISTOGRAM_MS, at_most[1:]):
+            histogram.append({'le': bound_ms, 'count': cumulative - previous})
+            previous = cumulative
+        histogram.append({'le': None, 'count': timed - previous})
+        overall = self.percentiles('http_requests', 'duration_ms', clause, params, (50, 95, 99)).get(None, {})
+        top = [host for host, _ in hosts]
+        per_host = self.percentiles('http_requests', 'duration_ms', '%s AND host IN (%s)' % (
+            clause, ','.join('?' * len(top))), params + top, (50, 95), group='host') if top else {}
         classes = {}
         for code, count in codes:
             label = '%dxx' % (code // 100) if code else '0'
             classes[label] = classes.get(label, 0) + count
-        return {'count': sum(count for _, count in codes), 'p50': percentile(durations, 50),
-                'p95': percentile(durations, 95), 'p99': percentile(durations, 99),
+        return {'count': sum(count for _, count in codes), 'p50': overall.get(50),
+                'p95': overall.get(95), 'p99': overall.get(99),
                 'statusCodes': {str(code): count for code, count in codes}, 'statusClasses': classes,
                 'histogram': histogram,
-                'byHost': [{'host': h, 'count': c, 'p50': percentile(by_host.get(h, []), 50),
-                            'p95': percentile(by_host.get(h, []), 95)} for h, c in hosts]}
+                'byHost': [{'host': h, 'count': c, 'p50': per_host.get(h, {}).get(50),
+                            'p95': per_host.get(h, {}).get(95)} for h, c in hosts]}
 
     def _tx_add_replay(self, conn, project_id, replay):
         events = replay['events']
@@ -1078,24 +1089,17 @@ class Store(object):
                                                  tx['durationMs'], tx['status'], tx['timestamp'], dumps(data)))
         return {'id': cursor.lastrowid, 'duplicate': False}
 
+    TRANSACTION_NAMES = 1000  # the busiest names a summary lists
+
     def transaction_summary(self, project_id, since):
-        rows = self.query('SELECT name, duration_ms, status, timestamp FROM transactions'
-                          ' WHERE project_id=? AND timestamp>=? ORDER BY name, duration_ms LIMIT 500000',
-                          (project_id, since))
-        groups = {}
-        for name, duration, status, ts in rows:
-            group = groups.setdefault(name, {'name': name, 'durations': [], 'errors': 0, 'last': 0})
-            group['durations'].append(duration)
-            group['errors'] += status != 'ok'
-            group['last'] = max(group['last'], ts)
-        out = []
-        for group in groups.values():
-            durations = group.pop('durations')
-            out.append({'name': group['name'], 'count': len(durations), 'errors': group['errors'],
-                        'p50': percentile(durations, 50), 'p95': percentile(durations, 95),
-                        'avg': round(sum(durations) / len(durations), 3), 'lastSeen': iso(group['last'])})
-        out.sort(key=lambda g: -g['count'])
-        return out
+        rows = self.query('SELECT name, COUNT(*), SUM(status != \'ok\'), AVG(duration_ms), MAX(timestamp)'
+                          ' FROM transactions WHERE project_id=? AND timestamp>=? GROUP BY name'
+                          ' ORDER BY 2 DESC, name LIMIT ?', (project_id, since, self.TRANSACTION_NAMES))
+        ranked = self.percentiles('transactions', 'duration_ms', 'project_id=? AND timestamp>=?', [project_id, since],
+                                  (50, 95), group='name')
+        return [{'name': name, 'count': count, 'errors': errors, 'p50': ranked.get(name, {}).get(50),
+                 'p95': ranked.get(name, {}).get(95), 'avg': round(average, 3), 'lastSeen': iso(last)}
+                for name, count, errors, average, last in rows]
 
     def list_transactions(self, project_id, name=None, cursor=None, limit=50):
         where = Where(project_id).equal('name', name)
@@ -1142,11 +1146,8 @@ class Store(object):
             ' COALESCE(SUM(cost_usd), 0), COALESCE(SUM(status!=\'ok\'), 0) FROM ai_generations'
             ' WHERE project_id=? AND timestamp>=? GROUP BY provider, model ORDER BY 6 DESC, 3 DESC',
             (project_id, since))
-        latencies = {}
-        for provider, model, latency in self.query(
-                'SELECT provider, model, latency_ms FROM ai_generations WHERE project_id=? AND timestamp>=?'
-                ' AND latency_ms IS NOT NULL ORDER BY latency_ms LIMIT 200000', (project_id, since)):
-            latencies.setdefault((provider, model), []).append(latency)
+        latencies = self.percentiles('ai_generations', 'latency_ms', 'project_id=? AND timestamp>=?',
+                                     [project_id, since], (50,), group="provider || char(0) || model")
         over_time = self.query(
             'SELECT CAST(timestamp / ? AS INTEGER), COUNT(*), SUM(input_tokens), COALESCE(SUM(output_tokens), 0),'
             ' COALESCE(SUM(cost_usd), 0) FROM ai_generations WHERE project_id=? AND timestamp>=?'
@@ -1159,7 +1160,7 @@ class Store(object):
                        'costUsd': round(totals[3], 6), 'errors': totals[4]},
             'byModel': [{'provider': r[0], 'model': r[1], 'count': r[2], 'inputTokens': r[3], 'outputTokens': r[4],
                          'costUsd': round(r[5], 6), 'errors': r[6],
-                         'p50LatencyMs': percentile(latencies.get((r[0], r[1]), []), 50)} for r in by_model],
+                         'p50LatencyMs': latencies.get(r[0] + '\x00' + r[1], {}).get(50)} for r in by_model],
             'overTime': [{'bucket': iso(r[0] * bucket_seconds), 'count': r[1], 'inputTokens': r[2],
                           'outputTokens': r[3], 'costUsd': round(r[4], 6)} for r in over_time],
             'recent': [{'id': r[0], 'provider': r[1], 'model': r[2], 'inputTokens': r[3], 'outputTokens': r[4],
