@@ -3876,22 +3876,34 @@ def make_app(db_path=None, **options):
         return answer
 
     def json_error(error):
-        bottle.response.content_type = 'application/json'
-        bottle.response.set_header('Access-Control-Allow-Origin', '*')
         status = error.status_code
         message = {404: 'Not found', 405: 'Method not allowed'}.get(status, error.body or 'Error')
         if status >= 500:
             message = 'An unexpected error occurred'
-        if bottle.request.path.startswith('/ingest/'):
-            return dumps({'success': False, 'error': {'code': 'NOT_FOUND' if status == 404 else 'ERROR',
-                                                       'message': message}, 'meta': seestack_meta()})
-        return dumps({'error': message})
+        return dialect_error(bottle.request.path)(status, message)
 
     for code in (400, 404, 405, 413, 500):
         app.error(code)(json_error)
     wsgi = ErrorCaptureApp(app, store, ctx)
     wsgi.alerter, wsgi.sweeper = alerter, sweeper
     return wsgi
+
+
+SENTRY_INGEST_PATH = re.compile(r'^/api/[^/]+/(envelope|store)/?$')
+
+
+def dialect_error(path):
+    """The error answer of the dialect that owns path: for answers made outside
+    a dialect's routes (unknown paths, wrong methods, HTTP framing errors)."""
+    if path == '/api.php':
+        return errorcapture_error
+    if path.startswith('/ingest/'):
+        return seestack_error
+    if path.rstrip('/') == '/v1/ingest':
+        return open_sentry_error
+    if SENTRY_INGEST_PATH.match(path):
+        return sentry_error
+    return read_api_error
 
 
 class ErrorCaptureApp(object):
@@ -3922,11 +3934,60 @@ WAITRESS_OPTIONS = dict(max_request_body_size=LIMIT_SENTRY_COMPRESSED + (1 << 20
                         ident='errorcapture', connection_limit=1000, backlog=2048)
 
 
+def create_server(app, host, port, threads):
+    """A waitress server for app with ErrorCapture's settings. Requests that
+    waitress refuses before the app sees them (an unreadable Content-Length, a
+    body over its limit, oversized headers) get its status with the JSON error
+    of the dialect that owns the path, not waitress's plain text."""
+    import waitress.channel
+    import waitress.parser
+    import waitress.server
+    import waitress.task
+
+    class RequestLineParser(waitress.parser.HTTPRequestParser):
+        request_line = b''  # kept even when the headers after it cannot be parsed
+
+        def parse_header(self, header_plus):
+            self.request_line = self.request_line or header_plus.split(b'\r\n', 1)[0]
+            return waitress.parser.HTTPRequestParser.parse_header(self, header_plus)
+
+    class DialectErrorTask(waitress.task.ErrorTask):
+        def execute(self):
+            request, error = self.request, self.request.error
+            # Oversized headers stop waitress before it reads the request line
+            # (it parses a stand-in); the start of what came holds the real one.
+            line = request.header_plus if error.code == 431 else getattr(request, 'request_line', b'')
+            parts = line.split(b'\r\n', 1)[0].split(b' ')
+            path = parts[1].decode('latin-1').split('?', 1)[0] if len(parts) == 3 else '/'
+            bottle.response.bind()  # this worker thread's response, outside any app call
+            message = '%s: %s' % (error.reason, error.body)
+            # waitress says 501 for a Transfer-Encoding it does not know; that is
+            # the client's input, and bad input gets a 4xx here.
+            status = 400 if error.code == 501 else error.code
+            body = dialect_error(path)(status, message, 'BAD_REQUEST' if status == 400 else None)
+            self.status = bottle.response.status_line
+            self.response_headers.extend((name, value) for name, value in bottle.response.headerlist
+                                         if name.lower() != 'content-length')
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    class DialectErrorChannel(waitress.channel.HTTPChannel):
+        parser_class = RequestLineParser
+        error_task_class = DialectErrorTask
+
+    server = waitress.server.create_server(app, host=host, port=port, threads=threads, **WAITRESS_OPTIONS)
+    # one listening socket, or several (a host name with v4 and v6 addresses)
+    for listener in [server] + list(getattr(server, 'map', {}).values()):
+        if isinstance(listener, waitress.server.BaseWSGIServer):
+            listener.channel_class = DialectErrorChannel
+    return server
+
+
 def serve_in_background(app, host='127.0.0.1', port=0, threads=8):
     """Serve app with waitress from a daemon thread. Returns a handle with
     .url, .port and .stop() (which also closes the app's store)."""
-    import waitress.server
-    server = waitress.server.create_server(app, host=host, port=port, threads=threads, **WAITRESS_OPTIONS)
+    server = create_server(app, host, port, threads)
     thread = threading.Thread(target=server.run, name='errorcapture-server', daemon=True)
     thread.start()
 
@@ -3994,7 +4055,6 @@ def build_parser():
 
 
 def serve_forever(settings):
-    import waitress.server
     logging.basicConfig(level=getattr(logging, settings['log_level'].upper(), logging.INFO),
                         format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     # Python's default 5 ms GIL switch interval makes waitress threads thrash on
@@ -4009,8 +4069,7 @@ def serve_forever(settings):
                     'list projects; set --admin-token (guards the generate action, project creation and '
                     'listing) and --no-auto-create (stops /api.php from creating projects for unknown keys)',
                     settings['host'])
-    server = waitress.server.create_server(app, host=settings['host'], port=settings['port'],
-                                           threads=settings['threads'], **WAITRESS_OPTIONS)
+    server = create_server(app, settings['host'], settings['port'], settings['threads'])
     log.info('ErrorCapture %s serving http://%s:%s with database %s', __version__, settings['host'],
              server.effective_port, os.path.abspath(settings['db']))
 
