@@ -3934,8 +3934,9 @@ WAITRESS_OPTIONS = dict(max_request_body_size=LIMIT_SENTRY_COMPRESSED + (1 << 20
                         ident='errorcapture', connection_limit=1000, backlog=2048)
 
 
-def create_server(app, host, port, threads):
-    """A waitress server for app with ErrorCapture's settings. Requests that
+def create_server(app, host, port, threads, **options):
+    """A waitress server for app with ErrorCapture's settings (options: other
+    waitress settings over WAITRESS_OPTIONS). Requests that
     waitress refuses before the app sees them (an unreadable Content-Length, a
     body over its limit, oversized headers) get its status with the JSON error
     of the dialect that owns the path, not waitress's plain text."""
@@ -3976,7 +3977,8 @@ def create_server(app, host, port, threads):
         parser_class = RequestLineParser
         error_task_class = DialectErrorTask
 
-    server = waitress.server.create_server(app, host=host, port=port, threads=threads, **WAITRESS_OPTIONS)
+    server = waitress.server.create_server(app, host=host, port=port, threads=threads,
+                                           **dict(WAITRESS_OPTIONS, **options))
     # one listening socket, or several (a host name with v4 and v6 addresses)
     for listener in [server] + list(getattr(server, 'map', {}).values()):
         if isinstance(listener, waitress.server.BaseWSGIServer):

@@ -1,6 +1,6 @@
 """No-op baseline for the benchmark: the same stack as ErrorCapture (bottle on
-waitress, same thread count and GIL switch interval) with a route that only
-reads the request body and answers {"ok": true}.
+waitress made by errorcapture.create_server, same thread count and GIL switch
+interval) with a route that only reads the request body and answers {"ok": true}.
 
 Whatever requests/s this reaches is the ceiling our HTTP stack allows on this
 machine; bench/run.py reports every ErrorCapture scenario as a ratio to it.
@@ -19,10 +19,9 @@ import sys
 import os
 
 import bottle
-import waitress.server
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from errorcapture import WAITRESS_OPTIONS, Writer, connect  # noqa: E402  the very options and writer the server uses
+from errorcapture import Writer, connect, create_server  # noqa: E402  the very server setup and writer ErrorCapture uses
 
 app = bottle.Bottle()
 writer = None  # with --writer-db: errorcapture's own Writer thread
@@ -73,12 +72,12 @@ def main(argv=None):
             extra[k] = int(v)
         except ValueError:
             extra[k] = v
-    options = dict(WAITRESS_OPTIONS, ident="noop")
+    options = dict(ident="noop")
     options.update(extra)
     # waitress warns "Task queue depth is N" whenever every worker is busy; a
     # baseline that printed that under load would measure logging, not the stack.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    server = waitress.server.create_server(app, host=a.host, port=a.port, threads=a.threads, **options)
+    server = create_server(app, a.host, a.port, a.threads, **options)
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt
