@@ -2254,11 +2254,11 @@ def optional_string(data, field, limit=MAX_STRING):
     return clip(value, limit)
 
 
-def required_string(data, field, limit=MAX_STRING):
+def required_string(data, field, limit=MAX_STRING, blank_ok=False):
     value = data.get(field)
     require(value is not None, 'is required', field)
     require(isinstance(value, str), 'must be a string', field)
-    require(value.strip() != '', 'must not be blank', field)
+    require(blank_ok or value.strip() != '', 'must not be blank', field)
     return clip(value, limit)
 
 
@@ -2342,7 +2342,9 @@ def errorcapture_event(data):
     """An /api.php submission -> the event model."""
     require(isinstance(data, dict), 'body must be a JSON object')
     level = required_string(data, 'level', 200)
-    message = required_string(data, 'message')
+    # required, but it may be empty: the seed's own snippets send str(exc) and
+    # err.message, which are "" for a bare assert or a new Error()
+    message = required_string(data, 'message', blank_ok=True)
     file_ = optional_string(data, 'file', 2048)
     line = data.get('line')
     if isinstance(line, str) and re.match(r'^-?\d{1,10}$', line.strip()):
@@ -3299,7 +3301,9 @@ def mount_sentry(app, ctx):
                 batch.append(('error', model))
                 answer_id = answer_id or model['eventId']
             elif kind == 'transaction':
-                batch.append(('transaction', sentry_transaction(parse_item_json(payload, 'transaction'), event_id)))
+                model = sentry_transaction(parse_item_json(payload, 'transaction'), event_id)
+                batch.append(('transaction', model))
+                answer_id = answer_id or model['eventId']
             elif kind == 'check_in':
                 checkins.append(sentry_checkin(parse_item_json(payload, 'check_in')))
             elif kind == 'log':
@@ -3322,9 +3326,7 @@ def mount_sentry(app, ctx):
             ctx.count_other(project['id'], counted)
         return answer_id
 
-    @guarded(sentry_error)
-    def envelope(project_id):
-        data = body()
+    def ingest_envelope(project_id, data):
         header, items = parse_envelope(data)
         project = authenticate(project_id, header)
         event_id = header.get('event_id')
@@ -3337,9 +3339,19 @@ def mount_sentry(app, ctx):
         return reply({'id': answer_id} if answer_id else {})
 
     @guarded(sentry_error)
+    def envelope(project_id):
+        return ingest_envelope(project_id, body())
+
+    @guarded(sentry_error)
     def store_endpoint(project_id):
-        project = authenticate(project_id)
-        data = body()
+        if bottle.request.content_type.split(';')[0].strip().lower() == 'application/x-sentry-envelope':
+            data = body()
+            if b'\n' in data.strip():  # an envelope posted here, which Relay reads as one
+                return ingest_envelope(project_id, data)
+            project = authenticate(project_id)  # a lone event under the envelope type
+        else:
+            project = authenticate(project_id)
+            data = body()
         if len(data) > LIMIT_SENTRY_EVENT:
             raise ApiError(413, 'event exceeds %d bytes' % LIMIT_SENTRY_EVENT)
         event = parse_json(data)

@@ -72,8 +72,6 @@ BAD_BODIES = {
     'whitespace level': _with(level='  '),
     'level 5': _with(level=5),
     'missing message': _without('message'),
-    'blank message': _with(message=''),
-    'whitespace message': _with(message=' \n '),
     'message list': _with(message=['a']),
     'line abc': _with(line='abc'),
     'line true': _with(line=True),
@@ -89,6 +87,22 @@ def test_bad_body_is_a_400_and_stores_nothing(client, project_key, case):
     answer = post(client, BAD_BODIES[case](project_key))
     assert_refused(answer, 400)
     assert errors(client, project_key) == []
+
+
+def test_an_empty_message_is_stored_as_the_python_snippet_sends_it(client, project_key):
+    """The seed's Python snippet sends str(exc_value): "" for a bare assert."""
+    try:
+        raise AssertionError()  # what a bare `assert` raises (pytest rewrites the real thing)
+    except AssertionError as exc:
+        sent = {'hash': project_key, 'level': type(exc).__name__, 'message': str(exc), 'file': '/srv/job.py',
+                'line': 7}
+    assert sent['message'] == ''
+    answer = post(client, sent)
+    assert answer.status_int == 200 and answer.json['ok'] is True
+    (row,) = errors(client, project_key)
+    assert (row['level'], row['message'], row['file'], row['line']) == ('AssertionError', '', '/srv/job.py', 7)
+    (issue,) = client.get('/api/v1/issues?key=%s' % project_key).json['issues']
+    assert issue['culprit'] == '/srv/job.py:7' and issue['count'] == 1
 
 
 RAW_BODIES = {

@@ -405,6 +405,25 @@ def test_store_endpoint(project):
     assert project.issues()[0]['title'] == 'ValueError: stored directly'
 
 
+def test_store_endpoint_answers_a_transaction_with_its_event_id(project):
+    """Relay answers /store/ with the id of what it took, transactions included."""
+    tx = {'type': 'transaction', 'event_id': new_id(), 'transaction': 'GET /cart', 'start_timestamp': 1795000000.0,
+          'timestamp': 1795000000.25, 'contexts': {'trace': {'trace_id': 'e' * 32, 'span_id': 'f' * 16}}}
+    answer = project.post(project.store_url, line(tx), headers={'Content-Type': 'application/json'})
+    assert answer.status_int == 200 and answer.json == {'id': tx['event_id']}
+    assert [t['name'] for t in project.read('/api/v1/transactions/list')['transactions']] == ['GET /cart']
+
+
+def test_an_envelope_posted_to_store_is_read_as_an_envelope(project):
+    """Relay parses a /store/ body sent as application/x-sentry-envelope as an
+    envelope; a lone event under that type is still an event."""
+    event = error_event('via store as an envelope')
+    answer = project.post(project.store_url, event_envelope(event))
+    assert_stored(project, event, answer)
+    lone = error_event('lone event, envelope type')
+    assert_stored(project, lone, project.post(project.store_url, line(lone)))
+
+
 def test_store_endpoint_gzip_and_query_key(project):
     event = error_event('stored gzipped')
     answer = project.client.post(project.store_url + '?sentry_key=' + project.key, gzip.compress(line(event)),
