@@ -1443,7 +1443,8 @@ def string_map(value, field='tags'):
     if isinstance(value, list):
         pairs = []
         for pair in value:
-            if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2
+                    and isinstance(pair[0], (str, int, float, bool))):
                 raise Invalid('must be an object or a list of [key, value] pairs', field)
             pairs.append(pair)
         value = dict(pairs)

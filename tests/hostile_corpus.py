@@ -579,6 +579,9 @@ def corpus(endpoint, ctx, heavy=True):
     if e.dialect == 'sentry':
         yield case('nesting: 900-level list in tags', with_raw(base(), 'tags', '{"t": %s}' % deep_list(900).decode()),
                    TOLERATE)
+        # Sentry also takes tags as [key, value] pairs; a key that is itself a list or object
+        for key in ('["a"]', '{"a": 1}', 'null'):
+            yield case('tags pair with a %s key' % key, with_raw(base(), 'tags', '[[%s, "b"]]' % key), TOLERATE)
 
     # -- a 10 MB string, and one just under the body limit --
     if heavy:
