@@ -790,17 +790,29 @@ class Store(object):
         that got an event reopens as a regression."""
         touched, self._touched = self._touched, {}
         for state in touched.values():
-            conn.execute(
-                'UPDATE issues SET count=count+?, last_seen=MAX(last_seen, ?), first_seen=MIN(first_seen, ?),'
-                ' level=?, last_release=COALESCE(?, last_release), releases=?, environments=?, seq=?,'
-                ' status=CASE WHEN status=\'resolved\' THEN \'unresolved\' ELSE status END,'
-                ' regression=CASE WHEN status=\'resolved\' THEN 1 ELSE regression END WHERE id=?',
-                (state['count'], state['last'], state['first'], state['level'], state['release'],
-                 dumps(state['releases']), dumps(state['environments']), self._next_seq(), state['id']))
-            conn.executemany(
-                'INSERT INTO issue_hours(issue_id, hour, count) VALUES (?, ?, ?)'
-                ' ON CONFLICT(issue_id, hour) DO UPDATE SET count=count+excluded.count',
-                [(state['id'], hour, count) for hour, count in state['hours'].items()])
+            self._flush_issue(conn, state)
+
+    def _flush_issue(self, conn, state):
+        conn.execute(
+            'UPDATE issues SET count=count+?, last_seen=MAX(last_seen, ?), first_seen=MIN(first_seen, ?),'
+            ' level=?, last_release=COALESCE(?, last_release), releases=?, environments=?, seq=?,'
+            ' status=CASE WHEN status=\'resolved\' THEN \'unresolved\' ELSE status END,'
+            ' regression=CASE WHEN status=\'resolved\' THEN 1 ELSE regression END WHERE id=?',
+            (state['count'], state['last'], state['first'], state['level'], state['release'],
+             dumps(state['releases']), dumps(state['environments']), self._next_seq(), state['id']))
+        conn.executemany(
+            'INSERT INTO issue_hours(issue_id, hour, count) VALUES (?, ?, ?)'
+            ' ON CONFLICT(issue_id, hour) DO UPDATE SET count=count+excluded.count',
+            [(state['id'], hour, count) for hour, count in state['hours'].items()])
+
+    def _flush_pending_issue(self, conn, issue_id):
+        """Apply the events this transaction already gave issue_id before its
+        status changes, so a resolve that comes after them in the same batch
+        is not undone at COMMIT as if they were a regression."""
+        for key, state in list(self._touched.items()):
+            if state['id'] == issue_id:
+                del self._touched[key]
+                self._flush_issue(conn, state)
 
     def _forget_issues(self):
         """Writer hook after a rollback: nothing gathered survives it."""
@@ -900,6 +912,7 @@ class Store(object):
         return self.write(self._tx_set_issue_status, project_id, issue_id, status)
 
     def _tx_set_issue_status(self, conn, project_id, issue_id, status):
+        self._flush_pending_issue(conn, issue_id)
         cursor = conn.execute(
             'UPDATE issues SET status=?, seq=?, regression=CASE WHEN ?=\'resolved\' THEN 0 ELSE regression END'
             ' WHERE project_id=? AND id=?', (status, self._next_seq(), status, project_id, issue_id))
@@ -1292,16 +1305,24 @@ class Store(object):
                             (project_id, self.PRUNE_BATCH)).fetchall()
         # The oldest rows by id: past the cap, or received before the cutoff
         # (received grows with id, but a clock step can reorder a few).
-        doomed = [(row_id, issue_id) for row_id, issue_id, received in rows
+        doomed = [(row_id, issue_id, received) for row_id, issue_id, received in rows
                   if row_id <= threshold or received < cutoff]
         if not doomed:
             return 0
-        conn.executemany('DELETE FROM events WHERE id=?', [(row_id,) for row_id, _ in doomed])
-        per_issue = {}
-        for _, issue_id in doomed:
+        conn.executemany('DELETE FROM events WHERE id=?', [(row_id,) for row_id, _, _ in doomed])
+        per_issue, per_hour = {}, {}
+        for _, issue_id, received in doomed:
             per_issue[issue_id] = per_issue.get(issue_id, 0) + 1
+            hour = (issue_id, int(received // 3600))
+            per_hour[hour] = per_hour.get(hour, 0) + 1
+        # a new seq: live viewers (changedSince) see the lower count
         for issue_id, count in per_issue.items():
-            conn.execute('UPDATE issues SET count=count-? WHERE id=?', (count, issue_id))
+            conn.execute('UPDATE issues SET count=count-?, seq=? WHERE id=?', (count, self._next_seq(), issue_id))
+        # the sparklines count what remains, like the issue
+        conn.executemany('UPDATE issue_hours SET count=count-? WHERE issue_id=? AND hour=?',
+                         [(count, issue_id, hour) for (issue_id, hour), count in per_hour.items()])
+        conn.execute('DELETE FROM issue_hours WHERE count<=0 AND issue_id IN (%s)' % ','.join('?' * len(per_issue)),
+                     list(per_issue))
         pending = {state['id'] for state in self._touched.values()}  # counts not flushed yet
         emptied = [r[0] for r in conn.execute(
             'SELECT id FROM issues WHERE project_id=? AND count<=0', (project_id,)).fetchall() if r[0] not in pending]

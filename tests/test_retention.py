@@ -87,6 +87,25 @@ def test_event_cap_keeps_the_newest_and_fixes_issue_counts(make):
     assert len(all_events(client, key)) == 10
 
 
+def test_pruning_shows_in_live_views_and_sparklines(make):
+    """A viewer polling changedSince sees the lower counts, and an issue's 24 h
+    histogram adds up to its count, as before pruning."""
+    client = make(retention_events=4, sweep_interval=0)
+    key = new_key(client)
+    for index in range(6):
+        submit(client, key, 'beta failure' if index % 2 else 'gamma failure')
+    before = {issue['title']: issue for issue in all_issues(client, key)}
+    assert {t: (i['count'], sum(i['histogram24h'])) for t, i in before.items()} == {
+        'beta failure': (3, 3), 'gamma failure': (3, 3)}
+    seen = max(issue['seq'] for issue in before.values())
+    client.wsgi.sweeper.sweep()
+    changed = client.get('/api/v1/issues?key=%s&changedSince=%d' % (key, seen)).json['issues']
+    assert {i['title']: i['count'] for i in changed} == {'beta failure': 2, 'gamma failure': 2}
+    for issue in all_issues(client, key):
+        assert sum(issue['histogram24h']) == issue['count'] == 2
+    assert_counts_match(client, key)
+
+
 def test_an_emptied_issue_returns_as_new_when_it_happens_again(make):
     client = make(retention_events=3, sweep_interval=0)
     key = new_key(client)

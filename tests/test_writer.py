@@ -61,6 +61,64 @@ def test_a_failing_job_fails_alone_while_its_batch_commits(tmp_path):
         store.close()
 
 
+def run_as_one_batch(store, calls):
+    """Hold the writer, queue each call (from its own thread, in order), then
+    let them all run in one transaction. Returns each call's result."""
+    gate, blocking = threading.Event(), threading.Event()
+
+    def block(conn):
+        blocking.set()
+        gate.wait(10)
+    blocker = threading.Thread(target=store.write, args=(block,))
+    blocker.start()
+    assert blocking.wait(10)
+    results, threads = [None] * len(calls), []
+    for index, (fn, args) in enumerate(calls):
+        def call(index=index, fn=fn, args=args):
+            results[index] = fn(*args)
+        waiting = store.writer.queued()
+        threads.append(threading.Thread(target=call))
+        threads[-1].start()
+        deadline = time.time() + 10
+        while store.writer.queued() == waiting and time.time() < deadline:
+            time.sleep(0.001)
+    gate.set()
+    for thread in threads + [blocker]:
+        thread.join(10)
+    return results
+
+
+def test_resolving_an_issue_in_the_batch_of_its_last_events_keeps_it_resolved(tmp_path):
+    """A user resolves an issue while its events still arrive: the events
+    queued before the click count, the issue stays resolved, and an event
+    after the click in the same batch reopens it as a regression, with the
+    regression alert."""
+    store = make_store(tmp_path)
+    notices = []
+    store.listeners.append(lambda kind, payload: notices.append(kind))
+    try:
+        project = store.create_project('batch')['id']
+
+        def event():
+            return errorcapture.make_error_event('errorcapture', message='disk full', file='/srv/a.php', line=3)
+        issue = store.add_events(project, [event()])[0]['issueId']
+        run_as_one_batch(store, [(store.add_events, (project, [event()])),
+                                 (store.set_issue_status, (project, issue, 'resolved'))])
+        shown = store.get_issue(project, issue)
+        assert (shown['status'], shown['regression'], shown['count']) == ('resolved', False, 2)
+        assert notices == ['new_issue']
+
+        run_as_one_batch(store, [(store.set_issue_status, (project, issue, 'unresolved')),
+                                 (store.add_events, (project, [event()])),
+                                 (store.set_issue_status, (project, issue, 'resolved')),
+                                 (store.add_events, (project, [event()]))])
+        shown = store.get_issue(project, issue)
+        assert (shown['status'], shown['regression'], shown['count']) == ('unresolved', True, 4)
+        assert notices == ['new_issue', 'regression']
+    finally:
+        store.close()
+
+
 def test_an_acknowledged_write_is_visible_to_a_fresh_connection(tmp_path):
     store = make_store(tmp_path)
     try:
