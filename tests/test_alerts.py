@@ -191,7 +191,7 @@ def test_a_regression_fires_one_alert(setup):
 
 def test_a_refused_event_fires_nothing(setup):
     client, key, _, receiver = setup()
-    answer = client.post('/api.php', json.dumps({'hash': key, 'level': 'error', 'message': ''}),
+    answer = client.post('/api.php', json.dumps({'hash': key, 'level': 'error'}),  # no message
                          content_type='application/json', expect_errors=True)
     assert answer.status_int == 400
     error(client, key, 'Marker after refusal')
