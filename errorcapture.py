@@ -1992,11 +1992,27 @@ def is_number(value):
 
 # Replays carry what users typed: before storing, secrets in eventData are
 # masked, by key name and by shape (card numbers).
-SECRET_KEY = re.compile(r'pass(word|wd)?|secret|token|cvv|cvc|\bpin\b|^pin$|ssn|api[-_]?key|authorization|'
-                        r'card[-_ ]?(number|no)|credit|iban', re.I)
+# Key names that hold secrets: long words anywhere in the name ("userPassword",
+# "csrftoken"), short ones only as a word of their own ("pin", not "spinner";
+# "pass", not "passengers"; "ssn", not "className").
+SECRET_KEY_PART = re.compile(r'password|passwd|passphrase|secret|token|authorization|api[-_ ]?key|'
+                             r'card[-_ ]?(number|no)|iban', re.I)
+SECRET_KEY_WORDS = frozenset(('pass', 'pwd', 'pin', 'ssn', 'cvv', 'cvc', 'cvv2', 'credit', 'passcode'))
+
+
+def is_secret_key(name):
+    if SECRET_KEY_PART.search(name):
+        return True
+    words = re.sub(r'([a-z])([A-Z])', r'\1 \2', name).lower()
+    return any(word in SECRET_KEY_WORDS for word in re.findall(r'[a-z0-9]+', words))
+
+
 # keys that name the element a value was typed into, as recorders write them
 DESCRIBING_KEYS = ('field', 'name', 'id', 'key', 'target', 'selector', 'element', 'label', 'placeholder')
 CARD_NUMBER = re.compile(r'\b(?:\d[ -]?){12,18}\d\b')
+# Cards in use have 14-19 digits; 13 digits is a millisecond timestamp far more
+# often than an old 13-digit Visa, and one in ten of those passes Luhn.
+CARD_DIGITS = (14, 19)
 MASK = '[MASKED]'
 
 
@@ -2015,14 +2031,14 @@ def luhn_ok(digits):
 def mask_card_numbers(text):
     def replace(match):
         digits = re.sub(r'\D', '', match.group(0))
-        return MASK if 13 <= len(digits) <= 19 and luhn_ok(digits) else match.group(0)
+        return MASK if CARD_DIGITS[0] <= len(digits) <= CARD_DIGITS[1] and luhn_ok(digits) else match.group(0)
     return CARD_NUMBER.sub(replace, text)
 
 
 def mask_secrets(value, depth=0):
     if isinstance(value, str):
         return mask_card_numbers(value)
-    if is_int(value) and 13 <= len(str(abs(value))) <= 19 and luhn_ok(str(abs(value))):
+    if is_int(value) and CARD_DIGITS[0] <= len(str(abs(value))) <= CARD_DIGITS[1] and luhn_ok(str(abs(value))):
         return MASK  # a card number sent as a JSON number
     if depth > 20:
         return value
@@ -2030,11 +2046,11 @@ def mask_secrets(value, depth=0):
         return [mask_secrets(v, depth + 1) for v in value]
     if isinstance(value, dict):
         # a form field described as {"field": "card-number", "value": "..."}
-        described = any(isinstance(value.get(k), str) and SECRET_KEY.search(value[k])
+        described = any(isinstance(value.get(k), str) and is_secret_key(value[k])
                         for k in DESCRIBING_KEYS) or value.get('type') == 'password'
         out = {}
         for key, item in value.items():
-            if (SECRET_KEY.search(key) or (described and key in ('value', 'text'))) and item not in (None, ''):
+            if (is_secret_key(key) or (described and key in ('value', 'text'))) and item not in (None, ''):
                 out[key] = MASK
             else:
                 out[key] = mask_secrets(item, depth + 1)

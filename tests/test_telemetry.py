@@ -14,6 +14,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+import errorcapture
+
 SEEDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'seeds')
 
 
@@ -448,6 +450,24 @@ def test_replay_masks_value_typed_into_a_password_target(client):
     assert answer.status_int == 202, answer.body
     stored = json.loads(read(client, '/api/v1/replays/pw', key)['events'][0]['eventData'])
     assert stored == {'target': 'input#password', 'value': '[MASKED]'}
+
+
+def test_replay_masks_secret_keys_by_word_and_keeps_look_alikes(client):
+    """Recorders write className, passengers, spinner and millisecond
+    timestamps everywhere; none of them is a secret. Keys that hold one are
+    masked however they are spelled."""
+    key = key_of(client)
+    assert errorcapture.luhn_ok('1711886400002')  # a 13-digit timestamp that passes the card check
+    kept = {'timestamp': 1711886400002, 'at': '1711886400002', 'passengers': 2, 'className': 'btn spinner',
+            'compass': 'N', 'credits': 3, 'bypassCache': True, 'spinnerVisible': False}
+    masked = {'userPassword': 'a', 'csrftoken': 'b', 'apiKey': 'c', 'x-api-key': 'd', 'cardNumber': 'e',
+              'pin': '1234', 'user_pass': 'f', 'credit_card': 'g', 'ssn': '078-05-1120', 'CVC': '123'}
+    event = replay_event(dict(kept, **masked), 1)
+    answer = replay(client, key, {'fingerprint': 'f', 'sessionId': 'words', 'events': [event]})
+    assert answer.status_int == 202, answer.body
+    stored = json.loads(read(client, '/api/v1/replays/words', key)['events'][0]['eventData'])
+    assert {k: stored[k] for k in kept} == kept
+    assert {k: stored[k] for k in masked} == {k: '[MASKED]' for k in masked}
 
 
 def test_replay_keeps_numbers_that_are_not_cards(client):
