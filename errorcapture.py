@@ -2361,7 +2361,9 @@ class Context(object):
             window = self._windows.get(project['id'])
             if window is None or window[0] != minute:
                 window = self._windows[project['id']] = [minute, 0]
-            if window[1] + count > limit:
+            # A batch bigger than the whole limit could never fit: it is taken
+            # when it opens a minute (and fills it) rather than refused forever.
+            if window[1] + count > limit and window[1] > 0:
                 raise RateLimited(max(1, 60 - int(now() % 60)))
             window[1] += count
 

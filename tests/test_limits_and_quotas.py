@@ -373,13 +373,33 @@ def test_per_project_rate_limit_setting_overrides_the_option(make, frozen_minute
 
 def test_a_batch_larger_than_the_remaining_quota_is_refused_whole(make, frozen_minute):
     client = make(rate_limit=5, sweep_interval=0)
-    key, _ = new_project(client)
+    key, project_id = new_project(client)
+    assert Dialects(client, key, project_id).api_php().status_int == 200  # 4 of 5 left this minute
     item = {'traceId': 't', 'direction': 'inbound', 'method': 'GET', 'host': 'h', 'path': '/',
             'statusCode': 200, 'durationMs': 1, 'timestamp': hc.iso_now()}
     answer = client.post('/ingest/v1/http-requests', json.dumps({'requests': [item] * 8}),
                          headers={'X-SeeStack-Key': key}, content_type='application/json', expect_errors=True)
     assert_rate_limited(answer, 'seestack')
     assert client.get('/api/v1/http-requests?key=' + key).json['requests'] == []
+
+
+def test_a_batch_larger_than_the_whole_limit_gets_in_when_it_opens_a_minute(make, frozen_minute):
+    """Otherwise a client whose batches outgrow the limit would be told to
+    retry forever: the batch is taken in a fresh minute, which it fills."""
+    client = make(rate_limit=5, sweep_interval=0)
+    key, project_id = new_project(client)
+    item = {'traceId': 't', 'direction': 'inbound', 'method': 'GET', 'host': 'h', 'path': '/',
+            'statusCode': 200, 'durationMs': 1, 'timestamp': hc.iso_now()}
+
+    def batch():
+        return client.post('/ingest/v1/http-requests', json.dumps({'requests': [item] * 8}),
+                           headers={'X-SeeStack-Key': key}, content_type='application/json', expect_errors=True)
+    assert batch().status_int == 202
+    assert len(client.get('/api/v1/http-requests?key=' + key).json['requests']) == 8
+    assert_rate_limited(batch(), 'seestack')
+    assert_rate_limited(Dialects(client, key, project_id).api_php(), 'errorcapture')  # the minute is full
+    frozen_minute(60)
+    assert batch().status_int == 202
 
 
 # -- backpressure ---------------------------------------------------------------------
