@@ -1223,7 +1223,8 @@ class Store(object):
         if not exists:
             conn.execute('INSERT INTO monitors(project_id, slug, name, schedule, grace, max_runtime, timezone,'
                          ' created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-                         (project_id, monitor['slug'], monitor.get('name') or monitor['slug'], monitor['schedule'],
+                         (project_id, monitor['slug'], monitor.get('name') or monitor.get('nameIfNew') or monitor['slug'],
+                          monitor['schedule'],
                           monitor.get('grace', 5), monitor.get('maxRuntime'), monitor.get('timezone') or 'UTC', now()))
         else:
             for key, column in (('name', 'name'), ('schedule', 'schedule'), ('grace', 'grace'),
@@ -1951,7 +1952,13 @@ def monitor_state(monitor, at=None):
     return 'missed', expected
 
 
-SLUG = re.compile(r'^[a-z0-9-]{1,64}$')
+SLUG = re.compile(r'^[a-z0-9_-]{1,64}$')
+
+
+def slugify(text):
+    """A monitor slug from what an SDK calls it, as Sentry makes one:
+    "Nightly DB backup" -> "nightly-db-backup"."""
+    return re.sub(r'[^a-z0-9_]+', '-', text.strip().lower()).strip('-')[:64].strip('-')
 
 
 def validate_monitor(data, partial=False):
@@ -1959,7 +1966,7 @@ def validate_monitor(data, partial=False):
     out = {}
     if not partial or 'slug' in data:
         slug = data.get('slug')
-        require(isinstance(slug, str) and SLUG.match(slug), 'must match [a-z0-9-]+', 'slug')
+        require(isinstance(slug, str) and SLUG.match(slug), 'must match [a-z0-9_-]+', 'slug')
         out['slug'] = slug
     if 'name' in data or not partial:
         name = data.get('name') or data.get('slug')
@@ -3231,8 +3238,10 @@ INTERVAL_UNITS = {'minute': 'm', 'hour': 'h', 'day': 'd', 'week': 'w'}
 def sentry_checkin(payload):
     """A check_in item -> (slug, check-in, monitor fields to upsert or None)."""
     require(isinstance(payload, dict), 'check_in must be a JSON object')
-    slug = payload.get('monitor_slug')
-    require(isinstance(slug, str) and slug.strip(), 'is required', 'monitor_slug')
+    given = payload.get('monitor_slug')
+    require(isinstance(given, str) and given.strip(), 'is required', 'monitor_slug')
+    slug = slugify(given)
+    require(slug != '', 'must hold a letter or digit', 'monitor_slug')
     status = payload.get('status')
     require(status in CHECKIN_STATUS, 'must be in_progress, ok or error', 'status')
     duration = payload.get('duration')
@@ -3255,7 +3264,9 @@ def sentry_checkin(payload):
         else:
             text = schedule.get('value')
             require(isinstance(text, str), 'must be a crontab string', 'monitor_config.schedule.value')
-        upsert = {'schedule': validate_schedule(text), 'name': slug.strip()}
+        # a monitor made here is named as the SDK calls it; one that exists
+        # keeps the name it was given
+        upsert = {'schedule': validate_schedule(text), 'nameIfNew': clip(given.strip(), 200)}
         margin = config.get('checkin_margin')
         if is_int(margin):
             upsert['grace'] = min(max(margin, 1), 1440)
@@ -3263,7 +3274,7 @@ def sentry_checkin(payload):
             upsert['maxRuntime'] = min(config['max_runtime'], 10080)
         if isinstance(config.get('timezone'), str) and config['timezone']:
             upsert['timezone'] = config['timezone']
-    return clip(slug.strip(), 64).lower(), checkin, upsert
+    return slug, checkin, upsert
 
 
 SENTRY_LOG_LEVELS = {'trace': 'debug', 'debug': 'debug', 'info': 'info', 'warn': 'warn', 'warning': 'warn',
@@ -4160,7 +4171,7 @@ def build_admin_parser():
     for action in ('add', 'set'):
         sub = monitors.add_parser(action, help='%s a monitor' % ('create' if action == 'add' else 'change'))
         sub.add_argument('--key', required=True, help='project key')
-        sub.add_argument('slug', help='[a-z0-9-]+, unique per project')
+        sub.add_argument('slug', help='[a-z0-9_-]+, unique per project')
         sub.add_argument('--name', help='display name (default: the slug)')
         sub.add_argument('--schedule', required=action == 'add', help='interval (5m, 1h, 1d) or cron expression (UTC)')
         sub.add_argument('--grace', type=int, help='minutes of grace after the expected time (1-1440, default 5)')

@@ -586,9 +586,32 @@ def test_check_in_for_an_existing_monitor_without_config(project):
     assert [h['status'] for h in shown['history']] == ['success']
 
 
+def test_check_in_with_config_keeps_the_name_of_an_existing_monitor(project):
+    """monitor_config updates the schedule settings, as in Sentry; the name
+    someone gave the monitor stays."""
+    created = project.client.post_json('/api/v1/monitors?key=' + project.key,
+                                       {'slug': 'nightly-backup', 'name': 'Nightly DB backup', 'schedule': '1d'})
+    assert created.status_int == 201
+    config = {'schedule': {'type': 'crontab', 'value': '0 3 * * *'}, 'checkin_margin': 30}
+    assert project.send(checkin('nightly-backup', 'ok', monitor_config=config)).status_int == 200
+    monitor = project.read('/api/v1/monitors/nightly-backup')['monitor']
+    assert (monitor['name'], monitor['schedule'], monitor['grace']) == ('Nightly DB backup', '0 3 * * *', 30)
+
+
+def test_check_in_slug_is_made_url_safe_as_sentry_does(project):
+    config = {'schedule': {'type': 'interval', 'value': 1, 'unit': 'day'}}
+    assert project.send(checkin('Weekly Report / EU', 'ok', monitor_config=config)).status_int == 200
+    assert project.send(checkin('weekly report / eu', 'error')).status_int == 200  # the same monitor
+    (monitor,) = project.read('/api/v1/monitors')['monitors']
+    assert (monitor['slug'], monitor['name']) == ('weekly-report-eu', 'Weekly Report / EU')
+    shown = project.read('/api/v1/monitors/weekly-report-eu')
+    assert [h['status'] for h in shown['history']] == ['failed', 'success']
+
+
 @pytest.mark.parametrize('payload', [
     {'check_in_id': 'x', 'monitor_slug': 'job', 'status': 'weird'},
     {'check_in_id': 'x', 'status': 'ok'},
+    {'check_in_id': 'x', 'monitor_slug': '!!!', 'status': 'ok'},
     {'check_in_id': 'x', 'monitor_slug': 'job', 'status': 'ok',
      'monitor_config': {'schedule': {'type': 'crontab', 'value': 'every day'}}},
     {'check_in_id': 'x', 'monitor_slug': 'job', 'status': 'ok',
