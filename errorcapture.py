@@ -1377,6 +1377,7 @@ MAX_BREADCRUMBS = 100       # the newest are kept
 MAX_ITEMS = 200             # keys or items in any free-form mapping or list
 MAX_DEPTH = 8               # nesting kept in free-form data (user, contexts, extra, vars)
 MAX_TRACE_TEXT = 8 << 10    # stack trace text kept as sent (and its parse remembered) up to this
+MAX_FUTURE_SECONDS = 60     # a timestamp further ahead of our clock is replaced by the time received, as Relay does
 
 
 class Invalid(Exception):
@@ -1760,6 +1761,8 @@ def make_error_event(dialect, level=None, message=None, exception=None, timestam
     """The one internal error event. Adapters call this with what their dialect
     carries; the result holds the stored fields plus the grouping keys (_*)."""
     received = received if received is not None else now()
+    if timestamp is not None and timestamp > received + MAX_FUTURE_SECONDS:
+        timestamp = None  # a client clock ahead would pin the issue's last seen in the future
     event = {'kind': 'error', 'dialect': dialect, 'received': received,
              'timestamp': timestamp if timestamp is not None else received,
              'level': normalize_level(level), 'levelRaw': clip(str(level), 200) if level is not None else None}
@@ -1795,6 +1798,8 @@ def make_error_event(dialect, level=None, message=None, exception=None, timestam
 def make_transaction(name, duration_ms, status='ok', timestamp=None, trace_id=None, event_id=None, spans=None,
                      environment=None, release=None, op=None, tags=None, user=None, platform=None):
     """The internal transaction (a timed operation with spans)."""
+    if timestamp is not None and timestamp > now() + MAX_FUTURE_SECONDS:
+        timestamp = None  # as for errors: a clock ahead of ours
     return {'name': clip(name, 500), 'durationMs': round(float(duration_ms), 3), 'status': status,
             'timestamp': timestamp if timestamp is not None else now() - duration_ms / 1000.0,
             'traceId': clip(trace_id, 200), 'eventId': event_id, 'spans': spans or [],

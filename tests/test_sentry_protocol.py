@@ -4,6 +4,7 @@ framing, compressed bodies, size limits, every item type we accept, and how a
 Sentry event maps onto the event model read back through the read API."""
 import gzip
 import json
+import time
 import uuid
 import zlib
 
@@ -403,6 +404,21 @@ def test_store_endpoint(project):
     assert answer.status_int == 200, answer.body
     assert answer.json == {'id': event['event_id']}
     assert project.issues()[0]['title'] == 'ValueError: stored directly'
+
+
+def test_an_event_from_a_clock_far_ahead_takes_the_time_it_arrived(project):
+    """As Relay does: more than a minute in the future is a wrong clock, and an
+    issue's last seen must not stick in 2099."""
+    event = error_event('clock ahead', timestamp='2099-01-01T00:00:00Z')
+    assert_stored(project, event, project.send(event_envelope(event)))
+    (issue,) = project.issues()
+    shown = project.events()[0]
+    assert shown['timestamp'] == shown['received'] and not shown['timestamp'].startswith('2099')
+    assert issue['lastSeen'] == shown['received']
+    near = error_event('clock a little ahead', timestamp=time.time() + 30)
+    assert_stored(project, near, project.send(event_envelope(near)))
+    kept = [e for e in project.events() if e['eventId'] == near['event_id']][0]
+    assert kept['timestamp'] > kept['received']  # within a minute: the client's own time
 
 
 def test_store_endpoint_answers_a_transaction_with_its_event_id(project):
