@@ -310,6 +310,12 @@ MIGRATIONS = [
         checkin_id TEXT);
     CREATE INDEX checkins_monitor ON checkins(monitor_id, id);
     ''',
+    # 4: the highest ids and issue seq ever given, kept when deletes take the newest rows.
+    '''
+    CREATE TABLE counters(
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL) WITHOUT ROWID;
+    ''',
 ]
 
 
@@ -598,7 +604,7 @@ class Store(object):
         conn = connect(path, synchronous)
         try:
             self._migrate(conn)
-            self._seq = conn.execute('SELECT COALESCE(MAX(seq), 0) FROM issues').fetchone()[0]
+            self._load_counters(conn)
         finally:
             conn.close()
         self.listeners = []  # callables(kind, payload) told of new issues, regressions, cron failures
@@ -648,6 +654,48 @@ class Store(object):
     def _next_seq(self):
         self._seq += 1  # only the writer thread calls this
         return self._seq
+
+    # SQLite numbers a new row max(id) + 1, so a delete that takes the newest
+    # rows (a clear, retention that empties a table) would hand their ids out
+    # again, and a client polling "since id N" would miss what came next; a
+    # restart would likewise number issue changes (seq) from the highest left.
+    # So such deletes keep the highest id (and seq) in `counters`, and new rows
+    # are numbered above it.
+    KEPT_IDS = ('events', 'issues', 'logs')
+
+    def _load_counters(self, conn):
+        counters = dict(conn.execute('SELECT name, value FROM counters'))
+        self._floors = {}  # table -> an id its new rows must be above
+        for table in self.KEPT_IDS:
+            top = conn.execute('SELECT COALESCE(MAX(id), 0) FROM %s' % table).fetchone()[0]
+            if counters.get(table, 0) > top:
+                self._floors[table] = counters[table]
+        self._seq = max(conn.execute('SELECT COALESCE(MAX(seq), 0) FROM issues').fetchone()[0],
+                        counters.get('seq', 0))
+
+    def _keep_counter(self, conn, name, value):
+        conn.execute('INSERT INTO counters(name, value) VALUES (?, ?)'
+                     ' ON CONFLICT(name) DO UPDATE SET value=MAX(value, excluded.value)', (name, value))
+
+    def _deleting(self, conn, table, delete):
+        """Run delete() (a DELETE on table); if it took the newest rows, keep
+        the highest id. Returns what delete() returned."""
+        top = conn.execute('SELECT COALESCE(MAX(id), 0) FROM %s' % table).fetchone()[0]
+        result = delete()
+        if conn.execute('SELECT COALESCE(MAX(id), 0) FROM %s' % table).fetchone()[0] < top:
+            self._keep_counter(conn, table, top)
+            self._floors[table] = max(self._floors.get(table, 0), top)
+        if table == 'issues':
+            self._keep_counter(conn, 'seq', self._seq)
+        return result
+
+    def _new_id(self, conn, table):
+        """The id for a new row of table: None (SQLite's next) unless deletes
+        took the newest rows, then the one above the highest ever given."""
+        floor = self._floors.get(table)
+        if floor and conn.execute('SELECT COALESCE(MAX(id), 0) FROM %s' % table).fetchone()[0] < floor:
+            return floor + 1
+        return None
 
     def _notify(self, kind, payload):
         self.writer.outbox.append((kind, payload))  # writer thread only
@@ -729,8 +777,9 @@ class Store(object):
                     continue
             issue_id = self._tx_group(conn, project_id, event)
             cursor = conn.execute(
-                'INSERT INTO events(project_id, issue_id, event_id, received, data) VALUES (?, ?, ?, ?, ?)',
-                (project_id, issue_id, event_id, event['received'], dumps(stored_form(event))))
+                'INSERT INTO events(id, project_id, issue_id, event_id, received, data) VALUES (?, ?, ?, ?, ?, ?)',
+                (self._new_id(conn, 'events'), project_id, issue_id, event_id, event['received'],
+                 dumps(stored_form(event))))
             results.append({'id': cursor.lastrowid, 'issueId': issue_id, 'duplicate': False})
         return results
 
@@ -759,10 +808,11 @@ class Store(object):
                                ' WHERE project_id=? AND fingerprint=?', key).fetchone()
             if row is None:
                 cursor = conn.execute(
-                    'INSERT INTO issues(project_id, fingerprint, title, culprit, type, value, level, count,'
-                    ' first_seen, last_seen, seq) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0)',
-                    key + (event['_title'], event['_culprit'], event['_type'], event['_value'], event['level'],
-                           seen, seen))
+                    'INSERT INTO issues(id, project_id, fingerprint, title, culprit, type, value, level, count,'
+                    ' first_seen, last_seen, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0)',
+                    (self._new_id(conn, 'issues'),) + key + (
+                        event['_title'], event['_culprit'], event['_type'], event['_value'], event['level'], seen,
+                        seen))
                 row = (cursor.lastrowid, 'unresolved', '[]', '[]')
                 self._notify('new_issue', {'projectId': project_id, 'issueId': row[0], 'title': event['_title']})
             elif row[1] == 'resolved':
@@ -835,20 +885,19 @@ class Store(object):
         self.write(self._tx_delete_issues, project_id)
         return deleted
 
-    @staticmethod
-    def _tx_delete_some_events(conn, project_id, batch):
-        return conn.execute(
+    def _tx_delete_some_events(self, conn, project_id, batch):
+        return self._deleting(conn, 'events', lambda: conn.execute(
             'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE project_id=? LIMIT ?)',
-            (project_id, batch)).rowcount
+            (project_id, batch)).rowcount)
 
     def _tx_delete_issues(self, conn, project_id):
         # events that arrived while clear ran in batches go too, with any
         # issue changes this transaction gathered for the project
-        conn.execute('DELETE FROM events WHERE project_id=?', (project_id,))
+        self._deleting(conn, 'events', lambda: conn.execute('DELETE FROM events WHERE project_id=?', (project_id,)))
         self._touched = {key: state for key, state in self._touched.items() if key[0] != project_id}
         conn.execute('DELETE FROM issue_hours WHERE issue_id IN (SELECT id FROM issues WHERE project_id=?)',
                      (project_id,))
-        conn.execute('DELETE FROM issues WHERE project_id=?', (project_id,))
+        self._deleting(conn, 'issues', lambda: conn.execute('DELETE FROM issues WHERE project_id=?', (project_id,)))
 
     ISSUE_COLUMNS = ('id, title, culprit, type, value, level, status, regression, count, first_seen, last_seen,'
                      ' last_release, releases, environments, seq')
@@ -1073,11 +1122,13 @@ class Store(object):
                  'timestamp': iso(r[4] / 1000.0)} for r in rows]
 
     def _tx_add_logs(self, conn, project_id, entries):
+        first = self._new_id(conn, 'logs')  # the rest follow it
         conn.executemany(
-            'INSERT INTO logs(project_id, timestamp, level, message, service, trace_id, metadata)'
-            ' VALUES (?, ?, ?, ?, ?, ?, ?)',
-            [(project_id, e['timestamp'], e['level'], e['message'], e.get('service'), e.get('traceId'),
-              dumps(e['metadata']) if e.get('metadata') is not None else None) for e in entries])
+            'INSERT INTO logs(id, project_id, timestamp, level, message, service, trace_id, metadata)'
+            ' VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+            [(first if index == 0 else None, project_id, e['timestamp'], e['level'], e['message'], e.get('service'),
+              e.get('traceId'), dumps(e['metadata']) if e.get('metadata') is not None else None)
+             for index, e in enumerate(entries)])
         return len(entries)
 
     def list_logs(self, project_id, level=None, service=None, search=None, since=None, limit=100):
@@ -1310,7 +1361,8 @@ class Store(object):
                   if row_id <= threshold or received < cutoff]
         if not doomed:
             return 0
-        conn.executemany('DELETE FROM events WHERE id=?', [(row_id,) for row_id, _, _ in doomed])
+        self._deleting(conn, 'events', lambda: conn.executemany(
+            'DELETE FROM events WHERE id=?', [(row_id,) for row_id, _, _ in doomed]))
         per_issue, per_hour = {}, {}
         for _, issue_id, received in doomed:
             per_issue[issue_id] = per_issue.get(issue_id, 0) + 1
@@ -1329,7 +1381,7 @@ class Store(object):
             'SELECT id FROM issues WHERE project_id=? AND count<=0', (project_id,)).fetchall() if r[0] not in pending]
         for issue_id in emptied:
             conn.execute('DELETE FROM issue_hours WHERE issue_id=?', (issue_id,))
-            conn.execute('DELETE FROM issues WHERE id=?', (issue_id,))
+            self._deleting(conn, 'issues', lambda: conn.execute('DELETE FROM issues WHERE id=?', (issue_id,)))
         return len(doomed)
 
     # table -> (time column, seconds per unit) for age-based pruning of telemetry
@@ -1349,8 +1401,8 @@ class Store(object):
         first = conn.execute('SELECT MAX(id) FROM (SELECT id FROM logs WHERE project_id=? AND timestamp<?'
                              ' ORDER BY id LIMIT ?)', (project_id, cutoff, self.PRUNE_BATCH)).fetchone()[0]
         if first is not None:
-            deleted += conn.execute('DELETE FROM logs WHERE project_id=? AND id<=? AND timestamp<?',
-                                    (project_id, first, cutoff)).rowcount
+            deleted += self._deleting(conn, 'logs', lambda: conn.execute(
+                'DELETE FROM logs WHERE project_id=? AND id<=? AND timestamp<?', (project_id, first, cutoff)).rowcount)
         for (session_id,) in conn.execute('SELECT session_id FROM replay_sessions WHERE project_id=? AND last_ms<?'
                                           ' LIMIT 100', (project_id, cutoff * 1000)).fetchall():
             deleted += conn.execute('DELETE FROM replay_events WHERE project_id=? AND session_id=?',
