@@ -390,13 +390,14 @@ class Overloaded(Exception):
 
 
 class _Job(object):
-    __slots__ = ('fn', 'args', 'done', 'result', 'error')
+    __slots__ = ('fn', 'args', 'done', 'result', 'error', 'abandoned')
 
     def __init__(self, fn, args):
         self.fn, self.args = fn, args
         self.done = threading.Lock()  # held until the writer answers: lighter than an Event
         self.done.acquire()
         self.result = self.error = None
+        self.abandoned = False  # its request gave up waiting (and told the client so)
 
 
 def connect(path, synchronous='normal'):
@@ -444,6 +445,9 @@ class Writer(threading.Thread):
         self.jobs.append(job)
         self._ring()
         if not job.done.acquire(timeout=timeout):
+            # The client hears 503 and will retry: the writer must not store
+            # this one later as well (unless it has already begun it).
+            job.abandoned = True
             raise StorageUnavailable('the database did not answer in time')
         if job.error is not None:
             raise job.error
@@ -536,6 +540,8 @@ class Writer(threading.Thread):
             return True
         for job in batch:
             job.error = None
+            if job.abandoned:
+                continue
             try:
                 job.result = job.fn(conn, *job.args)
             except sqlite3.OperationalError as exc:  # disk full, I/O error: the batch is lost

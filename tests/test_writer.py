@@ -119,6 +119,33 @@ def test_resolving_an_issue_in_the_batch_of_its_last_events_keeps_it_resolved(tm
         store.close()
 
 
+def test_a_submission_that_timed_out_is_not_stored_later(tmp_path):
+    """Its client was told 503 and will send it again: storing it once the
+    writer gets to it would make a duplicate."""
+    store = make_store(tmp_path)
+    try:
+        gate, blocking = threading.Event(), threading.Event()
+
+        def block(conn):
+            blocking.set()
+            gate.wait(10)
+        blocker = threading.Thread(target=store.write, args=(block,))
+        blocker.start()
+        assert blocking.wait(10)
+        try:
+            store.writer.submit(insert_project('late'), timeout=0.2)
+            raise AssertionError('the submission should have timed out')
+        except errorcapture.StorageUnavailable:
+            pass
+        gate.set()
+        blocker.join(10)
+        store.write(insert_project('next'))  # the writer has drained its queue
+        keys = {row[0] for row in store.query('SELECT key FROM projects')}
+        assert keys == {'next'}
+    finally:
+        store.close()
+
+
 def test_an_acknowledged_write_is_visible_to_a_fresh_connection(tmp_path):
     store = make_store(tmp_path)
     try:
