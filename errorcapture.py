@@ -1654,6 +1654,8 @@ def cap_frames(frames):
 JS_FRAME = re.compile(r'^\s*at (?:(?P<function>.+?) \()?(?P<file>[^()]+?):(?P<line>\d+)(?::(?P<col>\d+))?\)?\s*$')
 JAVA_FRAME = re.compile(r'^\s*at (?P<function>[\w$.<>\[\]/]+)\((?P<file>[^():]*)(?::(?P<line>\d+))?\)\s*$')
 PY_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, in (?P<function>.+))?\s*$')
+# Firefox and Safari: "fn@https://host/app.js:10:15", "@file.js:3:1", "global code@..."
+GECKO_FRAME = re.compile(r'^\s*(?P<function>[^@]*)@(?P<file>.+?):(?P<line>\d+)(?::(?P<col>\d+))?\s*$')
 LIBRARY_PATH = re.compile(r'node_modules|site-packages|dist-packages|/usr/lib/|^internal/|^node:|'
                           r'^(java|javax|jdk|sun|kotlin|scala)\.|<frozen |^native$', re.I)
 
@@ -1703,12 +1705,13 @@ def _parse_stack_trace(lines):
                                 lineno=int(match.group('line')) if match.group('line') else None,
                                 in_app=not LIBRARY_PATH.search(module)))
             continue
-        match = JS_FRAME.match(line)
+        match = JS_FRAME.match(line) or (None if python_order else GECKO_FRAME.match(line))
         if match:
             path = match.group('file').strip()
             name = os.path.basename(path.split('?')[0]) or path
+            function = re.sub(r'(/<)+$', '', match.group('function') or '')  # Firefox's "outer/<"
             frames.append(frame(filename=name, abs_path=path if path != name else None,
-                                function=match.group('function'), lineno=int(match.group('line')),
+                                function=function or None, lineno=int(match.group('line')),
                                 colno=int(match.group('col')) if match.group('col') else None,
                                 in_app=not LIBRARY_PATH.search(path)))
     if not python_order:

@@ -318,6 +318,35 @@ def test_stack_trace_text_is_kept_beside_its_frames(client):
         ('run', 'jobs.py', 12, 'charge(order)'), ('charge', 'billing.py', 40, 'raise ValueError("card declined")')]
 
 
+def test_firefox_and_safari_traces_give_frames(client):
+    """Browsers print stacks their own way: Firefox and Safari write
+    "fn@url:line:col"; their frames come out as Chrome's do, and the same
+    stack from Chrome and Firefox is one issue."""
+    key = project_key(client)
+    firefox = ['loadUser@https://shop.example.com/static/app.js:120:17',
+               'handleClick/<@https://shop.example.com/static/app.js:88:9',
+               '@https://shop.example.com/static/vendor/node_modules/react-dom.js:3:1']
+    safari = ['loadUser@https://shop.example.com/static/app.js:120:17', '[native code]',
+              'global code@https://shop.example.com/static/app.js:1:1']
+    chrome = ['at loadUser (https://shop.example.com/static/app.js:120:17)',
+              'at handleClick (https://shop.example.com/static/app.js:88:9)',
+              'at https://shop.example.com/static/vendor/node_modules/react-dom.js:3:1']
+    for trace in (firefox, safari, chrome):
+        assert_accepted(send(client, valid(exceptionClass='TypeError', message='user is null', stackTrace=trace),
+                             key))
+    details = {tuple(e['exception'][-1]['stackTrace']): e['exception'][-1]['frames']
+               for e in (event_detail(client, key, s['id']) for s in events(client, key))}
+    assert [(f.get('function'), f['filename'], f['lineno'], f['colno'], f['inApp'])
+            for f in details[tuple(firefox)]] == [
+        (None, 'react-dom.js', 3, 1, False), ('handleClick', 'app.js', 88, 9, True),
+        ('loadUser', 'app.js', 120, 17, True)]
+    assert [(f.get('function'), f['lineno']) for f in details[tuple(safari)]] == [('global code', 1),
+                                                                                 ('loadUser', 120)]
+    issues = client.get('/api/v1/issues?key=%s' % key).json['issues']
+    assert sorted(i['count'] for i in issues) == [1, 2]  # Chrome and Firefox together, Safari's stack differs
+    assert all(i['culprit'] == 'loadUser (app.js)' for i in issues)
+
+
 def test_a_huge_stack_trace_keeps_its_first_and_last_frames(client):
     """Past 8 KiB the trace text is not kept; the frames are, capped like any
     other (first 50, a marker, last 200)."""
