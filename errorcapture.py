@@ -3095,7 +3095,8 @@ def store_items(store, project_id, parsed):
 def sentry_error(status, message, code=None, details=None, headers=None):
     headers = dict(headers or {})
     if status == 429 and 'Retry-After' in headers:
-        headers['X-Sentry-Rate-Limits'] = '%s::project:quota_exceeded' % headers['Retry-After']
+        # only the kinds the quota counts: an empty list would stop sessions and reports too
+        headers['X-Sentry-Rate-Limits'] = '%s:default;error;transaction:project:quota_exceeded' % headers['Retry-After']
     return reply({'detail': message}, status, headers)
 
 

@@ -324,6 +324,8 @@ def assert_rate_limited(response, dialect, sentry=False):
         assert limits, 'no X-Sentry-Rate-Limits header: %r' % reply.headers
         first = limits.split(',')[0].split(':')
         assert first[0] == retry_after and len(first) >= 3, limits
+        # the categories the quota counts, so SDKs keep sending sessions and client reports
+        assert set(first[1].split(';')) == {'default', 'error', 'transaction'}, limits
     return reply
 
 
