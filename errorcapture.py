@@ -433,6 +433,7 @@ class Writer(threading.Thread):
         # on_commit only once their transaction committed, dropped otherwise.
         self.outbox = []
         self.on_commit = None
+        self.after_commit = None    # called after every COMMIT, before any request is woken
         self.before_commit = None   # called with the connection just before COMMIT
         self.after_rollback = None  # called after a batch was rolled back
 
@@ -567,6 +568,8 @@ class Writer(threading.Thread):
         except Exception as exc:  # the writer must survive anything: fail the batch, keep serving
             self._fail(batch, exc)
             return True
+        if self.after_commit is not None:
+            self.after_commit()
         for job in batch:
             job.done.release()
         if self.outbox:
@@ -611,6 +614,7 @@ class Store(object):
         try:
             self._migrate(conn)
             self._load_counters(conn)
+            self._committed_seq = self._seq
         finally:
             conn.close()
         self.listeners = []  # callables(kind, payload) told of new issues, regressions, cron failures
@@ -618,6 +622,7 @@ class Store(object):
         self.writer = Writer(path, synchronous, max_queue)
         self.writer.on_commit = self._deliver
         self.writer.before_commit = self._flush_issues
+        self.writer.after_commit = self._publish_seq
         self.writer.after_rollback = self._forget_issues
         self.writer.start()
         self.writer.started_ok.wait(10)
@@ -913,7 +918,9 @@ class Store(object):
                     sort='lastSeen', cursor=None, limit=50, changed_since=None):
         column = self.ISSUE_SORTS[sort]
         where = Where(project_id).equal('status', status).equal('level', level)
-        where.contains(dumps(environment) if environment else None, 'environments').contains(search, 'title', 'culprit')
+        if environment:  # an exact element of the issue's JSON list, not a substring of it
+            where.add('EXISTS (SELECT 1 FROM json_each(environments) WHERE value=?)', environment)
+        where.contains(search, 'title', 'culprit')
         if changed_since is not None:
             where.add('seq>?', changed_since)
             column = 'seq'
@@ -931,7 +938,14 @@ class Store(object):
         return issues, next_cursor
 
     def current_seq(self):
-        return self._seq
+        """The highest issue seq committed: readers take it before they query,
+        so whatever they miss has a higher seq and the next changedSince poll
+        brings it (seq values are handed out before COMMIT, so the writer's own
+        counter can be ahead of what a reader sees)."""
+        return self._committed_seq
+
+    def _publish_seq(self):
+        self._committed_seq = self._seq  # writer thread, after COMMIT
 
     @staticmethod
     def _issue_row(row):
@@ -980,10 +994,15 @@ class Store(object):
             ' ORDER BY id DESC LIMIT ?', (issue_id, project_id, cursor or (1 << 62), limit + 1))
         return [loaded_form(*row) for row in rows[:limit]], (rows[limit - 1][0] if len(rows) > limit else None)
 
-    def latest_events(self, project_id, cursor=None, limit=50):
-        rows = self.query(
-            'SELECT id, issue_id, event_id, received, data FROM events WHERE project_id=? AND id<?'
-            ' ORDER BY id DESC LIMIT ?', (project_id, cursor or (1 << 62), limit + 1))
+    def latest_events(self, project_id, cursor=None, limit=50, since=None):
+        """Newest first, paged by cursor; with since, the events after that id,
+        oldest first (a poller's next since is the last id it got)."""
+        if since is not None:
+            rows = self.query('SELECT id, issue_id, event_id, received, data FROM events WHERE project_id=? AND id>?'
+                              ' ORDER BY id LIMIT ?', (project_id, since, limit + 1))
+        else:
+            rows = self.query('SELECT id, issue_id, event_id, received, data FROM events WHERE project_id=? AND id<?'
+                              ' ORDER BY id DESC LIMIT ?', (project_id, cursor or (1 << 62), limit + 1))
         return [loaded_form(*row) for row in rows[:limit]], (rows[limit - 1][0] if len(rows) > limit else None)
 
     def get_event(self, project_id, event_row_id):
@@ -1070,13 +1089,14 @@ class Store(object):
         top = [host for host, _ in hosts]
         per_host = self.percentiles('http_requests', 'duration_ms', '%s AND host IN (%s)' % (
             clause, ','.join('?' * len(top))), params + top, (50, 95), group='host') if top else {}
-        classes = {}
+        classes, by_code = {}, {}
         for code, count in codes:
             label = '%dxx' % (code // 100) if code else '0'
             classes[label] = classes.get(label, 0) + count
+            by_code[str(code or 0)] = by_code.get(str(code or 0), 0) + count  # no status (no answer): "0"
         return {'count': sum(count for _, count in codes), 'p50': overall.get(50),
                 'p95': overall.get(95), 'p99': overall.get(99),
-                'statusCodes': {str(code): count for code, count in codes}, 'statusClasses': classes,
+                'statusCodes': by_code, 'statusClasses': classes,
                 'histogram': histogram,
                 'byHost': [{'host': h, 'count': c, 'p50': per_host.get(h, {}).get(50),
                             'p95': per_host.get(h, {}).get(95)} for h, c in hosts]}
@@ -3637,12 +3657,13 @@ def mount_read_api(app, ctx):
         status = choice_param('status', ('unresolved', 'resolved', 'ignored', 'all'), 'all')
         sort = choice_param('sort', tuple(Store.ISSUE_SORTS), 'lastSeen')
         changed_since = int_param('changedSince', None)
+        seq = store.current_seq()  # before the query: see current_seq
         issues, next_cursor = store.list_issues(
             current['id'], status=None if status == 'all' else status,
             level=choice_param('level', LEVELS), environment=text_param('environment', 200),
             search=text_param('q'), sort=sort, cursor=decode_cursor(bottle.request.query.get('cursor'), 2),
             limit=limit_param(), changed_since=changed_since)
-        return reply({'issues': issues, 'nextCursor': encode_cursor(next_cursor), 'seq': store.current_seq()})
+        return reply({'issues': issues, 'nextCursor': encode_cursor(next_cursor), 'seq': seq})
 
     def issue_or_404(current, issue_id):
         return found(store.get_issue(current['id'], issue_id), 'issue')
@@ -3673,8 +3694,11 @@ def mount_read_api(app, ctx):
     @route('/api/v1/events')
     def list_events():
         current = project()
+        since = int_param('since', None)
         events, next_cursor = store.latest_events(current['id'], decode_cursor(bottle.request.query.get('cursor')),
-                                                  limit_param())
+                                                  limit_param(), since)
+        if since is not None:  # the poller's next since is the last id listed
+            next_cursor = None
         return reply({'events': [event_summary(e) for e in events], 'nextCursor': encode_cursor(next_cursor)})
 
     @route('/api/v1/events/<event_id:id>')
@@ -3715,7 +3739,7 @@ def mount_read_api(app, ctx):
         cursor = '%d~%s' % next_cursor if next_cursor else None
         return reply({'sessions': sessions, 'nextCursor': cursor})
 
-    @route('/api/v1/replays/<session_id>')
+    @route('/api/v1/replays/<session_id:path>')
     def show_replay(session_id):
         current = project()
         events = found(store.replay_events(current['id'], session_id), 'replay session')

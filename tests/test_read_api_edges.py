@@ -1,0 +1,95 @@
+"""Read API edges a viewer or a script meets: live polling while writes land,
+polling events by id, exact environment filters, requests without a status,
+replay session ids with a slash."""
+import json
+
+import errorcapture
+
+
+def key_of(client, name='edges'):
+    return client.get('/api.php?action=generate&name=' + name).json['hash']
+
+
+def submit(client, key, message, **fields):
+    body = dict({'hash': key, 'level': 'error', 'message': message, 'file': '/srv/%s.php' % message, 'line': 1},
+                **fields)
+    answer = client.post('/api.php', json.dumps(body), content_type='application/json')
+    assert answer.json['ok'] is True
+    return answer.json['id']
+
+
+def test_an_issue_committed_while_the_list_is_read_comes_with_the_next_poll(client):
+    """The seq a list answers with covers only what that list could see: an
+    issue that lands between the query and the answer is in the next poll."""
+    key = key_of(client)
+    submit(client, key, 'first')
+    store = client.wsgi.store
+    original = store.list_issues
+    landed = []
+
+    def list_then_land(*args, **kwargs):
+        answer = original(*args, **kwargs)
+        if not landed:  # a write commits right after the list query ran (another request's, really)
+            event = errorcapture.make_error_event('errorcapture', message='second', file='/srv/second.php', line=1)
+            landed.append(store.add_events(store.project_by_key(key)['id'], [event]))
+        return answer
+    store.list_issues = list_then_land
+    try:
+        first = client.get('/api/v1/issues?key=' + key).json
+    finally:
+        store.list_issues = original
+    assert [i['title'] for i in first['issues']] == ['first']
+    following = client.get('/api/v1/issues?key=%s&changedSince=%d' % (key, first['seq'])).json
+    assert [i['title'] for i in following['issues']] == ['second']
+
+
+def test_events_since_an_id_are_the_ones_after_it_oldest_first(client):
+    key = key_of(client)
+    ids = [submit(client, key, 'm%d' % n) for n in range(5)]
+    answer = client.get('/api/v1/events?key=%s&since=%d&limit=2' % (key, ids[1])).json
+    assert [e['id'] for e in answer['events']] == ids[2:4]
+    answer = client.get('/api/v1/events?key=%s&since=%d' % (key, ids[3])).json
+    assert [e['id'] for e in answer['events']] == ids[4:]
+    assert client.get('/api/v1/events?key=%s&since=%d' % (key, ids[4])).json['events'] == []
+    newest_first = client.get('/api/v1/events?key=%s' % key).json['events']  # without since: as before
+    assert [e['id'] for e in newest_first] == ids[::-1]
+
+
+def test_the_environment_filter_matches_whole_names(client):
+    key = key_of(client)
+    seeds = {'prod': 'prod', 'Prod': 'Prod', 'production': 'production', 'q"x': 'quoted', 'a%b': 'percent'}
+    for environment, label in seeds.items():
+        assert client.post('/ingest/v1/errors', json.dumps({
+            'exceptionClass': 'E', 'message': label, 'environment': environment}),
+            headers={'X-SeeStack-Key': key}, content_type='application/json').status_int == 202
+    for environment, label in seeds.items():
+        found = client.get('/api/v1/issues', params={'key': key, 'environment': environment}).json['issues']
+        assert [i['value'] for i in found] == [label], environment
+    for partial in ('x', 'pro', '%', '"'):
+        assert client.get('/api/v1/issues', params={'key': key, 'environment': partial}).json['issues'] == []
+
+
+def test_requests_without_a_status_count_as_status_0(client):
+    key = key_of(client)
+    items = [{'traceId': 't%d' % n, 'direction': 'outbound', 'method': 'GET', 'host': 'api', 'path': '/x',
+              'durationMs': 5, 'timestamp': '2026-11-23T10:00:00.000Z', **({'statusCode': 200} if n % 2 else {})}
+             for n in range(6)]
+    answer = client.post('/ingest/v1/http-requests', json.dumps({'requests': items}),
+                         headers={'X-SeeStack-Key': key}, content_type='application/json')
+    assert answer.status_int == 202, answer.body
+    stats = client.get('/api/v1/http-requests/stats', params={'key': key, 'hours': 24 * 90}).json
+    assert stats['statusCodes'] == {'0': 3, '200': 3}
+    assert stats['statusClasses'] == {'0': 3, '2xx': 3}
+
+
+def test_a_replay_session_id_with_a_slash_opens(client):
+    key = key_of(client)
+    body = {'fingerprint': 'f', 'sessionId': 'tenant/42', 'events': [
+        {'eventType': 'click', 'eventData': '{}', 'url': 'https://a/', 'timestampMillis': 1711886400000}]}
+    answer = client.post('/ingest/v1/replay', json.dumps(body), headers={'X-SeeStack-Key': key},
+                         content_type='application/json')
+    assert answer.status_int == 202, answer.body
+    (session,) = client.get('/api/v1/replays?key=' + key).json['sessions']
+    assert session['sessionId'] == 'tenant/42'
+    shown = client.get('/api/v1/replays/tenant/42?key=' + key).json
+    assert shown['sessionId'] == 'tenant/42' and len(shown['events']) == 1
