@@ -851,6 +851,13 @@
         cursor = data.nextCursor;
         if (!cursor) break;
       }
+      if (cursor) {
+        // More changed than five pages hold (a busy project, or a tab that
+        // slept): start the list over rather than skip the rest.
+        await loadPage(true);
+        setLiveStatus(true);
+        return;
+      }
       list.seq = newest;
       reorder();
       setLiveStatus(true);
@@ -954,7 +961,6 @@
       clear(stats);
       stats.append(
         card("Events", fmtNum(issue.count), "issue-count"),
-        card("Users", issue.userCount == null ? "—" : fmtNum(issue.userCount), "issue-users"),
         card("First seen", timeEl(issue.firstSeen), "issue-first-seen", fmtDateTime(issue.firstSeen)),
         card("Last seen", timeEl(issue.lastSeen), "issue-last-seen", fmtDateTime(issue.lastSeen)),
         card("Releases", releaseList(issue), "issue-releases", issue.lastRelease ? "latest " + issue.lastRelease : null),
@@ -1088,8 +1094,12 @@
     if (ev.message && (!exceptions.length || ev.message !== eventTitle(ev))) {
       wrap.appendChild(section("Message", h("pre", { class: "message", testid: "event-message" }, ev.message), "event-message-panel"));
     }
+    const messageFrames = ev.stacktrace && Array.isArray(ev.stacktrace.frames) ? ev.stacktrace.frames : [];
     if (exceptions.length) wrap.appendChild(section("Exception", exceptionChain(exceptions), "exception-panel", frameToggle(wrap)));
-    else if (ev.file || ev.line) {
+    else if (messageFrames.length) {
+      // a message sent with attach_stacktrace: where it was logged from
+      wrap.appendChild(section("Stack trace", frameList(messageFrames), "stacktrace-panel", frameToggle(wrap)));
+    } else if (ev.file || ev.line) {
       wrap.appendChild(section("Location", h("div", { class: "mono", testid: "event-location" }, (ev.file || "?") + (ev.line ? ":" + ev.line : "")), "location-panel"));
     }
     if (Array.isArray(ev.breadcrumbs) && ev.breadcrumbs.length) wrap.appendChild(section("Breadcrumbs", breadcrumbs(ev.breadcrumbs), "breadcrumbs"));
@@ -1133,8 +1143,7 @@
     return box;
   }
 
-  function exceptionBlock(exc, isRaised) {
-    const frames = Array.isArray(exc.frames) ? exc.frames : [];
+  function frameList(frames) {
     const newestFirst = frames.slice().reverse();
     const hasInApp = frames.some((f) => f && f.inApp);
     const list = h("ol", { class: "frames", testid: "stack-frames" });
@@ -1142,6 +1151,12 @@
       const expand = f.inApp || (!hasInApp && i === 0);
       list.appendChild(frameItem(f || {}, expand));
     });
+    return list;
+  }
+
+  function exceptionBlock(exc, isRaised) {
+    const frames = Array.isArray(exc.frames) ? exc.frames : [];
+    const list = frameList(frames);
     return h("div", { class: "exception" + (isRaised ? " raised" : ""), testid: "exception" },
       h("div", { class: "exc-head" },
         h("span", { class: "exc-type", testid: "exception-type" }, exc.type || "Error"),
@@ -1512,7 +1527,7 @@
     });
     root.appendChild(pageHeader("Logs", "Newest first; new lines stream in at the top", [liveIndicator(), pauseBtn]));
     root.appendChild(filterBar([
-      { name: "level", label: "Level", type: "select", options: [["", "Any level"], ["debug", "debug"], ["info", "info"], ["warn", "warn"], ["warning", "warning"], ["error", "error"], ["fatal", "fatal"]] },
+      { name: "level", label: "Level", type: "select", options: [["", "Any level"], ["debug", "debug"], ["info", "info"], ["warn", "warn"], ["error", "error"], ["fatal", "fatal"]] },
       { name: "service", label: "Service" },
       { name: "q", label: "Search messages", short: "Search" },
     ], filters, (next) => {

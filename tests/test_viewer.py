@@ -515,6 +515,23 @@ def test_api_php_event_without_stack_shows_location(page):
     assert 'Undefined index: id' in page.one(page.tid('issue-title')).text
 
 
+def test_a_message_with_a_stack_trace_shows_its_frames(page):
+    """sentry-sdk's attach_stacktrace sends a message with "stacktrace", not an exception."""
+    p = page.project
+    event = {'event_id': uuid.uuid4().hex, 'level': 'warning', 'platform': 'python',
+             'message': 'Slow checkout: 4.2 s', 'stacktrace': {'frames': [
+                 {'filename': 'shop/app.py', 'function': 'main', 'lineno': 3, 'in_app': True},
+                 {'filename': 'shop/checkout.py', 'function': 'pay', 'lineno': 88, 'in_app': True,
+                  'context_line': '    log.warning("Slow checkout: %s", took)'}]}}
+    p.sentry_store(event)
+    issue = p.issue_matching('Slow checkout')
+    page.open('/issues/%s' % issue['id'])
+    page.wait_css(page.tid('stacktrace-panel'))
+    frames = page.all(page.tid('stack-frame'))
+    assert [f.find_element(By.CSS_SELECTOR, page.tid('frame-function')).text for f in frames] == ['pay', 'main']
+    assert 'Slow checkout: 4.2 s' in page.one(page.tid('event-message')).text
+
+
 # ---------------------------------------------------------------------------
 # Other views
 # ---------------------------------------------------------------------------
