@@ -1,4 +1,5 @@
 """The single writer: group commit, isolation of a failing job, acknowledged means committed."""
+import contextlib
 import sqlite3
 import threading
 import time
@@ -17,18 +18,28 @@ def insert_project(key):
     return job
 
 
+@contextlib.contextmanager
+def writer_held(store):
+    """The writer busy with a job that waits: submissions queue up meanwhile
+    and run as one batch when the block ends."""
+    gate, blocking = threading.Event(), threading.Event()
+
+    def block(conn):
+        blocking.set()
+        gate.wait(10)
+    blocker = threading.Thread(target=store.write, args=(block,))
+    blocker.start()
+    assert blocking.wait(10)
+    try:
+        yield
+    finally:
+        gate.set()
+        blocker.join(10)
+
+
 def test_a_failing_job_fails_alone_while_its_batch_commits(tmp_path):
     store = make_store(tmp_path)
     try:
-        gate, blocking = threading.Event(), threading.Event()
-
-        def block(conn):
-            blocking.set()
-            gate.wait(10)
-        # Block the writer so the following jobs queue up and run as one batch.
-        blocker = threading.Thread(target=store.write, args=(block,))
-        blocker.start()
-        assert blocking.wait(10)
         results, errors = {}, {}
 
         def submit(name, job):
@@ -44,14 +55,14 @@ def test_a_failing_job_fails_alone_while_its_batch_commits(tmp_path):
         threads = [threading.Thread(target=submit, args=('a', insert_project('a'))),
                    threading.Thread(target=submit, args=('bad', broken)),
                    threading.Thread(target=submit, args=('b', insert_project('b')))]
+        with writer_held(store):
+            for thread in threads:
+                thread.start()
+            deadline = time.time() + 10
+            while store.writer.queued() < 3 and time.time() < deadline:
+                time.sleep(0.001)
+            assert store.writer.queued() == 3
         for thread in threads:
-            thread.start()
-        deadline = time.time() + 10
-        while store.writer.queued() < 3 and time.time() < deadline:
-            time.sleep(0.001)
-        assert store.writer.queued() == 3
-        gate.set()
-        for thread in threads + [blocker]:
             thread.join(10)
         assert results == {'a': 'a', 'b': 'b'}
         assert isinstance(errors['bad'], ValueError)
@@ -64,26 +75,18 @@ def test_a_failing_job_fails_alone_while_its_batch_commits(tmp_path):
 def run_as_one_batch(store, calls):
     """Hold the writer, queue each call (from its own thread, in order), then
     let them all run in one transaction. Returns each call's result."""
-    gate, blocking = threading.Event(), threading.Event()
-
-    def block(conn):
-        blocking.set()
-        gate.wait(10)
-    blocker = threading.Thread(target=store.write, args=(block,))
-    blocker.start()
-    assert blocking.wait(10)
     results, threads = [None] * len(calls), []
-    for index, (fn, args) in enumerate(calls):
-        def call(index=index, fn=fn, args=args):
-            results[index] = fn(*args)
-        waiting = store.writer.queued()
-        threads.append(threading.Thread(target=call))
-        threads[-1].start()
-        deadline = time.time() + 10
-        while store.writer.queued() == waiting and time.time() < deadline:
-            time.sleep(0.001)
-    gate.set()
-    for thread in threads + [blocker]:
+    with writer_held(store):
+        for index, (fn, args) in enumerate(calls):
+            def call(index=index, fn=fn, args=args):
+                results[index] = fn(*args)
+            waiting = store.writer.queued()
+            threads.append(threading.Thread(target=call))
+            threads[-1].start()
+            deadline = time.time() + 10
+            while store.writer.queued() == waiting and time.time() < deadline:
+                time.sleep(0.001)
+    for thread in threads:
         thread.join(10)
     return results
 
@@ -124,21 +127,12 @@ def test_a_submission_that_timed_out_is_not_stored_later(tmp_path):
     writer gets to it would make a duplicate."""
     store = make_store(tmp_path)
     try:
-        gate, blocking = threading.Event(), threading.Event()
-
-        def block(conn):
-            blocking.set()
-            gate.wait(10)
-        blocker = threading.Thread(target=store.write, args=(block,))
-        blocker.start()
-        assert blocking.wait(10)
-        try:
-            store.writer.submit(insert_project('late'), timeout=0.2)
-            raise AssertionError('the submission should have timed out')
-        except errorcapture.StorageUnavailable:
-            pass
-        gate.set()
-        blocker.join(10)
+        with writer_held(store):
+            try:
+                store.writer.submit(insert_project('late'), timeout=0.2)
+                raise AssertionError('the submission should have timed out')
+            except errorcapture.StorageUnavailable:
+                pass
         store.write(insert_project('next'))  # the writer has drained its queue
         keys = {row[0] for row in store.query('SELECT key FROM projects')}
         assert keys == {'next'}
