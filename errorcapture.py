@@ -65,12 +65,19 @@ OPTIONS = [
     ('max_queue', int, 20000, 'submissions waiting for the writer before ingest answers 503'),
     ('retention_events', int, 100000, 'error events kept per project (oldest pruned first); 0 keeps all'),
     ('retention_days', int, 90, 'days any stored item is kept; 0 keeps forever'),
-    ('sweep_interval', float, 60.0, 'seconds between background passes (retention, missed cron runs)'),
+    ('sweep_interval', float, 60.0, 'seconds between background passes (retention, missed cron runs); 0 turns them off'),
     ('synchronous', str, 'normal', 'SQLite synchronous mode: normal (survives a process crash) or full (also power loss)'),
     ('log_level', str, 'info', 'log level: debug, info, warning or error'),
 ]
 OPTION_TYPES = {name: kind for name, kind, _, _ in OPTIONS}
 DEFAULTS = {name: default for name, _, default, _ in OPTIONS}
+# What a value may be: (lowest, highest) for numbers, the choices for text. A
+# negative retention would delete everything, threads 0 would answer nobody.
+OPTION_RULES = {
+    'port': (0, 65535), 'threads': (1, 256), 'rate_limit': (0, None), 'max_queue': (1, None),
+    'retention_events': (0, None), 'retention_days': (0, None), 'sweep_interval': (0, None),
+    'synchronous': ('normal', 'full'), 'log_level': ('debug', 'info', 'warning', 'error'),
+}
 
 # Size limits, per dialect (documented in the README). Bodies larger than these are
 # refused with 413 before they are parsed.
@@ -93,19 +100,38 @@ def parse_bool(text):
 
 
 def resolve_options(options=None, environ=None):
-    """Settings from explicit options, then ERRORCAPTURE_* variables, then defaults."""
+    """Settings from explicit options, then ERRORCAPTURE_* variables, then
+    defaults. Raises ValueError naming the setting when a value cannot be used."""
     environ = os.environ if environ is None else environ
-    settings = dict(DEFAULTS)
+    settings, given = dict(DEFAULTS), {}
     for name, kind, _, _ in OPTIONS:
         raw = environ.get('ERRORCAPTURE_' + name.upper())
         if raw is not None and raw != '':
-            settings[name] = parse_bool(raw) if kind is bool else kind(raw)
+            where = 'ERRORCAPTURE_' + name.upper()
+            try:
+                settings[name] = parse_bool(raw) if kind is bool else kind(raw)
+            except ValueError:
+                raise ValueError('%s: expected %s, got %r' % (where, TYPE_NAMES[kind], raw))
+            given[name] = where
     for name, value in (options or {}).items():
         if name not in OPTION_TYPES:
             raise TypeError('unknown option %r' % name)
         if value is not None:
-            settings[name] = value
+            settings[name], given[name] = value, '--' + name.replace('_', '-')
+    for name, rule in OPTION_RULES.items():
+        value, where = settings[name], given.get(name, name)
+        if isinstance(rule[0], str):
+            settings[name] = value = str(value).strip().lower()
+            if value not in rule:
+                raise ValueError('%s: must be one of %s, got %r' % (where, ', '.join(rule), value))
+        elif not (isinstance(value, (int, float)) and (rule[0] is None or value >= rule[0])
+                  and (rule[1] is None or value <= rule[1])):
+            raise ValueError('%s: must be a number %s, got %r' % (where, 'from %s to %s' % rule if rule[1] is not None
+                                                                  else 'of at least %s' % rule[0], value))
     return settings
+
+
+TYPE_NAMES = {int: 'an integer', float: 'a number', str: 'text', bool: 'on/off (1, 0, true, false, yes, no)'}
 
 
 ###############################################################################
@@ -610,7 +636,10 @@ class Store(object):
         self.path = path
         self._local = threading.local()
         self._projects_by_key = {}
-        conn = connect(path, synchronous)
+        try:
+            conn = connect(path, synchronous)
+        except sqlite3.Error as exc:
+            raise sqlite3.OperationalError('cannot open the database %s: %s' % (path, exc)) from exc
         try:
             self._migrate(conn)
             self._load_counters(conn)
@@ -4248,19 +4277,26 @@ def build_admin_parser():
     parser = argparse.ArgumentParser(
         prog='errorcapture', description='Manage projects and cron monitors in an ErrorCapture database '
                                          '(works while the server runs).')
-    parser.add_argument('--db', default=None, help='database file [env ERRORCAPTURE_DB, default: errorcapture.db]')
-    parser.add_argument('--public-url', default=None, help='base URL for the DSNs shown [env ERRORCAPTURE_PUBLIC_URL, '
-                                                           'default: http://HOST:PORT from the settings]')
+    # --db and --public-url go before the command or after it, and every help shows them
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument('--db', default=argparse.SUPPRESS,
+                       help='database file [env ERRORCAPTURE_DB, default: errorcapture.db]')
+    where.add_argument('--public-url', default=argparse.SUPPRESS,
+                       help='base URL for the DSNs shown [env ERRORCAPTURE_PUBLIC_URL, '
+                            'default: http://HOST:PORT from the settings]')
+    parser.add_argument('--db', default=None, help=argparse.SUPPRESS)
+    parser.add_argument('--public-url', default=None, help=argparse.SUPPRESS)
     groups = parser.add_subparsers(dest='group', required=True)
-    projects = groups.add_parser('projects', help='create and list projects').add_subparsers(dest='action',
-                                                                                              required=True)
-    add = projects.add_parser('add', help='create a project and print its key and DSN')
-    add.add_argument('name')
-    projects.add_parser('list', help='list projects with their keys and DSNs')
-    monitors = groups.add_parser('monitors', help='create, list, change and delete cron monitors').add_subparsers(
+    projects = groups.add_parser('projects', help='create and list projects', parents=[where]).add_subparsers(
         dest='action', required=True)
+    add = projects.add_parser('add', help='create a project and print its key and DSN', parents=[where])
+    add.add_argument('name')
+    projects.add_parser('list', help='list projects with their keys and DSNs', parents=[where])
+    monitors = groups.add_parser('monitors', help='create, list, change and delete cron monitors',
+                                 parents=[where]).add_subparsers(dest='action', required=True)
     for action in ('add', 'set'):
-        sub = monitors.add_parser(action, help='%s a monitor' % ('create' if action == 'add' else 'change'))
+        sub = monitors.add_parser(action, help='%s a monitor' % ('create' if action == 'add' else 'change'),
+                                  parents=[where])
         sub.add_argument('--key', required=True, help='project key')
         sub.add_argument('slug', help='[a-z0-9_-]+, unique per project')
         sub.add_argument('--name', help='display name (default: the slug)')
@@ -4268,9 +4304,9 @@ def build_admin_parser():
         sub.add_argument('--grace', type=int, help='minutes of grace after the expected time (1-1440, default 5)')
         sub.add_argument('--max-runtime', type=int, help='minutes an in-progress run may take')
         sub.add_argument('--timezone', help='IANA time zone of a cron schedule (default UTC)')
-    listing = monitors.add_parser('list', help='list monitors with status and next expected run')
+    listing = monitors.add_parser('list', help='list monitors with status and next expected run', parents=[where])
     listing.add_argument('--key', required=True, help='project key')
-    delete = monitors.add_parser('delete', help='delete a monitor and its history')
+    delete = monitors.add_parser('delete', help='delete a monitor and its history', parents=[where])
     delete.add_argument('--key', required=True, help='project key')
     delete.add_argument('slug')
     return parser
@@ -4281,6 +4317,10 @@ def administer(argv):
     args = build_admin_parser().parse_args(argv)
     settings = resolve_options({'db': args.db, 'public_url': args.public_url})
     base = (settings['public_url'] or 'http://%s:%d' % (settings['host'], settings['port'])).rstrip('/')
+    if not (args.group == 'projects' and args.action == 'add') and not os.path.exists(settings['db']):
+        # a mistyped --db would otherwise leave an empty database behind
+        print('errorcapture: no database at %s (set --db or ERRORCAPTURE_DB)' % settings['db'], file=sys.stderr)
+        return 2
     store = Store(settings['db'], settings['synchronous'])
     try:
         def show_project(project):
@@ -4330,18 +4370,18 @@ def administer(argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     position = 0
-    while position < len(argv) and argv[position] in ('--db', '--public-url'):
-        position += 2  # management commands may be preceded by these two options
-    if position < len(argv) and argv[position] in ('projects', 'monitors'):
-        return administer(argv)
-    args = build_parser().parse_args(argv)
-    options = {name: getattr(args, name) for name in OPTION_TYPES if getattr(args, name) is not None}
+    while position < len(argv) and argv[position].split('=', 1)[0] in ('--db', '--public-url'):
+        position += 1 if '=' in argv[position] else 2  # management commands may follow these two options
     try:
-        settings = resolve_options(options)
-    except ValueError as exc:
+        if position < len(argv) and argv[position] in ('projects', 'monitors'):
+            return administer(argv)
+        args = build_parser().parse_args(argv)
+        options = {name: getattr(args, name) for name in OPTION_TYPES if getattr(args, name) is not None}
+        serve_forever(resolve_options(options))
+    except (ValueError, OSError, sqlite3.Error) as exc:
+        # a bad setting, a port in use, a database that cannot be opened: say so, no traceback
         print('errorcapture: %s' % exc, file=sys.stderr)
         return 2
-    serve_forever(settings)
     return 0
 
 

@@ -220,3 +220,43 @@ def test_bad_environment_value_exits_with_a_message(tmp_path):
     assert done.returncode != 0
     assert 'maybe' in done.stderr
     assert 'Traceback' not in done.stderr
+
+
+@pytest.mark.parametrize('args, env, named', [
+    (['--retention-days', '-1'], {}, '--retention-days'),      # would have deleted every event
+    (['--retention-events', '-5'], {}, '--retention-events'),
+    (['--threads', '0'], {}, '--threads'),                     # would have answered nobody
+    (['--port', '70000'], {}, '--port'),
+    (['--max-queue', '0'], {}, '--max-queue'),                 # would have answered every ingest 503
+    (['--synchronous', 'sometimes'], {}, '--synchronous'),
+    (['--log-level', 'loud'], {}, '--log-level'),
+    ([], {'ERRORCAPTURE_THREADS': 'zero'}, 'ERRORCAPTURE_THREADS'),
+    ([], {'ERRORCAPTURE_RETENTION_DAYS': '-3'}, 'ERRORCAPTURE_RETENTION_DAYS'),
+])
+def test_values_that_cannot_work_are_refused_by_name(tmp_path, args, env, named):
+    done = subprocess.run([sys.executable, SCRIPT, '--port', '0'] + args, capture_output=True, text=True,
+                          timeout=60, cwd=str(tmp_path), env=clean_environ(**env))
+    assert done.returncode == 2
+    assert done.stderr.startswith('errorcapture: ') and named in done.stderr, done.stderr
+    assert 'Traceback' not in done.stderr
+    assert not os.path.exists(str(tmp_path / 'errorcapture.db'))
+
+
+def test_make_app_refuses_a_negative_retention(tmp_path):
+    with pytest.raises(ValueError, match='retention-days'):
+        errorcapture.make_app(str(tmp_path / 'x.db'), retention_days=-1)
+    app = errorcapture.make_app(str(tmp_path / 'y.db'), synchronous='FULL', sweep_interval=0)
+    try:
+        assert app.settings['synchronous'] == 'full'  # asked for power-loss durability: gets it
+        assert app.store.writer.conn.execute('PRAGMA synchronous').fetchone()[0] == 2
+    finally:
+        app.close()
+
+
+def test_a_database_that_cannot_be_opened_is_a_message(tmp_path):
+    missing = str(tmp_path / 'no' / 'such' / 'dir' / 'x.db')
+    done = subprocess.run([sys.executable, SCRIPT, '--port', '0', '--db', missing], capture_output=True, text=True,
+                          timeout=60, cwd=str(tmp_path), env=clean_environ())
+    assert done.returncode == 2
+    assert 'cannot open the database' in done.stderr and missing in done.stderr
+    assert 'Traceback' not in done.stderr

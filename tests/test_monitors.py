@@ -431,3 +431,26 @@ def test_cli_monitors_refuses_bad_input(tmp_path):
     assert missing.returncode != 0
     listed = run_cli('monitors', 'list', '--key', key, db=db, cwd=str(tmp_path))
     assert listed.returncode == 0 and listed.stdout.strip() == ''
+
+
+def test_cli_takes_db_before_or_after_the_command_and_never_makes_one_by_mistake(tmp_path):
+    db = str(tmp_path / 'ops.db')
+    made = subprocess.run([sys.executable, SCRIPT, 'projects', 'add', 'ops', '--db', db], capture_output=True,
+                          text=True, timeout=60, cwd=str(tmp_path))
+    assert made.returncode == 0, made.stderr
+    key = re.search(r'key=([0-9a-f]+)', made.stdout).group(1)
+    for argv in (['--db', db, 'monitors', 'add', 'nightly', '--key', key, '--schedule', '1d'],
+                 ['monitors', 'list', '--key', key, '--db', db],
+                 ['--db=' + db, 'monitors', 'list', '--key', key]):
+        done = subprocess.run([sys.executable, SCRIPT] + argv, capture_output=True, text=True, timeout=60,
+                              cwd=str(tmp_path))
+        assert done.returncode == 0, (argv, done.stderr)
+    assert 'nightly' in done.stdout
+    typo = str(tmp_path / 'opps.db')
+    done = subprocess.run([sys.executable, SCRIPT, 'monitors', 'list', '--key', key, '--db', typo],
+                          capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
+    assert done.returncode == 2 and 'no database at' in done.stderr
+    assert not os.path.exists(typo)
+    shown = subprocess.run([sys.executable, SCRIPT, 'monitors', 'list', '--help'], capture_output=True, text=True,
+                           timeout=60)
+    assert '--db' in shown.stdout and '--public-url' in shown.stdout
