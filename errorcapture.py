@@ -4239,6 +4239,18 @@ def build_parser():
     return parser
 
 
+def run_until_stopped(server):
+    """Run a waitress server's loop until Ctrl-C or SIGTERM (main thread only)."""
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+
+
 def serve_forever(settings):
     logging.basicConfig(level=getattr(logging, settings['log_level'].upper(), logging.INFO),
                         format='%(asctime)s %(levelname)s %(name)s: %(message)s')
@@ -4258,14 +4270,8 @@ def serve_forever(settings):
     log.info('ErrorCapture %s serving http://%s:%s with database %s', __version__, settings['host'],
              server.effective_port, os.path.abspath(settings['db']))
 
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
     try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
+        run_until_stopped(server)
     finally:
         log.info('shutting down: finishing in-flight requests and queued writes')
         stop_server(server)

@@ -13,7 +13,6 @@ ingest where "acknowledged" means "committed by the one writer".
 """
 import argparse
 import logging
-import signal
 import sys
 
 import os
@@ -21,7 +20,7 @@ import os
 import bottle
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from errorcapture import Writer, connect, create_server  # noqa: E402  the very server setup and writer ErrorCapture uses
+from errorcapture import Writer, connect, create_server, run_until_stopped  # noqa: E402  the very server setup and writer ErrorCapture uses
 
 app = bottle.Bottle()
 writer = None  # with --writer-db: errorcapture's own Writer thread
@@ -77,16 +76,7 @@ def main(argv=None):
     # waitress warns "Task queue depth is N" whenever every worker is busy; a
     # baseline that printed that under load would measure logging, not the stack.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    server = create_server(app, a.host, a.port, a.threads, **options)
-
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
+    run_until_stopped(create_server(app, a.host, a.port, a.threads, **options))
 
 
 if __name__ == "__main__":
