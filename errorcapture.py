@@ -6,10 +6,17 @@ dialects (the ErrorCapture ``/api.php`` API, SeeStack, Open Sentry and the Sentr
 protocol), stores everything in one SQLite file, groups errors into issues and serves
 a live viewer plus a JSON read API.
 
-The module reads top to bottom in the order data flows:
+The module reads top to bottom, each section using only those above it:
 
-    configuration -> storage (one writer thread) -> event model and grouping
-    -> one adapter per dialect -> read API -> app factory -> command line
+    helpers used everywhere -> configuration -> event model and grouping
+    -> cron schedules -> storage (one writer thread) -> HTTP plumbing
+    -> one adapter per dialect -> read API -> background work -> app factory
+    -> command line
+
+A request travels back up that list: its dialect's adapter parses and
+validates it and answers in the dialect's format, the event model normalizes
+and fingerprints, the store hands the change to the writer, which commits
+before it wakes the request: acknowledged means committed.
 
 Embedding: ``make_app(db_path, **options)`` returns the WSGI application;
 ``serve_in_background(app)`` serves it from a thread (handy for tests and host programs).
@@ -45,6 +52,79 @@ log = logging.getLogger('errorcapture')
 
 
 ###############################################################################
+# Helpers used everywhere #####################################################
+###############################################################################
+# Owns what every section below uses: the clock and ISO times, compact JSON,
+# the input checks that raise Invalid (require, is_int, is_number), a
+# constant-time comparison for secrets and thread names the OS can show.
+
+def now():
+    return time.time()
+
+
+def iso(ts):
+    """Epoch seconds -> ISO-8601 UTC with milliseconds, or None."""
+    if ts is None:
+        return None
+    try:
+        # What datetime's strftime gives (rounded to microseconds, then cut to
+        # milliseconds) at half the cost: every breadcrumb pays for this.
+        fraction, seconds = math.modf(ts)
+        micros = round(fraction * 1000000)
+        if micros >= 1000000:
+            seconds, micros = seconds + 1, micros - 1000000
+        elif micros < 0:
+            seconds, micros = seconds - 1, micros + 1000000
+        t = time.gmtime(seconds)
+        if not 1 <= t[0] <= 9999:
+            return None
+        return '%04d-%02d-%02dT%02d:%02d:%02d.%03dZ' % (t[0], t[1], t[2], t[3], t[4], t[5], micros // 1000)
+    except (ValueError, OverflowError, OSError, TypeError):  # only rows written before range checks existed
+        return None
+
+
+def dumps(obj):
+    return json.dumps(obj, separators=(',', ':'), ensure_ascii=False)
+
+
+class Invalid(Exception):
+    """A payload the model cannot accept; adapters turn it into their own 4xx."""
+
+    def __init__(self, message, field=None):
+        Exception.__init__(self, message)
+        self.message, self.field = message, field
+
+
+def require(condition, message, field=None):
+    if not condition:
+        raise Invalid(message, field)
+
+
+def is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and -(1 << 63) <= value < (1 << 63)
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def keys_equal(a, b):
+    """Constant-time comparison of two secrets."""
+    return hmac.compare_digest(a.encode('utf-8', 'surrogatepass'), b.encode('utf-8', 'surrogatepass'))
+
+
+def name_os_thread(name):
+    """Name the calling thread for the operating system, so that top -H, ps -L
+    and /proc show which of ErrorCapture's threads is busy (Linux only; a
+    no-op elsewhere). Python names its threads only for itself."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(15, name.encode('ascii')[:15], 0, 0, 0)  # 15: PR_SET_NAME
+    except Exception:
+        pass
+
+
+###############################################################################
 # Configuration ###############################################################
 ###############################################################################
 # Owns every tunable: its name, type, default and help. The command line, the
@@ -69,8 +149,10 @@ OPTIONS = [
     ('synchronous', str, 'normal', 'SQLite synchronous mode: normal (survives a process crash) or full (also power loss)'),
     ('log_level', str, 'info', 'log level: debug, info, warning or error'),
 ]
+
 OPTION_TYPES = {name: kind for name, kind, _, _ in OPTIONS}
 DEFAULTS = {name: default for name, _, default, _ in OPTIONS}
+
 # What a value may be: (lowest, highest) for numbers, the choices for text. A
 # negative retention would delete everything, threads 0 would answer nobody.
 OPTION_RULES = {
@@ -82,12 +164,14 @@ OPTION_RULES = {
 # Size limits, per dialect (documented in the README). Bodies larger than these are
 # refused with 413 before they are parsed.
 LIMIT_API_PHP = 1 << 20            # ErrorCapture API body
+
 LIMIT_SEESTACK = 1 << 20           # SeeStack bodies (a 100-item batch is well below this)
 LIMIT_OPEN_SENTRY = 256 << 10      # Open Sentry, as its reference documents
 LIMIT_SENTRY_EVENT = 1 << 20       # one Sentry event or transaction item
 LIMIT_SENTRY_COMPRESSED = 20 << 20 # a Sentry body as sent
 LIMIT_SENTRY_DECOMPRESSED = 100 << 20
 LIMIT_READ_API = 64 << 10          # bodies of read-API calls (status changes, monitors)
+TYPE_NAMES = {int: 'an integer', float: 'a number', str: 'text', bool: 'on/off (1, 0, true, false, yes, no)'}
 
 
 def parse_bool(text):
@@ -131,7 +215,728 @@ def resolve_options(options=None, environ=None):
     return settings
 
 
-TYPE_NAMES = {int: 'an integer', float: 'a number', str: 'text', bool: 'on/off (1, 0, true, false, yes, no)'}
+###############################################################################
+# Event model and grouping ####################################################
+###############################################################################
+# Owns the one internal shape every dialect maps onto, the bounds that keep a
+# hostile event small, and the fingerprint that groups errors into issues.
+# Pure functions: no SQL, no HTTP.
+
+LEVELS = ('fatal', 'error', 'warning', 'info', 'debug')
+MAX_STRING = 16 << 10       # one string field (message, value, context line...)
+MAX_FRAMES = 250            # frames kept per exception (first 50 and last 200)
+MAX_BREADCRUMBS = 100       # the newest are kept
+MAX_ITEMS = 200             # keys or items in any free-form mapping or list
+MAX_DEPTH = 8               # nesting kept in free-form data (user, contexts, extra, vars)
+MAX_TRACE_TEXT = 8 << 10    # stack trace text kept as sent (and its parse remembered) up to this
+MAX_FUTURE_SECONDS = 60     # a timestamp further ahead of our clock is replaced by the time received, as Relay does
+LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
+
+
+def normalize_level(raw):
+    """Map any level word to fatal|error|warning|info|debug. Unknown words (the
+    ErrorCapture Python snippet sends exception class names) count as errors."""
+    text = str(raw or '').strip().lower()
+    if text in LEVELS:
+        return text
+    if not text:
+        return 'error'
+    if any(word in text for word in ('fatal', 'critical', 'crit', 'emerg', 'alert', 'panic')):
+        return 'fatal'
+    if 'warn' in text or 'deprecat' in text:
+        return 'warning'
+    if text in ('notice', 'information', 'informational', 'log', 'strict', 'user notice'):
+        return 'info'
+    if text in ('trace', 'verbose', 'debug'):
+        return 'debug'
+    return 'error'
+
+
+def clip(value, limit=MAX_STRING):
+    """A string no longer than limit, with a visible marker where it was cut."""
+    if value.__class__ is str:  # the common case first: every field passes here
+        if len(value) <= limit and '\x00' not in value:
+            return value
+    elif value is None:
+        return None
+    elif not isinstance(value, str):
+        value = str(value)
+    if '\x00' in value:
+        value = value.replace('\x00', '\ufffd')
+    if len(value) > limit:
+        return value[:limit] + '\u2026[truncated %d chars]' % (len(value) - limit)
+    return value
+
+
+def bound(value, depth=0):
+    """Free-form client data, bounded in depth, width and string length."""
+    if not isinstance(value, (dict, list, tuple)):
+        if isinstance(value, str):
+            return clip(value)
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, int):
+            return value if -(1 << 63) <= value < (1 << 63) else str(value)
+        if isinstance(value, float):
+            return value if math.isfinite(value) else None
+        return '[\u2026]' if depth >= MAX_DEPTH else clip(str(value))
+    if depth >= MAX_DEPTH:
+        return '[\u2026]'
+    is_map = isinstance(value, dict)
+    out = {} if is_map else []
+    for key, item in itertools.islice(value.items() if is_map else enumerate(value), MAX_ITEMS):
+        # Leaves that need no change are copied here, without a call each:
+        # contexts, request data and frame vars are mostly such leaves.
+        kind = item.__class__
+        if not ((kind is str and len(item) <= MAX_STRING and '\x00' not in item) or item is None
+                or kind is bool or (kind is int and -(1 << 63) <= item < (1 << 63))
+                or (kind is float and math.isfinite(item))):
+            item = bound(item, depth + 1)
+        if not is_map:
+            out.append(item)
+        else:
+            out[key if key.__class__ is str and len(key) <= 256 and '\x00' not in key else clip(str(key), 256)] = item
+    if len(value) > MAX_ITEMS:
+        if is_map:
+            out['\u2026'] = '[%d more keys truncated]' % (len(value) - MAX_ITEMS)
+        else:
+            out.append('[%d more items truncated]' % (len(value) - MAX_ITEMS))
+    return out
+
+
+def string_map(value, field='tags'):
+    """Tags-like data as {str: str}; accepts a dict or a list of [key, value] pairs."""
+    if value is None:
+        return {}
+    if isinstance(value, list):
+        pairs = []
+        for pair in value:
+            if not (isinstance(pair, (list, tuple)) and len(pair) == 2
+                    and isinstance(pair[0], (str, int, float, bool))):
+                raise Invalid('must be an object or a list of [key, value] pairs', field)
+            pairs.append(pair)
+        value = dict(pairs)
+    if not isinstance(value, dict):
+        raise Invalid('must be an object', field)
+    return {clip(str(k), 200): clip(v if isinstance(v, str) else dumps(v), 1000)
+            for k, v in list(value.items())[:MAX_ITEMS]}
+
+
+def parse_timestamp(value, field='timestamp'):
+    """ISO-8601 text or epoch seconds (or milliseconds) -> epoch seconds."""
+    if value is None or value == '':
+        return None
+    if isinstance(value, bool):
+        raise Invalid('must be an ISO-8601 timestamp', field)
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+        if not math.isfinite(seconds):
+            raise Invalid('must be a finite number', field)
+        if seconds > 1e11:  # milliseconds
+            seconds /= 1000.0
+        if not 0 <= seconds < 4102444800:  # before the year 2100
+            raise Invalid('is out of range', field)
+        return seconds
+    if not isinstance(value, str):
+        raise Invalid('must be an ISO-8601 timestamp', field)
+    text = value.strip()
+    try:  # fast path: what SDKs send, e.g. 2026-03-31T12:00:00.000Z
+        parsed = datetime.fromisoformat(text[:-1] + '+00:00' if text[-1:] in 'zZ' and text else text)
+    except ValueError:
+        parsed = None
+    if parsed is not None and parsed.tzinfo is not None:
+        try:
+            seconds = parsed.timestamp()
+        except (OverflowError, ValueError, OSError):
+            raise Invalid('is out of range', field)
+        if not 0 <= seconds < 4102444800:
+            raise Invalid('is out of range', field)
+        return seconds
+    if re.match(r'^\d+(\.\d+)?$', text):
+        return parse_timestamp(float(text), field)
+    text = re.sub(r'[zZ]$', '+00:00', text)
+    # Python 3.10's fromisoformat wants 0, 3 or 6 fraction digits
+    text = re.sub(r'\.(\d+)', lambda m: '.' + (m.group(1) + '000000')[:6], text, count=1)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise Invalid('must be an ISO-8601 timestamp', field)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    try:
+        seconds = parsed.timestamp()
+    except (OverflowError, ValueError, OSError):
+        raise Invalid('is out of range', field)
+    if not 0 <= seconds < 4102444800:  # 1970 to 2100
+        raise Invalid('is out of range', field)
+    return seconds
+
+
+# Variable parts of messages, replaced so that "user 17 not found" and "user 18
+# not found" group together. Order matters: URLs before numbers, and so on.
+MESSAGE_VARIABLES = [
+    (re.compile(r'\b[a-z][a-z0-9+.-]*://[^\s\'"<>]+', re.I), '<url>'),
+    (re.compile(r'\b[\w.+-]+@[\w-]+(\.[\w-]+)+\b'), '<email>'),
+    (re.compile(r'\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b', re.I), '<uuid>'),
+    (re.compile(r'\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b'), '<ip>'),
+    (re.compile(r'\b(0x[0-9a-f]+|[0-9a-f]*\d[0-9a-f]*[a-f][0-9a-f]*|[0-9a-f]*[a-f][0-9a-f]*\d[0-9a-f]*)\b', re.I),
+     lambda m: '<hex>' if (m.group(0).lower().startswith('0x') or len(m.group(0)) >= 8) else m.group(0)),
+    (re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`"), '<str>'),
+    (re.compile(r'-?\b\d+(\.\d+)?\b'), '<num>'),
+]
+
+
+def normalize_message(text):
+    return _normalized((text or '')[:1024])
+
+
+# Floods repeat the same few messages and stacks: remember the last few
+# thousand answers rather than run seven regular expressions (or hash the same
+# parts) again. Keys are at most 1 KiB, so the caches stay under a few MiB.
+@functools.lru_cache(maxsize=2048)
+def _normalized(text):
+    for pattern, replacement in MESSAGE_VARIABLES:
+        text = pattern.sub(replacement, text)
+    return text.strip()
+
+
+def frame(filename=None, function=None, lineno=None, colno=None, module=None, abs_path=None,
+          in_app=None, context_line=None, pre_context=None, post_context=None, vars=None):
+    """One stack frame in the model's shape; empty fields are left out."""
+    out = {}
+    if filename is not None and filename != '':
+        out['filename'] = clip(filename, 1024)
+    if abs_path is not None and abs_path != '':
+        out['absPath'] = clip(abs_path, 1024)
+    if function is not None and function != '':
+        out['function'] = clip(function, 1024)
+    if module is not None and module != '':
+        out['module'] = clip(module, 1024)
+    if lineno.__class__ is int and 0 <= lineno < (1 << 31):  # a bool's class is not int
+        out['lineno'] = lineno
+    if colno.__class__ is int and 0 <= colno < (1 << 31):
+        out['colno'] = colno
+    if in_app is not None:
+        out['inApp'] = bool(in_app)
+    if context_line is not None and context_line != '':
+        out['contextLine'] = clip(context_line, 1024)
+    if pre_context and isinstance(pre_context, list):
+        out['preContext'] = [clip(line, 1024) for line in pre_context[-10:]]
+    if post_context and isinstance(post_context, list):
+        out['postContext'] = [clip(line, 1024) for line in post_context[-10:]]
+    if vars and isinstance(vars, dict):
+        out['vars'] = bound(vars, MAX_DEPTH - 3)
+    return out
+
+
+def cap_frames(frames):
+    if len(frames) <= MAX_FRAMES:
+        return frames
+    omitted = len(frames) - MAX_FRAMES
+    return frames[:50] + [{'function': '[%d frames truncated]' % omitted}] + frames[-(MAX_FRAMES - 50):]
+
+
+# Stack trace lines as SeeStack SDKs send them, innermost first (JavaScript,
+# Java) or as a Python traceback, outermost first.
+JS_FRAME = re.compile(r'^\s*at (?:(?P<function>.+?) \()?(?P<file>[^()]+?):(?P<line>\d+)(?::(?P<col>\d+))?\)?\s*$')
+
+JAVA_FRAME = re.compile(r'^\s*at (?P<function>[\w$.<>\[\]/]+)\((?P<file>[^():]*)(?::(?P<line>\d+))?\)\s*$')
+PY_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, in (?P<function>.+))?\s*$')
+
+# Firefox and Safari: "fn@https://host/app.js:10:15", "@file.js:3:1", "global code@..."
+GECKO_FRAME = re.compile(r'^\s*(?P<function>[^@]*)@(?P<file>.+?):(?P<line>\d+)(?::(?P<col>\d+))?\s*$')
+
+LIBRARY_PATH = re.compile(r'node_modules|site-packages|dist-packages|/usr/lib/|^internal/|^node:|'
+                          r'^(java|javax|jdk|sun|kotlin|scala)\.|<frozen |^native$', re.I)
+
+
+def trace_lines(lines):
+    """Trace text as a list of lines: a list keeps its strings, a string is split."""
+    if isinstance(lines, str):
+        return lines.splitlines()
+    return [line for line in lines if isinstance(line, str)]
+
+
+def parse_stack_trace(lines):
+    """Turn a list of trace lines (or one multi-line string) into model frames,
+    oldest call first as Sentry orders them. Unparsed lines are skipped."""
+    key = tuple(trace_lines(lines))
+    if sum(len(line) for line in key) > MAX_TRACE_TEXT:
+        return _parse_stack_trace(key)  # too big to remember
+    return [dict(f) for f in _remembered_stack_trace(key)]  # copies: callers own their frames
+
+
+@functools.lru_cache(maxsize=512)
+def _remembered_stack_trace(lines):
+    return _parse_stack_trace(lines)
+
+
+def _parse_stack_trace(lines):
+    frames, python_order = [], False
+    for index, line in enumerate(lines):
+        if not isinstance(line, str):
+            continue
+        match = PY_FRAME.match(line)
+        if match:
+            python_order = True
+            following = lines[index + 1] if index + 1 < len(lines) else None
+            context = following.strip() if isinstance(following, str) and not PY_FRAME.match(following) else None
+            path = match.group('file')
+            frames.append(frame(filename=os.path.basename(path), abs_path=path if '/' in path or '\\' in path else None,
+                                function=match.group('function'),
+                                lineno=int(match.group('line')), context_line=context or None,
+                                in_app=not LIBRARY_PATH.search(path)))
+            continue
+        match = JAVA_FRAME.match(line)
+        if match and ('.' in match.group('function')) and not match.group('file').startswith(('/', 'http')):
+            qualified = match.group('function')
+            module, _, function = qualified.rpartition('.')
+            frames.append(frame(filename=match.group('file') or None, module=module, function=function,
+                                lineno=int(match.group('line')) if match.group('line') else None,
+                                in_app=not LIBRARY_PATH.search(module)))
+            continue
+        match = JS_FRAME.match(line) or (None if python_order else GECKO_FRAME.match(line))
+        if match:
+            path = match.group('file').strip()
+            name = os.path.basename(path.split('?')[0]) or path
+            function = re.sub(r'(/<)+$', '', match.group('function') or '')  # Firefox's "outer/<"
+            frames.append(frame(filename=name, abs_path=path if path != name else None,
+                                function=function or None, lineno=int(match.group('line')),
+                                colno=int(match.group('col')) if match.group('col') else None,
+                                in_app=not LIBRARY_PATH.search(path)))
+    if not python_order:
+        frames.reverse()  # JavaScript and Java print the innermost call first
+    return cap_frames(frames)
+
+
+def frame_location(f):
+    """The part of a frame that identifies code independent of line numbers."""
+    where = f.get('module') or (f.get('filename') or f.get('absPath') or '').rpartition('/')[2]
+    return '%s:%s' % (where, f.get('function') or '?')
+
+
+def default_grouping(event):
+    """Sentry-like: exception type plus in-app frames; without frames, type
+    plus normalized message; ErrorCapture events by file, line and message."""
+    exceptions = event.get('exception') or []
+    if exceptions:
+        raised = exceptions[-1]
+        frames = raised.get('frames') or []
+        chosen = [f for f in frames if f.get('inApp')] or frames
+        chosen = [f for f in chosen if 'function' in f or 'filename' in f or 'module' in f]
+        type_ = '' if is_synthetic(raised) else raised.get('type') or ''
+        if chosen:
+            return ['type', type_] + [frame_location(f) for f in chosen]
+        return ['type', type_, normalize_message(event.get('messageTemplate') or raised.get('value')
+                                                 or event.get('message'))]
+    if event.get('file'):
+        return ['location', event['file'], str(event.get('line') or ''), normalize_message(event.get('message'))]
+    return ['message', normalize_message(event.get('messageTemplate') or event.get('message'))]
+
+
+def is_synthetic(exception):
+    """An exception an SDK made up to carry a stack (captureMessage in
+    @sentry/node): its type means nothing, as in Sentry."""
+    mechanism = exception.get('mechanism')
+    return isinstance(mechanism, dict) and mechanism.get('synthetic') is True
+
+
+def fingerprint_of(event):
+    client = event.get('fingerprint')
+    if client:
+        parts = []
+        for part in client:
+            if part in ('{{ default }}', '{{default}}'):
+                parts.extend(default_grouping(event))
+            else:
+                parts.append('custom:%s' % part)
+    else:
+        parts = default_grouping(event)
+    return _digest(tuple(parts))
+
+
+@functools.lru_cache(maxsize=4096)
+def _digest(parts):
+    return hashlib.md5(dumps(parts).encode('utf-8')).hexdigest()
+
+
+def exception_entry(type_=None, value=None, frames=None, module=None, mechanism=None, trace=None):
+    """One exception. trace: the text its frames were parsed from, kept when
+    small (the store keeps it instead of the frames, parsed again on reading)."""
+    out = {'type': clip(type_ or 'Error', 512), 'value': clip(value or '')}
+    if module:
+        out['module'] = clip(module, 512)
+    if frames:
+        out['frames'] = frames  # callers cap them, so the truncation marker counts right
+    if trace is not None:
+        lines = trace_lines(trace)
+        if lines and sum(len(line) for line in lines) <= MAX_TRACE_TEXT and not any('\x00' in line for line in lines):
+            out['stackTrace'] = lines
+    if mechanism:
+        out['mechanism'] = bound(mechanism, MAX_DEPTH - 2)
+    return out
+
+
+def breadcrumb_list(value):
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        value = value.get('values') or []
+    if not isinstance(value, list):
+        raise Invalid('must be a list', 'breadcrumbs')
+    out = []
+    for crumb in value[-MAX_BREADCRUMBS:]:
+        if not isinstance(crumb, dict):
+            continue
+        entry = {}
+        try:
+            ts = parse_timestamp(crumb.get('timestamp'))
+        except Invalid:
+            ts = None
+        if ts is not None:
+            entry['timestamp'] = iso(ts)
+        for key in ('type', 'category', 'level', 'message'):
+            if crumb.get(key) is not None:
+                entry[key] = clip(crumb[key] if isinstance(crumb[key], str) else dumps(crumb[key]), 4096)
+        if crumb.get('data'):
+            entry['data'] = bound(crumb['data'], MAX_DEPTH - 3)
+        out.append(entry)
+    return out
+
+
+def make_error_event(dialect, level=None, message=None, exception=None, timestamp=None, event_id=None,
+                     environment=None, release=None, user=None, tags=None, request=None, breadcrumbs=None,
+                     contexts=None, extra=None, fingerprint=None, server_name=None, platform=None, sdk=None,
+                     file=None, line=None, hostname=None, logger=None, received=None, transaction=None,
+                     stacktrace=None, message_template=None):
+    """The one internal error event. Adapters call this with what their dialect
+    carries; the result holds the stored fields plus the grouping keys (_*)."""
+    received = received if received is not None else now()
+    if timestamp is not None and timestamp > received + MAX_FUTURE_SECONDS:
+        timestamp = None  # a client clock ahead would pin the issue's last seen in the future
+    event = {'kind': 'error', 'dialect': dialect, 'received': received,
+             'timestamp': timestamp if timestamp is not None else received,
+             'level': normalize_level(level), 'levelRaw': clip(str(level), 200) if level is not None else None}
+    if event_id:
+        event['eventId'] = event_id
+    # Text fields and their limits; most are absent, so test before clipping.
+    for key, value, limit in (('message', message, MAX_STRING), ('messageTemplate', message_template, 1024),
+                              ('environment', environment, 200), ('release', release, 200),
+                              ('serverName', server_name, 200), ('hostname', hostname, 200),
+                              ('platform', platform, 64), ('logger', logger, 200),
+                              ('transaction', transaction, 1024), ('file', file, 2048)):
+        if value is not None:
+            event[key] = clip(value, limit)
+    if line.__class__ is int:  # not a bool
+        event['line'] = line
+    if exception:
+        event['exception'] = exception
+    if stacktrace is not None:
+        event['stacktrace'] = stacktrace
+    if tags:
+        event['tags'] = tags
+    if breadcrumbs:
+        event['breadcrumbs'] = breadcrumbs
+    for key, value in (('user', user), ('request', request), ('contexts', contexts), ('extra', extra), ('sdk', sdk)):
+        if value:
+            event[key] = bound(value)
+    if fingerprint:
+        event['fingerprint'] = [clip(str(p), 512) for p in fingerprint[:20]]
+    finish_grouping(event)
+    return event
+
+
+def finish_grouping(event):
+    """Fill the grouping keys: fingerprint, title, culprit, type and value."""
+    exceptions = event.get('exception') or []
+    raised = exceptions[-1] if exceptions else None
+    if raised:
+        title = '%s: %s' % (raised['type'], raised.get('value') or '') if raised.get('value') else raised['type']
+        if is_synthetic(raised):
+            title = raised.get('value') or event.get('message') or raised['type']
+        frames = raised.get('frames') or []
+        in_app = [f for f in frames if f.get('inApp')] or frames
+        top = in_app[-1] if in_app else None
+        culprit = ('%s (%s)' % (top.get('function') or '?', top.get('filename') or top.get('module') or '?')
+                   if top else event.get('transaction') or '')
+        type_, value = raised['type'], raised.get('value') or ''
+    else:
+        message = event.get('message') or '(no message)'
+        title = message.strip().split('\n', 1)[0] or '(no message)'
+        culprit = ('%s:%s' % (event['file'], event['line']) if event.get('line') is not None else event['file']
+                   ) if event.get('file') else event.get('transaction') or event.get('logger') or ''
+        type_, value = event.get('levelRaw') or '', message
+    event['_fingerprint'] = fingerprint_of(event)
+    event['_title'] = clip(title, 200)
+    event['_culprit'] = clip(culprit, 300)
+    event['_type'] = clip(type_, 200)
+    event['_value'] = clip(value, 300)
+    return event
+
+
+# -- other kinds: transactions -------------------------------------------------
+
+def make_transaction(name, duration_ms, status='ok', timestamp=None, trace_id=None, event_id=None, spans=None,
+                     environment=None, release=None, op=None, tags=None, user=None, platform=None):
+    """The internal transaction (a timed operation with spans)."""
+    if timestamp is not None and timestamp > now() + MAX_FUTURE_SECONDS:
+        timestamp = None  # as for errors: a clock ahead of ours
+    return {'name': clip(name, 500), 'durationMs': round(float(duration_ms), 3), 'status': status,
+            'timestamp': timestamp if timestamp is not None else now() - duration_ms / 1000.0,
+            'traceId': clip(trace_id, 200), 'eventId': event_id, 'spans': spans or [],
+            'environment': clip(environment, 200), 'release': clip(release, 200), 'op': clip(op, 200),
+            'tags': string_map(tags) if tags else None, 'user': bound(user) if user else None,
+            'platform': clip(platform, 64)}
+
+
+# -- replay masking ------------------------------------------------------------
+
+# Replays carry what users typed: before storing, secrets in eventData are
+# masked, by key name and by shape (card numbers).
+# Key names that hold secrets: long words anywhere in the name ("userPassword",
+# "csrftoken"), short ones only as a word of their own ("pin", not "spinner";
+# "pass", not "passengers"; "ssn", not "className").
+SECRET_KEY_PART = re.compile(r'password|passwd|passphrase|secret|token|authorization|api[-_ ]?key|'
+                             r'card[-_ ]?(number|no)|iban', re.I)
+
+SECRET_KEY_WORDS = frozenset(('pass', 'pwd', 'pin', 'ssn', 'cvv', 'cvc', 'cvv2', 'credit', 'passcode'))
+
+
+def is_secret_key(name):
+    if SECRET_KEY_PART.search(name):
+        return True
+    words = re.sub(r'([a-z])([A-Z])', r'\1 \2', name).lower()
+    return any(word in SECRET_KEY_WORDS for word in re.findall(r'[a-z0-9]+', words))
+
+
+# keys that name the element a value was typed into, as recorders write them
+DESCRIBING_KEYS = ('field', 'name', 'id', 'key', 'target', 'selector', 'element', 'label', 'placeholder')
+
+CARD_NUMBER = re.compile(r'\b(?:\d[ -]?){12,18}\d\b')
+
+# Cards in use have 14-19 digits; 13 digits is a millisecond timestamp far more
+# often than an old 13-digit Visa, and one in ten of those passes Luhn.
+CARD_DIGITS = (14, 19)
+
+MASK = '[MASKED]'
+
+
+def luhn_ok(digits):
+    total, parity = 0, len(digits) % 2
+    for index, char in enumerate(digits):
+        digit = int(char)
+        if index % 2 == parity:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return total % 10 == 0
+
+
+def mask_card_numbers(text):
+    def replace(match):
+        digits = re.sub(r'\D', '', match.group(0))
+        return MASK if CARD_DIGITS[0] <= len(digits) <= CARD_DIGITS[1] and luhn_ok(digits) else match.group(0)
+    return CARD_NUMBER.sub(replace, text)
+
+
+def mask_secrets(value, depth=0):
+    if isinstance(value, str):
+        return mask_card_numbers(value)
+    if is_int(value) and CARD_DIGITS[0] <= len(str(abs(value))) <= CARD_DIGITS[1] and luhn_ok(str(abs(value))):
+        return MASK  # a card number sent as a JSON number
+    if depth > 20:
+        return value
+    if isinstance(value, list):
+        return [mask_secrets(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        # a form field described as {"field": "card-number", "value": "..."}
+        described = any(isinstance(value.get(k), str) and is_secret_key(value[k])
+                        for k in DESCRIBING_KEYS) or value.get('type') == 'password'
+        out = {}
+        for key, item in value.items():
+            if (is_secret_key(key) or (described and key in ('value', 'text'))) and item not in (None, ''):
+                out[key] = MASK
+            else:
+                out[key] = mask_secrets(item, depth + 1)
+        return out
+    return value
+
+
+def mask_event_data(text):
+    """Mask a replay event's eventData (a JSON string, or plain text)."""
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):
+        masked = re.sub(r'(?i)((?:password|passwd|secret|token|cvv|cvc|pin|ssn)\s*[=:]\s*)[^&\s,;]+',
+                        r'\1' + MASK, text)
+        return mask_card_numbers(masked)
+    return dumps(mask_secrets(parsed))
+
+
+###############################################################################
+# Cron monitors: schedules and state ##########################################
+###############################################################################
+# Owns what a monitor's schedule means: an interval ("5m", "1h", "1d") or a
+# 5-field cron expression (minute hour day-of-month month day-of-week, in the
+# monitor's time zone, UTC by default), the next expected run, the status the
+# clock gives a monitor, and the fields a monitor may have. No SQL, no HTTP.
+
+INTERVAL = re.compile(r'^\s*(\d+)\s*(m|min|minutes?|h|hours?|d|days?|w|weeks?)\s*$', re.I)
+
+CRON_MACROS = {'@yearly': '0 0 1 1 *', '@annually': '0 0 1 1 *', '@monthly': '0 0 1 * *',
+               '@weekly': '0 0 * * 0', '@daily': '0 0 * * *', '@midnight': '0 0 * * *', '@hourly': '0 * * * *'}
+
+CRON_NAMES = {'jan': 1, 'feb': 2, 'mar': 3, 'apr': 4, 'may': 5, 'jun': 6, 'jul': 7, 'aug': 8, 'sep': 9,
+              'oct': 10, 'nov': 11, 'dec': 12, 'sun': 0, 'mon': 1, 'tue': 2, 'wed': 3, 'thu': 4, 'fri': 5, 'sat': 6}
+
+CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+
+
+def interval_seconds(schedule):
+    match = INTERVAL.match(schedule)
+    if not match:
+        return None
+    unit = match.group(2)[0].lower()
+    return int(match.group(1)) * {'m': 60, 'h': 3600, 'd': 86400, 'w': 604800}[unit]
+
+
+def parse_cron(expression):
+    """A cron expression -> five sets of allowed values (plus whether day of
+    month and day of week were both restricted). Raises Invalid."""
+    expression = CRON_MACROS.get(expression.strip().lower(), expression)
+    fields = expression.split()
+    if len(fields) != 5:
+        raise Invalid('must be an interval such as 5m, 1h, 1d or a 5-field cron expression', 'schedule')
+    sets = []
+    for text, (low, high) in zip(fields, CRON_RANGES):
+        allowed = set()
+        for part in text.lower().split(','):
+            step = 1
+            if '/' in part:
+                part, step_text = part.split('/', 1)
+                if not step_text.isdigit() or int(step_text) == 0:
+                    raise Invalid('has a bad step: %s' % text, 'schedule')
+                step = int(step_text)
+            if part in ('*', ''):
+                start, end = low, high
+            elif '-' in part:
+                start, end = (CRON_NAMES.get(p, p) for p in part.split('-', 1))
+            else:
+                start = end = CRON_NAMES.get(part, part)
+                if step != 1:
+                    end = high
+            try:
+                start, end = int(start), int(end)
+            except ValueError:
+                raise Invalid('has a bad field: %s' % text, 'schedule')
+            if not (low <= start <= high and low <= end <= high and start <= end):
+                raise Invalid('has a field out of range: %s' % text, 'schedule')
+            allowed.update(range(start, end + 1, step))
+        sets.append(allowed)
+    if 7 in sets[4]:
+        sets[4].add(0)
+    return sets, fields[2] != '*' and fields[4] != '*'
+
+
+def validate_schedule(schedule):
+    require(isinstance(schedule, str) and schedule.strip(), 'is required', 'schedule')
+    if interval_seconds(schedule) is None:
+        parse_cron(schedule)
+    return schedule.strip()
+
+
+def zone(name):
+    try:
+        from zoneinfo import ZoneInfo
+        return ZoneInfo(name or 'UTC')
+    except Exception:
+        return timezone.utc
+
+
+def next_run(schedule, after, tz_name='UTC'):
+    """The first scheduled time strictly after `after` (epoch seconds)."""
+    seconds = interval_seconds(schedule)
+    if seconds is not None:
+        return after + seconds
+    (minutes, hours, days, months, weekdays), both = parse_cron(schedule)
+    tz = zone(tz_name)
+    start = datetime.fromtimestamp(after, tz).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    day = start.replace(hour=0, minute=0)
+    for _ in range(366 * 5):
+        day_ok = day.month in months and (
+            (day.day in days or (day.weekday() + 1) % 7 in weekdays) if both
+            else (day.day in days and (day.weekday() + 1) % 7 in weekdays))
+        if day_ok:
+            for hour in sorted(hours):
+                for minute in sorted(minutes):
+                    candidate = day.replace(hour=hour, minute=minute)
+                    if candidate >= start:
+                        return candidate.timestamp()
+        day = (day + timedelta(days=1)).replace(hour=0, minute=0)
+    return None
+
+
+def monitor_state(monitor, at=None):
+    """Status and next expected time of a monitor, from its last ping and the
+    clock: pending, healthy, late (within grace), missed, failed, running or
+    timeout (an in-progress run past its max runtime)."""
+    at = now() if at is None else at
+    grace = (monitor.get('grace') or 0) * 60
+    last = monitor.get('lastPing')
+    expected = next_run(monitor['schedule'], last if last is not None else monitor['created'],
+                        monitor.get('timezone') or 'UTC')
+    if monitor.get('runningSince') is not None:
+        limit = monitor.get('maxRuntime')
+        if limit and at > monitor['runningSince'] + limit * 60:
+            return 'timeout', expected
+        return 'running', expected
+    if last is None:
+        return 'pending', expected
+    if monitor.get('lastStatus') == 'failed':
+        return 'failed', expected
+    if expected is None or at <= expected:
+        return 'healthy', expected
+    if at <= expected + grace:
+        return 'late', expected
+    return 'missed', expected
+
+
+SLUG = re.compile(r'^[a-z0-9_-]{1,64}$')
+
+
+def slugify(text):
+    """A monitor slug from what an SDK calls it, as Sentry makes one:
+    "Nightly DB backup" -> "nightly-db-backup"."""
+    return re.sub(r'[^a-z0-9_]+', '-', text.strip().lower()).strip('-')[:64].strip('-')
+
+
+def validate_monitor(data, partial=False):
+    """Monitor fields from user input (read API, command line) -> clean dict."""
+    out = {}
+    if not partial or 'slug' in data:
+        slug = data.get('slug')
+        require(isinstance(slug, str) and SLUG.match(slug), 'must match [a-z0-9_-]+', 'slug')
+        out['slug'] = slug
+    if 'name' in data or not partial:
+        name = data.get('name') or data.get('slug')
+        require(isinstance(name, str) and name.strip(), 'must be a non-empty string', 'name')
+        out['name'] = clip(name.strip(), 200)
+    if 'schedule' in data or not partial:
+        out['schedule'] = validate_schedule(data.get('schedule'))
+    if 'grace' in data or not partial:
+        grace = data.get('grace', 5)
+        require(is_int(grace) and 1 <= grace <= 1440, 'must be an integer from 1 to 1440 (minutes)', 'grace')
+        out['grace'] = grace
+    if data.get('maxRuntime') is not None:
+        require(is_int(data['maxRuntime']) and 1 <= data['maxRuntime'] <= 10080, 'must be minutes, 1 to 10080',
+                'maxRuntime')
+        out['maxRuntime'] = data['maxRuntime']
+    if data.get('timezone') is not None:
+        require(isinstance(data['timezone'], str) and zone(data['timezone']) is not timezone.utc
+                or data['timezone'] in ('UTC', 'Etc/UTC'), 'must be an IANA time zone', 'timezone')
+        out['timezone'] = data['timezone']
+    return out
 
 
 ###############################################################################
@@ -141,49 +946,10 @@ TYPE_NAMES = {int: 'an integer', float: 'a number', str: 'text', bool: 'on/off (
 # group-commits every change, and the read queries. It knows the event model but
 # no dialect. Reads use per-thread connections (WAL) and never wait on the writer.
 
-def now():
-    return time.time()
-
-
-def iso(ts):
-    """Epoch seconds -> ISO-8601 UTC with milliseconds, or None."""
-    if ts is None:
-        return None
-    try:
-        # What datetime's strftime gives (rounded to microseconds, then cut to
-        # milliseconds) at half the cost: every breadcrumb pays for this.
-        fraction, seconds = math.modf(ts)
-        micros = round(fraction * 1000000)
-        if micros >= 1000000:
-            seconds, micros = seconds + 1, micros - 1000000
-        elif micros < 0:
-            seconds, micros = seconds - 1, micros + 1000000
-        t = time.gmtime(seconds)
-        if not 1 <= t[0] <= 9999:
-            return None
-        return '%04d-%02d-%02dT%02d:%02d:%02d.%03dZ' % (t[0], t[1], t[2], t[3], t[4], t[5], micros // 1000)
-    except (ValueError, OverflowError, OSError, TypeError):  # only rows written before range checks existed
-        return None
-
-
-def name_os_thread(name):
-    """Name the calling thread for the operating system, so that top -H, ps -L
-    and /proc show which of ErrorCapture's threads is busy (Linux only; a
-    no-op elsewhere). Python names its threads only for itself."""
-    try:
-        import ctypes
-        ctypes.CDLL(None).prctl(15, name.encode('ascii')[:15], 0, 0, 0)  # 15: PR_SET_NAME
-    except Exception:
-        pass
-
 
 def like_pattern(text):
     """A LIKE pattern matching text anywhere, with its wildcards escaped (ESCAPE '\\')."""
     return '%' + re.sub(r'([%_\\])', r'\\\1', text) + '%'
-
-
-def dumps(obj):
-    return json.dumps(obj, separators=(',', ':'), ensure_ascii=False)
 
 
 MIGRATIONS = [
@@ -343,11 +1109,6 @@ MIGRATIONS = [
         value INTEGER NOT NULL) WITHOUT ROWID;
     ''',
 ]
-
-
-def keys_equal(a, b):
-    """Constant-time comparison of two secrets."""
-    return hmac.compare_digest(a.encode('utf-8', 'surrogatepass'), b.encode('utf-8', 'surrogatepass'))
 
 
 def stored_form(event):
@@ -1471,733 +2232,13 @@ class Store(object):
 
 
 ###############################################################################
-# Event model and grouping ####################################################
-###############################################################################
-# Owns the one internal shape every dialect maps onto, the bounds that keep a
-# hostile event small, and the fingerprint that groups errors into issues.
-# Pure functions: no SQL, no HTTP.
-
-LEVELS = ('fatal', 'error', 'warning', 'info', 'debug')
-MAX_STRING = 16 << 10       # one string field (message, value, context line...)
-MAX_FRAMES = 250            # frames kept per exception (first 50 and last 200)
-MAX_BREADCRUMBS = 100       # the newest are kept
-MAX_ITEMS = 200             # keys or items in any free-form mapping or list
-MAX_DEPTH = 8               # nesting kept in free-form data (user, contexts, extra, vars)
-MAX_TRACE_TEXT = 8 << 10    # stack trace text kept as sent (and its parse remembered) up to this
-MAX_FUTURE_SECONDS = 60     # a timestamp further ahead of our clock is replaced by the time received, as Relay does
-
-
-class Invalid(Exception):
-    """A payload the model cannot accept; adapters turn it into their own 4xx."""
-
-    def __init__(self, message, field=None):
-        Exception.__init__(self, message)
-        self.message, self.field = message, field
-
-
-def normalize_level(raw):
-    """Map any level word to fatal|error|warning|info|debug. Unknown words (the
-    ErrorCapture Python snippet sends exception class names) count as errors."""
-    text = str(raw or '').strip().lower()
-    if text in LEVELS:
-        return text
-    if not text:
-        return 'error'
-    if any(word in text for word in ('fatal', 'critical', 'crit', 'emerg', 'alert', 'panic')):
-        return 'fatal'
-    if 'warn' in text or 'deprecat' in text:
-        return 'warning'
-    if text in ('notice', 'information', 'informational', 'log', 'strict', 'user notice'):
-        return 'info'
-    if text in ('trace', 'verbose', 'debug'):
-        return 'debug'
-    return 'error'
-
-
-def clip(value, limit=MAX_STRING):
-    """A string no longer than limit, with a visible marker where it was cut."""
-    if value.__class__ is str:  # the common case first: every field passes here
-        if len(value) <= limit and '\x00' not in value:
-            return value
-    elif value is None:
-        return None
-    elif not isinstance(value, str):
-        value = str(value)
-    if '\x00' in value:
-        value = value.replace('\x00', '\ufffd')
-    if len(value) > limit:
-        return value[:limit] + '\u2026[truncated %d chars]' % (len(value) - limit)
-    return value
-
-
-def bound(value, depth=0):
-    """Free-form client data, bounded in depth, width and string length."""
-    if not isinstance(value, (dict, list, tuple)):
-        if isinstance(value, str):
-            return clip(value)
-        if value is None or isinstance(value, bool):
-            return value
-        if isinstance(value, int):
-            return value if -(1 << 63) <= value < (1 << 63) else str(value)
-        if isinstance(value, float):
-            return value if math.isfinite(value) else None
-        return '[\u2026]' if depth >= MAX_DEPTH else clip(str(value))
-    if depth >= MAX_DEPTH:
-        return '[\u2026]'
-    is_map = isinstance(value, dict)
-    out = {} if is_map else []
-    for key, item in itertools.islice(value.items() if is_map else enumerate(value), MAX_ITEMS):
-        # Leaves that need no change are copied here, without a call each:
-        # contexts, request data and frame vars are mostly such leaves.
-        kind = item.__class__
-        if not ((kind is str and len(item) <= MAX_STRING and '\x00' not in item) or item is None
-                or kind is bool or (kind is int and -(1 << 63) <= item < (1 << 63))
-                or (kind is float and math.isfinite(item))):
-            item = bound(item, depth + 1)
-        if not is_map:
-            out.append(item)
-        else:
-            out[key if key.__class__ is str and len(key) <= 256 and '\x00' not in key else clip(str(key), 256)] = item
-    if len(value) > MAX_ITEMS:
-        if is_map:
-            out['\u2026'] = '[%d more keys truncated]' % (len(value) - MAX_ITEMS)
-        else:
-            out.append('[%d more items truncated]' % (len(value) - MAX_ITEMS))
-    return out
-
-
-def string_map(value, field='tags'):
-    """Tags-like data as {str: str}; accepts a dict or a list of [key, value] pairs."""
-    if value is None:
-        return {}
-    if isinstance(value, list):
-        pairs = []
-        for pair in value:
-            if not (isinstance(pair, (list, tuple)) and len(pair) == 2
-                    and isinstance(pair[0], (str, int, float, bool))):
-                raise Invalid('must be an object or a list of [key, value] pairs', field)
-            pairs.append(pair)
-        value = dict(pairs)
-    if not isinstance(value, dict):
-        raise Invalid('must be an object', field)
-    return {clip(str(k), 200): clip(v if isinstance(v, str) else dumps(v), 1000)
-            for k, v in list(value.items())[:MAX_ITEMS]}
-
-
-def parse_timestamp(value, field='timestamp'):
-    """ISO-8601 text or epoch seconds (or milliseconds) -> epoch seconds."""
-    if value is None or value == '':
-        return None
-    if isinstance(value, bool):
-        raise Invalid('must be an ISO-8601 timestamp', field)
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-        if not math.isfinite(seconds):
-            raise Invalid('must be a finite number', field)
-        if seconds > 1e11:  # milliseconds
-            seconds /= 1000.0
-        if not 0 <= seconds < 4102444800:  # before the year 2100
-            raise Invalid('is out of range', field)
-        return seconds
-    if not isinstance(value, str):
-        raise Invalid('must be an ISO-8601 timestamp', field)
-    text = value.strip()
-    try:  # fast path: what SDKs send, e.g. 2026-03-31T12:00:00.000Z
-        parsed = datetime.fromisoformat(text[:-1] + '+00:00' if text[-1:] in 'zZ' and text else text)
-    except ValueError:
-        parsed = None
-    if parsed is not None and parsed.tzinfo is not None:
-        try:
-            seconds = parsed.timestamp()
-        except (OverflowError, ValueError, OSError):
-            raise Invalid('is out of range', field)
-        if not 0 <= seconds < 4102444800:
-            raise Invalid('is out of range', field)
-        return seconds
-    if re.match(r'^\d+(\.\d+)?$', text):
-        return parse_timestamp(float(text), field)
-    text = re.sub(r'[zZ]$', '+00:00', text)
-    # Python 3.10's fromisoformat wants 0, 3 or 6 fraction digits
-    text = re.sub(r'\.(\d+)', lambda m: '.' + (m.group(1) + '000000')[:6], text, count=1)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise Invalid('must be an ISO-8601 timestamp', field)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    try:
-        seconds = parsed.timestamp()
-    except (OverflowError, ValueError, OSError):
-        raise Invalid('is out of range', field)
-    if not 0 <= seconds < 4102444800:  # 1970 to 2100
-        raise Invalid('is out of range', field)
-    return seconds
-
-
-# Variable parts of messages, replaced so that "user 17 not found" and "user 18
-# not found" group together. Order matters: URLs before numbers, and so on.
-MESSAGE_VARIABLES = [
-    (re.compile(r'\b[a-z][a-z0-9+.-]*://[^\s\'"<>]+', re.I), '<url>'),
-    (re.compile(r'\b[\w.+-]+@[\w-]+(\.[\w-]+)+\b'), '<email>'),
-    (re.compile(r'\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b', re.I), '<uuid>'),
-    (re.compile(r'\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b'), '<ip>'),
-    (re.compile(r'\b(0x[0-9a-f]+|[0-9a-f]*\d[0-9a-f]*[a-f][0-9a-f]*|[0-9a-f]*[a-f][0-9a-f]*\d[0-9a-f]*)\b', re.I),
-     lambda m: '<hex>' if (m.group(0).lower().startswith('0x') or len(m.group(0)) >= 8) else m.group(0)),
-    (re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`"), '<str>'),
-    (re.compile(r'-?\b\d+(\.\d+)?\b'), '<num>'),
-]
-
-
-def normalize_message(text):
-    return _normalized((text or '')[:1024])
-
-
-# Floods repeat the same few messages and stacks: remember the last few
-# thousand answers rather than run seven regular expressions (or hash the same
-# parts) again. Keys are at most 1 KiB, so the caches stay under a few MiB.
-@functools.lru_cache(maxsize=2048)
-def _normalized(text):
-    for pattern, replacement in MESSAGE_VARIABLES:
-        text = pattern.sub(replacement, text)
-    return text.strip()
-
-
-def frame(filename=None, function=None, lineno=None, colno=None, module=None, abs_path=None,
-          in_app=None, context_line=None, pre_context=None, post_context=None, vars=None):
-    """One stack frame in the model's shape; empty fields are left out."""
-    out = {}
-    if filename is not None and filename != '':
-        out['filename'] = clip(filename, 1024)
-    if abs_path is not None and abs_path != '':
-        out['absPath'] = clip(abs_path, 1024)
-    if function is not None and function != '':
-        out['function'] = clip(function, 1024)
-    if module is not None and module != '':
-        out['module'] = clip(module, 1024)
-    if lineno.__class__ is int and 0 <= lineno < (1 << 31):  # a bool's class is not int
-        out['lineno'] = lineno
-    if colno.__class__ is int and 0 <= colno < (1 << 31):
-        out['colno'] = colno
-    if in_app is not None:
-        out['inApp'] = bool(in_app)
-    if context_line is not None and context_line != '':
-        out['contextLine'] = clip(context_line, 1024)
-    if pre_context and isinstance(pre_context, list):
-        out['preContext'] = [clip(line, 1024) for line in pre_context[-10:]]
-    if post_context and isinstance(post_context, list):
-        out['postContext'] = [clip(line, 1024) for line in post_context[-10:]]
-    if vars and isinstance(vars, dict):
-        out['vars'] = bound(vars, MAX_DEPTH - 3)
-    return out
-
-
-def cap_frames(frames):
-    if len(frames) <= MAX_FRAMES:
-        return frames
-    omitted = len(frames) - MAX_FRAMES
-    return frames[:50] + [{'function': '[%d frames truncated]' % omitted}] + frames[-(MAX_FRAMES - 50):]
-
-
-# Stack trace lines as SeeStack SDKs send them, innermost first (JavaScript,
-# Java) or as a Python traceback, outermost first.
-JS_FRAME = re.compile(r'^\s*at (?:(?P<function>.+?) \()?(?P<file>[^()]+?):(?P<line>\d+)(?::(?P<col>\d+))?\)?\s*$')
-JAVA_FRAME = re.compile(r'^\s*at (?P<function>[\w$.<>\[\]/]+)\((?P<file>[^():]*)(?::(?P<line>\d+))?\)\s*$')
-PY_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, in (?P<function>.+))?\s*$')
-# Firefox and Safari: "fn@https://host/app.js:10:15", "@file.js:3:1", "global code@..."
-GECKO_FRAME = re.compile(r'^\s*(?P<function>[^@]*)@(?P<file>.+?):(?P<line>\d+)(?::(?P<col>\d+))?\s*$')
-LIBRARY_PATH = re.compile(r'node_modules|site-packages|dist-packages|/usr/lib/|^internal/|^node:|'
-                          r'^(java|javax|jdk|sun|kotlin|scala)\.|<frozen |^native$', re.I)
-
-
-def trace_lines(lines):
-    """Trace text as a list of lines: a list keeps its strings, a string is split."""
-    if isinstance(lines, str):
-        return lines.splitlines()
-    return [line for line in lines if isinstance(line, str)]
-
-
-def parse_stack_trace(lines):
-    """Turn a list of trace lines (or one multi-line string) into model frames,
-    oldest call first as Sentry orders them. Unparsed lines are skipped."""
-    key = tuple(trace_lines(lines))
-    if sum(len(line) for line in key) > MAX_TRACE_TEXT:
-        return _parse_stack_trace(key)  # too big to remember
-    return [dict(f) for f in _remembered_stack_trace(key)]  # copies: callers own their frames
-
-
-@functools.lru_cache(maxsize=512)
-def _remembered_stack_trace(lines):
-    return _parse_stack_trace(lines)
-
-
-def _parse_stack_trace(lines):
-    frames, python_order = [], False
-    for index, line in enumerate(lines):
-        if not isinstance(line, str):
-            continue
-        match = PY_FRAME.match(line)
-        if match:
-            python_order = True
-            following = lines[index + 1] if index + 1 < len(lines) else None
-            context = following.strip() if isinstance(following, str) and not PY_FRAME.match(following) else None
-            path = match.group('file')
-            frames.append(frame(filename=os.path.basename(path), abs_path=path if '/' in path or '\\' in path else None,
-                                function=match.group('function'),
-                                lineno=int(match.group('line')), context_line=context or None,
-                                in_app=not LIBRARY_PATH.search(path)))
-            continue
-        match = JAVA_FRAME.match(line)
-        if match and ('.' in match.group('function')) and not match.group('file').startswith(('/', 'http')):
-            qualified = match.group('function')
-            module, _, function = qualified.rpartition('.')
-            frames.append(frame(filename=match.group('file') or None, module=module, function=function,
-                                lineno=int(match.group('line')) if match.group('line') else None,
-                                in_app=not LIBRARY_PATH.search(module)))
-            continue
-        match = JS_FRAME.match(line) or (None if python_order else GECKO_FRAME.match(line))
-        if match:
-            path = match.group('file').strip()
-            name = os.path.basename(path.split('?')[0]) or path
-            function = re.sub(r'(/<)+$', '', match.group('function') or '')  # Firefox's "outer/<"
-            frames.append(frame(filename=name, abs_path=path if path != name else None,
-                                function=function or None, lineno=int(match.group('line')),
-                                colno=int(match.group('col')) if match.group('col') else None,
-                                in_app=not LIBRARY_PATH.search(path)))
-    if not python_order:
-        frames.reverse()  # JavaScript and Java print the innermost call first
-    return cap_frames(frames)
-
-
-def frame_location(f):
-    """The part of a frame that identifies code independent of line numbers."""
-    where = f.get('module') or (f.get('filename') or f.get('absPath') or '').rpartition('/')[2]
-    return '%s:%s' % (where, f.get('function') or '?')
-
-
-def default_grouping(event):
-    """Sentry-like: exception type plus in-app frames; without frames, type
-    plus normalized message; ErrorCapture events by file, line and message."""
-    exceptions = event.get('exception') or []
-    if exceptions:
-        raised = exceptions[-1]
-        frames = raised.get('frames') or []
-        chosen = [f for f in frames if f.get('inApp')] or frames
-        chosen = [f for f in chosen if 'function' in f or 'filename' in f or 'module' in f]
-        type_ = '' if is_synthetic(raised) else raised.get('type') or ''
-        if chosen:
-            return ['type', type_] + [frame_location(f) for f in chosen]
-        return ['type', type_, normalize_message(event.get('messageTemplate') or raised.get('value')
-                                                 or event.get('message'))]
-    if event.get('file'):
-        return ['location', event['file'], str(event.get('line') or ''), normalize_message(event.get('message'))]
-    return ['message', normalize_message(event.get('messageTemplate') or event.get('message'))]
-
-
-def is_synthetic(exception):
-    """An exception an SDK made up to carry a stack (captureMessage in
-    @sentry/node): its type means nothing, as in Sentry."""
-    mechanism = exception.get('mechanism')
-    return isinstance(mechanism, dict) and mechanism.get('synthetic') is True
-
-
-def fingerprint_of(event):
-    client = event.get('fingerprint')
-    if client:
-        parts = []
-        for part in client:
-            if part in ('{{ default }}', '{{default}}'):
-                parts.extend(default_grouping(event))
-            else:
-                parts.append('custom:%s' % part)
-    else:
-        parts = default_grouping(event)
-    return _digest(tuple(parts))
-
-
-@functools.lru_cache(maxsize=4096)
-def _digest(parts):
-    return hashlib.md5(dumps(parts).encode('utf-8')).hexdigest()
-
-
-def exception_entry(type_=None, value=None, frames=None, module=None, mechanism=None, trace=None):
-    """One exception. trace: the text its frames were parsed from, kept when
-    small (the store keeps it instead of the frames, parsed again on reading)."""
-    out = {'type': clip(type_ or 'Error', 512), 'value': clip(value or '')}
-    if module:
-        out['module'] = clip(module, 512)
-    if frames:
-        out['frames'] = frames  # callers cap them, so the truncation marker counts right
-    if trace is not None:
-        lines = trace_lines(trace)
-        if lines and sum(len(line) for line in lines) <= MAX_TRACE_TEXT and not any('\x00' in line for line in lines):
-            out['stackTrace'] = lines
-    if mechanism:
-        out['mechanism'] = bound(mechanism, MAX_DEPTH - 2)
-    return out
-
-
-def breadcrumb_list(value):
-    if value is None:
-        return []
-    if isinstance(value, dict):
-        value = value.get('values') or []
-    if not isinstance(value, list):
-        raise Invalid('must be a list', 'breadcrumbs')
-    out = []
-    for crumb in value[-MAX_BREADCRUMBS:]:
-        if not isinstance(crumb, dict):
-            continue
-        entry = {}
-        try:
-            ts = parse_timestamp(crumb.get('timestamp'))
-        except Invalid:
-            ts = None
-        if ts is not None:
-            entry['timestamp'] = iso(ts)
-        for key in ('type', 'category', 'level', 'message'):
-            if crumb.get(key) is not None:
-                entry[key] = clip(crumb[key] if isinstance(crumb[key], str) else dumps(crumb[key]), 4096)
-        if crumb.get('data'):
-            entry['data'] = bound(crumb['data'], MAX_DEPTH - 3)
-        out.append(entry)
-    return out
-
-
-def make_error_event(dialect, level=None, message=None, exception=None, timestamp=None, event_id=None,
-                     environment=None, release=None, user=None, tags=None, request=None, breadcrumbs=None,
-                     contexts=None, extra=None, fingerprint=None, server_name=None, platform=None, sdk=None,
-                     file=None, line=None, hostname=None, logger=None, received=None, transaction=None,
-                     stacktrace=None, message_template=None):
-    """The one internal error event. Adapters call this with what their dialect
-    carries; the result holds the stored fields plus the grouping keys (_*)."""
-    received = received if received is not None else now()
-    if timestamp is not None and timestamp > received + MAX_FUTURE_SECONDS:
-        timestamp = None  # a client clock ahead would pin the issue's last seen in the future
-    event = {'kind': 'error', 'dialect': dialect, 'received': received,
-             'timestamp': timestamp if timestamp is not None else received,
-             'level': normalize_level(level), 'levelRaw': clip(str(level), 200) if level is not None else None}
-    if event_id:
-        event['eventId'] = event_id
-    # Text fields and their limits; most are absent, so test before clipping.
-    for key, value, limit in (('message', message, MAX_STRING), ('messageTemplate', message_template, 1024),
-                              ('environment', environment, 200), ('release', release, 200),
-                              ('serverName', server_name, 200), ('hostname', hostname, 200),
-                              ('platform', platform, 64), ('logger', logger, 200),
-                              ('transaction', transaction, 1024), ('file', file, 2048)):
-        if value is not None:
-            event[key] = clip(value, limit)
-    if line.__class__ is int:  # not a bool
-        event['line'] = line
-    if exception:
-        event['exception'] = exception
-    if stacktrace is not None:
-        event['stacktrace'] = stacktrace
-    if tags:
-        event['tags'] = tags
-    if breadcrumbs:
-        event['breadcrumbs'] = breadcrumbs
-    for key, value in (('user', user), ('request', request), ('contexts', contexts), ('extra', extra), ('sdk', sdk)):
-        if value:
-            event[key] = bound(value)
-    if fingerprint:
-        event['fingerprint'] = [clip(str(p), 512) for p in fingerprint[:20]]
-    finish_grouping(event)
-    return event
-
-
-def make_transaction(name, duration_ms, status='ok', timestamp=None, trace_id=None, event_id=None, spans=None,
-                     environment=None, release=None, op=None, tags=None, user=None, platform=None):
-    """The internal transaction (a timed operation with spans)."""
-    if timestamp is not None and timestamp > now() + MAX_FUTURE_SECONDS:
-        timestamp = None  # as for errors: a clock ahead of ours
-    return {'name': clip(name, 500), 'durationMs': round(float(duration_ms), 3), 'status': status,
-            'timestamp': timestamp if timestamp is not None else now() - duration_ms / 1000.0,
-            'traceId': clip(trace_id, 200), 'eventId': event_id, 'spans': spans or [],
-            'environment': clip(environment, 200), 'release': clip(release, 200), 'op': clip(op, 200),
-            'tags': string_map(tags) if tags else None, 'user': bound(user) if user else None,
-            'platform': clip(platform, 64)}
-
-
-def finish_grouping(event):
-    """Fill the grouping keys: fingerprint, title, culprit, type and value."""
-    exceptions = event.get('exception') or []
-    raised = exceptions[-1] if exceptions else None
-    if raised:
-        title = '%s: %s' % (raised['type'], raised.get('value') or '') if raised.get('value') else raised['type']
-        if is_synthetic(raised):
-            title = raised.get('value') or event.get('message') or raised['type']
-        frames = raised.get('frames') or []
-        in_app = [f for f in frames if f.get('inApp')] or frames
-        top = in_app[-1] if in_app else None
-        culprit = ('%s (%s)' % (top.get('function') or '?', top.get('filename') or top.get('module') or '?')
-                   if top else event.get('transaction') or '')
-        type_, value = raised['type'], raised.get('value') or ''
-    else:
-        message = event.get('message') or '(no message)'
-        title = message.strip().split('\n', 1)[0] or '(no message)'
-        culprit = ('%s:%s' % (event['file'], event['line']) if event.get('line') is not None else event['file']
-                   ) if event.get('file') else event.get('transaction') or event.get('logger') or ''
-        type_, value = event.get('levelRaw') or '', message
-    event['_fingerprint'] = fingerprint_of(event)
-    event['_title'] = clip(title, 200)
-    event['_culprit'] = clip(culprit, 300)
-    event['_type'] = clip(type_, 200)
-    event['_value'] = clip(value, 300)
-    return event
-
-
-# Cron monitor schedules: an interval ("5m", "1h", "1d") or a 5-field cron
-# expression (minute hour day-of-month month day-of-week, in the monitor's
-# time zone, UTC by default). A monitor's status is derived from the clock.
-
-INTERVAL = re.compile(r'^\s*(\d+)\s*(m|min|minutes?|h|hours?|d|days?|w|weeks?)\s*$', re.I)
-CRON_MACROS = {'@yearly': '0 0 1 1 *', '@annually': '0 0 1 1 *', '@monthly': '0 0 1 * *',
-               '@weekly': '0 0 * * 0', '@daily': '0 0 * * *', '@midnight': '0 0 * * *', '@hourly': '0 * * * *'}
-CRON_NAMES = {'jan': 1, 'feb': 2, 'mar': 3, 'apr': 4, 'may': 5, 'jun': 6, 'jul': 7, 'aug': 8, 'sep': 9,
-              'oct': 10, 'nov': 11, 'dec': 12, 'sun': 0, 'mon': 1, 'tue': 2, 'wed': 3, 'thu': 4, 'fri': 5, 'sat': 6}
-CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
-
-
-def interval_seconds(schedule):
-    match = INTERVAL.match(schedule)
-    if not match:
-        return None
-    unit = match.group(2)[0].lower()
-    return int(match.group(1)) * {'m': 60, 'h': 3600, 'd': 86400, 'w': 604800}[unit]
-
-
-def parse_cron(expression):
-    """A cron expression -> five sets of allowed values (plus whether day of
-    month and day of week were both restricted). Raises Invalid."""
-    expression = CRON_MACROS.get(expression.strip().lower(), expression)
-    fields = expression.split()
-    if len(fields) != 5:
-        raise Invalid('must be an interval such as 5m, 1h, 1d or a 5-field cron expression', 'schedule')
-    sets = []
-    for text, (low, high) in zip(fields, CRON_RANGES):
-        allowed = set()
-        for part in text.lower().split(','):
-            step = 1
-            if '/' in part:
-                part, step_text = part.split('/', 1)
-                if not step_text.isdigit() or int(step_text) == 0:
-                    raise Invalid('has a bad step: %s' % text, 'schedule')
-                step = int(step_text)
-            if part in ('*', ''):
-                start, end = low, high
-            elif '-' in part:
-                start, end = (CRON_NAMES.get(p, p) for p in part.split('-', 1))
-            else:
-                start = end = CRON_NAMES.get(part, part)
-                if step != 1:
-                    end = high
-            try:
-                start, end = int(start), int(end)
-            except ValueError:
-                raise Invalid('has a bad field: %s' % text, 'schedule')
-            if not (low <= start <= high and low <= end <= high and start <= end):
-                raise Invalid('has a field out of range: %s' % text, 'schedule')
-            allowed.update(range(start, end + 1, step))
-        sets.append(allowed)
-    if 7 in sets[4]:
-        sets[4].add(0)
-    return sets, fields[2] != '*' and fields[4] != '*'
-
-
-def validate_schedule(schedule):
-    require(isinstance(schedule, str) and schedule.strip(), 'is required', 'schedule')
-    if interval_seconds(schedule) is None:
-        parse_cron(schedule)
-    return schedule.strip()
-
-
-def zone(name):
-    try:
-        from zoneinfo import ZoneInfo
-        return ZoneInfo(name or 'UTC')
-    except Exception:
-        return timezone.utc
-
-
-def next_run(schedule, after, tz_name='UTC'):
-    """The first scheduled time strictly after `after` (epoch seconds)."""
-    seconds = interval_seconds(schedule)
-    if seconds is not None:
-        return after + seconds
-    (minutes, hours, days, months, weekdays), both = parse_cron(schedule)
-    tz = zone(tz_name)
-    start = datetime.fromtimestamp(after, tz).replace(second=0, microsecond=0) + timedelta(minutes=1)
-    day = start.replace(hour=0, minute=0)
-    for _ in range(366 * 5):
-        day_ok = day.month in months and (
-            (day.day in days or (day.weekday() + 1) % 7 in weekdays) if both
-            else (day.day in days and (day.weekday() + 1) % 7 in weekdays))
-        if day_ok:
-            for hour in sorted(hours):
-                for minute in sorted(minutes):
-                    candidate = day.replace(hour=hour, minute=minute)
-                    if candidate >= start:
-                        return candidate.timestamp()
-        day = (day + timedelta(days=1)).replace(hour=0, minute=0)
-    return None
-
-
-def monitor_state(monitor, at=None):
-    """Status and next expected time of a monitor, from its last ping and the
-    clock: pending, healthy, late (within grace), missed, failed, running or
-    timeout (an in-progress run past its max runtime)."""
-    at = now() if at is None else at
-    grace = (monitor.get('grace') or 0) * 60
-    last = monitor.get('lastPing')
-    expected = next_run(monitor['schedule'], last if last is not None else monitor['created'],
-                        monitor.get('timezone') or 'UTC')
-    if monitor.get('runningSince') is not None:
-        limit = monitor.get('maxRuntime')
-        if limit and at > monitor['runningSince'] + limit * 60:
-            return 'timeout', expected
-        return 'running', expected
-    if last is None:
-        return 'pending', expected
-    if monitor.get('lastStatus') == 'failed':
-        return 'failed', expected
-    if expected is None or at <= expected:
-        return 'healthy', expected
-    if at <= expected + grace:
-        return 'late', expected
-    return 'missed', expected
-
-
-SLUG = re.compile(r'^[a-z0-9_-]{1,64}$')
-
-
-def slugify(text):
-    """A monitor slug from what an SDK calls it, as Sentry makes one:
-    "Nightly DB backup" -> "nightly-db-backup"."""
-    return re.sub(r'[^a-z0-9_]+', '-', text.strip().lower()).strip('-')[:64].strip('-')
-
-
-def validate_monitor(data, partial=False):
-    """Monitor fields from user input (read API, command line) -> clean dict."""
-    out = {}
-    if not partial or 'slug' in data:
-        slug = data.get('slug')
-        require(isinstance(slug, str) and SLUG.match(slug), 'must match [a-z0-9_-]+', 'slug')
-        out['slug'] = slug
-    if 'name' in data or not partial:
-        name = data.get('name') or data.get('slug')
-        require(isinstance(name, str) and name.strip(), 'must be a non-empty string', 'name')
-        out['name'] = clip(name.strip(), 200)
-    if 'schedule' in data or not partial:
-        out['schedule'] = validate_schedule(data.get('schedule'))
-    if 'grace' in data or not partial:
-        grace = data.get('grace', 5)
-        require(is_int(grace) and 1 <= grace <= 1440, 'must be an integer from 1 to 1440 (minutes)', 'grace')
-        out['grace'] = grace
-    if data.get('maxRuntime') is not None:
-        require(is_int(data['maxRuntime']) and 1 <= data['maxRuntime'] <= 10080, 'must be minutes, 1 to 10080',
-                'maxRuntime')
-        out['maxRuntime'] = data['maxRuntime']
-    if data.get('timezone') is not None:
-        require(isinstance(data['timezone'], str) and zone(data['timezone']) is not timezone.utc
-                or data['timezone'] in ('UTC', 'Etc/UTC'), 'must be an IANA time zone', 'timezone')
-        out['timezone'] = data['timezone']
-    return out
-
-
-def is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool) and -(1 << 63) <= value < (1 << 63)
-
-
-def is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-# Replays carry what users typed: before storing, secrets in eventData are
-# masked, by key name and by shape (card numbers).
-# Key names that hold secrets: long words anywhere in the name ("userPassword",
-# "csrftoken"), short ones only as a word of their own ("pin", not "spinner";
-# "pass", not "passengers"; "ssn", not "className").
-SECRET_KEY_PART = re.compile(r'password|passwd|passphrase|secret|token|authorization|api[-_ ]?key|'
-                             r'card[-_ ]?(number|no)|iban', re.I)
-SECRET_KEY_WORDS = frozenset(('pass', 'pwd', 'pin', 'ssn', 'cvv', 'cvc', 'cvv2', 'credit', 'passcode'))
-
-
-def is_secret_key(name):
-    if SECRET_KEY_PART.search(name):
-        return True
-    words = re.sub(r'([a-z])([A-Z])', r'\1 \2', name).lower()
-    return any(word in SECRET_KEY_WORDS for word in re.findall(r'[a-z0-9]+', words))
-
-
-# keys that name the element a value was typed into, as recorders write them
-DESCRIBING_KEYS = ('field', 'name', 'id', 'key', 'target', 'selector', 'element', 'label', 'placeholder')
-CARD_NUMBER = re.compile(r'\b(?:\d[ -]?){12,18}\d\b')
-# Cards in use have 14-19 digits; 13 digits is a millisecond timestamp far more
-# often than an old 13-digit Visa, and one in ten of those passes Luhn.
-CARD_DIGITS = (14, 19)
-MASK = '[MASKED]'
-
-
-def luhn_ok(digits):
-    total, parity = 0, len(digits) % 2
-    for index, char in enumerate(digits):
-        digit = int(char)
-        if index % 2 == parity:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return total % 10 == 0
-
-
-def mask_card_numbers(text):
-    def replace(match):
-        digits = re.sub(r'\D', '', match.group(0))
-        return MASK if CARD_DIGITS[0] <= len(digits) <= CARD_DIGITS[1] and luhn_ok(digits) else match.group(0)
-    return CARD_NUMBER.sub(replace, text)
-
-
-def mask_secrets(value, depth=0):
-    if isinstance(value, str):
-        return mask_card_numbers(value)
-    if is_int(value) and CARD_DIGITS[0] <= len(str(abs(value))) <= CARD_DIGITS[1] and luhn_ok(str(abs(value))):
-        return MASK  # a card number sent as a JSON number
-    if depth > 20:
-        return value
-    if isinstance(value, list):
-        return [mask_secrets(v, depth + 1) for v in value]
-    if isinstance(value, dict):
-        # a form field described as {"field": "card-number", "value": "..."}
-        described = any(isinstance(value.get(k), str) and is_secret_key(value[k])
-                        for k in DESCRIBING_KEYS) or value.get('type') == 'password'
-        out = {}
-        for key, item in value.items():
-            if (is_secret_key(key) or (described and key in ('value', 'text'))) and item not in (None, ''):
-                out[key] = MASK
-            else:
-                out[key] = mask_secrets(item, depth + 1)
-        return out
-    return value
-
-
-def mask_event_data(text):
-    """Mask a replay event's eventData (a JSON string, or plain text)."""
-    try:
-        parsed = json.loads(text)
-    except (ValueError, RecursionError):
-        masked = re.sub(r'(?i)((?:password|passwd|secret|token|cvv|cvc|pin|ssn)\s*[=:]\s*)[^&\s,;]+',
-                        r'\1' + MASK, text)
-        return mask_card_numbers(masked)
-    return dumps(mask_secrets(parsed))
-
-
-###############################################################################
 # HTTP plumbing shared by the adapters ########################################
 ###############################################################################
 # Owns what every dialect needs from HTTP: bounded body reading, strict JSON,
 # JSON replies with CORS, and the guard that turns every failure into the
 # dialect's own error format (a 4xx for bad input, 503 for storage faults,
 # and a 500 only for a genuine bug).
+
 
 class ApiError(Exception):
     def __init__(self, status, message, code=None, details=None, headers=None):
@@ -2245,6 +2286,7 @@ except ImportError:
 # Only one request at a time may hold a decompressed body past this size, so
 # concurrent compression bombs cannot multiply memory by the thread count.
 BIG_BODY = 8 << 20
+
 BIG_BODY_GATE = threading.Lock()
 
 
@@ -2337,6 +2379,9 @@ def _refuse_constant(name):
     raise ValueError('%s is not valid JSON' % name)
 
 
+LONE_SURROGATE_ESCAPE = re.compile(r'\\u[dD][89a-fA-F]')
+
+
 def parse_json(body, what='Invalid JSON'):
     """Strict JSON: UTF-8 only, no NaN/Infinity, bounded nesting."""
     try:
@@ -2352,9 +2397,6 @@ def parse_json(body, what='Invalid JSON'):
     if LONE_SURROGATE_ESCAPE.search(text):
         data = replace_lone_surrogates(data)  # SQLite stores UTF-8, which cannot hold them
     return data
-
-
-LONE_SURROGATE_ESCAPE = re.compile(r'\\u[dD][89a-fA-F]')
 
 
 def replace_lone_surrogates(value, depth=0):
@@ -2401,11 +2443,6 @@ def guarded(render):
     return decorator
 
 
-def require(condition, message, field=None):
-    if not condition:
-        raise Invalid(message, field)
-
-
 def optional_string(data, field, limit=MAX_STRING):
     value = data.get(field)
     if value is None:
@@ -2420,6 +2457,40 @@ def required_string(data, field, limit=MAX_STRING, blank_ok=False):
     require(isinstance(value, str), 'must be a string', field)
     require(blank_ok or value.strip() != '', 'must not be blank', field)
     return clip(value, limit)
+
+
+def int_param(name, default, minimum=0, maximum=None, source=None):
+    raw = (source if source is not None else bottle.request.query).get(name)
+    if raw is None or raw == '':
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ApiError(400, '%s must be an integer' % name)
+    if value < minimum:
+        raise ApiError(400, '%s must be at least %d' % (name, minimum))
+    if value >= 1 << 63:
+        raise ApiError(400, '%s is too large' % name)
+    return min(value, maximum) if maximum is not None else value
+
+
+class Validation(object):
+    """Collects per-field problems so one answer can name them all."""
+
+    def __init__(self):
+        self.details = {}
+
+    def add(self, field, message):
+        self.details.setdefault(field, message)
+
+    def check(self, condition, field, message):
+        if not condition:
+            self.add(field, message)
+        return condition
+
+    def raise_if_any(self, status=422):
+        if self.details:
+            raise ApiError(status, 'Validation failed', 'VALIDATION_ERROR', self.details)
 
 
 class Context(object):
@@ -2496,6 +2567,7 @@ class Context(object):
 # Owns the seed's original API: submit, generate, errors and clear. Its errors
 # answer {"ok": false, "error": "..."}.
 
+
 def errorcapture_error(status, message, code=None, details=None, headers=None):
     return reply({'ok': False, 'error': message}, status, headers)
 
@@ -2550,21 +2622,6 @@ def errorcapture_row(event):
             'get_params': request.get('query'), 'post_params': request.get('data'),
             'hostname': event.get('hostname') or event.get('serverName'),
             'received_at': time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(event['received']))}
-
-
-def int_param(name, default, minimum=0, maximum=None, source=None):
-    raw = (source if source is not None else bottle.request.query).get(name)
-    if raw is None or raw == '':
-        return default
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise ApiError(400, '%s must be an integer' % name)
-    if value < minimum:
-        raise ApiError(400, '%s must be at least %d' % (name, minimum))
-    if value >= 1 << 63:
-        raise ApiError(400, '%s is too large' % name)
-    return min(value, maximum) if maximum is not None else value
 
 
 def mount_errorcapture_api(app, ctx):
@@ -2650,6 +2707,7 @@ def mount_errorcapture_api(app, ctx):
 # {success: false, error: {code, message, details}, meta}.
 
 SEESTACK_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal', 'warning')
+
 SEESTACK_CODES = {400: 'MALFORMED_JSON', 401: 'INVALID_API_KEY', 404: 'NOT_FOUND', 405: 'METHOD_NOT_ALLOWED',
                   413: 'PAYLOAD_TOO_LARGE', 415: 'UNSUPPORTED_MEDIA_TYPE', 422: 'VALIDATION_ERROR',
                   429: 'RATE_LIMITED', 500: 'INTERNAL_ERROR', 503: 'SERVICE_UNAVAILABLE'}
@@ -2671,25 +2729,6 @@ def seestack_error(status, message, code=None, details=None, headers=None):
     if details:
         error['details'] = details
     return reply({'success': False, 'error': error, 'meta': seestack_meta()}, status, headers)
-
-
-class Validation(object):
-    """Collects per-field problems so one answer can name them all."""
-
-    def __init__(self):
-        self.details = {}
-
-    def add(self, field, message):
-        self.details.setdefault(field, message)
-
-    def check(self, condition, field, message):
-        if not condition:
-            self.add(field, message)
-        return condition
-
-    def raise_if_any(self, status=422):
-        if self.details:
-            raise ApiError(status, 'Validation failed', 'VALIDATION_ERROR', self.details)
 
 
 def seestack_error_event(data, check):
@@ -2735,6 +2774,108 @@ def seestack_error_event(data, check):
         tags=string_map(data.get('tags')) if data.get('tags') else None, request=data.get('request'),
         extra=metadata or None, fingerprint=fingerprint,
         breadcrumbs=breadcrumb_list(data.get('breadcrumbs')) if isinstance(data.get('breadcrumbs'), list) else None)
+
+
+HTTP_METHODS = ('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS')
+
+
+def seestack_http_requests(data, check):
+    items = data.get('requests')
+    if not check.check(isinstance(items, list) and 1 <= len(items) <= 100, 'requests',
+                       'must be an array of 1 to 100 items'):
+        return []
+    project_id = data.get('projectId')
+    check.check(project_id is None or isinstance(project_id, str), 'projectId', 'must be a string')
+    rows = []
+    for index, item in enumerate(items):
+        where = 'requests[%d].' % index
+        if not check.check(isinstance(item, dict), where[:-1], 'must be an object'):
+            continue
+        for field in ('traceId', 'host', 'path'):
+            value = item.get(field)
+            check.check(isinstance(value, str) and value.strip() != '', where + field, 'must not be blank')
+        check.check(item.get('direction') in ('inbound', 'outbound'), where + 'direction',
+                    'must match "inbound|outbound"')
+        method = item.get('method')
+        check.check(isinstance(method, str) and method.upper() in HTTP_METHODS, where + 'method',
+                    'must be one of %s' % ', '.join(HTTP_METHODS))
+        status = item.get('statusCode')
+        check.check(status is None or (is_int(status) and (status == 0 or 100 <= status <= 599)),
+                    where + 'statusCode', 'must be 0 or 100-599')
+        for field in ('durationMs', 'requestSize', 'responseSize'):
+            value = item.get(field)
+            check.check(value is None or (is_number(value) and 0 <= value < 1e15), where + field, 'must be >= 0')
+        check.check(item.get('userId') is None or isinstance(item['userId'], str), where + 'userId',
+                    'must be a string')
+        timestamp = None
+        try:
+            timestamp = parse_timestamp(item.get('timestamp'))
+        except Invalid:
+            pass
+        check.check(timestamp is not None, where + 'timestamp', 'must be an ISO-8601 timestamp')
+        if check.details:
+            continue
+        rows.append({'timestamp': timestamp, 'trace_id': clip(item['traceId'], 200), 'direction': item['direction'],
+                     'method': method.upper(), 'host': clip(item['host'], 500), 'path': clip(item['path'], 2048),
+                     'status_code': status, 'duration_ms': item.get('durationMs'),
+                     'request_size': item.get('requestSize'), 'response_size': item.get('responseSize'),
+                     'user_id': clip(item.get('userId'), 200)})
+    return rows
+
+
+def seestack_replay(data, check):
+    for field in ('fingerprint', 'sessionId'):
+        value = data.get(field)
+        check.check(isinstance(value, str) and value.strip() != '', field, 'must not be blank')
+    events = data.get('events')
+    if not check.check(isinstance(events, list) and 1 <= len(events) <= 1000, 'events',
+                       'must be an array of 1 to 1000 events'):
+        return None
+    clean = []
+    for index, event in enumerate(events):
+        where = 'events[%d].' % index
+        if not check.check(isinstance(event, dict), where[:-1], 'must be an object'):
+            continue
+        check.check(isinstance(event.get('eventType'), str) and event['eventType'].strip() != '',
+                    where + 'eventType', 'must not be blank')
+        check.check(isinstance(event.get('eventData'), str), where + 'eventData', 'must be a JSON string')
+        check.check(event.get('url') is None or isinstance(event['url'], str), where + 'url', 'must be a string')
+        stamp = event.get('timestampMillis')
+        check.check(is_int(stamp) and 0 <= stamp < 4102444800000, where + 'timestampMillis',
+                    'must be epoch milliseconds')
+        if check.details:
+            continue
+        clean.append({'eventType': clip(event['eventType'], 100), 'eventData': clip(mask_event_data(event['eventData']),
+                                                                                   256 << 10),
+                      'url': clip(event.get('url'), 2048), 'timestampMillis': stamp})
+    if check.details:
+        return None
+    return {'sessionId': clip(data['sessionId'], 200), 'fingerprint': clip(data['fingerprint'], 200),
+            'events': clean}
+
+
+def seestack_log(item, where, check):
+    if not check.check(isinstance(item, dict), where[:-1] or 'body', 'must be an object'):
+        return None
+    level = item.get('level')
+    check.check(isinstance(level, str) and level.lower() in LOG_LEVELS, where + 'level',
+                'must match "debug|info|warn|error|fatal"')
+    message = item.get('message')
+    check.check(isinstance(message, str) and message.strip() != '', where + 'message', 'must not be blank')
+    for field in ('service', 'traceId'):
+        check.check(item.get(field) is None or isinstance(item[field], str), where + field, 'must be a string')
+    check.check(item.get('metadata') is None or isinstance(item['metadata'], dict), where + 'metadata',
+                'must be an object')
+    timestamp = None
+    try:
+        timestamp = parse_timestamp(item.get('timestamp'))
+    except Invalid:
+        check.add(where + 'timestamp', 'must be an ISO-8601 timestamp')
+    if check.details:
+        return None
+    return {'timestamp': timestamp or now(), 'level': level.lower(), 'message': clip(message),
+            'service': clip(item.get('service'), 200), 'traceId': clip(item.get('traceId'), 200),
+            'metadata': bound(item.get('metadata'))}
 
 
 def mount_seestack(app, ctx):
@@ -2825,116 +2966,12 @@ def mount_seestack(app, ctx):
     return route, project_and_body, accepted
 
 
-HTTP_METHODS = ('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS')
-
-
-def seestack_http_requests(data, check):
-    items = data.get('requests')
-    if not check.check(isinstance(items, list) and 1 <= len(items) <= 100, 'requests',
-                       'must be an array of 1 to 100 items'):
-        return []
-    project_id = data.get('projectId')
-    check.check(project_id is None or isinstance(project_id, str), 'projectId', 'must be a string')
-    rows = []
-    for index, item in enumerate(items):
-        where = 'requests[%d].' % index
-        if not check.check(isinstance(item, dict), where[:-1], 'must be an object'):
-            continue
-        for field in ('traceId', 'host', 'path'):
-            value = item.get(field)
-            check.check(isinstance(value, str) and value.strip() != '', where + field, 'must not be blank')
-        check.check(item.get('direction') in ('inbound', 'outbound'), where + 'direction',
-                    'must match "inbound|outbound"')
-        method = item.get('method')
-        check.check(isinstance(method, str) and method.upper() in HTTP_METHODS, where + 'method',
-                    'must be one of %s' % ', '.join(HTTP_METHODS))
-        status = item.get('statusCode')
-        check.check(status is None or (is_int(status) and (status == 0 or 100 <= status <= 599)),
-                    where + 'statusCode', 'must be 0 or 100-599')
-        for field in ('durationMs', 'requestSize', 'responseSize'):
-            value = item.get(field)
-            check.check(value is None or (is_number(value) and 0 <= value < 1e15), where + field, 'must be >= 0')
-        check.check(item.get('userId') is None or isinstance(item['userId'], str), where + 'userId',
-                    'must be a string')
-        timestamp = None
-        try:
-            timestamp = parse_timestamp(item.get('timestamp'))
-        except Invalid:
-            pass
-        check.check(timestamp is not None, where + 'timestamp', 'must be an ISO-8601 timestamp')
-        if check.details:
-            continue
-        rows.append({'timestamp': timestamp, 'trace_id': clip(item['traceId'], 200), 'direction': item['direction'],
-                     'method': method.upper(), 'host': clip(item['host'], 500), 'path': clip(item['path'], 2048),
-                     'status_code': status, 'duration_ms': item.get('durationMs'),
-                     'request_size': item.get('requestSize'), 'response_size': item.get('responseSize'),
-                     'user_id': clip(item.get('userId'), 200)})
-    return rows
-
-
-def seestack_replay(data, check):
-    for field in ('fingerprint', 'sessionId'):
-        value = data.get(field)
-        check.check(isinstance(value, str) and value.strip() != '', field, 'must not be blank')
-    events = data.get('events')
-    if not check.check(isinstance(events, list) and 1 <= len(events) <= 1000, 'events',
-                       'must be an array of 1 to 1000 events'):
-        return None
-    clean = []
-    for index, event in enumerate(events):
-        where = 'events[%d].' % index
-        if not check.check(isinstance(event, dict), where[:-1], 'must be an object'):
-            continue
-        check.check(isinstance(event.get('eventType'), str) and event['eventType'].strip() != '',
-                    where + 'eventType', 'must not be blank')
-        check.check(isinstance(event.get('eventData'), str), where + 'eventData', 'must be a JSON string')
-        check.check(event.get('url') is None or isinstance(event['url'], str), where + 'url', 'must be a string')
-        stamp = event.get('timestampMillis')
-        check.check(is_int(stamp) and 0 <= stamp < 4102444800000, where + 'timestampMillis',
-                    'must be epoch milliseconds')
-        if check.details:
-            continue
-        clean.append({'eventType': clip(event['eventType'], 100), 'eventData': clip(mask_event_data(event['eventData']),
-                                                                                   256 << 10),
-                      'url': clip(event.get('url'), 2048), 'timestampMillis': stamp})
-    if check.details:
-        return None
-    return {'sessionId': clip(data['sessionId'], 200), 'fingerprint': clip(data['fingerprint'], 200),
-            'events': clean}
-
-
-LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
-
-
-def seestack_log(item, where, check):
-    if not check.check(isinstance(item, dict), where[:-1] or 'body', 'must be an object'):
-        return None
-    level = item.get('level')
-    check.check(isinstance(level, str) and level.lower() in LOG_LEVELS, where + 'level',
-                'must match "debug|info|warn|error|fatal"')
-    message = item.get('message')
-    check.check(isinstance(message, str) and message.strip() != '', where + 'message', 'must not be blank')
-    for field in ('service', 'traceId'):
-        check.check(item.get(field) is None or isinstance(item[field], str), where + field, 'must be a string')
-    check.check(item.get('metadata') is None or isinstance(item['metadata'], dict), where + 'metadata',
-                'must be an object')
-    timestamp = None
-    try:
-        timestamp = parse_timestamp(item.get('timestamp'))
-    except Invalid:
-        check.add(where + 'timestamp', 'must be an ISO-8601 timestamp')
-    if check.details:
-        return None
-    return {'timestamp': timestamp or now(), 'level': level.lower(), 'message': clip(message),
-            'service': clip(item.get('service'), 200), 'traceId': clip(item.get('traceId'), 200),
-            'metadata': bound(item.get('metadata'))}
-
-
 ###############################################################################
 # Dialect: Open Sentry ingest (/v1/ingest) ####################################
 ###############################################################################
 # Owns Open Sentry's batch endpoint: one item or an array of 1 to 20, validated
 # whole before anything is stored. Errors are {"error": "..."}.
+
 
 def open_sentry_error(status, message, code=None, details=None, headers=None):
     if status == 400 and code != 'INVALID_JSON':
@@ -3141,6 +3178,7 @@ def store_items(store, project_id, parsed):
 # their items (event, transaction, check_in, log; session, client_report and
 # attachment are counted). Errors answer {"detail": "..."}, as Relay does.
 
+
 def sentry_error(status, message, code=None, details=None, headers=None):
     headers = dict(headers or {})
     if status == 429 and 'Retry-After' in headers:
@@ -3256,6 +3294,7 @@ def sentry_message(event):
 
 SENTRY_STRING_FIELDS = ('level', 'logger', 'platform', 'release', 'dist', 'environment', 'server_name',
                         'transaction', 'culprit')
+
 SENTRY_OBJECT_FIELDS = ('user', 'contexts', 'extra', 'request', 'sdk')
 
 
@@ -3540,6 +3579,7 @@ def mount_sentry(app, ctx):
 # kind of data, paged with opaque cursors. A project key reads its own project
 # and nothing else. Errors answer {"error": "..."}.
 
+
 def found(value, what):
     """value, or a 404 naming what is not in the key's project."""
     if not value:
@@ -3574,6 +3614,15 @@ def decode_cursor(text, parts=1):
     return tuple(values) if parts > 1 else values[0]
 
 
+def decode_replay_cursor(text):
+    if not text:
+        return None
+    last_ms, _, session_id = text.partition('~')
+    if not last_ms.isdigit() or len(last_ms) > 18 or not session_id:
+        raise ApiError(400, 'invalid cursor')
+    return int(last_ms), session_id
+
+
 def choice_param(name, choices, default=None):
     value = bottle.request.query.getunicode(name)
     if value in (None, ''):
@@ -3586,6 +3635,10 @@ def choice_param(name, choices, default=None):
 def text_param(name, limit=500):
     value = bottle.request.query.getunicode(name)
     return value[:limit] if value else None
+
+
+# Per-project settings a key holder may change, with their allowed ranges.
+PROJECT_LIMITS = {'rateLimit': (0, 10 ** 9), 'retentionEvents': (0, 10 ** 9), 'retentionDays': (0, 36500)}
 
 
 def public_event(event):
@@ -3857,19 +3910,6 @@ def mount_read_api(app, ctx):
     return route, project, json_body, limit_param
 
 
-# Per-project settings a key holder may change, with their allowed ranges.
-PROJECT_LIMITS = {'rateLimit': (0, 10 ** 9), 'retentionEvents': (0, 10 ** 9), 'retentionDays': (0, 36500)}
-
-
-def decode_replay_cursor(text):
-    if not text:
-        return None
-    last_ms, _, session_id = text.partition('~')
-    if not last_ms.isdigit() or len(last_ms) > 18 or not session_id:
-        raise ApiError(400, 'invalid cursor')
-    return int(last_ms), session_id
-
-
 ###############################################################################
 # Background work: retention, missed cron runs, alerts #########################
 ###############################################################################
@@ -3877,6 +3917,7 @@ def decode_replay_cursor(text):
 # noticing cron monitors that stopped pinging, and delivering webhook alerts
 # (Slack-compatible JSON) from their own thread, retried with backoff, so
 # alerting never slows ingest.
+
 
 class Alerter(threading.Thread):
     """Delivers alerts to each project's webhook URL."""
@@ -3992,6 +4033,7 @@ class Sweeper(threading.Thread):
 ###############################################################################
 # Owns assembly: one store, every dialect mounted, the viewer's static files,
 # CORS preflight, JSON for unknown routes, and the security headers.
+
 
 def static_root():
     """static/ beside this file (a checkout) or under the install prefix (pip)."""
@@ -4215,6 +4257,7 @@ def stop_server(server, thread=None):
 ###############################################################################
 # Owns `python errorcapture.py` / `errorcapture`: flags over environment over
 # defaults, clean shutdown on Ctrl-C and SIGTERM.
+
 
 def build_parser():
     parser = argparse.ArgumentParser(
