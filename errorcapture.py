@@ -1389,9 +1389,13 @@ class Writer(threading.Thread):
 
 
 class Store(object):
-    """Everything persistent. Write methods run on the writer thread (their
-    names start with _tx_ and take the writer's connection); read methods run on
-    the caller's thread with that thread's own read connection."""
+    """Everything persistent. The store owns the connections (the writer's and
+    one read connection per thread), the migrations, the id floors and the
+    projects; each kind of data has a class of its own below, reached as
+    store.issues, store.events, store.telemetry, store.monitors and
+    store.retention. Write methods run on the writer thread (their names start
+    with tx_ or _tx_ and take the writer's connection); read methods run on the
+    caller's thread with that thread's own read connection."""
 
     def __init__(self, path, synchronous='normal', max_queue=20000):
         self.path = path
@@ -1408,12 +1412,26 @@ class Store(object):
         finally:
             conn.close()
         self.listeners = []  # callables(kind, payload) told of new issues, regressions, cron failures
-        self._touched = {}  # (project id, fingerprint) -> issue changes of the open transaction
+        self.issues = Issues(self)
+        self.events = Events(self)
+        self.telemetry = Telemetry(self)
+        self.monitors = Monitors(self)
+        self.retention = Retention(self)
+        # What add_batch stores, by the model's kind: a new kind of data is a
+        # class below and a line here.
+        self.adders = {
+            'error': self.events.tx_add_one,
+            'http_requests': self.telemetry.tx_add_http_requests,
+            'replay': self.telemetry.tx_add_replay,
+            'logs': self.telemetry.tx_add_logs,
+            'transaction': self.telemetry.tx_add_transaction,
+            'ai_generation': self.telemetry.tx_add_ai_generation,
+        }
         self.writer = Writer(path, synchronous, max_queue)
         self.writer.on_commit = self._deliver
-        self.writer.before_commit = self._flush_issues
+        self.writer.before_commit = self.issues.tx_flush
         self.writer.after_commit = self._publish_seq
-        self.writer.after_rollback = self._forget_issues
+        self.writer.after_rollback = self.issues.forget
         self.writer.start()
         self.writer.started_ok.wait(10)
 
@@ -1452,7 +1470,7 @@ class Store(object):
     def close(self):
         self.writer.stop()
 
-    def _next_seq(self):
+    def next_seq(self):
         self._seq += 1  # only the writer thread calls this
         return self._seq
 
@@ -1478,7 +1496,7 @@ class Store(object):
         conn.execute('INSERT INTO counters(name, value) VALUES (?, ?)'
                      ' ON CONFLICT(name) DO UPDATE SET value=MAX(value, excluded.value)', (name, value))
 
-    def _deleting(self, conn, table, delete):
+    def deleting(self, conn, table, delete):
         """Run delete() (a DELETE on table); if it took the newest rows, keep
         the highest id. Returns what delete() returned."""
         top = conn.execute('SELECT COALESCE(MAX(id), 0) FROM %s' % table).fetchone()[0]
@@ -1490,7 +1508,7 @@ class Store(object):
             self._keep_counter(conn, 'seq', self._seq)
         return result
 
-    def _new_id(self, conn, table):
+    def new_id(self, conn, table):
         """The id for a new row of table: None (SQLite's next) unless deletes
         took the newest rows, then the one above the highest ever given."""
         floor = self._floors.get(table)
@@ -1498,7 +1516,7 @@ class Store(object):
             return floor + 1
         return None
 
-    def _notify(self, kind, payload):
+    def notify(self, kind, payload):
         self.writer.outbox.append((kind, payload))  # writer thread only
 
     def _deliver(self, notices):
@@ -1559,47 +1577,54 @@ class Store(object):
         if settings is not None:
             conn.execute('UPDATE projects SET settings=? WHERE id=?', (settings, project_id))
 
-    # -- error events and issues ---------------------------------------------
-
-    def add_events(self, project_id, events):
-        """Store error events (dicts from the event model), grouping each into an
-        issue. Returns, per event, {'id', 'issueId', 'duplicate'} once committed."""
-        return self.write(self._tx_add_events, project_id, events)
-
-    def _tx_add_events(self, conn, project_id, events):
-        results = []
-        for event in events:
-            event_id = event.get('eventId')
-            if event_id is not None:
-                row = conn.execute('SELECT id, issue_id FROM events WHERE project_id=? AND event_id=?',
-                                   (project_id, event_id)).fetchone()
-                if row is not None:  # a client retry of an event we already hold
-                    results.append({'id': row[0], 'issueId': row[1], 'duplicate': True})
-                    continue
-            issue_id = self._tx_group(conn, project_id, event)
-            cursor = conn.execute(
-                'INSERT INTO events(id, project_id, issue_id, event_id, received, data) VALUES (?, ?, ?, ?, ?, ?)',
-                (self._new_id(conn, 'events'), project_id, issue_id, event_id, event['received'],
-                 dumps(stored_form(event))))
-            results.append({'id': cursor.lastrowid, 'issueId': issue_id, 'duplicate': False})
-        return results
+    # -- batches of any kind --------------------------------------------------
 
     def add_batch(self, project_id, items):
-        """Store a mixed batch of (kind, item) pairs in one transaction."""
+        """Store a mixed batch of (kind, model item) pairs in one transaction;
+        the kinds are those of `adders`."""
         return self.write(self._tx_add_batch, project_id, items)
 
     def _tx_add_batch(self, conn, project_id, items):
-        results = []
-        for kind, item in items:
-            results.append(getattr(self, '_tx_add_' + kind)(conn, project_id, item))
-        return results
+        adders = self.adders
+        return [adders[kind](conn, project_id, item) for kind, item in items]
 
-    def _tx_add_error(self, conn, project_id, event):
-        return self._tx_add_events(conn, project_id, [event])[0]
+    # -- issue seq -------------------------------------------------------------
 
-    def _tx_group(self, conn, project_id, event):
+    def current_seq(self):
+        """The highest issue seq committed: readers take it before they query,
+        so whatever they miss has a higher seq and the next changedSince poll
+        brings it (seq values are handed out before COMMIT, so the writer's own
+        counter can be ahead of what a reader sees)."""
+        return self._committed_seq
+
+    def _publish_seq(self):
+        self._committed_seq = self._seq  # writer thread, after COMMIT
+
+
+class Kind(object):
+    """One kind of stored data: its writes (run by the writer, with its
+    connection) and its reads (on the caller's own read connection)."""
+
+    def __init__(self, store):
+        self.store = store
+        self.query, self.write = store.query, store.write
+
+
+class Issues(Kind):
+    """Issues: grouping events into them (the changes a transaction gathers are
+    written once, just before COMMIT), listing them and changing their status."""
+
+    def __init__(self, store):
+        Kind.__init__(self, store)
+        self._touched = {}  # (project id, fingerprint) -> issue changes of the open transaction
+
+    def pending_ids(self):
+        """Issues whose gathered changes are not written yet (writer thread)."""
+        return {state['id'] for state in self._touched.values()}
+
+    def tx_group(self, conn, project_id, event):
         """Find or create the event's issue. The issue row itself is updated
-        once per transaction (flush_issues), not once per event: a batch of
+        once per transaction (tx_flush), not once per event: a batch of
         events hitting one issue costs one UPDATE."""
         key = (project_id, event['_fingerprint'])
         seen = event['timestamp']
@@ -1611,13 +1636,13 @@ class Store(object):
                 cursor = conn.execute(
                     'INSERT INTO issues(id, project_id, fingerprint, title, culprit, type, value, level, count,'
                     ' first_seen, last_seen, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0)',
-                    (self._new_id(conn, 'issues'),) + key + (
+                    (self.store.new_id(conn, 'issues'),) + key + (
                         event['_title'], event['_culprit'], event['_type'], event['_value'], event['level'], seen,
                         seen))
                 row = (cursor.lastrowid, 'unresolved', '[]', '[]')
-                self._notify('new_issue', {'projectId': project_id, 'issueId': row[0], 'title': event['_title']})
+                self.store.notify('new_issue', {'projectId': project_id, 'issueId': row[0], 'title': event['_title']})
             elif row[1] == 'resolved':
-                self._notify('regression', {'projectId': project_id, 'issueId': row[0], 'title': event['_title']})
+                self.store.notify('regression', {'projectId': project_id, 'issueId': row[0], 'title': event['_title']})
             state = self._touched[key] = {
                 'id': row[0], 'count': 0, 'first': seen, 'last': seen, 'release': None,
                 'releases': json.loads(row[2]), 'environments': json.loads(row[3]), 'hours': {}}
@@ -1635,78 +1660,56 @@ class Store(object):
         state['hours'][hour] = state['hours'].get(hour, 0) + 1
         return state['id']
 
-    def _flush_issues(self, conn):
+    def tx_flush(self, conn):
         """Writer hook, just before COMMIT: apply the issue changes gathered
         during this transaction, one UPDATE per touched issue. A resolved issue
         that got an event reopens as a regression."""
         touched, self._touched = self._touched, {}
         for state in touched.values():
-            self._flush_issue(conn, state)
+            self._tx_flush_one(conn, state)
 
-    def _flush_issue(self, conn, state):
+    def _tx_flush_one(self, conn, state):
         conn.execute(
             'UPDATE issues SET count=count+?, last_seen=MAX(last_seen, ?), first_seen=MIN(first_seen, ?),'
             ' level=?, last_release=COALESCE(?, last_release), releases=?, environments=?, seq=?,'
             ' status=CASE WHEN status=\'resolved\' THEN \'unresolved\' ELSE status END,'
             ' regression=CASE WHEN status=\'resolved\' THEN 1 ELSE regression END WHERE id=?',
             (state['count'], state['last'], state['first'], state['level'], state['release'],
-             dumps(state['releases']), dumps(state['environments']), self._next_seq(), state['id']))
+             dumps(state['releases']), dumps(state['environments']), self.store.next_seq(), state['id']))
         conn.executemany(
             'INSERT INTO issue_hours(issue_id, hour, count) VALUES (?, ?, ?)'
             ' ON CONFLICT(issue_id, hour) DO UPDATE SET count=count+excluded.count',
             [(state['id'], hour, count) for hour, count in state['hours'].items()])
 
-    def _flush_pending_issue(self, conn, issue_id):
+    def _tx_flush_pending(self, conn, issue_id):
         """Apply the events this transaction already gave issue_id before its
         status changes, so a resolve that comes after them in the same batch
         is not undone at COMMIT as if they were a regression."""
         for key, state in list(self._touched.items()):
             if state['id'] == issue_id:
                 del self._touched[key]
-                self._flush_issue(conn, state)
+                self._tx_flush_one(conn, state)
 
-    def _forget_issues(self):
+    def forget(self):
         """Writer hook after a rollback: nothing gathered survives it."""
         self._touched = {}
 
-    def error_events_since(self, project_id, since, limit):
-        rows = self.query(
-            'SELECT id, issue_id, event_id, received, data FROM events WHERE project_id=? AND id>? ORDER BY id LIMIT ?',
-            (project_id, since, limit))
-        return [loaded_form(*row) for row in rows]
-
-    def clear_errors(self, project_id):
-        """Delete a project's events and issues, in short transactions."""
-        deleted = 0
-        while True:
-            count = self.write(self._tx_delete_some_events, project_id, 5000)
-            deleted += count
-            if count < 5000:
-                break
-        self.write(self._tx_delete_issues, project_id)
-        return deleted
-
-    def _tx_delete_some_events(self, conn, project_id, batch):
-        return self._deleting(conn, 'events', lambda: conn.execute(
-            'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE project_id=? LIMIT ?)',
-            (project_id, batch)).rowcount)
-
-    def _tx_delete_issues(self, conn, project_id):
-        # events that arrived while clear ran in batches go too, with any
-        # issue changes this transaction gathered for the project
-        self._deleting(conn, 'events', lambda: conn.execute('DELETE FROM events WHERE project_id=?', (project_id,)))
+    def tx_delete_project(self, conn, project_id):
+        """Every issue of a project goes, with what this transaction gathered for them."""
         self._touched = {key: state for key, state in self._touched.items() if key[0] != project_id}
         conn.execute('DELETE FROM issue_hours WHERE issue_id IN (SELECT id FROM issues WHERE project_id=?)',
                      (project_id,))
-        self._deleting(conn, 'issues', lambda: conn.execute('DELETE FROM issues WHERE project_id=?', (project_id,)))
+        self.store.deleting(conn, 'issues', lambda: conn.execute('DELETE FROM issues WHERE project_id=?',
+                                                                 (project_id,)))
 
-    ISSUE_COLUMNS = ('id, title, culprit, type, value, level, status, regression, count, first_seen, last_seen,'
+    COLUMNS = ('id, title, culprit, type, value, level, status, regression, count, first_seen, last_seen,'
                      ' last_release, releases, environments, seq')
-    ISSUE_SORTS = {'lastSeen': 'last_seen', 'firstSeen': 'first_seen', 'count': 'count'}
 
-    def list_issues(self, project_id, status=None, level=None, environment=None, search=None,
+    SORTS = {'lastSeen': 'last_seen', 'firstSeen': 'first_seen', 'count': 'count'}
+
+    def list(self, project_id, status=None, level=None, environment=None, search=None,
                     sort='lastSeen', cursor=None, limit=50, changed_since=None):
-        column = self.ISSUE_SORTS[sort]
+        column = self.SORTS[sort]
         where = Where(project_id).equal('status', status).equal('level', level)
         if environment:  # an exact element of the issue's JSON list, not a substring of it
             where.add('EXISTS (SELECT 1 FROM json_each(environments) WHERE value=?)', environment)
@@ -1717,8 +1720,8 @@ class Store(object):
         if cursor is not None:
             where.add('(%s, id) < (?, ?)' % column, *cursor)
         rows = self.query('SELECT %s FROM issues WHERE %s ORDER BY %s DESC, id DESC LIMIT ?' % (
-            self.ISSUE_COLUMNS, where, column), where.params + [limit + 1])
-        issues = [self._issue_row(r) for r in rows[:limit]]
+            self.COLUMNS, where, column), where.params + [limit + 1])
+        issues = [self._row(r) for r in rows[:limit]]
         self._attach_histograms(issues)
         next_cursor = None
         if len(rows) > limit:
@@ -1727,18 +1730,8 @@ class Store(object):
             next_cursor = (sort_value, last[0])
         return issues, next_cursor
 
-    def current_seq(self):
-        """The highest issue seq committed: readers take it before they query,
-        so whatever they miss has a higher seq and the next changedSince poll
-        brings it (seq values are handed out before COMMIT, so the writer's own
-        counter can be ahead of what a reader sees)."""
-        return self._committed_seq
-
-    def _publish_seq(self):
-        self._committed_seq = self._seq  # writer thread, after COMMIT
-
     @staticmethod
-    def _issue_row(row):
+    def _row(row):
         return {'id': row[0], 'title': row[1], 'culprit': row[2], 'type': row[3], 'value': row[4],
                 'level': row[5], 'status': row[6], 'regression': bool(row[7]), 'count': row[8],
                 'firstSeen': iso(row[9]), 'lastSeen': iso(row[10]), 'lastRelease': row[11],
@@ -1758,33 +1751,93 @@ class Store(object):
             if hour <= hour_now:
                 by_id[issue_id]['histogram24h'][23 - (hour_now - hour)] = count
 
-    def get_issue(self, project_id, issue_id):
-        rows = self.query('SELECT %s FROM issues WHERE project_id=? AND id=?' % self.ISSUE_COLUMNS,
+    def get(self, project_id, issue_id):
+        rows = self.query('SELECT %s FROM issues WHERE project_id=? AND id=?' % self.COLUMNS,
                           (project_id, issue_id))
         if not rows:
             return None
-        issue = self._issue_row(rows[0])
+        issue = self._row(rows[0])
         self._attach_histograms([issue])
         return issue
 
-    def set_issue_status(self, project_id, issue_id, status):
-        return self.write(self._tx_set_issue_status, project_id, issue_id, status)
+    def set_status(self, project_id, issue_id, status):
+        return self.write(self._tx_set_status, project_id, issue_id, status)
 
-    def _tx_set_issue_status(self, conn, project_id, issue_id, status):
-        self._flush_pending_issue(conn, issue_id)
+    def _tx_set_status(self, conn, project_id, issue_id, status):
+        self._tx_flush_pending(conn, issue_id)
         cursor = conn.execute(
             'UPDATE issues SET status=?, seq=?, regression=CASE WHEN ?=\'resolved\' THEN 0 ELSE regression END'
-            ' WHERE project_id=? AND id=?', (status, self._next_seq(), status, project_id, issue_id))
+            ' WHERE project_id=? AND id=?', (status, self.store.next_seq(), status, project_id, issue_id))
         return cursor.rowcount
 
-    def issue_events(self, project_id, issue_id, cursor=None, limit=50):
+
+
+class Events(Kind):
+    """Error events: stored in the model's stored_form, each grouped into an issue;
+    listed, shown and cleared."""
+
+    def add(self, project_id, events):
+        """Store error events (dicts from the event model), grouping each into an
+        issue. Returns, per event, {'id', 'issueId', 'duplicate'} once committed."""
+        return self.write(self.tx_add, project_id, events)
+
+    def tx_add(self, conn, project_id, events):
+        results = []
+        for event in events:
+            event_id = event.get('eventId')
+            if event_id is not None:
+                row = conn.execute('SELECT id, issue_id FROM events WHERE project_id=? AND event_id=?',
+                                   (project_id, event_id)).fetchone()
+                if row is not None:  # a client retry of an event we already hold
+                    results.append({'id': row[0], 'issueId': row[1], 'duplicate': True})
+                    continue
+            issue_id = self.store.issues.tx_group(conn, project_id, event)
+            cursor = conn.execute(
+                'INSERT INTO events(id, project_id, issue_id, event_id, received, data) VALUES (?, ?, ?, ?, ?, ?)',
+                (self.store.new_id(conn, 'events'), project_id, issue_id, event_id, event['received'],
+                 dumps(stored_form(event))))
+            results.append({'id': cursor.lastrowid, 'issueId': issue_id, 'duplicate': False})
+        return results
+
+    def tx_add_one(self, conn, project_id, event):
+        return self.tx_add(conn, project_id, [event])[0]
+
+    def since(self, project_id, since, limit):
+        rows = self.query(
+            'SELECT id, issue_id, event_id, received, data FROM events WHERE project_id=? AND id>? ORDER BY id LIMIT ?',
+            (project_id, since, limit))
+        return [loaded_form(*row) for row in rows]
+
+    def clear(self, project_id):
+        """Delete a project's events and issues, in short transactions."""
+        deleted = 0
+        while True:
+            count = self.write(self._tx_delete_some, project_id, 5000)
+            deleted += count
+            if count < 5000:
+                break
+        self.write(self._tx_delete_rest, project_id)
+        return deleted
+
+    def _tx_delete_some(self, conn, project_id, batch):
+        return self.store.deleting(conn, 'events', lambda: conn.execute(
+            'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE project_id=? LIMIT ?)',
+            (project_id, batch)).rowcount)
+
+    def _tx_delete_rest(self, conn, project_id):
+        # events that arrived while clear ran in batches go too, with any
+        # issue changes this transaction gathered for the project
+        self.store.deleting(conn, 'events', lambda: conn.execute('DELETE FROM events WHERE project_id=?', (project_id,)))
+        self.store.issues.tx_delete_project(conn, project_id)
+
+    def of_issue(self, project_id, issue_id, cursor=None, limit=50):
         """Events of one issue, newest first; cursor is the last id seen."""
         rows = self.query(
             'SELECT id, issue_id, event_id, received, data FROM events WHERE issue_id=? AND project_id=? AND id<?'
             ' ORDER BY id DESC LIMIT ?', (issue_id, project_id, cursor or (1 << 62), limit + 1))
         return [loaded_form(*row) for row in rows[:limit]], (rows[limit - 1][0] if len(rows) > limit else None)
 
-    def latest_events(self, project_id, cursor=None, limit=50, since=None):
+    def latest(self, project_id, cursor=None, limit=50, since=None):
         """Newest first, paged by cursor; with since, the events after that id,
         oldest first (a poller's next since is the last id it got)."""
         if since is not None:
@@ -1795,17 +1848,23 @@ class Store(object):
                               ' ORDER BY id DESC LIMIT ?', (project_id, cursor or (1 << 62), limit + 1))
         return [loaded_form(*row) for row in rows[:limit]], (rows[limit - 1][0] if len(rows) > limit else None)
 
-    def get_event(self, project_id, event_row_id):
+    def get(self, project_id, event_row_id):
         rows = self.query('SELECT id, issue_id, event_id, received, data FROM events WHERE project_id=? AND id=?',
                           (project_id, event_row_id))
         return loaded_form(*rows[0]) if rows else None
 
-    # -- telemetry: HTTP requests, replays, logs, transactions, AI ------------
+
+
+class Telemetry(Kind):
+    """What is not an error: HTTP requests, replays, logs, transactions and AI
+    generations, with the summaries the viewer shows of them."""
+
+    # -- HTTP requests -------------------------------------------------------
 
     HTTP_COLUMNS = ('timestamp', 'trace_id', 'direction', 'method', 'host', 'path', 'status_code', 'duration_ms',
                     'request_size', 'response_size', 'user_id')
 
-    def _tx_add_http_requests(self, conn, project_id, rows):
+    def tx_add_http_requests(self, conn, project_id, rows):
         conn.executemany(
             'INSERT INTO http_requests(project_id, %s) VALUES (?, %s)' % (
                 ', '.join(self.HTTP_COLUMNS), ', '.join('?' * len(self.HTTP_COLUMNS))),
@@ -1891,7 +1950,9 @@ class Store(object):
                 'byHost': [{'host': h, 'count': c, 'p50': per_host.get(h, {}).get(50),
                             'p95': per_host.get(h, {}).get(95)} for h, c in hosts]}
 
-    def _tx_add_replay(self, conn, project_id, replay):
+    # -- replays -------------------------------------------------------------
+
+    def tx_add_replay(self, conn, project_id, replay):
         events = replay['events']
         conn.executemany(
             'INSERT INTO replay_events(project_id, session_id, event_type, event_data, url, timestamp_ms)'
@@ -1937,8 +1998,10 @@ class Store(object):
         return [{'id': r[0], 'eventType': r[1], 'eventData': r[2], 'url': r[3], 'timestampMillis': r[4],
                  'timestamp': iso(r[4] / 1000.0)} for r in rows]
 
-    def _tx_add_logs(self, conn, project_id, entries):
-        first = self._new_id(conn, 'logs')  # the rest follow it
+    # -- logs ----------------------------------------------------------------
+
+    def tx_add_logs(self, conn, project_id, entries):
+        first = self.store.new_id(conn, 'logs')  # the rest follow it
         conn.executemany(
             'INSERT INTO logs(id, project_id, timestamp, level, message, service, trace_id, metadata)'
             ' VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
@@ -1957,7 +2020,9 @@ class Store(object):
         return [{'id': r[0], 'timestamp': iso(r[1]), 'level': r[2], 'message': r[3], 'service': r[4],
                  'traceId': r[5], 'metadata': json.loads(r[6]) if r[6] else None} for r in rows]
 
-    def _tx_add_transaction(self, conn, project_id, tx):
+    # -- transactions --------------------------------------------------------
+
+    def tx_add_transaction(self, conn, project_id, tx):
         if tx.get('eventId') and conn.execute('SELECT 1 FROM transactions WHERE project_id=? AND event_id=?',
                                               (project_id, tx['eventId'])).fetchone():
             return {'duplicate': True}
@@ -2002,10 +2067,12 @@ class Store(object):
         tx.setdefault('spans', [])
         return tx
 
+    # -- AI generations ------------------------------------------------------
+
     AI_COLUMNS = ('timestamp', 'provider', 'model', 'input_tokens', 'output_tokens', 'cost_usd', 'latency_ms',
                   'status')
 
-    def _tx_add_ai_generation(self, conn, project_id, gen):
+    def tx_add_ai_generation(self, conn, project_id, gen):
         data = {k: v for k, v in gen.items() if k not in ('timestamp', 'provider', 'model', 'inputTokens',
                                                           'outputTokens', 'totalCostUsd', 'latencyMs', 'status')
                 and v is not None}
@@ -2047,40 +2114,43 @@ class Store(object):
                         'totalCostUsd': r[5], 'latencyMs': r[6], 'status': r[7], 'timestamp': iso(r[8])}
                        for r in recent]}
 
-    # -- cron monitors ---------------------------------------------------------
 
-    MONITOR_COLUMNS = ('id, slug, name, schedule, grace, max_runtime, timezone, created, last_ping, last_status,'
+
+class Monitors(Kind):
+    """Cron monitors and their check-ins."""
+
+    COLUMNS = ('id, slug, name, schedule, grace, max_runtime, timezone, created, last_ping, last_status,'
                        ' running_since, running_id')
 
     @staticmethod
-    def _monitor_row(row):
+    def _row(row):
         keys = ('id', 'slug', 'name', 'schedule', 'grace', 'maxRuntime', 'timezone', 'created', 'lastPing',
                 'lastStatus', 'runningSince', 'runningId')
         return dict(zip(keys, row))
 
-    def monitors(self, project_id):
-        return [self._monitor_row(r) for r in self.query(
-            'SELECT %s FROM monitors WHERE project_id=? ORDER BY slug' % self.MONITOR_COLUMNS, (project_id,))]
+    def list(self, project_id):
+        return [self._row(r) for r in self.query(
+            'SELECT %s FROM monitors WHERE project_id=? ORDER BY slug' % self.COLUMNS, (project_id,))]
 
-    def all_monitors(self):
-        rows = self.query('SELECT project_id, alerted, %s FROM monitors' % self.MONITOR_COLUMNS)
-        return [dict(self._monitor_row(r[2:]), projectId=r[0], alerted=r[1]) for r in rows]
+    def all(self):
+        rows = self.query('SELECT project_id, alerted, %s FROM monitors' % self.COLUMNS)
+        return [dict(self._row(r[2:]), projectId=r[0], alerted=r[1]) for r in rows]
 
-    def monitor(self, project_id, slug):
-        rows = self.query('SELECT %s FROM monitors WHERE project_id=? AND slug=?' % self.MONITOR_COLUMNS,
+    def get(self, project_id, slug):
+        rows = self.query('SELECT %s FROM monitors WHERE project_id=? AND slug=?' % self.COLUMNS,
                           (project_id, slug))
-        return self._monitor_row(rows[0]) if rows else None
+        return self._row(rows[0]) if rows else None
 
-    def monitor_history(self, monitor_id, limit=100):
+    def history(self, monitor_id, limit=100):
         rows = self.query('SELECT timestamp, status, duration_ms, message FROM checkins WHERE monitor_id=?'
                           ' ORDER BY id DESC LIMIT ?', (monitor_id, limit))
         return [{'timestamp': iso(r[0]), 'status': r[1], 'durationMs': r[2], 'message': r[3]} for r in rows]
 
-    def save_monitor(self, project_id, monitor, create):
+    def save(self, project_id, monitor, create):
         """Create (create=True) or update a monitor; fields as in validate_monitor."""
-        return self.write(self._tx_save_monitor, project_id, monitor, create)
+        return self.write(self._tx_save, project_id, monitor, create)
 
-    def _tx_save_monitor(self, conn, project_id, monitor, create):
+    def _tx_save(self, conn, project_id, monitor, create):
         exists = conn.execute('SELECT id FROM monitors WHERE project_id=? AND slug=?',
                               (project_id, monitor['slug'])).fetchone()
         if create is True and exists:
@@ -2100,11 +2170,11 @@ class Store(object):
                     conn.execute('UPDATE monitors SET %s=? WHERE id=?' % column, (monitor[key], exists[0]))
         return True
 
-    def delete_monitor(self, project_id, slug):
-        return self.write(self._tx_delete_monitor, project_id, slug)
+    def delete(self, project_id, slug):
+        return self.write(self._tx_delete, project_id, slug)
 
     @staticmethod
-    def _tx_delete_monitor(conn, project_id, slug):
+    def _tx_delete(conn, project_id, slug):
         row = conn.execute('SELECT id FROM monitors WHERE project_id=? AND slug=?', (project_id, slug)).fetchone()
         if row is None:
             return False
@@ -2121,7 +2191,7 @@ class Store(object):
 
     def _tx_add_checkin(self, conn, project_id, slug, checkin, upsert):
         if upsert:
-            self._tx_save_monitor(conn, project_id, dict(upsert, slug=slug), None)
+            self._tx_save(conn, project_id, dict(upsert, slug=slug), None)
         row = conn.execute('SELECT id, running_since, running_id, name FROM monitors WHERE project_id=? AND slug=?',
                            (project_id, slug)).fetchone()
         if row is None:
@@ -2139,21 +2209,25 @@ class Store(object):
             conn.execute('UPDATE monitors SET last_ping=?, last_status=?, running_since=NULL, running_id=NULL,'
                          ' alerted=NULL WHERE id=?', (at, status, monitor_id))
             if status == 'failed':
-                self._notify('cron_failed', {'projectId': project_id, 'slug': slug, 'name': name,
+                self.store.notify('cron_failed', {'projectId': project_id, 'slug': slug, 'name': name,
                                              'message': checkin.get('message')})
         conn.execute('INSERT INTO checkins(monitor_id, timestamp, status, duration_ms, message, checkin_id)'
                      ' VALUES (?, ?, ?, ?, ?, ?)', (monitor_id, at, status, duration, checkin.get('message'),
                                                     checkin.get('checkinId')))
         return monitor_id
 
-    def mark_monitor_alerted(self, monitor_id, what):
+    def mark_alerted(self, monitor_id, what):
         self.write(self._tx_mark_alerted, monitor_id, what)
 
     @staticmethod
     def _tx_mark_alerted(conn, monitor_id, what):
         conn.execute('UPDATE monitors SET alerted=? WHERE id=?', (what, monitor_id))
 
-    # -- retention -------------------------------------------------------------
+
+
+class Retention(Kind):
+    """Pruning in short transactions: error events past a project's cap or age
+    (issue counts and sparklines follow), telemetry past its age."""
 
     PRUNE_BATCH = 1000
 
@@ -2177,7 +2251,7 @@ class Store(object):
                   if row_id <= threshold or received < cutoff]
         if not doomed:
             return 0
-        self._deleting(conn, 'events', lambda: conn.executemany(
+        self.store.deleting(conn, 'events', lambda: conn.executemany(
             'DELETE FROM events WHERE id=?', [(row_id,) for row_id, _, _ in doomed]))
         per_issue, per_hour = {}, {}
         for _, issue_id, received in doomed:
@@ -2186,18 +2260,18 @@ class Store(object):
             per_hour[hour] = per_hour.get(hour, 0) + 1
         # a new seq: live viewers (changedSince) see the lower count
         for issue_id, count in per_issue.items():
-            conn.execute('UPDATE issues SET count=count-?, seq=? WHERE id=?', (count, self._next_seq(), issue_id))
+            conn.execute('UPDATE issues SET count=count-?, seq=? WHERE id=?', (count, self.store.next_seq(), issue_id))
         # the sparklines count what remains, like the issue
         conn.executemany('UPDATE issue_hours SET count=count-? WHERE issue_id=? AND hour=?',
                          [(count, issue_id, hour) for (issue_id, hour), count in per_hour.items()])
         conn.execute('DELETE FROM issue_hours WHERE count<=0 AND issue_id IN (%s)' % ','.join('?' * len(per_issue)),
                      list(per_issue))
-        pending = {state['id'] for state in self._touched.values()}  # counts not flushed yet
+        pending = self.store.issues.pending_ids()  # counts not flushed yet
         emptied = [r[0] for r in conn.execute(
             'SELECT id FROM issues WHERE project_id=? AND count<=0', (project_id,)).fetchall() if r[0] not in pending]
         for issue_id in emptied:
             conn.execute('DELETE FROM issue_hours WHERE issue_id=?', (issue_id,))
-            self._deleting(conn, 'issues', lambda: conn.execute('DELETE FROM issues WHERE id=?', (issue_id,)))
+            self.store.deleting(conn, 'issues', lambda: conn.execute('DELETE FROM issues WHERE id=?', (issue_id,)))
         return len(doomed)
 
     # table -> (time column, seconds per unit) for age-based pruning of telemetry
@@ -2217,7 +2291,7 @@ class Store(object):
         first = conn.execute('SELECT MAX(id) FROM (SELECT id FROM logs WHERE project_id=? AND timestamp<?'
                              ' ORDER BY id LIMIT ?)', (project_id, cutoff, self.PRUNE_BATCH)).fetchone()[0]
         if first is not None:
-            deleted += self._deleting(conn, 'logs', lambda: conn.execute(
+            deleted += self.store.deleting(conn, 'logs', lambda: conn.execute(
                 'DELETE FROM logs WHERE project_id=? AND id<=? AND timestamp<?', (project_id, first, cutoff)).rowcount)
         for (session_id,) in conn.execute('SELECT session_id FROM replay_sessions WHERE project_id=? AND last_ms<?'
                                           ' LIMIT 100', (project_id, cutoff * 1000)).fetchall():
@@ -2654,7 +2728,7 @@ def mount_errorcapture_api(app, ctx):
         event = errorcapture_event(data)
         project = project_for(data['hash'], create=True)
         ctx.admit(project)
-        result = store.add_events(project['id'], [event])[0]
+        result = store.events.add(project['id'], [event])[0]
         return reply({'ok': True, 'id': result['id']})
 
     def generate():
@@ -2669,12 +2743,12 @@ def mount_errorcapture_api(app, ctx):
         project = project_for(bottle.request.query.getunicode('hash'))
         since = int_param('since', 0)
         limit = int_param('limit', 100, minimum=1, maximum=1000)
-        events = store.error_events_since(project['id'], since, limit)
+        events = store.events.since(project['id'], since, limit)
         return reply({'errors': [errorcapture_row(e) for e in events]})
 
     def clear(key):
         project = project_for(key)
-        return reply({'ok': True, 'deleted': store.clear_errors(project['id'])})
+        return reply({'ok': True, 'deleted': store.events.clear(project['id'])})
 
     @app.route('/api.php', method=['GET', 'POST'])
     @guarded(errorcapture_error)
@@ -2904,7 +2978,7 @@ def mount_seestack(app, ctx):
         event = seestack_error_event(data, check)
         check.raise_if_any()
         ctx.admit(project)
-        store.add_events(project['id'], [event])
+        store.events.add(project['id'], [event])
         return accepted({'id': event['eventId']})
 
     @route('/ingest/v1/http-requests')
@@ -2956,7 +3030,7 @@ def mount_seestack(app, ctx):
         message = data.get('message')
         check.check(message is None or isinstance(message, str), 'message', 'must be a string')
         check.raise_if_any()
-        monitor_id = store.add_checkin(project['id'], slug.strip(), {
+        monitor_id = store.monitors.add_checkin(project['id'], slug.strip(), {
             'status': status, 'durationMs': duration, 'message': clip(message, 4096), 'timestamp': now()})
         if monitor_id is None:
             return reply({'ok': False, 'code': 'NOT_FOUND',
@@ -3527,7 +3601,7 @@ def mount_sentry(app, ctx):
                 if kind == 'error' and not answer_id:
                     answer_id = result.get('eventId')
         for slug, checkin, upsert in checkins:
-            store.add_checkin(project['id'], slug, checkin, upsert)
+            store.monitors.add_checkin(project['id'], slug, checkin, upsert)
         if counted:
             ctx.count_other(project['id'], counted)
         return answer_id
@@ -3737,10 +3811,10 @@ def mount_read_api(app, ctx):
     def list_issues():
         current = project()
         status = choice_param('status', ('unresolved', 'resolved', 'ignored', 'all'), 'all')
-        sort = choice_param('sort', tuple(Store.ISSUE_SORTS), 'lastSeen')
+        sort = choice_param('sort', tuple(Issues.SORTS), 'lastSeen')
         changed_since = int_param('changedSince', None)
         seq = store.current_seq()  # before the query: see current_seq
-        issues, next_cursor = store.list_issues(
+        issues, next_cursor = store.issues.list(
             current['id'], status=None if status == 'all' else status,
             level=choice_param('level', LEVELS), environment=text_param('environment', 200),
             search=text_param('q'), sort=sort, cursor=decode_cursor(bottle.request.query.get('cursor'), 2),
@@ -3748,7 +3822,7 @@ def mount_read_api(app, ctx):
         return reply({'issues': issues, 'nextCursor': encode_cursor(next_cursor), 'seq': seq})
 
     def issue_or_404(current, issue_id):
-        return found(store.get_issue(current['id'], issue_id), 'issue')
+        return found(store.issues.get(current['id'], issue_id), 'issue')
 
     @route('/api/v1/issues/<issue_id:id>')
     def show_issue(issue_id):
@@ -3762,14 +3836,14 @@ def mount_read_api(app, ctx):
         if status not in ('unresolved', 'resolved', 'ignored'):
             raise ApiError(400, 'status must be one of unresolved, resolved, ignored')
         issue_or_404(current, issue_id)
-        store.set_issue_status(current['id'], issue_id, status)
+        store.issues.set_status(current['id'], issue_id, status)
         return reply({'issue': issue_or_404(current, issue_id)})
 
     @route('/api/v1/issues/<issue_id:id>/events')
     def list_issue_events(issue_id):
         current = project()
         issue_or_404(current, issue_id)
-        events, next_cursor = store.issue_events(current['id'], issue_id, decode_cursor(
+        events, next_cursor = store.events.of_issue(current['id'], issue_id, decode_cursor(
             bottle.request.query.get('cursor')), limit_param())
         return reply({'events': [event_summary(e) for e in events], 'nextCursor': encode_cursor(next_cursor)})
 
@@ -3777,7 +3851,7 @@ def mount_read_api(app, ctx):
     def list_events():
         current = project()
         since = int_param('since', None)
-        events, next_cursor = store.latest_events(current['id'], decode_cursor(bottle.request.query.get('cursor')),
+        events, next_cursor = store.events.latest(current['id'], decode_cursor(bottle.request.query.get('cursor')),
                                                   limit_param(), since)
         if since is not None:  # the poller's next since is the last id listed
             next_cursor = None
@@ -3785,7 +3859,7 @@ def mount_read_api(app, ctx):
 
     @route('/api/v1/events/<event_id:id>')
     def show_event(event_id):
-        return reply({'event': public_event(found(store.get_event(project()['id'], event_id), 'event'))})
+        return reply({'event': public_event(found(store.events.get(project()['id'], event_id), 'event'))})
 
     # -- HTTP request telemetry --
 
@@ -3801,7 +3875,7 @@ def mount_read_api(app, ctx):
     @route('/api/v1/http-requests')
     def list_http_requests():
         current = project()
-        rows, next_cursor = store.list_http_requests(current['id'], http_filters(), decode_cursor(
+        rows, next_cursor = store.telemetry.list_http_requests(current['id'], http_filters(), decode_cursor(
             bottle.request.query.get('cursor')), limit_param())
         return reply({'requests': rows, 'nextCursor': encode_cursor(next_cursor)})
 
@@ -3809,14 +3883,14 @@ def mount_read_api(app, ctx):
     def http_request_stats():
         current = project()
         hours = int_param('hours', 24, minimum=1, maximum=24 * 90)
-        return reply(store.http_request_stats(current['id'], http_filters(), now() - hours * 3600))
+        return reply(store.telemetry.http_request_stats(current['id'], http_filters(), now() - hours * 3600))
 
     # -- replays, logs --
 
     @route('/api/v1/replays')
     def list_replays():
         current = project()
-        sessions, next_cursor = store.list_replays(current['id'], decode_replay_cursor(
+        sessions, next_cursor = store.telemetry.list_replays(current['id'], decode_replay_cursor(
             bottle.request.query.getunicode('cursor')), limit_param())
         cursor = '%d~%s' % next_cursor if next_cursor else None
         return reply({'sessions': sessions, 'nextCursor': cursor})
@@ -3824,14 +3898,14 @@ def mount_read_api(app, ctx):
     @route('/api/v1/replays/<session_id:path>')
     def show_replay(session_id):
         current = project()
-        events = found(store.replay_events(current['id'], session_id), 'replay session')
+        events = found(store.telemetry.replay_events(current['id'], session_id), 'replay session')
         return reply({'sessionId': session_id, 'events': events})
 
     @route('/api/v1/logs')
     def list_logs():
         current = project()
         since = int_param('since', None)
-        logs = store.list_logs(current['id'], level=choice_param('level', LOG_LEVELS),
+        logs = store.telemetry.list_logs(current['id'], level=choice_param('level', LOG_LEVELS),
                                service=text_param('service', 200), search=text_param('q'), since=since,
                                limit=int_param('limit', 100, minimum=1, maximum=1000))
         cursor = max([entry['id'] for entry in logs] + [since or 0])
@@ -3843,25 +3917,25 @@ def mount_read_api(app, ctx):
     def transaction_summary():
         current = project()
         hours = int_param('hours', 24, minimum=1, maximum=24 * 90)
-        return reply({'transactions': store.transaction_summary(current['id'], now() - hours * 3600)})
+        return reply({'transactions': store.telemetry.transaction_summary(current['id'], now() - hours * 3600)})
 
     @route('/api/v1/transactions/list')
     def list_transactions():
         current = project()
-        rows, next_cursor = store.list_transactions(current['id'], text_param('name', 500), decode_cursor(
+        rows, next_cursor = store.telemetry.list_transactions(current['id'], text_param('name', 500), decode_cursor(
             bottle.request.query.get('cursor')), limit_param())
         return reply({'transactions': rows, 'nextCursor': encode_cursor(next_cursor)})
 
     @route('/api/v1/transactions/<tx_id:id>')
     def show_transaction(tx_id):
-        return reply({'transaction': found(store.get_transaction(project()['id'], tx_id), 'transaction')})
+        return reply({'transaction': found(store.telemetry.get_transaction(project()['id'], tx_id), 'transaction')})
 
     @route('/api/v1/ai')
     def ai_usage():
         current = project()
         days = int_param('days', 7, minimum=1, maximum=365)
         bucket = 3600 if days <= 2 else 86400
-        return reply(store.ai_usage(current['id'], now() - days * 86400, bucket))
+        return reply(store.telemetry.ai_usage(current['id'], now() - days * 86400, bucket))
 
     # -- cron monitors --
 
@@ -3873,24 +3947,24 @@ def mount_read_api(app, ctx):
                 'nextExpected': iso(expected), 'created': iso(monitor['created'])}
 
     def monitor_or_404(current, slug):
-        return found(store.monitor(current['id'], slug), 'monitor')
+        return found(store.monitors.get(current['id'], slug), 'monitor')
 
     @route('/api/v1/monitors')
     def list_monitors():
-        return reply({'monitors': [monitor_json(m) for m in store.monitors(project()['id'])]})
+        return reply({'monitors': [monitor_json(m) for m in store.monitors.list(project()['id'])]})
 
     @route('/api/v1/monitors', 'POST')
     def create_monitor():
         current = project()
         fields = validate_monitor(json_body())
-        store.save_monitor(current['id'], fields, create=True)
+        store.monitors.save(current['id'], fields, create=True)
         return reply({'monitor': monitor_json(monitor_or_404(current, fields['slug']))}, 201)
 
     @route('/api/v1/monitors/<slug>')
     def show_monitor(slug):
         current = project()
         monitor = monitor_or_404(current, slug)
-        return reply({'monitor': monitor_json(monitor), 'history': store.monitor_history(monitor['id'])})
+        return reply({'monitor': monitor_json(monitor), 'history': store.monitors.history(monitor['id'])})
 
     @route('/api/v1/monitors/<slug>', ['PUT', 'PATCH', 'POST'])
     def change_monitor(slug):
@@ -3898,13 +3972,13 @@ def mount_read_api(app, ctx):
         monitor_or_404(current, slug)
         fields = validate_monitor(json_body(), partial=True)
         fields['slug'] = slug
-        store.save_monitor(current['id'], fields, create=False)
+        store.monitors.save(current['id'], fields, create=False)
         return reply({'monitor': monitor_json(monitor_or_404(current, slug))})
 
     @route('/api/v1/monitors/<slug>', 'DELETE')
     def delete_monitor(slug):
         current = project()
-        found(store.delete_monitor(current['id'], slug), 'monitor')
+        found(store.monitors.delete(current['id'], slug), 'monitor')
         return reply({'ok': True})
 
     return route, project, json_body, limit_param
@@ -4007,23 +4081,23 @@ class Sweeper(threading.Thread):
             cap = settings.get('retentionEvents', self.settings['retention_events'])
             days = settings.get('retentionDays', self.settings['retention_days'])
             cutoff = now() - days * 86400 if days else 0
-            while not self.stopping.is_set() and self.store.prune_events(project['id'], cap, cutoff):
+            while not self.stopping.is_set() and self.store.retention.prune_events(project['id'], cap, cutoff):
                 time.sleep(0.01)  # short transactions: let ingest in between
             if cutoff:
-                while not self.stopping.is_set() and self.store.prune_telemetry(project['id'], cutoff):
+                while not self.stopping.is_set() and self.store.retention.prune_telemetry(project['id'], cutoff):
                     time.sleep(0.01)
         self.check_monitors()
 
     def check_monitors(self):
         at = now()
-        for monitor in self.store.all_monitors():
+        for monitor in self.store.monitors.all():
             status, expected = monitor_state(monitor, at)
             if status not in ('missed', 'timeout'):
                 continue
             mark = '%s:%s' % (status, monitor['runningSince'] if status == 'timeout' else expected)
             if monitor.get('alerted') == mark:
                 continue
-            self.store.mark_monitor_alerted(monitor['id'], mark)
+            self.store.monitors.mark_alerted(monitor['id'], mark)
             self.alerter.alert(monitor['projectId'], 'cron_' + status, {
                 'slug': monitor['slug'], 'name': monitor['name'], 'expected': iso(expected)})
 
@@ -4394,19 +4468,19 @@ def administer(argv):
                 if value is not None:
                     fields[name] = value
             try:
-                store.save_monitor(project['id'], validate_monitor(fields, partial=args.action == 'set'),
+                store.monitors.save(project['id'], validate_monitor(fields, partial=args.action == 'set'),
                                    create=args.action == 'add')
             except Invalid as exc:
                 print('errorcapture: %s %s' % (exc.field or '', exc.message), file=sys.stderr)
                 return 2
             args.action = 'list'
         if args.action == 'delete':
-            if not store.delete_monitor(project['id'], args.slug):
+            if not store.monitors.delete(project['id'], args.slug):
                 print('errorcapture: no such monitor', file=sys.stderr)
                 return 2
             print('deleted %s' % args.slug)
             return 0
-        for monitor in store.monitors(project['id']):
+        for monitor in store.monitors.list(project['id']):
             status, expected = monitor_state(monitor)
             print('%-24s %-9s schedule=%-14s grace=%dm next=%s last=%s' % (
                 monitor['slug'], status, monitor['schedule'], monitor['grace'], iso(expected) or '-',

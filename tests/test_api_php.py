@@ -287,7 +287,7 @@ def _bulk_insert(client, key, count):
     project = store.project_by_key(key)
     events = [errorcapture.make_error_event('errorcapture', level='Error', message='event %d' % n,
                                             file='bulk.php', line=n + 1) for n in range(count)]
-    store.add_events(project['id'], events)
+    store.events.add(project['id'], events)
 
 
 def test_since_and_limit_paging(client, project_key):

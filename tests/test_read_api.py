@@ -58,7 +58,7 @@ def bulk(client, key, specs):
     events = [errorcapture.make_error_event('test', level='error', message='event for %s' % group,
                                             fingerprint=[group], timestamp=ts, **extra)
               for group, ts, extra in specs]
-    store.add_events(project['id'], events)
+    store.events.add(project['id'], events)
 
 
 def walk(client, key, **params):

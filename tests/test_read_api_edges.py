@@ -24,20 +24,20 @@ def test_an_issue_committed_while_the_list_is_read_comes_with_the_next_poll(clie
     key = key_of(client)
     submit(client, key, 'first')
     store = client.wsgi.store
-    original = store.list_issues
+    original = store.issues.list
     landed = []
 
     def list_then_land(*args, **kwargs):
         answer = original(*args, **kwargs)
         if not landed:  # a write commits right after the list query ran (another request's, really)
             event = errorcapture.make_error_event('errorcapture', message='second', file='/srv/second.php', line=1)
-            landed.append(store.add_events(store.project_by_key(key)['id'], [event]))
+            landed.append(store.events.add(store.project_by_key(key)['id'], [event]))
         return answer
-    store.list_issues = list_then_land
+    store.issues.list = list_then_land
     try:
         first = client.get('/api/v1/issues?key=' + key).json
     finally:
-        store.list_issues = original
+        store.issues.list = original
     assert [i['title'] for i in first['issues']] == ['first']
     following = client.get('/api/v1/issues?key=%s&changedSince=%d' % (key, first['seq'])).json
     assert [i['title'] for i in following['issues']] == ['second']

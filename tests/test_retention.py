@@ -141,14 +141,14 @@ def test_pruning_runs_in_short_transactions(make):
     for index in range(45):
         submit(client, key, 'message %s' % 'xyz'[index % 3])
     store = client.wsgi.store
-    store.PRUNE_BATCH = 7
-    deleted, original = [], store.prune_events
+    store.retention.PRUNE_BATCH = 7
+    deleted, original = [], store.retention.prune_events
 
     def counting(*args, **kwargs):
         result = original(*args, **kwargs)
         deleted.append(result)
         return result
-    store.prune_events = counting
+    store.retention.prune_events = counting
     client.wsgi.sweeper.sweep()
     assert sum(deleted) == 40
     assert max(deleted) <= 7 and len([d for d in deleted if d]) >= 6
@@ -293,7 +293,7 @@ def test_pruning_thousands_of_events_keeps_counts_exact(make):
     events = [errorcapture.make_error_event('test', level='error', message='bulk %d' % (i % 7))
               for i in range(3000)]
     for start in range(0, len(events), 500):
-        client.wsgi.store.add_events(project_id, events[start:start + 500])
+        client.wsgi.store.events.add(project_id, events[start:start + 500])
     client.wsgi.sweeper.sweep()
     remaining = assert_counts_match(client, key)
     assert len(remaining) == 500

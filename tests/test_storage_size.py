@@ -36,7 +36,7 @@ def test_sentry_sized_events_take_little_more_than_their_json(tmp_path):
     store = errorcapture.Store(path)
     for start in range(0, len(events), 8):  # batches as the writer sees them under load
         models = [errorcapture.sentry_error_event(json.loads(text)) for text in events[start:start + 8]]
-        results = store.add_events(project['id'], models)
+        results = store.events.add(project['id'], models)
         assert not any(r['duplicate'] for r in results)
     assert store.query('SELECT COUNT(*) FROM events')[0][0] == 400
     store.close()
@@ -63,8 +63,8 @@ def test_small_seestack_errors_stay_within_one_and_a_half_times_their_json(tmp_p
     for start in range(0, len(bodies), 8):
         models = [errorcapture.seestack_error_event(json.loads(text), errorcapture.Validation())
                   for text in bodies[start:start + 8]]
-        store.add_events(project['id'], models)
-    (event,) = store.latest_events(project['id'], limit=1)[0]
+        store.events.add(project['id'], models)
+    (event,) = store.events.latest(project['id'], limit=1)[0]
     store.close()
     assert [f['function'] for f in event['exception'][-1]['frames']] == [
         'Object.<anonymous>', 'validateSession', 'getUserId']

@@ -104,18 +104,18 @@ def test_resolving_an_issue_in_the_batch_of_its_last_events_keeps_it_resolved(tm
 
         def event():
             return errorcapture.make_error_event('errorcapture', message='disk full', file='/srv/a.php', line=3)
-        issue = store.add_events(project, [event()])[0]['issueId']
-        run_as_one_batch(store, [(store.add_events, (project, [event()])),
-                                 (store.set_issue_status, (project, issue, 'resolved'))])
-        shown = store.get_issue(project, issue)
+        issue = store.events.add(project, [event()])[0]['issueId']
+        run_as_one_batch(store, [(store.events.add, (project, [event()])),
+                                 (store.issues.set_status, (project, issue, 'resolved'))])
+        shown = store.issues.get(project, issue)
         assert (shown['status'], shown['regression'], shown['count']) == ('resolved', False, 2)
         assert notices == ['new_issue']
 
-        run_as_one_batch(store, [(store.set_issue_status, (project, issue, 'unresolved')),
-                                 (store.add_events, (project, [event()])),
-                                 (store.set_issue_status, (project, issue, 'resolved')),
-                                 (store.add_events, (project, [event()]))])
-        shown = store.get_issue(project, issue)
+        run_as_one_batch(store, [(store.issues.set_status, (project, issue, 'unresolved')),
+                                 (store.events.add, (project, [event()])),
+                                 (store.issues.set_status, (project, issue, 'resolved')),
+                                 (store.events.add, (project, [event()]))])
+        shown = store.issues.get(project, issue)
         assert (shown['status'], shown['regression'], shown['count']) == ('unresolved', True, 4)
         assert notices == ['new_issue', 'regression']
     finally:
