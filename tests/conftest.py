@@ -5,8 +5,10 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(1, os.path.dirname(os.path.abspath(__file__)))  # tests/ itself: `from helpers import ...`
 
 import errorcapture  # noqa: E402
+from helpers import chromium, create_project  # noqa: E402
 
 SEEDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'seeds')
 
@@ -42,7 +44,7 @@ def client(make):
 
 @pytest.fixture
 def project_key(client):
-    return client.get('/api.php?action=generate&name=test').json['hash']
+    return create_project(client)['hash']
 
 
 class LiveServer(object):
@@ -53,10 +55,7 @@ class LiveServer(object):
 
     def project(self, name='test'):
         """Create a project through the API; returns its JSON (key, id, dsn)."""
-        import json
-        import urllib.request
-        with urllib.request.urlopen(self.url + '/api.php?action=generate&name=' + name) as answer:
-            return json.loads(answer.read())
+        return create_project(self, name)
 
 
 @pytest.fixture
@@ -82,3 +81,11 @@ def live_server_factory(tmp_path):
     yield factory
     for handle in handles:
         handle.stop()
+
+
+@pytest.fixture
+def chromium_driver():
+    """A headless chromium (helpers.chromium) quit after the test."""
+    browser = chromium()
+    yield browser
+    browser.quit()

@@ -6,7 +6,6 @@ import json
 import os
 import queue
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -16,17 +15,13 @@ import uuid
 import pytest
 
 import errorcapture
+from helpers import create_project, free_port, sentry_auth
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEX32 = re.compile(r'^[0-9a-f]{32}$')
 
 
 # -- helpers ---------------------------------------------------------------------
-
-def generate(client, name):
-    answer = client.get('/api.php?action=generate&name=' + name)
-    return answer.json['hash'], answer.json['id']
-
 
 def post(client, path, body, headers=None, expect_errors=True):
     return client.post(path, json.dumps(body), headers=headers or {}, content_type='application/json',
@@ -39,7 +34,7 @@ def populate(client, key, project_id, label):
     headers = {'X-SeeStack-Key': key}
     event_id = uuid.uuid4().hex
     answer = post(client, '/api/%d/store/' % project_id, {'event_id': event_id, 'message': 'secret of ' + label},
-                  {'X-Sentry-Auth': 'Sentry sentry_key=' + key})
+                  sentry_auth(key))
     assert answer.status_int == 200, answer.body
     assert post(client, '/api/v1/monitors?key=' + key, {'slug': 'job-' + label, 'schedule': '1h'}).status_int == 201
     assert post(client, '/ingest/v1/heartbeat', {'slug': 'job-' + label, 'status': 'success'},
@@ -63,8 +58,10 @@ def populate(client, key, project_id, label):
 
 @pytest.fixture
 def two_projects(client):
-    a_key, a_id = generate(client, 'alpha')
-    b_key, b_id = generate(client, 'beta')
+    a = create_project(client, 'alpha')
+    a_key, a_id = a['hash'], a['id']
+    b = create_project(client, 'beta')
+    b_key, b_id = b['hash'], b['id']
     a = populate(client, a_key, a_id, 'alpha')
     b = populate(client, b_key, b_id, 'beta')
     return client, (a_key, a_id, a), (b_key, b_id, b)
@@ -127,13 +124,13 @@ def test_clear_with_one_key_leaves_other_projects_alone(two_projects):
 
 def test_sentry_key_of_another_project_is_refused(two_projects):
     client, (a_key, _, _), (_, b_id, _) = two_projects
-    answer = post(client, '/api/%d/store/' % b_id, {'message': 'x'}, {'X-Sentry-Auth': 'Sentry sentry_key=' + a_key})
+    answer = post(client, '/api/%d/store/' % b_id, {'message': 'x'}, sentry_auth(a_key))
     assert answer.status_int in (401, 403) and 'detail' in answer.json
 
 
 @pytest.mark.parametrize('key', [None, '', 'nope', '0' * 32, 'A' * 32, ' ', "' OR 1=1 --", '%', 'k' * 5000])
 def test_missing_or_unknown_keys_are_refused(client, key):
-    real, _ = generate(client, 'real')
+    real = create_project(client, 'real')['hash']
     populate(client, real, client.get('/api/v1/project?key=' + real).json['project']['id'], 'real')
     query = '' if key is None else '?key=' + key.replace('%', '%25').replace(' ', '%20').replace("'", '%27')
     for path in ('/api/v1/issues', '/api/v1/events', '/api/v1/project', '/api/v1/monitors'):
@@ -143,7 +140,7 @@ def test_missing_or_unknown_keys_are_refused(client, key):
 
 
 def test_a_key_with_different_case_or_padding_is_not_the_key(client):
-    key, _ = generate(client, 'exact')
+    key = create_project(client, 'exact')['hash']
     assert client.get('/api/v1/project?key=' + key).status_int == 200
     for variant in (key.upper(), key[:-1], key + '0', key[1:] + key[0]):
         assert_read_error(client.get('/api/v1/project?key=' + variant, expect_errors=True), (401,))
@@ -162,7 +159,7 @@ def test_generated_keys_are_32_hex_from_secrets(client, monkeypatch):
     monkeypatch.setattr(errorcapture.secrets, 'token_hex', spy)
     keys = set()
     for index in range(20):
-        key, _ = generate(client, 'k%d' % index)
+        key = create_project(client, 'k%d' % index)['hash']
         assert HEX32.match(key), key
         keys.add(key)
     created = client.post('/api/v1/projects', json.dumps({'name': 'via read api'}),
@@ -175,7 +172,7 @@ def test_generated_keys_are_32_hex_from_secrets(client, monkeypatch):
 
 
 def test_project_by_key_compares_in_constant_time(client, monkeypatch):
-    key, _ = generate(client, 'timing')
+    key = create_project(client, 'timing')['hash']
     calls = []
     original = errorcapture.hmac.compare_digest
 
@@ -234,7 +231,7 @@ def test_without_admin_token_projects_listing_is_refused_on_an_exposed_host(make
 
 def test_without_admin_token_loopback_server_lists_projects(make):
     client = make(sweep_interval=0)
-    generate(client, 'local')
+    create_project(client, 'local')
     assert [p['name'] for p in client.get('/api/v1/projects').json['projects']] == ['local']
 
 
@@ -242,7 +239,7 @@ def test_without_admin_token_loopback_server_lists_projects(make):
 
 def test_get_clear_disabled_answers_405_but_post_clear_works(make):
     client = make(allow_get_clear=False, sweep_interval=0)
-    key, _ = generate(client, 'clear')
+    key = create_project(client, 'clear')['hash']
     for index in range(3):
         post(client, '/api.php', {'hash': key, 'level': 'error', 'message': 'm%d' % index}, expect_errors=False)
     answer = client.get('/api.php?action=clear&hash=' + key, expect_errors=True)
@@ -257,7 +254,7 @@ def test_get_clear_disabled_answers_405_but_post_clear_works(make):
 
 
 def test_get_clear_enabled_by_default(client):
-    key, _ = generate(client, 'clear')
+    key = create_project(client, 'clear')['hash']
     post(client, '/api.php', {'hash': key, 'level': 'error', 'message': 'm'}, expect_errors=False)
     assert client.get('/api.php?action=clear&hash=' + key).json == {'ok': True, 'deleted': 1}
 
@@ -286,12 +283,6 @@ def test_static_files_cannot_escape_the_static_directory(client):
 
 
 # -- the exposed-without-token warning ------------------------------------------------
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
 
 def start_and_read_stderr(tmp_path, *args, until=('serving', 'Serving'), timeout=20):
     """Start the server with args, collect stderr until a line containing one of

@@ -9,11 +9,12 @@ by one thread, so after a quiet event we send a marker event that does alert,
 and the marker must be the very next alert to arrive."""
 import http.server
 import json
-import socket
 import threading
 import time
 
 import pytest
+
+from helpers import create_project, free_port, sentry_auth
 
 WAIT = 20  # generous bound for any delivery, in seconds
 
@@ -97,8 +98,8 @@ def setup(make, receivers):
     def factory(**options):
         client = make(sweep_interval=0)
         client.wsgi.alerter.delays = (0.05, 0.1)
-        answer = client.get('/api.php?action=generate&name=alerting')
-        key, project_id = answer.json['hash'], answer.json['id']
+        created = create_project(client, 'alerting')
+        key, project_id = created['hash'], created['id']
         receiver = receivers(**options)
         set_webhook(client, key, receiver.url)
         return client, key, project_id, receiver
@@ -201,7 +202,7 @@ def test_a_refused_event_fires_nothing(setup):
 
 def test_projects_without_a_webhook_alert_nobody(setup):
     client, key, _, receiver = setup()
-    other = client.get('/api.php?action=generate&name=quiet').json['hash']
+    other = create_project(client, 'quiet')['hash']
     error(client, other, 'Quiet project problem')
     error(client, key, 'Loud project problem')
     alerts = receiver.wait_for(1)
@@ -229,7 +230,7 @@ def test_a_failed_sentry_check_in_fires_one_alert(setup):
     payload = json.dumps({'check_in_id': 'a' * 32, 'monitor_slug': 'hourly-sync', 'status': 'error'}).encode()
     body = b'{}\n' + json.dumps({'type': 'check_in', 'length': len(payload)}).encode() + b'\n' + payload + b'\n'
     answer = client.post('/api/%d/envelope/' % project_id, body,
-                         headers={'X-Sentry-Auth': 'Sentry sentry_key=' + key},
+                         headers=sentry_auth(key),
                          content_type='application/x-sentry-envelope')
     assert answer.status_int == 200
     alerts = receiver.wait_for(1)
@@ -271,7 +272,7 @@ def test_a_missed_cron_run_fires_once_per_missed_run(setup):
 def test_the_background_sweeper_notices_a_missed_run(make, receivers):
     client = make(sweep_interval=0.2)
     client.wsgi.alerter.delays = (0.05, 0.1)
-    key = client.get('/api.php?action=generate&name=bg').json['hash']
+    key = create_project(client, 'bg')['hash']
     receiver = receivers()
     set_webhook(client, key, receiver.url)
     create_monitor(client, key, 'bg-job', schedule='5m', grace=1)
@@ -298,9 +299,7 @@ def test_a_receiver_that_fails_twice_gets_the_alert_on_the_retry(setup):
 
 def test_an_unreachable_webhook_does_not_break_ingest_and_later_alerts_arrive(setup):
     client, key, _, receiver = setup()
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        dead = 'http://127.0.0.1:%d/nothing-listens-here' % sock.getsockname()[1]
+    dead = 'http://127.0.0.1:%d/nothing-listens-here' % free_port()
     set_webhook(client, key, dead)
     for index in range(3):
         error(client, key, 'Unheard problem %d' % index)
@@ -319,7 +318,7 @@ def test_a_hanging_webhook_does_not_slow_ingest(setup):
     names = ('alpha', 'bravo', 'charlie', 'delta', 'echo')  # five distinct issues
     accepted = [error(client, key, 'Problem while the webhook hangs: %s' % name) for name in names]
     answer = client.post('/api/%d/store/' % project_id, json.dumps({'message': 'Sentry while hanging'}),
-                         headers={'X-Sentry-Auth': 'Sentry sentry_key=' + key}, content_type='application/json')
+                         headers=sentry_auth(key), content_type='application/json')
     assert answer.status_int == 200
     assert len(accepted) == 5
     assert not gate.is_set() and receiver.delivered == []  # all of that happened while the webhook hung
@@ -329,7 +328,7 @@ def test_a_hanging_webhook_does_not_slow_ingest(setup):
 
 
 def test_webhook_url_must_be_http(client):
-    key = client.get('/api.php?action=generate&name=x').json['hash']
+    key = create_project(client, 'x')['hash']
     for url in ('ftp://example.com/hook', 'javascript:alert(1)', 'file:///etc/passwd', 'http://', 12, ['http://x']):
         answer = client.put('/api/v1/project?key=' + key, json.dumps({'webhookUrl': url}),
                             content_type='application/json', expect_errors=True)

@@ -17,18 +17,14 @@ import uuid
 
 import pytest
 
+from helpers import create_project, free_port, sentry_auth
+
 pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # -- the server process ------------------------------------------------------------------
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
 
 def request(port, method, path, body=None, headers=None, timeout=10):
     """(status, parsed JSON) or raises OSError/HTTPException when there is no complete answer."""
@@ -139,7 +135,7 @@ class Load(object):
                     status, body = request(self.port, 'POST', '/api/%d/store/' % self.project_id,
                                            {'event_id': event_id, 'message': 'sentry %s' % self.label,
                                             'level': 'error'},
-                                           {'X-Sentry-Auth': 'Sentry sentry_version=7, sentry_key=%s' % self.key},
+                                           sentry_auth(self.key),
                                            timeout=10)
                     if status == 200:
                         assert body['id'] == event_id
@@ -180,7 +176,7 @@ def check_everything_acknowledged_is_stored(port, key, loads):
 
 def test_acknowledged_events_survive_sigkill_mid_load_three_times(servers):
     server = servers()
-    status, project = request(server.port, 'GET', '/api.php?action=generate&name=durable')
+    project = create_project('http://127.0.0.1:%d' % server.port, 'durable')
     key, project_id = project['hash'], project['id']
     loads = []
     for round_number in range(3):
@@ -218,13 +214,13 @@ def test_acknowledged_events_survive_sigkill_mid_load_three_times(servers):
 def raw_store_request(port, project_id, key, event_id):
     body = json.dumps({'event_id': event_id, 'message': 'retried event', 'level': 'error'}).encode()
     return (b'POST /api/%d/store/ HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n'
-            b'X-Sentry-Auth: Sentry sentry_version=7, sentry_key=%s\r\nContent-Length: %d\r\n\r\n' % (
-                project_id, port, key.encode(), len(body)) + body)
+            b'X-Sentry-Auth: %s\r\nContent-Length: %d\r\n\r\n' % (
+                project_id, port, sentry_auth(key)['X-Sentry-Auth'].encode(), len(body)) + body)
 
 
 def test_a_sentry_event_retried_after_an_unanswered_request_is_stored_once(servers):
     server = servers()
-    status, project = request(server.port, 'GET', '/api.php?action=generate&name=retry')
+    project = create_project('http://127.0.0.1:%d' % server.port, 'retry')
     key, project_id = project['hash'], project['id']
     event_ids = [uuid.uuid4().hex for _ in range(8)]
     sockets = []
@@ -238,7 +234,7 @@ def test_a_sentry_event_retried_after_an_unanswered_request_is_stored_once(serve
     for sock in sockets:
         sock.close()
     server = servers()
-    headers = {'X-Sentry-Auth': 'Sentry sentry_version=7, sentry_key=%s' % key}
+    headers = sentry_auth(key)
     for event_id in event_ids:
         for _ in range(2):  # the client's retry, and a retry of the retry
             status, body = request(server.port, 'POST', '/api/%d/store/' % project_id,
@@ -253,9 +249,9 @@ def test_a_sentry_event_retried_after_an_unanswered_request_is_stored_once(serve
 
 def test_the_same_event_id_sent_concurrently_and_by_envelope_is_stored_once(servers):
     server = servers()
-    status, project = request(server.port, 'GET', '/api.php?action=generate&name=dupes')
+    project = create_project('http://127.0.0.1:%d' % server.port, 'dupes')
     key, project_id = project['hash'], project['id']
-    headers = {'X-Sentry-Auth': 'Sentry sentry_version=7, sentry_key=%s' % key}
+    headers = sentry_auth(key)
     event_id = uuid.uuid4().hex
     answers = []
 

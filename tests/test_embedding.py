@@ -14,6 +14,7 @@ import pytest
 import webtest
 
 import errorcapture
+from helpers import create_project
 
 SUBMISSION = {'hash': 'embedded', 'level': 'Warning', 'message': 'Undefined variable $foo',
               'file': '/var/www/app/index.php', 'line': 42}
@@ -74,8 +75,7 @@ def test_serve_in_background(tmp_path, clean_env):
     handle = errorcapture.serve_in_background(app, '127.0.0.1', 0)
     try:
         assert handle.url == 'http://127.0.0.1:%d' % handle.port and handle.port > 0
-        with urllib.request.urlopen(handle.url + '/api.php?action=generate&name=embedded') as answer:
-            key = json.loads(answer.read())['hash']
+        key = create_project(handle.url, 'embedded')['hash']
         request = urllib.request.Request(handle.url + '/api.php', json.dumps(dict(SUBMISSION, hash=key)).encode(),
                                          {'Content-Type': 'application/json'})
         with urllib.request.urlopen(request) as answer:
@@ -96,7 +96,7 @@ def test_serve_in_background(tmp_path, clean_env):
 def test_data_persists_across_close_and_reopen(tmp_path, clean_env):
     path = str(tmp_path / 'errors.db')
     first = webtest.TestApp(errorcapture.make_app(path))
-    key = first.get('/api.php?action=generate&name=kept').json['hash']
+    key = create_project(first, 'kept')['hash']
     for n in range(3):
         first.post('/api.php', json.dumps(dict(SUBMISSION, hash=key, message='Undefined index %d' % n)),
                    content_type='application/json')
@@ -184,7 +184,7 @@ def test_make_app_obeys_environment_variables(tmp_path, clean_env):
         client = webtest.TestApp(app)
         answer = client.post('/api.php', json.dumps(SUBMISSION), content_type='application/json', expect_errors=True)
         assert answer.status_int == 403
-        key = client.get('/api.php?action=generate').json['hash']
+        key = create_project(client)['hash']
         client.post('/api.php', json.dumps(dict(SUBMISSION, hash=key)), content_type='application/json')
         assert client.get('/api.php?action=clear&hash=%s' % key, expect_errors=True).status_int == 405
     finally:

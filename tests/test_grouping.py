@@ -8,15 +8,12 @@ import re
 import pytest
 
 import errorcapture
+from helpers import create_project
 
 ISO_MS_Z = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$')
 
 
 # -- helpers -------------------------------------------------------------------
-
-def new_key(client):
-    return client.get('/api.php?action=generate&name=grouping').json['hash']
-
 
 def seestack(client, key, exception_class='TypeError', message='x is undefined', stack=None, **fields):
     body = {'exceptionClass': exception_class, 'message': message}
@@ -68,7 +65,7 @@ def js_stack(line_offset=0, inner='getUserId'):
 # -- type + in-app frames ----------------------------------------------------------------
 
 def test_same_type_and_frames_group_regardless_of_line_numbers(client):
-    key = new_key(client)
+    key = create_project(client, 'grouping')['hash']
     seestack(client, key, stack=js_stack(0))
     seestack(client, key, stack=js_stack(5))
     seestack(client, key, stack=js_stack(-3))
@@ -77,21 +74,21 @@ def test_same_type_and_frames_group_regardless_of_line_numbers(client):
 
 
 def test_different_function_is_a_different_issue(client):
-    key = new_key(client)
+    key = create_project(client, 'grouping')['hash']
     seestack(client, key, stack=js_stack(inner='getUserId'))
     seestack(client, key, stack=js_stack(inner='getUserEmail'))
     assert sorted(i['count'] for i in issues(client, key)) == [1, 1]
 
 
 def test_different_exception_type_with_same_frames_is_a_different_issue(client):
-    key = new_key(client)
+    key = create_project(client, 'grouping')['hash']
     seestack(client, key, exception_class='TypeError', stack=js_stack())
     seestack(client, key, exception_class='RangeError', stack=js_stack())
     assert len(issues(client, key)) == 2
 
 
 def test_message_details_do_not_split_an_issue_with_frames(client):
-    key = new_key(client)
+    key = create_project(client, 'grouping')['hash']
     seestack(client, key, message="Cannot read properties of undefined (reading 'userId')", stack=js_stack())
     seestack(client, key, message="Cannot read properties of undefined (reading 'email')", stack=js_stack(2))
     (issue,) = issues(client, key)
@@ -99,7 +96,7 @@ def test_message_details_do_not_split_an_issue_with_frames(client):
 
 
 def test_library_frames_do_not_split_an_issue(client):
-    key = new_key(client)
+    key = create_project(client, 'grouping')['hash']
     seestack(client, key, stack=js_stack() + ['at Layer.handle (/srv/app/node_modules/express/lib/layer.js:95:5)'])
     seestack(client, key, stack=js_stack() + ['at next (/srv/app/node_modules/express/lib/router.js:280:10)',
                                               'at Layer.handle (/srv/app/node_modules/express/lib/layer.js:95:5)'])
@@ -157,7 +154,7 @@ def test_same_message_different_type_stays_apart():
 
 
 def test_message_grouping_through_the_api(client):
-    key = new_key(client)
+    key = create_project(client, 'grouping')['hash']
     for message in ('user 17 not found', 'user 18 not found', 'timeout after 30s', 'connection refused'):
         answer = client.post('/v1/ingest', json.dumps({'type': 'error', 'exception': {
             'type': 'LookupError', 'value': message}}), headers={'X-Open-Sentry-Key': key},
@@ -172,7 +169,7 @@ def test_message_grouping_through_the_api(client):
 # -- client fingerprints -----------------------------------------------------------------------
 
 def test_client_fingerprint_wins(client):
-    key = new_key(client)
+    key = create_project(client, 'grouping')['hash']
     seestack(client, key, 'TypeError', 'a is undefined', js_stack(), fingerprint=['checkout-failure'])
     seestack(client, key, 'RangeError', 'index out of range', js_stack(inner='other'),
              fingerprint=['checkout-failure'])
@@ -184,7 +181,7 @@ def test_client_fingerprint_wins(client):
 
 
 def test_client_fingerprint_as_a_string(client):
-    key = new_key(client)
+    key = create_project(client, 'grouping')['hash']
     seestack(client, key, 'TypeError', 'one', fingerprint='my-group')
     seestack(client, key, 'KeyError', 'two', fingerprint='my-group')
     (issue,) = issues(client, key)
@@ -192,7 +189,7 @@ def test_client_fingerprint_as_a_string(client):
 
 
 def test_default_placeholder_in_fingerprint(client):
-    key = new_key(client)
+    key = create_project(client, 'grouping')['hash']
     # {{ default }} + tenant: the default grouping, split per tenant
     seestack(client, key, stack=js_stack(0), fingerprint=['{{ default }}', 'tenant-a'])
     seestack(client, key, stack=js_stack(7), fingerprint=['{{ default }}', 'tenant-a'])
@@ -214,7 +211,7 @@ def test_unit_default_placeholder():
 # -- ErrorCapture (/api.php) events: file, line and message --------------------------------------
 
 def test_errorcapture_same_file_and_line_is_one_issue(client):
-    key = new_key(client)
+    key = create_project(client, 'grouping')['hash']
     api_php(client, key, 'Undefined index 17', '/var/www/app/cart.php', 31)
     api_php(client, key, 'Undefined index 18', '/var/www/app/cart.php', 31)
     (issue,) = issues(client, key)
@@ -222,21 +219,21 @@ def test_errorcapture_same_file_and_line_is_one_issue(client):
 
 
 def test_errorcapture_different_lines_are_two_issues(client):
-    key = new_key(client)
+    key = create_project(client, 'grouping')['hash']
     api_php(client, key, 'Undefined index 17', '/var/www/app/cart.php', 31)
     api_php(client, key, 'Undefined index 17', '/var/www/app/cart.php', 32)
     assert sorted(i['count'] for i in issues(client, key)) == [1, 1]
 
 
 def test_errorcapture_different_files_are_two_issues(client):
-    key = new_key(client)
+    key = create_project(client, 'grouping')['hash']
     api_php(client, key, 'Undefined index 17', '/var/www/app/cart.php', 31)
     api_php(client, key, 'Undefined index 17', '/var/www/app/user.php', 31)
     assert len(issues(client, key)) == 2
 
 
 def test_errorcapture_without_file_groups_by_message(client):
-    key = new_key(client)
+    key = create_project(client, 'grouping')['hash']
     api_php(client, key, 'Deploy failed: migration 17 returned non-zero')
     api_php(client, key, 'Deploy failed: migration 18 returned non-zero')
     api_php(client, key, 'Disk full')
@@ -246,7 +243,7 @@ def test_errorcapture_without_file_groups_by_message(client):
 # -- issue fields and life cycle -------------------------------------------------------------------
 
 def test_issue_fields(client):
-    key = new_key(client)
+    key = create_project(client, 'grouping')['hash']
     seestack(client, key, 'TypeError', 'x is undefined', js_stack(), level='fatal', release='1.0.0',
              environment='production', timestamp='2026-03-31T12:05:00.000Z')
     seestack(client, key, 'TypeError', 'x is undefined', js_stack(3), level='fatal', release='1.1.0',
@@ -266,7 +263,7 @@ def test_issue_fields(client):
 
 
 def test_errorcapture_issue_title_and_level(client):
-    key = new_key(client)
+    key = create_project(client, 'grouping')['hash']
     api_php(client, key, 'Undefined variable $foo', '/var/www/app/index.php', 42, level='Warning')
     (issue,) = issues(client, key)
     assert issue['title'] == 'Undefined variable $foo'
@@ -276,7 +273,7 @@ def test_errorcapture_issue_title_and_level(client):
 
 
 def test_resolved_issue_regresses_on_a_new_event(client):
-    key = new_key(client)
+    key = create_project(client, 'grouping')['hash']
     seestack(client, key, stack=js_stack())
     (issue,) = issues(client, key)
     resolved = set_status(client, key, issue['id'], 'resolved')
@@ -289,7 +286,7 @@ def test_resolved_issue_regresses_on_a_new_event(client):
 
 
 def test_ignored_issue_stays_ignored_but_counts(client):
-    key = new_key(client)
+    key = create_project(client, 'grouping')['hash']
     seestack(client, key, stack=js_stack())
     (issue,) = issues(client, key)
     assert set_status(client, key, issue['id'], 'ignored')['status'] == 'ignored'
@@ -302,7 +299,7 @@ def test_ignored_issue_stays_ignored_but_counts(client):
 
 
 def test_unresolved_issue_does_not_regress(client):
-    key = new_key(client)
+    key = create_project(client, 'grouping')['hash']
     seestack(client, key)
     seestack(client, key)
     (issue,) = issues(client, key)

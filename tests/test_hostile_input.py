@@ -16,6 +16,7 @@ import urllib.request
 import pytest
 
 import hostile_corpus as hc
+from helpers import create_project, free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,8 +39,8 @@ def post_json(url, body, headers=None, method='POST'):
 def prepare(base_url):
     """A project with an issue and the monitor the heartbeat corpus pings, plus
     a second project; returns the corpus context."""
-    project = get_json(base_url + '/api.php?action=generate&name=hostile')
-    other = get_json(base_url + '/api.php?action=generate&name=other')
+    project = create_project(base_url, 'hostile')
+    other = create_project(base_url, 'other')
     key = project['hash']
     status, answer = post_json(base_url + '/api.php', {'hash': key, 'level': 'error', 'message': 'seed issue'})
     assert status == 200, answer
@@ -188,12 +189,6 @@ def test_many_stalled_connections_do_not_starve_the_server(target):
 
 
 # -- memory stays bounded --------------------------------------------------------
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
 
 def vm_status(pid):
     values = {}

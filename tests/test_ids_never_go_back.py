@@ -7,6 +7,7 @@ import json
 import webtest
 
 import errorcapture
+from helpers import create_project
 
 
 def submit(client, key, message):
@@ -23,7 +24,7 @@ def poll(client, key, since):
 
 
 def test_a_poller_sees_errors_sent_after_a_clear(client):
-    key = client.get('/api.php?action=generate&name=ids').json['hash']
+    key = create_project(client, 'ids')['hash']
     seen = max(submit(client, key, 'before-%d' % n) for n in range(3))
     assert client.get('/api.php?action=clear&hash=%s' % key).json == {'ok': True, 'deleted': 3}
     after = submit(client, key, 'after-clear')
@@ -35,7 +36,7 @@ def test_a_restart_after_a_clear_keeps_ids_and_change_numbers_growing(tmp_path):
     path = str(tmp_path / 'restart.db')
     app = errorcapture.make_app(path, sweep_interval=0)
     client = webtest.TestApp(app)
-    key = client.get('/api.php?action=generate&name=ids').json['hash']
+    key = create_project(client, 'ids')['hash']
     last_event = max(submit(client, key, 'old-%d' % n) for n in range(4))
     issues = client.get('/api/v1/issues?key=' + key).json['issues']
     last_issue, last_seq = max(i['id'] for i in issues), max(i['seq'] for i in issues)
@@ -55,7 +56,7 @@ def test_a_restart_after_a_clear_keeps_ids_and_change_numbers_growing(tmp_path):
 
 def test_the_logs_tail_sees_logs_sent_after_retention_emptied_it(make):
     client = make(sweep_interval=0)
-    key = client.get('/api.php?action=generate&name=logs').json['hash']
+    key = create_project(client, 'logs')['hash']
 
     def send_log(message, timestamp=None):
         body = {'level': 'info', 'message': message}

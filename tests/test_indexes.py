@@ -5,6 +5,7 @@ import re
 import sqlite3
 
 import errorcapture
+from helpers import create_project
 
 GROWING_TABLES = ('events', 'issues', 'http_requests', 'replay_events', 'replay_sessions', 'logs',
                   'transactions', 'ai_generations', 'checkins')
@@ -12,7 +13,7 @@ GROWING_TABLES = ('events', 'issues', 'http_requests', 'replay_events', 'replay_
 
 def test_read_api_queries_use_indexes(make):
     client = make(sweep_interval=0)
-    project = client.get('/api.php?action=generate&name=idx').json
+    project = create_project(client, 'idx')
     key = project['hash']
     seestack = {'X-SeeStack-Key': key}
     client.post('/api.php', json.dumps({'hash': key, 'level': 'Warning', 'message': 'x 1', 'file': 'a.php', 'line': 1}))

@@ -1,23 +1,16 @@
 """After `pip install .`, the `errorcapture` command serves everything, the
 viewer included, from any directory (static/ travels with the package)."""
-import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 
 import pytest
 
+from helpers import create_project, free_port
+
 COMMAND = shutil.which('errorcapture')
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.skipif(COMMAND is None, reason='the errorcapture console script is not installed (pip install .)')
@@ -38,8 +31,7 @@ def test_installed_command_serves_the_viewer_from_another_directory(tmp_path):
         assert '<script src="/static/app.js"' in page or 'app.js' in page
         script = urllib.request.urlopen('http://127.0.0.1:%d/static/app.js' % port, timeout=5)
         assert script.status == 200 and len(script.read()) > 1000
-        answer = urllib.request.urlopen('http://127.0.0.1:%d/api.php?action=generate' % port, timeout=5)
-        assert len(__import__('json').loads(answer.read())['hash']) == 32
+        assert len(create_project('http://127.0.0.1:%d' % port)['hash']) == 32
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0

@@ -14,19 +14,11 @@ import uuid
 import pytest
 
 import errorcapture
+from helpers import create_project, sentry_auth
 import hostile_corpus as hc
 
 
 # -- helpers ---------------------------------------------------------------------
-
-def new_project(client, name='limits'):
-    answer = client.get('/api.php?action=generate&name=' + name)
-    return answer.json['hash'], answer.json['id']
-
-
-def sentry_auth(key):
-    return {'X-Sentry-Auth': 'Sentry sentry_version=7, sentry_client=test/1.0, sentry_key=%s' % key}
-
 
 def envelope(event, event_id=None):
     header = {'event_id': event_id} if event_id else {}
@@ -99,7 +91,8 @@ def event_count(client, key):
 
 @pytest.fixture
 def project(client):
-    key, project_id = new_project(client)
+    created = create_project(client, 'limits')
+    key, project_id = created['hash'], created['id']
     return Dialects(client, key, project_id)
 
 
@@ -128,7 +121,8 @@ def padded(build, size):
 def test_body_limits_per_dialect(client, name, path, limit, header, dialect, build):
     """A body of exactly the limit is taken; one byte more is refused with 413
     in the dialect's format, and nothing is stored."""
-    key, project_id = new_project(client)
+    created = create_project(client, 'limits')
+    key, project_id = created['hash'], created['id']
     headers = {}
     if header == 'X-Sentry-Auth':
         headers = sentry_auth(key)
@@ -332,7 +326,8 @@ def assert_rate_limited(response, dialect, sentry=False):
 @pytest.mark.parametrize('dialect', ['api_php', 'seestack', 'open_sentry', 'sentry_store', 'sentry_envelope'])
 def test_rate_limit_option_answers_429_in_each_dialect(make, frozen_minute, dialect):
     client = make(rate_limit=5, sweep_interval=0)
-    key, project_id = new_project(client)
+    created = create_project(client, 'limits')
+    key, project_id = created['hash'], created['id']
     send = getattr(Dialects(client, key, project_id), dialect)
     for index in range(5):
         answer = send('within quota %d' % index)
@@ -347,8 +342,8 @@ def test_rate_limit_option_answers_429_in_each_dialect(make, frozen_minute, dial
 
 def test_quota_is_per_project(make, frozen_minute):
     client = make(rate_limit=2, sweep_interval=0)
-    first, second = new_project(client, 'a'), new_project(client, 'b')
-    a, b = Dialects(client, *first), Dialects(client, *second)
+    first, second = create_project(client, 'a'), create_project(client, 'b')
+    a, b = Dialects(client, first['hash'], first['id']), Dialects(client, second['hash'], second['id'])
     assert a.api_php().status_int == 200 and a.api_php().status_int == 200
     assert_rate_limited(a.api_php(), 'errorcapture')
     assert b.api_php().status_int == 200  # another project's quota is untouched
@@ -356,7 +351,8 @@ def test_quota_is_per_project(make, frozen_minute):
 
 def test_per_project_rate_limit_setting_overrides_the_option(make, frozen_minute):
     client = make(sweep_interval=0)  # no global quota
-    key, project_id = new_project(client)
+    created = create_project(client, 'limits')
+    key, project_id = created['hash'], created['id']
     answer = client.put('/api/v1/project?key=' + key, json.dumps({'rateLimit': 3}), content_type='application/json')
     assert answer.json['project']['settings']['rateLimit'] == 3
     p = Dialects(client, key, project_id)
@@ -365,7 +361,8 @@ def test_per_project_rate_limit_setting_overrides_the_option(make, frozen_minute
     assert_rate_limited(p.sentry_envelope(), 'sentry', sentry=True)
     assert_rate_limited(p.open_sentry(), 'open-sentry')
     # another project on the same server has no quota
-    other = Dialects(client, *new_project(client, 'other'))
+    other_project = create_project(client, 'other')
+    other = Dialects(client, other_project['hash'], other_project['id'])
     for _ in range(10):
         assert other.api_php().status_int == 200
     # lifting the setting lifts the quota
@@ -375,7 +372,8 @@ def test_per_project_rate_limit_setting_overrides_the_option(make, frozen_minute
 
 def test_a_batch_larger_than_the_remaining_quota_is_refused_whole(make, frozen_minute):
     client = make(rate_limit=5, sweep_interval=0)
-    key, project_id = new_project(client)
+    created = create_project(client, 'limits')
+    key, project_id = created['hash'], created['id']
     assert Dialects(client, key, project_id).api_php().status_int == 200  # 4 of 5 left this minute
     item = {'traceId': 't', 'direction': 'inbound', 'method': 'GET', 'host': 'h', 'path': '/',
             'statusCode': 200, 'durationMs': 1, 'timestamp': hc.iso_now()}
@@ -389,7 +387,8 @@ def test_a_batch_larger_than_the_whole_limit_gets_in_when_it_opens_a_minute(make
     """Otherwise a client whose batches outgrow the limit would be told to
     retry forever: the batch is taken in a fresh minute, which it fills."""
     client = make(rate_limit=5, sweep_interval=0)
-    key, project_id = new_project(client)
+    created = create_project(client, 'limits')
+    key, project_id = created['hash'], created['id']
     item = {'traceId': 't', 'direction': 'inbound', 'method': 'GET', 'host': 'h', 'path': '/',
             'statusCode': 200, 'durationMs': 1, 'timestamp': hc.iso_now()}
 
@@ -440,7 +439,8 @@ class BlockedWriter(object):
 
 def test_a_full_writer_queue_answers_503_with_retry_after_in_every_dialect(make):
     client = make(max_queue=3, sweep_interval=0)
-    key, project_id = new_project(client)
+    created = create_project(client, 'limits')
+    key, project_id = created['hash'], created['id']
     p = Dialects(client, key, project_id)
     blocked = BlockedWriter(client.wsgi, fill=3)
     try:

@@ -2,7 +2,6 @@
 from the clock (errorcapture.monitor_state), schedules (errorcapture.next_run:
 intervals and cron expressions in a time zone), and the command line
 `python errorcapture.py monitors add|set|list|delete`."""
-import json
 import os
 import re
 import subprocess
@@ -12,6 +11,7 @@ from datetime import datetime, timezone
 import pytest
 
 import errorcapture
+from helpers import create_project
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(os.path.dirname(HERE), 'errorcapture.py')
@@ -25,10 +25,6 @@ def utc(text):
 
 def utc_text(seconds):
     return datetime.fromtimestamp(seconds, timezone.utc).strftime('%Y-%m-%d %H:%M')
-
-
-def key_of(client, name='monitors'):
-    return client.get('/api.php?action=generate&name=' + name).json['hash']
 
 
 def create(client, key, expect=201, **fields):
@@ -47,7 +43,7 @@ def monitors(client, key):
 # -- CRUD through the read API ----------------------------------------------------
 
 def test_create_and_read(client):
-    key = key_of(client)
+    key = create_project(client, 'monitors')['hash']
     answer = create(client, key, slug='nightly-backup', name='Nightly backup', schedule='0 3 * * *', grace=30)
     monitor = answer.json['monitor']
     assert monitor['slug'] == 'nightly-backup' and monitor['name'] == 'Nightly backup'
@@ -64,14 +60,14 @@ def test_create_and_read(client):
 
 
 def test_create_defaults(client):
-    key = key_of(client)
+    key = create_project(client, 'monitors')['hash']
     monitor = create(client, key, slug='quick', name=..., grace=...).json['monitor']
     assert monitor['name'] == 'quick'
     assert 1 <= monitor['grace'] <= 1440
 
 
 def test_duplicate_slug_refused(client):
-    key = key_of(client)
+    key = create_project(client, 'monitors')['hash']
     create(client, key)
     answer = client.post_json(
         '/api/v1/monitors?key=' + key, {'slug': 'nightly-backup', 'name': 'Again', 'schedule': '1h', 'grace': 5},
@@ -82,7 +78,7 @@ def test_duplicate_slug_refused(client):
 
 
 def test_same_slug_in_two_projects(client):
-    first, second = key_of(client, 'a'), key_of(client, 'b')
+    first, second = create_project(client, 'a')['hash'], create_project(client, 'b')['hash']
     create(client, first)
     create(client, second, schedule='1h')
     assert monitors(client, first)[0]['schedule'] == '1d'
@@ -112,7 +108,7 @@ def test_same_slug_in_two_projects(client):
     {'maxRuntime': 0},
 ])
 def test_create_invalid(client, fields):
-    key = key_of(client)
+    key = create_project(client, 'monitors')['hash']
     answer = client.post_json(
         '/api/v1/monitors?key=' + key,
         {k: v for k, v in dict({'slug': 'job', 'name': 'Job', 'schedule': '5m', 'grace': 5}, **fields).items()
@@ -125,14 +121,14 @@ def test_create_invalid(client, fields):
 @pytest.mark.parametrize('schedule', ['5m', '1h', '1d', '2w', '*/15 * * * *', '0 3 * * mon', '0 0 1 1 *',
                                       '30 2 * * 1-5', '0 9,17 * * *', '@daily', '@hourly'])
 def test_create_accepts_schedules(client, schedule):
-    key = key_of(client)
+    key = create_project(client, 'monitors')['hash']
     monitor = create(client, key, schedule=schedule).json['monitor']
     assert monitor['schedule'] == schedule
     assert ISO_MS_Z.match(monitor['nextExpected'])
 
 
 def test_update_with_put(client):
-    key = key_of(client)
+    key = create_project(client, 'monitors')['hash']
     create(client, key)
     answer = client.put_json('/api/v1/monitors/nightly-backup?key=' + key,
                              {'schedule': '0 4 * * *', 'grace': 60, 'timezone': 'Europe/Berlin'})
@@ -149,7 +145,7 @@ def test_update_with_put(client):
 
 @pytest.mark.parametrize('fields', [{'grace': 0}, {'schedule': 'every day'}, {'name': ''}, {'grace': 1441}])
 def test_update_invalid(client, fields):
-    key = key_of(client)
+    key = create_project(client, 'monitors')['hash']
     create(client, key)
     answer = client.put_json('/api/v1/monitors/nightly-backup?key=' + key, fields, expect_errors=True)
     assert 400 <= answer.status_int < 500, answer.body
@@ -158,14 +154,14 @@ def test_update_invalid(client, fields):
 
 
 def test_update_unknown_is_404(client):
-    key = key_of(client)
+    key = create_project(client, 'monitors')['hash']
     answer = client.put_json('/api/v1/monitors/nope?key=' + key, {'grace': 10}, expect_errors=True)
     assert answer.status_int == 404
     assert monitors(client, key) == []
 
 
 def test_delete(client):
-    key = key_of(client)
+    key = create_project(client, 'monitors')['hash']
     create(client, key)
     create(client, key, slug='other-job')
     answer = client.delete('/api/v1/monitors/nightly-backup?key=' + key)
@@ -179,7 +175,7 @@ def test_delete(client):
 
 
 def test_delete_then_recreate_starts_fresh(client):
-    key = key_of(client)
+    key = create_project(client, 'monitors')['hash']
     create(client, key)
     client.post_json('/ingest/v1/heartbeat', {'slug': 'nightly-backup', 'status': 'failed'},
                      headers={'X-SeeStack-Key': key})
@@ -190,7 +186,7 @@ def test_delete_then_recreate_starts_fresh(client):
 
 
 def test_monitors_need_the_right_key(client):
-    key, other = key_of(client, 'a'), key_of(client, 'b')
+    key, other = create_project(client, 'a')['hash'], create_project(client, 'b')['hash']
     create(client, key)
     assert client.get('/api/v1/monitors', expect_errors=True).status_int == 401
     assert client.post_json('/api/v1/monitors', {'slug': 'x', 'schedule': '5m'}, expect_errors=True).status_int == 401
@@ -203,7 +199,7 @@ def test_monitors_need_the_right_key(client):
 def test_stopped_job_turns_missed_without_a_request(client, monkeypatch):
     """A job that stops pinging turns missed with no request arriving: the
     status is derived from the clock when read."""
-    key = key_of(client)
+    key = create_project(client, 'monitors')['hash']
     create(client, key, slug='every-5m', schedule='5m', grace=2)
     client.post_json('/ingest/v1/heartbeat', {'slug': 'every-5m', 'status': 'success'},
                      headers={'X-SeeStack-Key': key})

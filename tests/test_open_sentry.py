@@ -10,6 +10,8 @@ import urllib.request
 
 import pytest
 
+from helpers import create_project
+
 SEEDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'seeds')
 with open(os.path.join(SEEDS, 'open-sentry-ingest-api.txt'), encoding='utf-8') as _seed:
     SEED = _seed.read()
@@ -50,10 +52,6 @@ def test_seed_examples_were_found():
 
 
 # -- helpers ---------------------------------------------------------------------
-
-def make_key(client):
-    return client.get('/api.php?action=generate&name=open-sentry').json['hash']
-
 
 def ingest(client, body, key=None, header='X-Open-Sentry-Key', raw=False, query_key=None):
     url = '/v1/ingest' + ('?key=%s' % query_key if query_key is not None else '')
@@ -121,7 +119,7 @@ def test_health(client):
 # -- the seed's payload examples ---------------------------------------------------------
 
 def test_seed_error_item_is_stored_in_full(client):
-    key = make_key(client)
+    key = create_project(client, 'open-sentry')['hash']
     assert_accepted(ingest(client, ERROR_ITEM, key))
     (event,) = stored(client, key)
     (raised,) = event['exception']
@@ -144,21 +142,21 @@ def test_seed_error_item_is_stored_in_full(client):
 
 
 def test_seed_batch_stores_both_items(client):
-    key = make_key(client)
+    key = create_project(client, 'open-sentry')['hash']
     assert_accepted(ingest(client, BATCH, key))
     values = [e['exception'][-1]['value'] for e in stored(client, key)]
     assert values == ['first', 'second']
 
 
 def test_timestamp_defaults_to_receive_time(client):
-    key = make_key(client)
+    key = create_project(client, 'open-sentry')['hash']
     assert_accepted(ingest(client, item(), key))
     (event,) = stored(client, key)
     assert event['timestamp'] == event['received']
 
 
 def test_twenty_items_are_accepted(client):
-    key = make_key(client)
+    key = create_project(client, 'open-sentry')['hash']
     assert_accepted(ingest(client, [item('v%d' % n) for n in range(20)], key))
     assert len(stored(client, key)) == 20
 
@@ -166,25 +164,25 @@ def test_twenty_items_are_accepted(client):
 # -- the key ---------------------------------------------------------------------------------
 
 def test_key_in_x_open_sentry_key(client):
-    key = make_key(client)
+    key = create_project(client, 'open-sentry')['hash']
     assert_accepted(ingest(client, item('by header'), key, header='X-Open-Sentry-Key'))
     assert [e['exception'][-1]['value'] for e in stored(client, key)] == ['by header']
 
 
 def test_key_in_legacy_x_sentry_clone_key(client):
-    key = make_key(client)
+    key = create_project(client, 'open-sentry')['hash']
     assert_accepted(ingest(client, item('by legacy header'), key, header='X-Sentry-Clone-Key'))
     assert [e['exception'][-1]['value'] for e in stored(client, key)] == ['by legacy header']
 
 
 def test_key_in_query_string(client):
-    key = make_key(client)
+    key = create_project(client, 'open-sentry')['hash']
     assert_accepted(ingest(client, item('by query'), query_key=key))
     assert [e['exception'][-1]['value'] for e in stored(client, key)] == ['by query']
 
 
 def test_missing_key_is_401(client):
-    make_key(client)
+    create_project(client, 'open-sentry')['hash']
     assert_refused(ingest(client, item()), 'No key header/query')
     assert_refused(ingest(client, item(), key=''), 'No key header/query')
     assert_refused(ingest(client, item(), query_key=''), 'No key header/query')
@@ -197,7 +195,7 @@ def test_unknown_key_is_403_and_nothing_is_created(client):
 
 
 def test_cors(client):
-    key = make_key(client)
+    key = create_project(client, 'open-sentry')['hash']
     assert ingest(client, item(), key).headers['Access-Control-Allow-Origin'] == '*'
     assert ingest(client, b'{', key, raw=True).headers['Access-Control-Allow-Origin'] == '*'
     preflight = client.options('/v1/ingest', headers={
@@ -214,7 +212,7 @@ def test_cors(client):
 @pytest.mark.parametrize('raw', [b'{"type": "error", ', b'not json', b'',
                                  b'{"type": "error", "exception": {"type": "E", "value": NaN}}'])
 def test_body_not_json_is_400_invalid_json(client, raw):
-    key = make_key(client)
+    key = create_project(client, 'open-sentry')['hash']
     body = assert_refused(ingest(client, raw, key, raw=True), 'Body not JSON')
     assert body == {'error': 'Invalid JSON'}
     assert stored(client, key) == []
@@ -248,13 +246,13 @@ INVALID = {
 
 @pytest.mark.parametrize('case', sorted(INVALID))
 def test_invalid_payload_is_400(client, case):
-    key = make_key(client)
+    key = create_project(client, 'open-sentry')['hash']
     assert_refused(ingest(client, INVALID[case], key), 'Zod validation failed')
     assert stored(client, key) == []
 
 
 def test_one_bad_item_refuses_the_whole_batch(client):
-    key = make_key(client)
+    key = create_project(client, 'open-sentry')['hash']
     batch = [item('good one'), item('good two'), {'type': 'error', 'exception': {'type': 'E'}}, item('good three')]
     assert_refused(ingest(client, batch, key), 'Zod validation failed')
     assert stored(client, key) == []
@@ -272,20 +270,20 @@ def padded_item(size):
 
 
 def test_body_over_256_kib_is_413(client):
-    key = make_key(client)
+    key = create_project(client, 'open-sentry')['hash']
     body = assert_refused(ingest(client, padded_item(LIMIT + 1), key, raw=True), 'Body > 256 KiB')
     assert body == {'error': 'Payload too large'}
     assert stored(client, key) == []
 
 
 def test_body_of_exactly_256_kib_is_accepted(client):
-    key = make_key(client)
+    key = create_project(client, 'open-sentry')['hash']
     assert_accepted(ingest(client, padded_item(LIMIT), key, raw=True))
     assert len(stored(client, key)) == 1
 
 
 def test_error_bodies_match_the_seed_table_exactly(client):
-    key = make_key(client)
+    key = create_project(client, 'open-sentry')['hash']
     assert ingest(client, b'{', key, raw=True).json == {'error': 'Invalid JSON'}
     assert ingest(client, item()).json == {'error': 'Missing auth key'}
     assert ingest(client, item(), key='nope').json == {'error': 'Invalid DSN key'}
@@ -306,7 +304,7 @@ def test_chunked_body_over_256_kib_is_413(live_server, tmp_path):
 
 
 def test_lone_surrogate_escape_is_not_a_500(client):
-    key = make_key(client)
+    key = create_project(client, 'open-sentry')['hash']
     raw = json.dumps(item('half \ud800 pair')).encode()
     assert b'\\ud800' in raw
     answer = ingest(client, raw, key, raw=True)
@@ -319,7 +317,7 @@ def test_lone_surrogate_escape_is_not_a_500(client):
 
 @pytest.mark.parametrize('timestamp', ['0001-01-01T00:00:00+14:00', '9999-12-31T23:59:59-14:00'])
 def test_timestamp_at_the_edge_of_time_does_not_break_reading(client, timestamp):
-    key = make_key(client)
+    key = create_project(client, 'open-sentry')['hash']
     answer = ingest(client, item(timestamp=timestamp), key)
     assert answer.status_int in (202, 400), answer.body
     listing = client.get('/api/v1/issues?key=%s' % key, expect_errors=True)

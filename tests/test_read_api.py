@@ -7,6 +7,7 @@ import re
 import pytest
 
 import errorcapture
+from helpers import create_project
 
 ISO_MS_Z = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$')
 ISSUE_KEYS = {'id', 'title', 'culprit', 'type', 'value', 'level', 'status', 'regression', 'count', 'firstSeen',
@@ -17,10 +18,6 @@ FRAME_KEYS = {'filename', 'absPath', 'function', 'module', 'lineno', 'colno', 'i
 
 
 # -- helpers ---------------------------------------------------------------------
-
-def new_key(client, name='read-api'):
-    return client.get('/api.php?action=generate&name=%s' % name).json['hash']
-
 
 def get(client, path, key, expect=200, **params):
     params['key'] = key
@@ -81,7 +78,7 @@ BASE = 1774958400.0  # 2026-03-31T12:00:00Z
 # -- paging --------------------------------------------------------------------------
 
 def test_cursor_paging_through_120_issues(client):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     # 40 distinct lastSeen values, three issues each: ties must not lose or repeat issues
     bulk(client, key, [('g%03d' % n, BASE + (n // 3) * 60, {}) for n in range(120)])
     first = list_issues(client, key)
@@ -97,7 +94,7 @@ def test_cursor_paging_through_120_issues(client):
 
 
 def test_cursor_paging_sorted_by_count(client):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     specs = []
     for n in range(120):
         specs += [('g%03d' % n, BASE + n, {})] * (n % 5 + 1)
@@ -111,7 +108,7 @@ def test_cursor_paging_sorted_by_count(client):
 
 
 def test_cursor_paging_sorted_by_first_seen(client):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     bulk(client, key, [('g%03d' % n, BASE + (n % 7) * 3600.5, {}) for n in range(60)])
     issues, pages = walk(client, key, limit=25, sort='firstSeen')
     assert pages == 3 and len({i['id'] for i in issues}) == 60
@@ -120,7 +117,7 @@ def test_cursor_paging_sorted_by_first_seen(client):
 
 
 def test_limit_is_capped(client):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     bulk(client, key, [('g%03d' % n, BASE + n, {}) for n in range(520)])
     answer = client.get('/api/v1/issues?key=%s&limit=1000' % key, expect_errors=True)
     if answer.status_int == 200:
@@ -133,7 +130,7 @@ def test_limit_is_capped(client):
 # -- sorting and filters ----------------------------------------------------------------------
 
 def test_sort_by_last_seen_and_by_count(client):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     seestack(client, key, 'AError', 'a', timestamp='2026-03-31T10:00:00.000Z')
     for _ in range(3):
         seestack(client, key, 'BError', 'b', timestamp='2026-03-31T09:00:00.000Z')
@@ -147,7 +144,7 @@ def test_sort_by_last_seen_and_by_count(client):
 
 
 def test_status_filter(client):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     for name in ('AError', 'BError', 'CError'):
         seestack(client, key, name, name)
     ids = {i['type']: i['id'] for i in list_issues(client, key)['issues']}
@@ -162,7 +159,7 @@ def test_status_filter(client):
 
 
 def test_level_filter(client):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     seestack(client, key, 'FatalError', 'f', level='fatal')
     seestack(client, key, 'WarnError', 'w', level='warn')
     seestack(client, key, 'InfoError', 'i', level='info')
@@ -176,7 +173,7 @@ def test_level_filter(client):
 
 
 def test_environment_filter(client):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     seestack(client, key, 'ProdError', 'p', environment='production')
     seestack(client, key, 'StageError', 's', environment='staging')
     seestack(client, key, 'BothError', 'b', environment='production')
@@ -189,7 +186,7 @@ def test_environment_filter(client):
 
 
 def test_environment_filter_treats_wildcard_characters_literally(client):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     seestack(client, key, 'UnderscoreError', 'u', environment='prod_1')
     seestack(client, key, 'LookalikeError', 'l', environment='prodX1')
     seestack(client, key, 'PercentError', 'p', environment='100%')
@@ -201,7 +198,7 @@ def test_environment_filter_treats_wildcard_characters_literally(client):
 
 
 def test_text_search_in_title_and_culprit(client):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     seestack(client, key, 'TypeError', "Cannot read properties of undefined (reading 'userId')",
              stackTrace=['at getUserId (/srv/app/auth.js:42:18)'])
     seestack(client, key, 'RangeError', 'Invalid array length', stackTrace=['at grow (/srv/app/buffer.js:7:1)'])
@@ -216,7 +213,7 @@ def test_text_search_in_title_and_culprit(client):
 
 
 def test_filters_combine(client):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     seestack(client, key, 'AError', 'checkout failed', environment='production', level='fatal')
     seestack(client, key, 'BError', 'checkout failed', environment='staging', level='fatal')
     seestack(client, key, 'CError', 'checkout failed', environment='production', level='warn')
@@ -227,7 +224,7 @@ def test_filters_combine(client):
 # -- live polling -----------------------------------------------------------------------------------
 
 def test_changed_since_returns_only_issues_changed_after_a_seq(client):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     for name in ('AError', 'BError', 'CError'):
         seestack(client, key, name, name)
     snapshot = list_issues(client, key)
@@ -249,7 +246,7 @@ def test_changed_since_returns_only_issues_changed_after_a_seq(client):
 
 
 def test_changed_since_pages_with_a_cursor(client):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     seq = list_issues(client, key)['seq']
     bulk(client, key, [('g%02d' % n, BASE, {}) for n in range(30)])
     issues, pages = walk(client, key, changedSince=seq, limit=10)
@@ -257,7 +254,7 @@ def test_changed_since_pages_with_a_cursor(client):
 
 
 def test_seq_is_per_server_and_other_projects_do_not_leak(client):
-    key_a, key_b = new_key(client, 'a'), new_key(client, 'b')
+    key_a, key_b = create_project(client, 'a')['hash'], create_project(client, 'b')['hash']
     seestack(client, key_a, 'AError', 'a')
     seq = list_issues(client, key_a)['seq']
     seestack(client, key_b, 'BError', 'b')
@@ -267,7 +264,7 @@ def test_seq_is_per_server_and_other_projects_do_not_leak(client):
 # -- issue detail, events and status ------------------------------------------------------------------
 
 def test_issue_list_and_detail_shape(client):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     seestack(client, key, 'TypeError', 'x is undefined', release='1.0', environment='production')
     seestack(client, key, 'TypeError', 'x is undefined', release='1.1', environment='production')
     (listed,) = list_issues(client, key)['issues']
@@ -285,7 +282,7 @@ def test_issue_list_and_detail_shape(client):
 
 
 def test_issue_events_are_paged_newest_first(client):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     sent = [seestack(client, key, 'TypeError', 'same', release='r%d' % n) for n in range(7)]
     (issue,) = list_issues(client, key)['issues']
     seen, cursor, pages = [], None, 0
@@ -308,7 +305,7 @@ def test_issue_events_are_paged_newest_first(client):
 
 
 def test_one_event_in_full(client):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     sent = seestack(client, key, 'TypeError', "Cannot read properties of undefined (reading 'userId')",
                     stackTrace=['at getUserId (/srv/app/auth.js:42:18)',
                                 'at Layer.handle (/srv/app/node_modules/express/lib/layer.js:95:5)'],
@@ -337,7 +334,7 @@ def test_one_event_in_full(client):
 
 
 def test_latest_events_across_issues(client):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     seestack(client, key, 'AError', 'a')
     seestack(client, key, 'BError', 'b')
     seestack(client, key, 'AError', 'a')
@@ -350,7 +347,7 @@ def test_latest_events_across_issues(client):
 
 @pytest.mark.parametrize('method', ['post', 'put', 'patch'])
 def test_status_change(client, method):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     seestack(client, key)
     (issue,) = list_issues(client, key)['issues']
     for status in ('resolved', 'ignored', 'unresolved'):
@@ -361,7 +358,7 @@ def test_status_change(client, method):
 
 @pytest.mark.parametrize('body', [{'status': 'closed'}, {'status': None}, {}, {'status': ['resolved']}])
 def test_bad_status_change_is_400(client, body):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     seestack(client, key)
     (issue,) = list_issues(client, key)['issues']
     answer = client.post('/api/v1/issues/%d?key=%s' % (issue['id'], key), json.dumps(body),
@@ -372,7 +369,7 @@ def test_bad_status_change_is_400(client, body):
 
 @pytest.mark.parametrize('raw', [b'resolved', b'{"status": ', b'["resolved"]'])
 def test_status_change_with_bad_json_is_400(client, raw):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     seestack(client, key)
     (issue,) = list_issues(client, key)['issues']
     answer = client.post('/api/v1/issues/%d?key=%s' % (issue['id'], key), raw,
@@ -383,7 +380,7 @@ def test_status_change_with_bad_json_is_400(client, raw):
 # -- keys and isolation ---------------------------------------------------------------------------------
 
 def test_key_in_header(client):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     seestack(client, key)
     answer = client.get('/api/v1/issues', headers={'X-ErrorCapture-Key': key})
     assert len(answer.json['issues']) == 1
@@ -392,7 +389,7 @@ def test_key_in_header(client):
 @pytest.mark.parametrize('path', ['/api/v1/issues', '/api/v1/issues/1', '/api/v1/issues/1/events',
                                   '/api/v1/events', '/api/v1/events/1', '/api/v1/project'])
 def test_no_key_is_401(client, path):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     seestack(client, key)
     for query in ('', '?key=', '?key=not-a-project'):
         answer = client.get(path + query, expect_errors=True)
@@ -404,7 +401,7 @@ def test_no_key_is_401(client, path):
 
 
 def test_a_key_cannot_read_another_projects_issue_or_event(client):
-    key_a, key_b = new_key(client, 'a'), new_key(client, 'b')
+    key_a, key_b = create_project(client, 'a')['hash'], create_project(client, 'b')['hash']
     seestack(client, key_a, 'AError', 'a')
     seestack(client, key_b, 'BError', 'b')
     (issue_b,) = list_issues(client, key_b)['issues']
@@ -419,7 +416,7 @@ def test_a_key_cannot_read_another_projects_issue_or_event(client):
 
 
 def test_unknown_ids_are_404(client):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     for path in ('/api/v1/issues/999', '/api/v1/issues/999/events', '/api/v1/events/999'):
         assert isinstance(get(client, path, key, expect=404)['error'], str)
     change(client, key, 999, 'resolved', expect=404)
@@ -443,7 +440,7 @@ def test_unknown_ids_are_404(client):
     ('/api/v1/events', 'limit=1.5'),
 ])
 def test_bad_parameters_are_400_json(client, path, query):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     seestack(client, key)
     answer = client.get('%s?key=%s&%s' % (path, key, query), expect_errors=True)
     assert answer.status_int == 400, answer.body
@@ -462,7 +459,7 @@ HUGE = '99999999999999999999999'  # beyond SQLite's 64-bit integers
     ('/api/v1/issues/1/events', 'cursor=%s' % HUGE),
 ])
 def test_out_of_range_numbers_are_400_not_500(client, path, query):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     seestack(client, key)
     answer = client.get('%s?key=%s&%s' % (path, key, query), expect_errors=True)
     assert answer.status_int == 400, answer.body
@@ -472,7 +469,7 @@ def test_out_of_range_numbers_are_400_not_500(client, path, query):
 @pytest.mark.parametrize('path', ['/api/v1/issues/%s' % HUGE, '/api/v1/issues/%s/events' % HUGE,
                                   '/api/v1/events/%s' % HUGE])
 def test_out_of_range_ids_are_404_not_500(client, path):
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     seestack(client, key)
     assert isinstance(get(client, path, key, expect=404)['error'], str)
 
@@ -481,7 +478,7 @@ def test_out_of_range_ids_are_404_not_500(client, path):
 def test_an_event_at_the_edge_of_time_does_not_break_the_lists(client, timestamp):
     # Ingest may accept or refuse such a timestamp; either way the project's
     # issue and event lists must stay readable afterwards.
-    key = new_key(client)
+    key = create_project(client, 'read-api')['hash']
     seestack(client, key, 'GoodError', 'fine')
     answer = client.post('/ingest/v1/errors', json.dumps({'exceptionClass': 'EdgeError', 'message': 'when?',
                                                           'timestamp': timestamp}),

@@ -4,10 +4,7 @@ replay session ids with a slash."""
 import json
 
 import errorcapture
-
-
-def key_of(client, name='edges'):
-    return client.get('/api.php?action=generate&name=' + name).json['hash']
+from helpers import create_project
 
 
 def submit(client, key, message, **fields):
@@ -21,7 +18,7 @@ def submit(client, key, message, **fields):
 def test_an_issue_committed_while_the_list_is_read_comes_with_the_next_poll(client):
     """The seq a list answers with covers only what that list could see: an
     issue that lands between the query and the answer is in the next poll."""
-    key = key_of(client)
+    key = create_project(client, 'edges')['hash']
     submit(client, key, 'first')
     store = client.wsgi.store
     original = store.issues.list
@@ -44,7 +41,7 @@ def test_an_issue_committed_while_the_list_is_read_comes_with_the_next_poll(clie
 
 
 def test_events_since_an_id_are_the_ones_after_it_oldest_first(client):
-    key = key_of(client)
+    key = create_project(client, 'edges')['hash']
     ids = [submit(client, key, 'm%d' % n) for n in range(5)]
     answer = client.get('/api/v1/events?key=%s&since=%d&limit=2' % (key, ids[1])).json
     assert [e['id'] for e in answer['events']] == ids[2:4]
@@ -56,7 +53,7 @@ def test_events_since_an_id_are_the_ones_after_it_oldest_first(client):
 
 
 def test_the_environment_filter_matches_whole_names(client):
-    key = key_of(client)
+    key = create_project(client, 'edges')['hash']
     seeds = {'prod': 'prod', 'Prod': 'Prod', 'production': 'production', 'q"x': 'quoted', 'a%b': 'percent'}
     for environment, label in seeds.items():
         assert client.post('/ingest/v1/errors', json.dumps({
@@ -70,7 +67,7 @@ def test_the_environment_filter_matches_whole_names(client):
 
 
 def test_requests_without_a_status_count_as_status_0(client):
-    key = key_of(client)
+    key = create_project(client, 'edges')['hash']
     items = [{'traceId': 't%d' % n, 'direction': 'outbound', 'method': 'GET', 'host': 'api', 'path': '/x',
               'durationMs': 5, 'timestamp': '2026-11-23T10:00:00.000Z', **({'statusCode': 200} if n % 2 else {})}
              for n in range(6)]
@@ -83,7 +80,7 @@ def test_requests_without_a_status_count_as_status_0(client):
 
 
 def test_a_replay_session_id_with_a_slash_opens(client):
-    key = key_of(client)
+    key = create_project(client, 'edges')['hash']
     body = {'fingerprint': 'f', 'sessionId': 'tenant/42', 'events': [
         {'eventType': 'click', 'eventData': '{}', 'url': 'https://a/', 'timestampMillis': 1711886400000}]}
     answer = client.post('/ingest/v1/replay', json.dumps(body), headers={'X-SeeStack-Key': key},

@@ -6,14 +6,12 @@ takes them, and app.store.write(...) for the received column."""
 import json
 import time
 
+from helpers import create_project
+
 DAY = 86400
 
 
 # -- helpers ---------------------------------------------------------------------
-
-def new_key(client, name='retention'):
-    return client.get('/api.php?action=generate&name=' + name).json['hash']
-
 
 def submit(client, key, message):
     answer = client.post('/api.php', json.dumps({'hash': key, 'level': 'error', 'message': message}),
@@ -68,7 +66,7 @@ def age_events(app, project_key, ids, days):
 
 def test_event_cap_keeps_the_newest_and_fixes_issue_counts(make):
     client = make(retention_events=10, sweep_interval=0)
-    key = new_key(client)
+    key = create_project(client, 'retention')['hash']
     ids = []
     # issue "alpha" only in the oldest events; "beta" and "gamma" throughout
     for index in range(6):
@@ -91,7 +89,7 @@ def test_pruning_shows_in_live_views_and_sparklines(make):
     """A viewer polling changedSince sees the lower counts, and an issue's 24 h
     histogram adds up to its count, as before pruning."""
     client = make(retention_events=4, sweep_interval=0)
-    key = new_key(client)
+    key = create_project(client, 'retention')['hash']
     for index in range(6):
         submit(client, key, 'beta failure' if index % 2 else 'gamma failure')
     before = {issue['title']: issue for issue in all_issues(client, key)}
@@ -108,7 +106,7 @@ def test_pruning_shows_in_live_views_and_sparklines(make):
 
 def test_an_emptied_issue_returns_as_new_when_it_happens_again(make):
     client = make(retention_events=3, sweep_interval=0)
-    key = new_key(client)
+    key = create_project(client, 'retention')['hash']
     submit(client, key, 'old problem')
     for _ in range(3):
         submit(client, key, 'newer problem')
@@ -123,7 +121,7 @@ def test_an_emptied_issue_returns_as_new_when_it_happens_again(make):
 
 def test_per_project_retention_events_setting(make):
     client = make(sweep_interval=0)  # the default cap is large
-    capped, free = new_key(client, 'capped'), new_key(client, 'free')
+    capped, free = create_project(client, 'capped')['hash'], create_project(client, 'free')['hash']
     assert set_project(client, capped, retentionEvents=4)['retentionEvents'] == 4
     for index in range(9):
         submit(client, capped, 'capped %s' % 'abc'[index % 3])
@@ -137,7 +135,7 @@ def test_pruning_runs_in_short_transactions(make):
     """With a batch of 7, pruning 40 events takes several writes, none of
     which deletes more than 7, and the counts are right at the end."""
     client = make(retention_events=5, sweep_interval=0)
-    key = new_key(client)
+    key = create_project(client, 'retention')['hash']
     for index in range(45):
         submit(client, key, 'message %s' % 'xyz'[index % 3])
     store = client.wsgi.store
@@ -157,7 +155,7 @@ def test_pruning_runs_in_short_transactions(make):
 
 def test_zero_means_keep_everything(make):
     client = make(retention_events=0, retention_days=0, sweep_interval=0)
-    key = new_key(client)
+    key = create_project(client, 'retention')['hash']
     ids = [submit(client, key, 'keep %d' % (i % 2)) for i in range(12)]
     age_events(client.wsgi, key, ids[:6], 5000)
     client.wsgi.sweeper.sweep()
@@ -168,7 +166,7 @@ def test_zero_means_keep_everything(make):
 
 def test_events_older_than_retention_days_are_pruned(make):
     client = make(retention_days=30, sweep_interval=0)
-    key = new_key(client)
+    key = create_project(client, 'retention')['hash']
     old = [submit(client, key, 'stale %s' % 'ab'[i % 2]) for i in range(6)]
     new = [submit(client, key, 'stale a') for _ in range(2)] + [submit(client, key, 'fresh')]
     age_events(client.wsgi, key, old, 100)
@@ -182,7 +180,7 @@ def test_an_old_event_behind_a_newer_one_is_still_pruned(make):
     """Received times are not always in id order (a clock stepped back, a slow
     request): every event past the maximum age goes, not just a prefix."""
     client = make(retention_days=30, sweep_interval=0)
-    key = new_key(client)
+    key = create_project(client, 'retention')['hash']
     ids = [submit(client, key, 'order %d' % (i % 2)) for i in range(6)]
     age_events(client.wsgi, key, ids[1:], 100)  # the first event stays recent
     client.wsgi.sweeper.sweep()
@@ -192,7 +190,7 @@ def test_an_old_event_behind_a_newer_one_is_still_pruned(make):
 
 def test_per_project_retention_days_setting(make):
     client = make(retention_days=0, sweep_interval=0)  # keep forever by default
-    short, forever = new_key(client, 'short'), new_key(client, 'forever')
+    short, forever = create_project(client, 'short')['hash'], create_project(client, 'forever')['hash']
     assert set_project(client, short, retentionDays=7)['retentionDays'] == 7
     short_ids = [submit(client, short, 'short %d' % (i % 2)) for i in range(4)]
     forever_ids = [submit(client, forever, 'forever %d' % (i % 2)) for i in range(4)]
@@ -205,7 +203,7 @@ def test_per_project_retention_days_setting(make):
 
 def test_the_background_sweeper_applies_retention_on_its_own(make):
     client = make(retention_events=3, sweep_interval=0.2)
-    key = new_key(client)
+    key = create_project(client, 'retention')['hash']
     for index in range(12):
         submit(client, key, 'background %d' % (index % 4))
     deadline = time.monotonic() + 15
@@ -223,7 +221,7 @@ def iso_days_ago(days):
 
 def test_telemetry_older_than_the_maximum_age_is_pruned(make):
     client = make(retention_days=30, sweep_interval=0)
-    key = new_key(client)
+    key = create_project(client, 'retention')['hash']
     headers = {'X-SeeStack-Key': key}
 
     def seestack(path, body):
@@ -269,7 +267,7 @@ def test_telemetry_older_than_the_maximum_age_is_pruned(make):
 
 def test_old_cron_check_ins_are_pruned_but_the_monitor_stays(make):
     client = make(retention_days=30, sweep_interval=0)
-    key = new_key(client)
+    key = create_project(client, 'retention')['hash']
     answer = client.post('/api/v1/monitors?key=' + key, json.dumps({'slug': 'nightly', 'schedule': '1d'}),
                          content_type='application/json')
     assert answer.status_int == 201
@@ -287,7 +285,7 @@ def test_old_cron_check_ins_are_pruned_but_the_monitor_stays(make):
 def test_pruning_thousands_of_events_keeps_counts_exact(make):
     """Several prune batches (the default of 1000) across interleaved issues."""
     client = make(retention_events=500, sweep_interval=0)
-    key = new_key(client)
+    key = create_project(client, 'retention')['hash']
     project_id = client.wsgi.store.project_by_key(key)['id']
     import errorcapture
     events = [errorcapture.make_error_event('test', level='error', message='bulk %d' % (i % 7))

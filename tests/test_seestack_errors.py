@@ -9,6 +9,8 @@ import subprocess
 
 import pytest
 
+from helpers import create_project
+
 SEEDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'seeds')
 with open(os.path.join(SEEDS, 'seestack-ingest-errors.txt'), encoding='utf-8') as _seed:
     SEED = _seed.read()
@@ -41,10 +43,6 @@ def seed_envelopes():
             return found
         value, position = decoder.raw_decode(SEED, start + 1)
         found.append(value)
-
-
-def project_key(client):
-    return client.get('/api.php?action=generate&name=seestack').json['hash']
 
 
 def send(client, body, key, raw=False):
@@ -152,7 +150,7 @@ def test_seed_curl_example(live_server):
 
 
 def test_accepted_envelope_and_fresh_ids(client):
-    key = project_key(client)
+    key = create_project(client, 'seestack')['hash']
     first = assert_accepted(send(client, valid(), key))
     second = assert_accepted(send(client, valid(), key))
     assert first != second
@@ -160,7 +158,7 @@ def test_accepted_envelope_and_fresh_ids(client):
 
 
 def test_answers_allow_any_origin(client):
-    key = project_key(client)
+    key = create_project(client, 'seestack')['hash']
     assert send(client, valid(), key).headers['Access-Control-Allow-Origin'] == '*'
     assert send(client, valid(), None).headers['Access-Control-Allow-Origin'] == '*'
     preflight = client.options('/ingest/v1/errors', headers={
@@ -175,13 +173,13 @@ def test_answers_allow_any_origin(client):
 
 @pytest.mark.parametrize('key', [None, '', '   ', 'seestack_live_unknown'])
 def test_missing_or_unknown_key_is_401(client, key):
-    project_key(client)  # a project exists, but not this key
+    create_project(client, 'seestack')['hash']  # a project exists, but not this key
     error = assert_failure(send(client, valid(), key), 401, 'INVALID_API_KEY')
     assert error['message'] == seed_envelopes()[1]['error']['message']
 
 
 def test_key_of_another_project_stores_there_only(client):
-    key_a, key_b = project_key(client), project_key(client)
+    key_a, key_b = create_project(client, 'seestack')['hash'], create_project(client, 'seestack')['hash']
     assert_accepted(send(client, valid(message='for a'), key_a))
     assert [e['message'] for e in events(client, key_a)] and events(client, key_b) == []
 
@@ -209,7 +207,7 @@ INVALID_FIELDS = {
 
 @pytest.mark.parametrize('case', sorted(INVALID_FIELDS))
 def test_invalid_field_is_422_with_details(client, case):
-    key = project_key(client)
+    key = create_project(client, 'seestack')['hash']
     fields, name = INVALID_FIELDS[case]
     body = valid(**fields)
     body = {k: v for k, v in body.items() if v is not None}
@@ -221,7 +219,7 @@ def test_invalid_field_is_422_with_details(client, case):
 
 
 def test_every_problem_is_named_at_once(client):
-    key = project_key(client)
+    key = create_project(client, 'seestack')['hash']
     error = assert_failure(send(client, {'exceptionClass': '', 'message': '  ', 'level': 'loud',
                                          'user': 'x'}, key), 422, 'VALIDATION_ERROR')
     assert {'exceptionClass', 'message', 'level', 'user'} <= set(error['details'])
@@ -231,7 +229,7 @@ def test_every_problem_is_named_at_once(client):
 
 
 def test_empty_object_names_both_required_fields(client):
-    key = project_key(client)
+    key = create_project(client, 'seestack')['hash']
     error = assert_failure(send(client, {}, key), 422, 'VALIDATION_ERROR')
     assert {'exceptionClass', 'message'} <= set(error['details'])
 
@@ -239,7 +237,7 @@ def test_empty_object_names_both_required_fields(client):
 @pytest.mark.parametrize('raw', [b'{"exceptionClass": "TypeError", ', b'not json at all', b'',
                                  b'{"exceptionClass": "E", "message": "m", "x": NaN}'])
 def test_malformed_json_is_400_with_its_own_code(client, raw):
-    key = project_key(client)
+    key = create_project(client, 'seestack')['hash']
     answer = send(client, raw, key, raw=True)
     assert answer.status_int == 400, answer.body
     body = answer.json
@@ -252,7 +250,7 @@ def test_malformed_json_is_400_with_its_own_code(client, raw):
 
 @pytest.mark.parametrize('raw', [b'[]', b'"TypeError"', b'42', b'null'])
 def test_json_that_is_not_an_object_is_refused(client, raw):
-    key = project_key(client)
+    key = create_project(client, 'seestack')['hash']
     answer = send(client, raw, key, raw=True)
     assert 400 <= answer.status_int < 500
     assert answer.json['success'] is False
@@ -263,7 +261,7 @@ def test_json_that_is_not_an_object_is_refused(client, raw):
 # -- levels ---------------------------------------------------------------------------------
 
 def test_level_defaults_to_error(client):
-    key = project_key(client)
+    key = create_project(client, 'seestack')['hash']
     assert_accepted(send(client, valid(), key))
     (summary,) = events(client, key)
     assert summary['level'] == 'error'
@@ -272,7 +270,7 @@ def test_level_defaults_to_error(client):
 @pytest.mark.parametrize('level,model', [('debug', 'debug'), ('info', 'info'), ('warn', 'warning'),
                                          ('warning', 'warning'), ('error', 'error'), ('fatal', 'fatal')])
 def test_every_documented_level_is_accepted(client, level, model):
-    key = project_key(client)
+    key = create_project(client, 'seestack')['hash']
     assert_accepted(send(client, valid(level=level), key))
     (summary,) = events(client, key)
     assert summary['level'] == model
@@ -283,7 +281,7 @@ def test_every_documented_level_is_accepted(client, level, model):
 # -- what is stored -------------------------------------------------------------------------------
 
 def test_stack_trace_frames_are_visible_through_the_read_api(client):
-    key = project_key(client)
+    key = create_project(client, 'seestack')['hash']
     sent = assert_accepted(send(client, valid(
         exceptionClass='NullPointerException', message='user was null',
         stackTrace=['at com.shop.OrderService.place(OrderService.java:42)',
@@ -303,7 +301,7 @@ def test_stack_trace_frames_are_visible_through_the_read_api(client):
 def test_stack_trace_text_is_kept_beside_its_frames(client):
     """One multi-line string, as Python SDKs send a traceback: the event shows
     the lines as sent and the frames parsed from them, oldest call first."""
-    key = project_key(client)
+    key = create_project(client, 'seestack')['hash']
     trace = ('Traceback (most recent call last):\n'
              '  File "/srv/app/jobs.py", line 12, in run\n'
              '    charge(order)\n'
@@ -322,7 +320,7 @@ def test_firefox_and_safari_traces_give_frames(client):
     """Browsers print stacks their own way: Firefox and Safari write
     "fn@url:line:col"; their frames come out as Chrome's do, and the same
     stack from Chrome and Firefox is one issue."""
-    key = project_key(client)
+    key = create_project(client, 'seestack')['hash']
     firefox = ['loadUser@https://shop.example.com/static/app.js:120:17',
                'handleClick/<@https://shop.example.com/static/app.js:88:9',
                '@https://shop.example.com/static/vendor/node_modules/react-dom.js:3:1']
@@ -350,7 +348,7 @@ def test_firefox_and_safari_traces_give_frames(client):
 def test_a_huge_stack_trace_keeps_its_first_and_last_frames(client):
     """Past 8 KiB the trace text is not kept; the frames are, capped like any
     other (first 50, a marker, last 200)."""
-    key = project_key(client)
+    key = create_project(client, 'seestack')['hash']
     lines = ['at step%d (/srv/app/deep/recursion/module_%d.js:%d:7)' % (n, n, n + 1) for n in range(400)]
     assert sum(map(len, lines)) > 8192
     assert_accepted(send(client, valid(stackTrace=lines), key))
@@ -364,7 +362,7 @@ def test_a_huge_stack_trace_keeps_its_first_and_last_frames(client):
 
 
 def test_events_with_the_same_trace_group_and_read_back_alike(client):
-    key = project_key(client)
+    key = create_project(client, 'seestack')['hash']
     lines = ['at getUserId (auth.js:42:18)', 'at validateSession (session.js:17:5)']
     for user in ('a', 'b', 'c'):
         assert_accepted(send(client, valid(exceptionClass='TypeError', message='no user ' + user,
@@ -377,7 +375,7 @@ def test_events_with_the_same_trace_group_and_read_back_alike(client):
 
 
 def test_optional_fields_are_stored(client):
-    key = project_key(client)
+    key = create_project(client, 'seestack')['hash']
     assert_accepted(send(client, valid(
         environment='staging', release='1.4.0', timestamp='2026-03-31T12:00:00.000Z',
         user={'id': 'u1', 'email': 'dev@example.com'}, metadata={'route': '/cart'}), key))
@@ -392,13 +390,13 @@ def test_optional_fields_are_stored(client):
 
 
 def test_bad_timestamp_is_a_validation_error(client):
-    key = project_key(client)
+    key = create_project(client, 'seestack')['hash']
     error = assert_failure(send(client, valid(timestamp='yesterday'), key), 422, 'VALIDATION_ERROR')
     assert 'timestamp' in error['details']
 
 
 def test_seestack_error_shows_in_the_errorcapture_errors_list(client):
-    key = project_key(client)
+    key = create_project(client, 'seestack')['hash']
     assert_accepted(send(client, valid(exceptionClass='TypeError', message='x is undefined',
                                        stackTrace=['at run (/srv/app/job.js:9:2)']), key))
     (row,) = client.get('/api.php?action=errors&hash=%s' % key).json['errors']
@@ -410,7 +408,7 @@ def test_seestack_error_shows_in_the_errorcapture_errors_list(client):
 def test_lone_surrogate_escape_is_not_a_500(client, field):
     # "\ud800" is valid JSON syntax but no UTF-8 text can hold it: accept it
     # (with a replacement character) or refuse it, never an INTERNAL_ERROR.
-    key = project_key(client)
+    key = create_project(client, 'seestack')['hash']
     body = valid()
     body[field] = 'half \ud800 pair'
     raw = json.dumps(body).encode()

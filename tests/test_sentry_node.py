@@ -1,12 +1,14 @@
 """The official @sentry/node SDK against a running ErrorCapture (optional: needs
-node and npm, and installs @sentry/node from the npm registry into a temporary
-directory; skipped with the reason when any of that is unavailable)."""
+node and npm, and installs @sentry/node from the npm registry once into the test
+cache, helpers.npm_modules; skipped with the reason when any of that is unavailable)."""
 import json
 import os
 import shutil
 import subprocess
 
 import pytest
+
+from helpers import npm_modules
 
 pytestmark = pytest.mark.slow
 
@@ -43,20 +45,10 @@ Sentry.flush(15000).then((flushed) => {
 
 @pytest.fixture(scope='module')
 def sentry_node(tmp_path_factory):
-    node, npm = shutil.which('node'), shutil.which('npm')
-    if not node or not npm:
-        pytest.skip('needs node and npm on PATH')
+    modules = npm_modules('@sentry/node')
     where = tmp_path_factory.mktemp('sentry-node')
-    (where / 'package.json').write_text(json.dumps({'name': 'ec-node-test', 'version': '1.0.0', 'private': True}))
-    try:
-        done = subprocess.run([npm, 'install', '--no-audit', '--no-fund', '--loglevel=error', '@sentry/node'],
-                              cwd=str(where), capture_output=True, text=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        pytest.skip('npm install @sentry/node timed out')
-    if done.returncode != 0 or not (where / 'node_modules' / '@sentry' / 'node').is_dir():
-        pytest.skip('npm install @sentry/node failed: %s' % (done.stderr.strip()[-500:] or done.returncode))
     (where / 'client.js').write_text(SCRIPT)
-    return node, where
+    return shutil.which('node'), where, modules / 'node_modules'
 
 
 def read(server, key, path):
@@ -67,9 +59,10 @@ def read(server, key, path):
 
 
 def test_node_sdk_exception_arrives(live_server, sentry_node):
-    node, where = sentry_node
+    node, where, node_path = sentry_node
     project = live_server.project('node')
     env = {k: v for k, v in os.environ.items() if not k.startswith('SENTRY_')}
+    env['NODE_PATH'] = str(node_path)
     done = subprocess.run([node, 'client.js', project['dsn']], cwd=str(where), capture_output=True, text=True,
                           timeout=120, env=env)
     assert done.returncode == 0, done.stdout + done.stderr

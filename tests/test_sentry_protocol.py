@@ -11,6 +11,7 @@ import zlib
 import pytest
 
 import errorcapture
+from helpers import create_project, sentry_auth
 
 MIB = 1 << 20
 
@@ -19,7 +20,7 @@ MIB = 1 << 20
 
 class Project(object):
     def __init__(self, client, name='sentry'):
-        answer = client.get('/api.php?action=generate&name=' + name).json
+        answer = create_project(client, name)
         self.client, self.id, self.key = client, answer['id'], answer['hash']
         self.dsn = answer['dsn']
 
@@ -32,8 +33,7 @@ class Project(object):
         return '/api/%d/store/' % self.id
 
     def auth(self, key=None):
-        return {'X-Sentry-Auth': 'Sentry sentry_key=%s, sentry_version=7, sentry_client=handmade/1.0'
-                                 % (key or self.key)}
+        return sentry_auth(key or self.key, client='handmade/1.0')
 
     def post(self, url, body, headers=None, auth=True):
         all_headers = dict(self.auth() if auth else {})
@@ -376,8 +376,8 @@ def test_gzip_bomb_is_413_and_the_server_lives_on(live_server):
     assert len(bomb) < MIB
     request = urllib.request.Request(
         '%s/api/%d/envelope/' % (live_server.url, created['id']), data=bomb, method='POST',
-        headers={'Content-Encoding': 'gzip', 'X-Sentry-Auth': 'Sentry sentry_key=%s, sentry_version=7'
-                 % created['key'], 'Content-Type': 'application/x-sentry-envelope'})
+        headers=dict(sentry_auth(created['key']), **{'Content-Encoding': 'gzip',
+                                                      'Content-Type': 'application/x-sentry-envelope'}))
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=60)
     assert caught.value.code == 413
@@ -386,7 +386,7 @@ def test_gzip_bomb_is_413_and_the_server_lives_on(live_server):
     event = error_event('after the bomb')
     request = urllib.request.Request(
         '%s/api/%d/envelope/' % (live_server.url, created['id']), data=event_envelope(event), method='POST',
-        headers={'X-Sentry-Auth': 'Sentry sentry_key=%s, sentry_version=7' % created['key']})
+        headers=sentry_auth(created['key']))
     with urllib.request.urlopen(request, timeout=30) as answer:
         assert json.loads(answer.read()) == {'id': event['event_id']}
 

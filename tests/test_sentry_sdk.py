@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 
 import errorcapture
+from helpers import create_project
 
 sentry_sdk = pytest.importorskip('sentry_sdk')
 
@@ -48,8 +49,7 @@ class Server(object):
         self.recorder = Recorder(errorcapture.make_app(str(tmp_path / 'sdk.db')))
         self.handle = errorcapture.serve_in_background(self.recorder, '127.0.0.1', 0)
         self.url = self.handle.url
-        with urllib.request.urlopen(self.url + '/api.php?action=generate&name=sdk') as answer:
-            project = json.loads(answer.read())
+        project = create_project(self.url, 'sdk')
         self.key, self.dsn, self.id = project['key'], project['dsn'], project['id']
 
     def read(self, path, **params):

@@ -15,19 +15,11 @@ import pytest
 import webtest
 
 import errorcapture
+from helpers import create_project, sentry_auth
 import hostile_corpus as hc
 
 
 # -- helpers ---------------------------------------------------------------------
-
-def new_project(client, name='faults'):
-    answer = client.get('/api.php?action=generate&name=' + name)
-    return answer.json['hash'], answer.json['id']
-
-
-def sentry_auth(key):
-    return {'X-Sentry-Auth': 'Sentry sentry_version=7, sentry_key=%s' % key}
-
 
 BIG = 'F' * (15 << 10)  # under MAX_STRING: stored whole
 
@@ -125,7 +117,8 @@ def fill_until_full(client, key, project_id, ledger, attempts=300):
 @pytest.mark.slow
 def test_a_database_locked_by_another_process_answers_503_and_recovers(make):
     client = make(sweep_interval=0)
-    key, project_id = new_project(client)
+    created = create_project(client, 'faults')
+    key, project_id = created['hash'], created['id']
     ledger = Ledger()
     assert ledger.api_php(client.post('/api.php', json.dumps({'hash': key, 'level': 'error', 'message': 'before'}),
                                       content_type='application/json')) == 200
@@ -179,7 +172,8 @@ def room(store, size):
 
 def test_a_full_database_answers_503_loses_nothing_and_recovers(make):
     client = make(sweep_interval=0)
-    key, project_id = new_project(client)
+    created = create_project(client, 'faults')
+    key, project_id = created['hash'], created['id']
     store = client.wsgi.store
     ledger = Ledger()
     for index in range(3):
@@ -204,7 +198,8 @@ def test_a_full_database_answers_503_loses_nothing_and_recovers(make):
 
 def test_every_dialect_answers_503_while_the_database_is_full(make):
     client = make(sweep_interval=0)
-    key, project_id = new_project(client)
+    created = create_project(client, 'faults')
+    key, project_id = created['hash'], created['id']
     store = client.wsgi.store
     ledger = Ledger()
     pages = store.write(lambda conn: conn.execute('PRAGMA page_count').fetchone()[0])
@@ -334,7 +329,8 @@ def test_a_really_full_disk_answers_503_and_recovers_when_space_returns(tiny_tmp
     app = errorcapture.make_app(path, sweep_interval=0)
     try:
         client = webtest.TestApp(app)
-        key, project_id = new_project(client)
+        created = create_project(client, 'faults')
+        key, project_id = created['hash'], created['id']
         ledger = Ledger()
         refused, dialect = fill_until_full(client, key, project_id, ledger)
         assert_unavailable(refused, dialect)
@@ -359,7 +355,8 @@ def test_a_read_only_database_answers_503_and_recovers(make):
     # as SQLite opens a file it may not write.
     client = make(sweep_interval=0)
     app = client.wsgi
-    key, project_id = new_project(client)
+    created = create_project(client, 'faults')
+    key, project_id = created['hash'], created['id']
     ledger = Ledger()
     assert ledger.api_php(big_api_php(client, key, 0)) == 200
     writer = app.store.writer

@@ -8,6 +8,7 @@ import random
 import tracemalloc
 
 import errorcapture
+from helpers import create_project
 
 
 def nearest_rank(values, pct):
@@ -19,10 +20,6 @@ def nearest_rank(values, pct):
     return ordered[max(1, int(math.ceil(pct / 100.0 * len(ordered)))) - 1]
 
 
-def key_of(client):
-    return client.get('/api.php?action=generate&name=summaries').json['hash']
-
-
 def read(client, path, key, **params):
     params['key'] = key
     answer = client.get(path, params=params)
@@ -31,7 +28,7 @@ def read(client, path, key, **params):
 
 
 def test_http_stats_match_the_reference_on_random_data(client):
-    key = key_of(client)
+    key = create_project(client, 'summaries')['hash']
     rng = random.Random(7)
     hosts = ['api.example.com', 'cdn.example.com', 'auth.example.com']
     sent = []
@@ -65,7 +62,7 @@ def test_http_stats_match_the_reference_on_random_data(client):
 
 
 def test_transaction_and_ai_summaries_match_the_reference(client):
-    key = key_of(client)
+    key = create_project(client, 'summaries')['hash']
     rng = random.Random(11)
     names = ['GET /', 'POST /checkout', 'GET /api/items']
     sent, generations = [], []
@@ -107,7 +104,7 @@ def test_stats_over_a_million_requests_are_exact_and_stay_out_of_python(make):
     percentiles are still those of every request (the slowest included), and
     answering allocates next to nothing in Python."""
     client = make(sweep_interval=0, retention_events=0, retention_days=0)
-    key = key_of(client)
+    key = create_project(client, 'summaries')['hash']
     store = client.wsgi.store
     project_id = store.project_by_key(key)['id']
     count, at = 1_100_000, errorcapture.now() - 600

@@ -8,7 +8,6 @@ Skipped as a whole when selenium, chromium or chromedriver is missing.
 """
 import json
 import os
-import shutil
 import time
 import urllib.error
 import urllib.parse
@@ -17,15 +16,11 @@ import uuid
 
 import pytest
 
-CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser') or (
-    '/usr/bin/chromium' if os.path.exists('/usr/bin/chromium') else None)
-CHROMEDRIVER = shutil.which('chromedriver') or (
-    '/usr/bin/chromedriver' if os.path.exists('/usr/bin/chromedriver') else None)
+from helpers import CHROMEDRIVER, CHROMIUM, chromium, create_project, sentry_auth
 
 try:
     from selenium import webdriver
     from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 except ImportError:  # pragma: no cover - depends on the machine
@@ -84,8 +79,7 @@ class Project(object):
 
     def __init__(self, server, name='viewer-test'):
         self.base = server.url
-        body = ok(http('POST', self.base + '/api/v1/projects', {'name': name}), 'POST /api/v1/projects')
-        self.project = body['project']
+        self.project = create_project(server, name)
         self.key = self.project['key']
         self.id = self.project['id']
 
@@ -103,8 +97,8 @@ class Project(object):
                   'POST /v1/ingest')
 
     def sentry_store(self, event):
-        auth = 'Sentry sentry_version=7, sentry_key=%s, sentry_client=viewer-tests/1.0' % self.key
-        return ok(http('POST', '%s/api/%s/store/' % (self.base, self.id), event, {'X-Sentry-Auth': auth}),
+        return ok(http('POST', '%s/api/%s/store/' % (self.base, self.id), event,
+                       sentry_auth(self.key, client='viewer-tests/1.0')),
                   'POST /api/%s/store/' % self.id)
 
     # -- read API ------------------------------------------------------------
@@ -175,17 +169,8 @@ def sentry_event(value='bad token', release='shop@1.2.3', marker=None, xss=False
 # ---------------------------------------------------------------------------
 
 @pytest.fixture(scope='module')
-def driver(tmp_path_factory):
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic',
-                '--no-first-run', '--disable-background-networking', '--disable-component-update',
-                '--disable-sync', '--window-size=1400,1000',
-                '--user-data-dir=%s' % tmp_path_factory.mktemp('chromium-profile')):
-        options.add_argument(arg)
-    options.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
-    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    browser.set_page_load_timeout(30)
+def driver():
+    browser = chromium()  # one browser for the module: starting chromium costs seconds
     yield browser
     browser.quit()
 

@@ -1,7 +1,6 @@
-"""Telemetry ingest and its read API: SeeStack HTTP requests, replays, logs and
-heartbeats (tests/seeds/seestack-ingest-*.txt), Open Sentry transactions and AI
-generations (tests/seeds/open-sentry-ingest-api.txt), read back through the
-read API (docs/read-api.md)."""
+"""SeeStack telemetry ingest and its read API: HTTP requests, replays, logs and
+heartbeats (tests/seeds/seestack-ingest-*.txt), read back through the read API
+(docs/read-api.md). Open Sentry's telemetry is in test_open_sentry_telemetry.py."""
 import copy
 import json
 import os
@@ -9,12 +8,12 @@ import re
 import shlex
 import shutil
 import subprocess
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 import errorcapture
+from helpers import create_project
 
 SEEDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'seeds')
 
@@ -26,7 +25,6 @@ def seed_text(name):
 
 HTTP_SEED = seed_text('seestack-ingest-http-requests.txt')
 REPLAY_SEED = seed_text('seestack-ingest-replay-and-heartbeat.txt')
-OPEN_SENTRY_SEED = seed_text('open-sentry-ingest-api.txt')
 
 UUID = re.compile(r'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
 ISO_MS_Z = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$')
@@ -56,18 +54,9 @@ def replay_seed_answer():
     return json.JSONDecoder().raw_decode(REPLAY_SEED, start)[0]
 
 
-def open_sentry_example(marker):
-    head = OPEN_SENTRY_SEED.index('{', OPEN_SENTRY_SEED.index(marker))
-    return json.JSONDecoder().raw_decode(OPEN_SENTRY_SEED, head)[0]
-
-
 def iso_ago(seconds):
     stamp = datetime.now(timezone.utc) - timedelta(seconds=seconds)
     return stamp.strftime('%Y-%m-%dT%H:%M:%S.') + '%03dZ' % (stamp.microsecond // 1000)
-
-
-def key_of(client, name='telemetry'):
-    return client.get('/api.php?action=generate&name=' + name).json['hash']
 
 
 def seestack(client, path, body, key, raw=False):
@@ -109,7 +98,7 @@ def request_item(**changes):
 # -- SeeStack HTTP request telemetry ----------------------------------------------
 
 def test_http_seed_example_is_accepted_and_stored(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     body = http_seed_body()
     answer = seestack(client, 'http-requests', body, key)
     assert answer.status_int == 202, answer.body
@@ -146,7 +135,7 @@ def test_http_seed_curl_command_against_live_server(live_server):
 
 
 def test_http_project_id_is_optional(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     body = http_seed_body()
     del body['projectId']
     answer = seestack(client, 'http-requests', body, key)
@@ -154,7 +143,7 @@ def test_http_project_id_is_optional(client):
 
 
 def test_http_batch_of_100_is_accepted(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     items = [request_item(traceId='t%d' % i) for i in range(100)]
     answer = seestack(client, 'http-requests', {'requests': items}, key)
     assert answer.status_int == 202 and answer.json == {'ok': True, 'accepted': 100}
@@ -163,14 +152,14 @@ def test_http_batch_of_100_is_accepted(client):
 
 @pytest.mark.parametrize('count', [0, 101])
 def test_http_batch_size_out_of_range(client, count):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     items = [request_item(traceId='t%d' % i) for i in range(count)]
     assert_validation_error(seestack(client, 'http-requests', {'requests': items}, key), 'requests')
     assert stored_requests(client, key) == []
 
 
 def test_http_requests_missing(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     assert_validation_error(seestack(client, 'http-requests', {'projectId': 'p'}, key), 'requests')
 
 
@@ -184,7 +173,7 @@ BAD_FIELDS = [
 
 @pytest.mark.parametrize('field,value', BAD_FIELDS)
 def test_http_bad_field_rejects_whole_batch(client, field, value):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     good = request_item(traceId='good-one')
     bad = request_item(**{field: value})
     answer = seestack(client, 'http-requests', {'requests': [good, bad]}, key)
@@ -195,7 +184,7 @@ def test_http_bad_field_rejects_whole_batch(client, field, value):
 
 @pytest.mark.parametrize('method', ['get', 'Post', 'delete', 'PATCH', 'options', 'head', 'put'])
 def test_http_method_in_any_case_is_stored_upper_case(client, method):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     answer = seestack(client, 'http-requests', {'requests': [request_item(method=method)]}, key)
     assert answer.status_int == 202, answer.body
     assert stored_requests(client, key)[0]['method'] == method.upper()
@@ -203,14 +192,14 @@ def test_http_method_in_any_case_is_stored_upper_case(client, method):
 
 @pytest.mark.parametrize('status', [0, 100, 599])
 def test_http_status_code_edges_accepted(client, status):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     answer = seestack(client, 'http-requests', {'requests': [request_item(statusCode=status)]}, key)
     assert answer.status_int == 202, answer.body
     assert stored_requests(client, key)[0]['statusCode'] == status
 
 
 def test_http_every_bad_item_is_named(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     items = [request_item(), request_item(direction='up'), request_item(), request_item(statusCode=700)]
     details = assert_validation_error(seestack(client, 'http-requests', {'requests': items}, key),
                                       'requests[1].direction', 'requests[3].statusCode')
@@ -218,7 +207,7 @@ def test_http_every_bad_item_is_named(client):
 
 
 def test_http_item_not_an_object(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     answer = seestack(client, 'http-requests', {'requests': [request_item(), 'nope']}, key)
     details = assert_validation_error(answer)
     assert any(name.startswith('requests[1]') for name in details), details
@@ -227,7 +216,7 @@ def test_http_item_not_an_object(client):
 
 @pytest.mark.parametrize('key', [None, '', 'not-a-key'])
 def test_http_bad_key(client, key):
-    key_of(client)
+    create_project(client, 'telemetry')['hash']
     answer = seestack(client, 'http-requests', http_seed_body(), key)
     assert answer.status_int == 401
     assert answer.json['success'] is False
@@ -243,7 +232,7 @@ def test_http_key_of_api_php_is_accepted(client):
 
 
 def test_http_malformed_json(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     answer = seestack(client, 'http-requests', b'{"requests": [', key, raw=True)
     assert answer.status_int == 400, answer.body
     assert answer.json['success'] is False
@@ -251,7 +240,7 @@ def test_http_malformed_json(client):
 
 
 def test_http_body_not_an_object(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     answer = seestack(client, 'http-requests', [request_item()], key)
     assert 400 <= answer.status_int < 500 and answer.json['success'] is False
     assert stored_requests(client, key) == []
@@ -286,14 +275,14 @@ def seed_filter_data(client, key):
     ({'direction': 'inbound', 'status': '4xx'}, ['b']),
 ])
 def test_http_list_filters(client, params, expected):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     seed_filter_data(client, key)
     rows = read(client, '/api/v1/http-requests', key, **params)['requests']
     assert [r['traceId'] for r in rows] == expected
 
 
 def test_http_list_pages_with_cursor(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     items = [request_item(traceId='t%02d' % i) for i in range(7)]
     assert seestack(client, 'http-requests', {'requests': items}, key).status_int == 202
     seen, cursor = [], None
@@ -310,15 +299,15 @@ def test_http_list_pages_with_cursor(client):
 
 
 def test_http_read_needs_the_key(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     assert client.get('/api/v1/http-requests', expect_errors=True).status_int == 401
-    other = key_of(client, 'other')
+    other = create_project(client, 'other')['hash']
     seed_filter_data(client, key)
     assert stored_requests(client, other) == []
 
 
 def test_http_stats(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     durations = [3, 8, 8, 40, 300]
     codes = [200, 200, 201, 404, 500]
     items = [request_item(traceId='s%d' % i, durationMs=d, statusCode=c, timestamp=iso_ago(60 + i))
@@ -341,7 +330,7 @@ def test_http_stats(client):
 
 
 def test_http_stats_percentiles_over_many(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     items = [request_item(traceId='p%d' % i, durationMs=(i + 1) * 10, timestamp=iso_ago(120)) for i in range(20)]
     assert seestack(client, 'http-requests', {'requests': items}, key).status_int == 202
     stats = read(client, '/api/v1/http-requests/stats', key)
@@ -355,14 +344,14 @@ def test_http_stats_percentiles_over_many(client):
 
 @pytest.mark.parametrize('params', [{'status': 'abc'}, {'status': '6xx'}, {'direction': 'up'}])
 def test_http_bad_filters_answer_400(client, params):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     params['key'] = key
     answer = client.get('/api/v1/http-requests', params=params, expect_errors=True)
     assert answer.status_int == 400 and 'error' in answer.json
 
 
 def test_http_stats_empty(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     stats = read(client, '/api/v1/http-requests/stats', key)
     assert stats['count'] == 0 and stats['statusCodes'] == {}
 
@@ -374,7 +363,7 @@ def replay(client, key, body):
 
 
 def test_replay_seed_example(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     body = replay_seed_body()
     assert len(body['events']) == 3
     answer = replay(client, key, body)
@@ -403,7 +392,7 @@ def replay_event(data, millis, url='https://shop.example/checkout', event_type='
 
 
 def test_replay_masks_secrets_and_keeps_the_rest(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     base = 1711886400000
     events = [
         replay_event({'field': 'login', 'password': 'hunter2'}, base),
@@ -433,7 +422,7 @@ def test_replay_masks_secrets_and_keeps_the_rest(client):
 
 def test_replay_masks_card_numbers_sent_as_json_numbers(client):
     """A card number typed into a numeric input arrives as a JSON number."""
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     event = replay_event({'field': 'notes', 'number': 4242424242424242}, 1)
     answer = replay(client, key, {'fingerprint': 'f', 'sessionId': 'num', 'events': [event]})
     assert answer.status_int == 202, answer.body
@@ -444,7 +433,7 @@ def test_replay_masks_card_numbers_sent_as_json_numbers(client):
 def test_replay_masks_value_typed_into_a_password_target(client):
     """The seed's click events name their element as "target"; an input event
     on a password field must not keep what was typed."""
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     event = replay_event({'target': 'input#password', 'value': 'hunter2'}, 1)
     answer = replay(client, key, {'fingerprint': 'f', 'sessionId': 'pw', 'events': [event]})
     assert answer.status_int == 202, answer.body
@@ -456,7 +445,7 @@ def test_replay_masks_secret_keys_by_word_and_keeps_look_alikes(client):
     """Recorders write className, passengers, spinner and millisecond
     timestamps everywhere; none of them is a secret. Keys that hold one are
     masked however they are spelled."""
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     assert errorcapture.luhn_ok('1711886400002')  # a 13-digit timestamp that passes the card check
     kept = {'timestamp': 1711886400002, 'at': '1711886400002', 'passengers': 2, 'className': 'btn spinner',
             'compass': 'N', 'credits': 3, 'bypassCache': True, 'spinnerVisible': False}
@@ -471,7 +460,7 @@ def test_replay_masks_secret_keys_by_word_and_keeps_look_alikes(client):
 
 
 def test_replay_keeps_numbers_that_are_not_cards(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     data = {'orderId': '1234567890123', 'x': 10}  # 13 digits, fails the Luhn check
     answer = replay(client, key, {'fingerprint': 'f', 'sessionId': 's1', 'events': [replay_event(data, 1)]})
     assert answer.status_int == 202, answer.body
@@ -490,7 +479,7 @@ def test_replay_keeps_numbers_that_are_not_cards(client):
     (lambda b: b['events'][2].pop('eventType'), 'events[2].eventType'),
 ])
 def test_replay_validation(client, change, field):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     body = copy.deepcopy(replay_seed_body())
     change(body)
     assert_validation_error(replay(client, key, body), field)
@@ -503,7 +492,7 @@ def test_replay_bad_key(client):
 
 
 def test_replay_session_list(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     assert replay(client, key, replay_seed_body()).status_int == 202
     more = {'fingerprint': 'sess_8f3a2c1b', 'sessionId': 'sess_8f3a2c1b', 'events': [
         replay_event({'to': '/thanks'}, 1711886410000, url='https://myapp.com/thanks', event_type='navigation')]}
@@ -530,7 +519,7 @@ def log_line(client, key, **fields):
 
 
 def test_log_accepted_in_success_envelope(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     answer = log_line(client, key, level='warn', message='disk almost full', service='api', traceId='t1',
                       metadata={'disk': '/dev/sda1', 'percent': 93})
     body = answer.json
@@ -553,7 +542,7 @@ def test_log_accepted_in_success_envelope(client):
     ({'level': 'info', 'message': 'x', 'metadata': 'not an object'}, 'metadata'),
 ])
 def test_log_validation(client, fields, bad):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     assert_validation_error(seestack(client, 'logs', fields, key), bad)
     assert read(client, '/api/v1/logs', key)['logs'] == []
 
@@ -564,7 +553,7 @@ def test_log_bad_key(client):
 
 
 def test_logs_newest_first_and_tail(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     for index in range(5):
         log_line(client, key, level='info', message='line %d' % index)
     logs = read(client, '/api/v1/logs', key)['logs']
@@ -581,7 +570,7 @@ def test_logs_newest_first_and_tail(client):
 
 
 def test_logs_filters(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     log_line(client, key, level='info', message='user signed in', service='auth')
     log_line(client, key, level='error', message='payment declined', service='billing')
     log_line(client, key, level='error', message='token expired', service='auth')
@@ -594,148 +583,6 @@ def test_logs_filters(client):
     assert messages(q='nothing like this') == []
 
 
-# -- Open Sentry transactions and AI generations ----------------------------------
-
-def open_sentry(client, key, body):
-    return client.post('/v1/ingest', json.dumps(body).encode(), headers={'X-Open-Sentry-Key': key},
-                       content_type='application/json', expect_errors=True)
-
-
-TX_SEED = open_sentry_example('Transaction item (type: "transaction")')
-AI_SEED = open_sentry_example('AI generation item (type: "ai_generation")')
-
-
-def test_open_sentry_seed_examples_found():
-    assert TX_SEED['type'] == 'transaction' and TX_SEED['name'] == 'GET /api/checkout'
-    assert AI_SEED['type'] == 'ai_generation' and AI_SEED['model'] == 'anthropic/claude-sonnet-4'
-
-
-def test_open_sentry_transaction_seed(client):
-    key = key_of(client)
-    answer = open_sentry(client, key, TX_SEED)
-    assert answer.status_int == 202, answer.body
-    assert UUID.match(answer.json['id'])
-    listed = read(client, '/api/v1/transactions/list', key)['transactions']
-    assert len(listed) == 1
-    summary = listed[0]
-    assert summary['name'] == 'GET /api/checkout' and summary['traceId'] == 'trace-abc-123'
-    assert summary['durationMs'] == 245 and summary['status'] == 'ok'
-    assert summary['timestamp'] == '2026-05-30T12:00:02.000Z'
-    tx = read(client, '/api/v1/transactions/%d' % summary['id'], key)['transaction']
-    assert tx['name'] == 'GET /api/checkout' and tx['environment'] == 'production'
-    assert len(tx['spans']) == 1
-    span = tx['spans'][0]
-    assert span['spanId'] == 'span-1' and span['op'] == 'db.query'
-    assert span['description'] == 'SELECT * FROM orders' and span['durationMs'] == 40
-    assert span['parentSpanId'] == 'root-span-id'
-
-
-def test_open_sentry_ai_generation_seed(client):
-    key = key_of(client)
-    answer = open_sentry(client, key, AI_SEED)
-    assert answer.status_int == 202, answer.body
-    usage = read(client, '/api/v1/ai', key, days=365)
-    assert usage['totals']['count'] == 1
-    assert usage['totals']['inputTokens'] == 1200 and usage['totals']['outputTokens'] == 340
-    assert abs(usage['totals']['costUsd'] - 0.00482) < 1e-9
-    recent = usage['recent'][0]
-    assert recent['provider'] == 'openrouter' and recent['model'] == 'anthropic/claude-sonnet-4'
-    assert recent['latencyMs'] == 1820 and recent['status'] == 'ok'
-    assert recent['timestamp'] == '2026-05-30T12:00:03.000Z'
-
-
-def test_open_sentry_mixed_batch(client):
-    key = key_of(client)
-    batch = [
-        {'type': 'error', 'exception': {'type': 'Error', 'value': 'mixed batch error'}},
-        dict(TX_SEED, timestamp=iso_ago(60)),
-        dict(AI_SEED, timestamp=iso_ago(60)),
-    ]
-    answer = open_sentry(client, key, batch)
-    assert answer.status_int == 202, answer.body
-    issues = read(client, '/api/v1/issues', key)['issues']
-    assert [i['title'] for i in issues] == ['Error: mixed batch error']
-    assert len(read(client, '/api/v1/transactions/list', key)['transactions']) == 1
-    assert read(client, '/api/v1/ai', key)['totals']['count'] == 1
-
-
-@pytest.mark.parametrize('bad', [
-    lambda: dict(TX_SEED, traceId=None),
-    lambda: {k: v for k, v in TX_SEED.items() if k != 'traceId'},
-    lambda: {k: v for k, v in TX_SEED.items() if k != 'name'},
-    lambda: dict(TX_SEED, durationMs=-5),
-    lambda: dict(TX_SEED, durationMs='245'),
-    lambda: dict(TX_SEED, status='weird'),
-    lambda: dict(AI_SEED, inputTokens=-1),
-    lambda: {k: v for k, v in AI_SEED.items() if k != 'inputTokens'},
-    lambda: {k: v for k, v in AI_SEED.items() if k != 'model'},
-    lambda: dict(AI_SEED, status='weird'),
-    lambda: dict(TX_SEED, type='metric'),
-])
-def test_open_sentry_batch_with_one_bad_item_stores_nothing(client, bad):
-    key = key_of(client)
-    batch = [{'type': 'error', 'exception': {'type': 'Error', 'value': 'should not be stored'}},
-             dict(TX_SEED), dict(AI_SEED), bad()]
-    answer = open_sentry(client, key, batch)
-    assert answer.status_int == 400, answer.body
-    assert answer.json['error'] == 'Invalid payload'
-    assert read(client, '/api/v1/issues', key)['issues'] == []
-    assert read(client, '/api/v1/transactions/list', key)['transactions'] == []
-    assert read(client, '/api/v1/ai', key, days=365)['totals']['count'] == 0
-
-
-def test_transaction_summary_by_name(client):
-    key = key_of(client)
-    batch = []
-    for duration in (100, 200, 300, 400, 1000):
-        batch.append(dict(TX_SEED, name='GET /api/checkout', durationMs=duration, timestamp=iso_ago(300),
-                          spans=[]))
-    batch.append(dict(TX_SEED, name='POST /api/pay', durationMs=50, status='error', timestamp=iso_ago(300)))
-    batch.append(dict(TX_SEED, name='GET /old', durationMs=10, timestamp=iso_ago(3 * 86400)))
-    assert open_sentry(client, key, batch).status_int == 202
-    summary = {t['name']: t for t in read(client, '/api/v1/transactions', key, hours=24)['transactions']}
-    assert set(summary) == {'GET /api/checkout', 'POST /api/pay'}
-    checkout = summary['GET /api/checkout']
-    assert checkout['count'] == 5 and checkout['errors'] == 0
-    assert checkout['p50'] == 300
-    assert checkout['p95'] == 1000
-    assert checkout['avg'] == 400
-    assert summary['POST /api/pay']['errors'] == 1
-    wider = {t['name'] for t in read(client, '/api/v1/transactions', key, hours=24 * 7)['transactions']}
-    assert 'GET /old' in wider
-    by_name = read(client, '/api/v1/transactions/list', key, name='POST /api/pay')['transactions']
-    assert [t['name'] for t in by_name] == ['POST /api/pay'] and by_name[0]['status'] == 'error'
-
-
-def test_ai_usage_totals_by_model_and_over_time(client):
-    key = key_of(client)
-    batch = [
-        dict(AI_SEED, model='gpt-4o', provider='openai', inputTokens=100, outputTokens=10, totalCostUsd=0.01,
-             latencyMs=500, timestamp=iso_ago(120)),
-        dict(AI_SEED, model='gpt-4o', provider='openai', inputTokens=300, outputTokens=30, totalCostUsd=0.03,
-             latencyMs=700, status='error', timestamp=iso_ago(120)),
-        dict(AI_SEED, inputTokens=1000, outputTokens=200, totalCostUsd=0.5, latencyMs=1500, timestamp=iso_ago(60)),
-        dict(AI_SEED, inputTokens=5, outputTokens=5, totalCostUsd=9.0, timestamp=iso_ago(30 * 86400)),
-    ]
-    assert open_sentry(client, key, batch).status_int == 202
-    usage = read(client, '/api/v1/ai', key, days=1)
-    assert usage['totals']['count'] == 3
-    assert usage['totals']['inputTokens'] == 1400 and usage['totals']['outputTokens'] == 240
-    assert abs(usage['totals']['costUsd'] - 0.54) < 1e-6
-    assert usage['totals']['errors'] == 1
-    models = {(m['provider'], m['model']): m for m in usage['byModel']}
-    assert set(models) == {('openai', 'gpt-4o'), ('openrouter', 'anthropic/claude-sonnet-4')}
-    gpt = models[('openai', 'gpt-4o')]
-    assert gpt['count'] == 2 and gpt['inputTokens'] == 400 and gpt['outputTokens'] == 40
-    assert abs(gpt['costUsd'] - 0.04) < 1e-6
-    assert gpt['p50LatencyMs'] in (500, 600, 700)
-    assert sum(b['count'] for b in usage['overTime']) == 3
-    assert sum(b['inputTokens'] for b in usage['overTime']) == 1400
-    assert all(ISO_MS_Z.match(b['bucket']) and b['bucket'].endswith(':00:00.000Z') for b in usage['overTime'])
-    month = read(client, '/api/v1/ai', key, days=60)
-    assert month['totals']['count'] == 4
-
-
 # -- SeeStack heartbeat -----------------------------------------------------------
 
 def create_monitor(client, key, slug='nightly-backup', schedule='1d', grace=30, name='Nightly backup'):
@@ -746,7 +593,7 @@ def create_monitor(client, key, slug='nightly-backup', schedule='1d', grace=30, 
 
 
 def test_heartbeat_unknown_slug(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     answer = seestack(client, 'heartbeat', {'slug': 'no-such-job', 'status': 'success'}, key)
     assert answer.status_int == 404, answer.body
     body = answer.json
@@ -755,7 +602,7 @@ def test_heartbeat_unknown_slug(client):
 
 
 def test_heartbeat_records_history(client):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     create_monitor(client, key)
     answer = seestack(client, 'heartbeat', {'slug': 'nightly-backup', 'status': 'success', 'durationMs': 1234},
                       key)
@@ -786,7 +633,7 @@ def test_heartbeat_records_history(client):
     ({'slug': 'nightly-backup', 'status': 'success', 'durationMs': -1}, 'durationMs'),
 ])
 def test_heartbeat_validation(client, body, field):
-    key = key_of(client)
+    key = create_project(client, 'telemetry')['hash']
     create_monitor(client, key)
     assert_validation_error(seestack(client, 'heartbeat', body, key), field)
     assert read(client, '/api/v1/monitors/nightly-backup', key)['history'] == []
@@ -798,7 +645,7 @@ def test_heartbeat_bad_key(client):
 
 
 def test_heartbeat_of_other_project_is_not_found(client):
-    key, other = key_of(client, 'a'), key_of(client, 'b')
+    key, other = create_project(client, 'a')['hash'], create_project(client, 'b')['hash']
     create_monitor(client, key)
     answer = seestack(client, 'heartbeat', {'slug': 'nightly-backup', 'status': 'success'}, other)
     assert answer.status_int == 404
