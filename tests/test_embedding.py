@@ -123,9 +123,31 @@ def test_data_persists_across_close_and_reopen(tmp_path, clean_env):
 
 
 def test_close_twice_is_harmless(tmp_path, clean_env):
-    app = errorcapture.make_app(str(tmp_path / 'errors.db'))
+    """An embedder may close in a finally and again at exit: the second close
+    raises nothing, what was acknowledged before is kept, the app's threads are
+    gone, and the database opens again as it was left."""
+    import threading
+    path = str(tmp_path / 'errors.db')
+    before = set(threading.enumerate())
+    app = errorcapture.make_app(path)
+    client = webtest.TestApp(app)
+    key = create_project(client, 'twice')['hash']
+    answer = client.post('/api.php', json.dumps(dict(SUBMISSION, hash=key)), content_type='application/json')
+    assert answer.json == {'ok': True, 'id': 1}
+    started = set(threading.enumerate()) - before
+    assert started, 'make_app started no threads (writer, sweeper, alerter)'
     app.close()
     app.close()
+    assert [thread.name for thread in started if thread.is_alive()] == []
+    reopened = errorcapture.make_app(path)
+    try:
+        again = webtest.TestApp(reopened)
+        rows = again.get('/api.php?action=errors&hash=%s' % key).json['errors']
+        assert [r['message'] for r in rows] == [SUBMISSION['message']]
+        answer = again.post('/api.php', json.dumps(dict(SUBMISSION, hash=key)), content_type='application/json')
+        assert answer.json == {'ok': True, 'id': 2}
+    finally:
+        reopened.close()
 
 
 # -- settings from the environment ------------------------------------------------------------
