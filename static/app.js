@@ -183,12 +183,16 @@
     return h("time", { class: mode ? "time" : "time rel", title: iso ? fmtDateTime(iso) + " (" + iso + ")" : "", datetime: iso || undefined }, text);
   }
 
-  function fmtNum(n) {
-    if (n === undefined || n === null || n === "") return "—";
-    const num = Number(n);
-    if (!isFinite(num)) return String(n);
-    return num.toLocaleString("en-US", { maximumFractionDigits: 2 });
+  /** A number formatter from fn(finite number): "—" when missing, the value as text when not a number. */
+  function numberFormat(fn) {
+    return (value) => {
+      if (value === undefined || value === null || value === "") return "—";
+      const num = Number(value);
+      return isFinite(num) ? fn(num) : String(value);
+    };
   }
+
+  const fmtNum = numberFormat((num) => num.toLocaleString("en-US", { maximumFractionDigits: 2 }));
 
   function fmtCompact(n) {
     const num = Number(n) || 0;
@@ -198,34 +202,25 @@
     return fmtNum(num);
   }
 
-  function fmtMs(ms) {
-    if (ms === undefined || ms === null || ms === "") return "—";
-    const num = Number(ms);
-    if (!isFinite(num)) return String(ms);
+  const fmtMs = numberFormat((num) => {
     if (num >= 60000) return (num / 60000).toFixed(1) + " min";
     if (num >= 1000) return (num / 1000).toFixed(2) + " s";
     return (num >= 10 ? Math.round(num) : Math.round(num * 10) / 10) + " ms";
-  }
+  });
 
-  function fmtUsd(x) {
-    if (x === undefined || x === null || x === "") return "—";
-    const num = Number(x);
-    if (!isFinite(num)) return String(x);
+  const fmtUsd = numberFormat((num) => {
     if (num === 0) return "$0.00";
     if (Math.abs(num) < 0.01) return "$" + num.toFixed(5);
     if (Math.abs(num) < 1) return "$" + num.toFixed(4);
     if (Math.abs(num) < 10) return "$" + num.toFixed(3);
     return "$" + num.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-  }
+  });
 
-  function fmtBytes(n) {
-    if (n === undefined || n === null || n === "") return "—";
-    const num = Number(n);
-    if (!isFinite(num)) return String(n);
+  const fmtBytes = numberFormat((num) => {
     if (num >= 1048576) return (num / 1048576).toFixed(1) + " MB";
     if (num >= 1024) return (num / 1024).toFixed(1) + " KB";
     return num + " B";
-  }
+  });
 
   function prettyJson(value) {
     try {
@@ -415,21 +410,23 @@
     }
   }
 
+  // [path pattern, view, nav entry].  The views are function declarations, so
+  // they are hoisted and can be named here, above their definitions.
   const ROUTES = [
-    [/^\/?$/, () => viewIssues, "issues"],
-    [/^\/issues$/, () => viewIssues, "issues"],
-    [/^\/issues\/([^/]+)$/, () => viewIssue, "issues"],
-    [/^\/events\/([^/]+)$/, () => viewEvent, "issues"],
-    [/^\/requests$/, () => viewRequests, "requests"],
-    [/^\/replays$/, () => viewReplays, "replays"],
-    [/^\/replays\/(.+)$/, () => viewReplay, "replays"],
-    [/^\/logs$/, () => viewLogs, "logs"],
-    [/^\/performance$/, () => viewPerformance, "performance"],
-    [/^\/transactions\/([^/]+)$/, () => viewTransaction, "performance"],
-    [/^\/ai$/, () => viewAI, "ai"],
-    [/^\/crons$/, () => viewCrons, "crons"],
-    [/^\/crons\/(.+)$/, () => viewCron, "crons"],
-    [/^\/setup$/, () => viewSetup, "setup"],
+    [/^\/?$/, viewIssues, "issues"],
+    [/^\/issues$/, viewIssues, "issues"],
+    [/^\/issues\/([^/]+)$/, viewIssue, "issues"],
+    [/^\/events\/([^/]+)$/, viewEvent, "issues"],
+    [/^\/requests$/, viewRequests, "requests"],
+    [/^\/replays$/, viewReplays, "replays"],
+    [/^\/replays\/(.+)$/, viewReplay, "replays"],
+    [/^\/logs$/, viewLogs, "logs"],
+    [/^\/performance$/, viewPerformance, "performance"],
+    [/^\/transactions\/([^/]+)$/, viewTransaction, "performance"],
+    [/^\/ai$/, viewAI, "ai"],
+    [/^\/crons$/, viewCrons, "crons"],
+    [/^\/crons\/(.+)$/, viewCron, "crons"],
+    [/^\/setup$/, viewSetup, "setup"],
   ];
 
   let currentView = null;
@@ -460,10 +457,10 @@
     let match = null;
     let handler = viewNotFound;
     let navName = "";
-    for (const [re, get, name] of ROUTES) {
+    for (const [re, view, name] of ROUTES) {
       match = path.match(re);
       if (match) {
-        handler = get();
+        handler = view;
         navName = name;
         break;
       }
@@ -613,21 +610,65 @@
     return form;
   }
 
-  function loadMoreButton(onClick, testid) {
-    const btn = h("button", { type: "button", class: "btn btn-more", testid: testid || "load-more", hidden: true }, "Load more");
-    btn.addEventListener("click", async () => {
-      btn.disabled = true;
-      btn.textContent = "Loading…";
+  /** A filter bar whose values live in the URL (#path?...) and reload the view when applied. */
+  function urlFilterBar(path, fields, filters, reload, testid) {
+    return filterBar(fields, filters, (next) => {
+      Object.assign(filters, next);
+      replaceQuery(path, filters);
+      reload().catch((e) => flash(e.message));
+    }, testid);
+  }
+
+  /**
+   * A table that pages by cursor with a "Load more" button under it.
+   * opts: columns, cls, testid, moreTestid, limit (50),
+   *   fetch({cursor, limit}) -> the API's answer (with nextCursor),
+   *   items(data) -> the rows' items, row(item) -> <tr> (appended in order),
+   *   onPage(data, reset) -> after each page (a view that places rows itself
+   *     gives no row and places them here),
+   *   empty: text shown in the body when it has no rows, emptyTestid.
+   * Returns {table, tbody, more, elements: [table-wrap, more], cursor, load(reset)}.
+   */
+  function pagedTable(ctx, opts) {
+    const { table: tbl, tbody } = table(opts.columns, opts.cls, opts.testid);
+    const pager = { table: tbl, tbody: tbody, cursor: null };
+    const more = h("button", { type: "button", class: "btn btn-more", testid: opts.moreTestid || "load-more", hidden: true }, "Load more");
+    more.addEventListener("click", async () => {
+      more.disabled = true;
+      more.textContent = "Loading…";
       try {
-        await onClick();
+        await pager.load(false);
       } catch (e) {
         flash(e.message);
       } finally {
-        btn.disabled = false;
-        btn.textContent = "Load more";
+        more.disabled = false;
+        more.textContent = "Load more";
       }
     });
-    return btn;
+    pager.more = more;
+    pager.elements = [h("div", { class: "table-wrap" }, tbl), more];
+    pager.load = async (reset) => {
+      const data = await opts.fetch({ cursor: reset ? null : pager.cursor, limit: opts.limit || 50 });
+      if (ctx.dead) return;
+      if (reset) clear(tbody);
+      pager.cursor = data.nextCursor || null;
+      more.hidden = !pager.cursor;
+      if (opts.row) for (const item of opts.items(data) || []) tbody.appendChild(opts.row(item));
+      if (opts.onPage) opts.onPage(data, reset);
+      if (!tbody.children.length && opts.empty) tbody.appendChild(emptyRow(opts.columns.length, opts.empty, opts.emptyTestid));
+    };
+    return pager;
+  }
+
+  /** Clicking the row (outside its own links and buttons) opens target: a "#/..." hash or a function. */
+  function clickableRow(tr, target) {
+    tr.classList.add("clickable");
+    tr.addEventListener("click", (ev) => {
+      if (ev.target.closest("a, button, input, select, label")) return;
+      if (typeof target === "function") target();
+      else go(target);
+    });
+    return tr;
   }
 
   function kvTable(obj, testid) {
@@ -791,49 +832,40 @@
       q: query.get("q") || "",
       sort: query.get("sort") || "lastSeen",
     };
-    const list = { rows: new Map(), seq: 0, cursor: null };
-    const { table: tbl, tbody } = table([
-      { label: "Issue", cls: "col-issue" }, { label: "Last 24h", cls: "col-graph" },
-      { label: "Events", cls: "col-num" }, { label: "Last seen", cls: "col-time" }, { label: "Age", cls: "col-time" },
-    ], "issues-table", "issues-table");
+    const list = { rows: new Map(), seq: 0 };
+    const pager = pagedTable(ctx, {
+      columns: [
+        { label: "Issue", cls: "col-issue" }, { label: "Last 24h", cls: "col-graph" },
+        { label: "Events", cls: "col-num" }, { label: "Last seen", cls: "col-time" }, { label: "Age", cls: "col-time" },
+      ],
+      cls: "issues-table", testid: "issues-table", moreTestid: "issues-load-more",
+      fetch: (page) => api("/api/v1/issues", queryParams(page)),
+      onPage: (data, reset) => {
+        if (reset) list.rows.clear();
+        if (reset || !list.seq) list.seq = data.seq || 0;
+        for (const issue of data.issues || []) upsert(issue, null);
+        reorder();
+      },
+    });
+    const tbody = pager.tbody;
     tbody.id = "issue-rows";
     const summary = h("span", { class: "muted", testid: "issues-summary" });
-    const more = loadMoreButton(() => loadPage(false), "issues-load-more");
 
     root.appendChild(pageHeader("Issues", "Errors grouped by fingerprint", [summary, liveIndicator()]));
-    root.appendChild(filterBar([
+    root.appendChild(urlFilterBar("/issues", [
       { name: "status", label: "Status", type: "select", options: [["unresolved", "Unresolved"], ["resolved", "Resolved"], ["ignored", "Ignored"], ["all", "All"]] },
       { name: "level", label: "Level", type: "select", options: [["", "Any level"], ["fatal", "Fatal"], ["error", "Error"], ["warning", "Warning"], ["info", "Info"], ["debug", "Debug"]] },
       { name: "environment", label: "Environment", short: "Env" },
       { name: "sort", label: "Sort", type: "select", options: [["lastSeen", "Last seen"], ["count", "Events"], ["firstSeen", "First seen"]] },
       { name: "q", label: "Search title or culprit", short: "Search" },
-    ], filters, (next) => {
-      Object.assign(filters, next);
-      replaceQuery("/issues", filters);
-      loadPage(true).catch((e) => flash(e.message));
-    }, "issue-filters"));
-    root.appendChild(h("div", { class: "table-wrap" }, tbl));
-    root.appendChild(more);
+    ], filters, () => pager.load(true), "issue-filters"));
+    root.append(...pager.elements);
 
     function queryParams(extra) {
       return Object.assign({
         status: filters.status, level: filters.level, environment: filters.environment,
         q: filters.q, sort: filters.sort,
       }, extra);
-    }
-
-    async function loadPage(reset) {
-      const data = await api("/api/v1/issues", queryParams({ cursor: reset ? null : list.cursor, limit: 50 }));
-      if (ctx.dead) return;
-      if (reset) {
-        list.rows.clear();
-        clear(tbody);
-      }
-      if (reset || !list.seq) list.seq = data.seq || 0;
-      for (const issue of data.issues || []) upsert(issue, null);
-      list.cursor = data.nextCursor || null;
-      more.hidden = !list.cursor;
-      reorder();
     }
 
     async function poll() {
@@ -854,7 +886,7 @@
       if (cursor) {
         // More changed than five pages hold (a busy project, or a tab that
         // slept): start the list over rather than skip the rest.
-        await loadPage(true);
+        await pager.load(true);
         setLiveStatus(true);
         return;
       }
@@ -890,10 +922,10 @@
       if (empty) empty.remove();
       for (const entry of entries) tbody.appendChild(entry.tr);
       if (!entries.length) tbody.appendChild(emptyRow(5, filters.q || filters.level || filters.environment ? "No issues match these filters." : "No issues yet. Send an error to see it here.", "issues-empty"));
-      summary.textContent = entries.length + (list.cursor ? "+" : "") + " issue" + (entries.length === 1 ? "" : "s");
+      summary.textContent = entries.length + (pager.cursor ? "+" : "") + " issue" + (entries.length === 1 ? "" : "s");
     }
 
-    await loadPage(true);
+    await pager.load(true);
     ctx.poll(poll, 2000);
   }
 
@@ -905,7 +937,7 @@
       issue.regression ? h("span", { class: "badge regression" }, "regression") : null,
       (issue.environments || []).slice(0, 3).map((env) => h("span", { class: "chip" }, env)),
       issue.lastRelease ? h("span", { class: "chip chip-release" }, issue.lastRelease) : null);
-    const tr = h("tr", {
+    const tr = clickableRow(h("tr", {
       class: "issue-row" + (mark ? " row-new" : ""), testid: "issue-row",
       data: { issueId: issue.id, status: issue.status, count: issue.count },
     },
@@ -918,11 +950,7 @@
       h("td", { class: "col-graph" }, sparkline(issue.histogram24h)),
       h("td", { class: "col-num", testid: "issue-count" }, fmtCompact(issue.count)),
       h("td", { class: "col-time" }, timeEl(issue.lastSeen)),
-      h("td", { class: "col-time" }, timeEl(issue.firstSeen)));
-    tr.addEventListener("click", (ev) => {
-      if (ev.target.closest("a")) return;
-      go(href);
-    });
+      h("td", { class: "col-time" }, timeEl(issue.firstSeen))), href);
     return tr;
   }
 
@@ -1050,18 +1078,13 @@
   }
 
   function eventSummaryRow(ev, onSelect) {
-    const tr = h("tr", { class: "event-row clickable", testid: "event-row", data: { eventId: ev.id } },
+    return clickableRow(h("tr", { class: "event-row", testid: "event-row", data: { eventId: ev.id } },
       h("td", null, h("a", { href: "#/events/" + encodeURIComponent(ev.id), class: "mono", testid: "event-link" }, truncate(ev.eventId || ev.id, 12))),
       h("td", { class: "wrap" }, truncate(ev.message || "", 200)),
       h("td", null, levelBadge(ev.level)),
       h("td", null, ev.environment || "—"),
       h("td", null, ev.release || "—"),
-      h("td", null, timeEl(ev.timestamp)));
-    tr.addEventListener("click", (e) => {
-      if (e.target.closest("a")) return;
-      onSelect();
-    });
-    return tr;
+      h("td", null, timeEl(ev.timestamp))), onSelect);
   }
 
   // ==========================================================================
@@ -1265,25 +1288,24 @@
       status: query.get("status") || "", hours: query.get("hours") || "24",
     };
     const statsBox = h("div", { testid: "request-stats" });
-    const { table: tbl, tbody } = table(["Time", "Dir", "Method", "Host", "Path", "Status", { label: "Duration", cls: "num" }, { label: "Req", cls: "num" }, { label: "Resp", cls: "num" }, "Trace", "User"], "requests-table", "requests-table");
-    let cursor = null;
-    const more = loadMoreButton(() => loadRows(false), "requests-load-more");
+    const rows = pagedTable(ctx, {
+      columns: ["Time", "Dir", "Method", "Host", "Path", "Status", { label: "Duration", cls: "num" }, { label: "Req", cls: "num" }, { label: "Resp", cls: "num" }, "Trace", "User"],
+      cls: "requests-table", testid: "requests-table", moreTestid: "requests-load-more",
+      fetch: (page) => api("/api/v1/http-requests", params(page)),
+      items: (data) => data.requests, row: requestRow, empty: "No requests recorded.",
+    });
 
     root.appendChild(pageHeader("HTTP requests", "Inbound and outbound request telemetry"));
-    root.appendChild(filterBar([
+    root.appendChild(urlFilterBar("/requests", [
       { name: "direction", label: "Direction", type: "select", options: [["", "Both directions"], ["inbound", "Inbound"], ["outbound", "Outbound"]] },
       { name: "method", label: "Method", type: "select", options: [["", "Any method"], ["GET", "GET"], ["POST", "POST"], ["PUT", "PUT"], ["PATCH", "PATCH"], ["DELETE", "DELETE"], ["HEAD", "HEAD"], ["OPTIONS", "OPTIONS"]] },
       { name: "host", label: "Host" },
       { name: "path", label: "Path contains", short: "Path" },
       { name: "status", label: "Status (2xx, 404…)", short: "Status" },
       { name: "hours", label: "Stats window", short: "Window", type: "select", options: [["1", "1 hour"], ["6", "6 hours"], ["24", "24 hours"], ["168", "7 days"], ["720", "30 days"]] },
-    ], filters, (next) => {
-      Object.assign(filters, next);
-      replaceQuery("/requests", filters);
-      reload().catch((e) => flash(e.message));
-    }, "request-filters"));
+    ], filters, reload, "request-filters"));
     root.appendChild(statsBox);
-    root.appendChild(section("Requests", [h("div", { class: "table-wrap" }, tbl), more], "requests-panel"));
+    root.appendChild(section("Requests", rows.elements, "requests-panel"));
 
     function params(extra) {
       const { hours, ...rest } = filters;
@@ -1296,18 +1318,8 @@
       clear(statsBox).appendChild(requestStats(stats, filters.hours));
     }
 
-    async function loadRows(reset) {
-      const data = await api("/api/v1/http-requests", params({ cursor: reset ? null : cursor, limit: 50 }));
-      if (ctx.dead) return;
-      if (reset) clear(tbody);
-      for (const r of data.requests || []) tbody.appendChild(requestRow(r));
-      if (!tbody.children.length) tbody.appendChild(emptyRow(11, "No requests recorded."));
-      cursor = data.nextCursor || null;
-      more.hidden = !cursor;
-    }
-
     async function reload() {
-      await Promise.all([loadStats(), loadRows(true)]);
+      await Promise.all([loadStats(), rows.load(true)]);
     }
 
     await reload();
@@ -1365,22 +1377,15 @@
   // ==========================================================================
 
   async function viewReplays(ctx, root) {
-    const { table: tbl, tbody } = table(["Session", { label: "Events", cls: "num" }, { label: "Duration", cls: "num" }, "Pages", "First seen", "Last seen"], "replays-table", "replays-table");
-    let cursor = null;
-    const more = loadMoreButton(() => load(), "replays-load-more");
+    const sessions = pagedTable(ctx, {
+      columns: ["Session", { label: "Events", cls: "num" }, { label: "Duration", cls: "num" }, "Pages", "First seen", "Last seen"],
+      cls: "replays-table", testid: "replays-table", moreTestid: "replays-load-more",
+      fetch: (page) => api("/api/v1/replays", page),
+      items: (data) => data.sessions, row: replayRow, empty: "No replay sessions yet.",
+    });
     root.appendChild(pageHeader("Session replays", "Recorded user sessions"));
-    root.appendChild(h("div", { class: "table-wrap" }, tbl));
-    root.appendChild(more);
-
-    async function load() {
-      const data = await api("/api/v1/replays", { cursor: cursor, limit: 50 });
-      if (ctx.dead) return;
-      for (const sess of data.sessions || []) tbody.appendChild(replayRow(sess));
-      if (!tbody.children.length) tbody.appendChild(emptyRow(6, "No replay sessions yet."));
-      cursor = data.nextCursor || null;
-      more.hidden = !cursor;
-    }
-    await load();
+    root.append(...sessions.elements);
+    await sessions.load(true);
   }
 
   function replayRow(sess) {
@@ -1388,7 +1393,7 @@
     const first = toDate(sess.firstSeen);
     const last = toDate(sess.lastSeen);
     const urls = Array.isArray(sess.urls) ? sess.urls : [];
-    const tr = h("tr", { class: "clickable", testid: "replay-row", data: { sessionId: sess.sessionId } },
+    return clickableRow(h("tr", { testid: "replay-row", data: { sessionId: sess.sessionId } },
       h("td", null, h("a", { href: href, class: "mono", testid: "replay-link" }, sess.sessionId || "(no id)"),
         sess.fingerprint && sess.fingerprint !== sess.sessionId ? h("div", { class: "muted small mono" }, sess.fingerprint) : null),
       h("td", { class: "num" }, fmtNum(sess.events)),
@@ -1396,9 +1401,7 @@
       h("td", { class: "wrap" }, urls.slice(0, 3).map((u) => h("div", { class: "mono small", testid: "replay-url" }, truncate(u, 90))),
         urls.length > 3 ? h("div", { class: "muted small" }, "+" + (urls.length - 3) + " more") : null),
       h("td", null, timeEl(sess.firstSeen)),
-      h("td", null, timeEl(sess.lastSeen)));
-    tr.addEventListener("click", (e) => { if (!e.target.closest("a")) go(href); });
-    return tr;
+      h("td", null, timeEl(sess.lastSeen))), href);
   }
 
   async function viewReplay(ctx, root, query, sessionId) {
@@ -1526,15 +1529,11 @@
       $("#live-indicator").classList.toggle("live-paused", paused);
     });
     root.appendChild(pageHeader("Logs", "Newest first; new lines stream in at the top", [liveIndicator(), pauseBtn]));
-    root.appendChild(filterBar([
+    root.appendChild(urlFilterBar("/logs", [
       { name: "level", label: "Level", type: "select", options: [["", "Any level"], ["debug", "debug"], ["info", "info"], ["warn", "warn"], ["error", "error"], ["fatal", "fatal"]] },
       { name: "service", label: "Service" },
       { name: "q", label: "Search messages", short: "Search" },
-    ], filters, (next) => {
-      Object.assign(filters, next);
-      replaceQuery("/logs", filters);
-      loadInitial().catch((e) => flash(e.message));
-    }, "log-filters"));
+    ], filters, loadInitial, "log-filters"));
     root.appendChild(h("div", { class: "table-wrap logs-wrap" }, tbl));
 
     async function loadInitial() {
@@ -1598,13 +1597,9 @@
       { label: "Transaction", cls: "col-issue" }, { label: "Count", cls: "num" }, { label: "Errors", cls: "num" }, { label: "p50", cls: "num" }, { label: "p95", cls: "num" }, { label: "p95 (relative)", cls: "col-graph" }, { label: "Avg", cls: "num" }, "Last seen",
     ], "txn-table", "transactions-table");
     root.appendChild(pageHeader("Performance", "Transactions grouped by name"));
-    root.appendChild(filterBar([
+    root.appendChild(urlFilterBar("/performance", [
       { name: "hours", label: "Window", type: "select", options: [["1", "1 hour"], ["24", "24 hours"], ["168", "7 days"], ["720", "30 days"]] },
-    ], filters, (next) => {
-      Object.assign(filters, next);
-      replaceQuery("/performance", filters);
-      load().catch((e) => flash(e.message));
-    }, "perf-filters"));
+    ], filters, load, "perf-filters"));
     root.appendChild(h("div", { class: "table-wrap" }, tbl));
 
     async function load() {
@@ -1622,7 +1617,7 @@
   function transactionNameRow(t, maxP95) {
     const href = "#/performance?name=" + encodeURIComponent(t.name == null ? "" : t.name);
     const errRate = t.count ? (Number(t.errors) || 0) / Number(t.count) : 0;
-    const tr = h("tr", { class: "clickable", testid: "txn-name-row", data: { name: t.name } },
+    return clickableRow(h("tr", { testid: "txn-name-row", data: { name: t.name } },
       h("td", { class: "col-issue" }, h("a", { href: href, class: "mono", testid: "txn-name-link" }, t.name || "(unnamed)")),
       h("td", { class: "num" }, fmtNum(t.count)),
       h("td", { class: "num" + (t.errors ? " text-error" : "") }, fmtNum(t.errors) + (t.errors ? " (" + (errRate * 100).toFixed(1) + "%)" : "")),
@@ -1630,49 +1625,43 @@
       h("td", { class: "num" }, fmtMs(t.p95)),
       h("td", { class: "col-graph" }, meter((Number(t.p95) || 0) / maxP95, "perf")),
       h("td", { class: "num" }, fmtMs(t.avg)),
-      h("td", null, timeEl(t.lastSeen)));
-    tr.addEventListener("click", (e) => { if (!e.target.closest("a")) go(href); });
-    return tr;
+      h("td", null, timeEl(t.lastSeen))), href);
   }
 
   async function transactionList(ctx, root, name) {
-    const { table: tbl, tbody } = table(["Time", { label: "Duration", cls: "num" }, { label: "", cls: "col-graph" }, "Status", "Trace"], "txn-list", "transaction-list");
     const rows = [];
-    let cursor = null;
-    const more = loadMoreButton(() => load(), "txn-load-more");
-    root.appendChild(h("div", { class: "crumbs" }, h("a", { href: "#/performance" }, "← Performance")));
-    root.appendChild(pageHeader(name || "(unnamed)", "Individual transactions, newest first"));
-    root.appendChild(h("div", { class: "table-wrap" }, tbl));
-    root.appendChild(more);
-
-    async function load() {
-      const data = await api("/api/v1/transactions/list", { name: name, cursor: cursor, limit: 50 });
-      if (ctx.dead) return;
-      for (const t of data.transactions || []) {
+    const list = pagedTable(ctx, {
+      columns: ["Time", { label: "Duration", cls: "num" }, { label: "", cls: "col-graph" }, "Status", "Trace"],
+      cls: "txn-list", testid: "transaction-list", moreTestid: "txn-load-more",
+      fetch: (page) => api("/api/v1/transactions/list", Object.assign({ name: name }, page)),
+      items: (data) => data.transactions,
+      row: (t) => {
         const row = transactionRow(t);
         rows.push(row);
-        tbody.appendChild(row.tr);
-      }
-      // duration bars relative to the slowest loaded transaction
-      const slowest = Math.max(1, ...rows.map((r) => Number(r.t.durationMs) || 0));
-      for (const r of rows) r.fill.style.width = (((Number(r.t.durationMs) || 0) / slowest) * 100).toFixed(1) + "%";
-      if (!tbody.children.length) tbody.appendChild(emptyRow(5, "No transactions with this name."));
-      cursor = data.nextCursor || null;
-      more.hidden = !cursor;
-    }
-    await load();
+        return row.tr;
+      },
+      onPage: () => {
+        // duration bars relative to the slowest loaded transaction
+        const slowest = Math.max(1, ...rows.map((r) => Number(r.t.durationMs) || 0));
+        for (const r of rows) r.fill.style.width = (((Number(r.t.durationMs) || 0) / slowest) * 100).toFixed(1) + "%";
+      },
+      empty: "No transactions with this name.",
+    });
+    root.appendChild(h("div", { class: "crumbs" }, h("a", { href: "#/performance" }, "← Performance")));
+    root.appendChild(pageHeader(name || "(unnamed)", "Individual transactions, newest first"));
+    root.append(...list.elements);
+    await list.load(true);
   }
 
   function transactionRow(t) {
     const href = "#/transactions/" + encodeURIComponent(t.id);
     const bar = meter(0, "perf" + (t.status && t.status !== "ok" ? " failed" : ""));
-    const tr = h("tr", { class: "clickable", testid: "txn-row", data: { transactionId: t.id } },
+    const tr = clickableRow(h("tr", { testid: "txn-row", data: { transactionId: t.id } },
       h("td", null, h("a", { href: href, testid: "txn-link" }, fmtDateTime(t.timestamp))),
       h("td", { class: "num" }, fmtMs(t.durationMs)),
       h("td", { class: "col-graph" }, bar),
       h("td", null, statusBadge(t.status || "ok")),
-      h("td", { class: "mono small" }, t.traceId || ""));
-    tr.addEventListener("click", (e) => { if (!e.target.closest("a")) go(href); });
+      h("td", { class: "mono small" }, t.traceId || "")), href);
     return { tr: tr, t: t, fill: bar.firstChild };
   }
 
@@ -1789,13 +1778,9 @@
     const filters = { days: query.get("days") || "7" };
     const body = h("div", { testid: "ai-body" });
     root.appendChild(pageHeader("AI usage", "LLM generations: cost, tokens and latency"));
-    root.appendChild(filterBar([
+    root.appendChild(urlFilterBar("/ai", [
       { name: "days", label: "Window", type: "select", options: [["1", "24 hours"], ["7", "7 days"], ["30", "30 days"], ["90", "90 days"]] },
-    ], filters, (next) => {
-      Object.assign(filters, next);
-      replaceQuery("/ai", filters);
-      load().catch((e) => flash(e.message));
-    }, "ai-filters"));
+    ], filters, load, "ai-filters"));
     root.appendChild(body);
 
     async function load() {
@@ -1911,16 +1896,14 @@
 
   function monitorRow(m) {
     const href = "#/crons/" + encodeURIComponent(m.slug);
-    const tr = h("tr", { class: "clickable", testid: "monitor-row", data: { slug: m.slug, status: m.status } },
+    return clickableRow(h("tr", { testid: "monitor-row", data: { slug: m.slug, status: m.status } },
       h("td", null, statusBadge(m.status, "monitor-status")),
       h("td", null, h("a", { href: href, testid: "monitor-link" }, m.name || m.slug), h("div", { class: "muted small mono" }, m.slug)),
       h("td", { class: "mono" }, m.schedule == null ? "" : String(m.schedule), m.timezone ? h("div", { class: "muted small" }, m.timezone) : null),
       h("td", null, m.grace == null ? "—" : m.grace + " min"),
       h("td", null, m.lastPing ? timeEl(m.lastPing) : "never"),
       h("td", { testid: "monitor-next" }, m.nextExpected ? timeEl(m.nextExpected) : "—"),
-      h("td", null, m.lastStatus ? statusBadge(m.lastStatus) : "—"));
-    tr.addEventListener("click", (e) => { if (!e.target.closest("a")) go(href); });
-    return tr;
+      h("td", null, m.lastStatus ? statusBadge(m.lastStatus) : "—")), href);
   }
 
   function monitorForm(onCreated) {

@@ -556,8 +556,24 @@ def test_requests_view(page):
     page.one(page.tid('filter-status')).send_keys('500')
     page.one(page.tid('filter-apply')).click()
     page.wait(lambda: len(page.all(page.tid('request-row'))) == 3, message='status filter')
-    assert page.one(page.tid('req-count')).text == '3'
+    # the stats cards reload beside the rows, not necessarily before them
+    page.wait(lambda: page.one(page.tid('req-count')).text == '3', message='count card follows the filter')
     assert 'status=500' in page.d.execute_script('return location.hash')
+
+
+def test_requests_load_more_appends_the_next_page(page):
+    """The shared paged table: 50 rows, then "Load more" appends the rest once, in order."""
+    page.project.seestack('http-requests', {'requests': http_requests(55)})
+    page.open('/requests')
+    page.wait_count(page.tid('request-row'), 50)
+    assert len(page.all(page.tid('request-row'))) == 50
+    more = page.one(page.tid('requests-load-more'))
+    page.wait(lambda: more.is_displayed(), message='load more visible')
+    more.click()
+    page.wait_count(page.tid('request-row'), 55)
+    page.wait(lambda: not more.is_displayed(), message='load more hidden on the last page')
+    ids = [r.get_attribute('data-request-id') for r in page.all(page.tid('request-row'))]
+    assert len(ids) == len(set(ids)) == 55
 
 
 def test_replays_view_and_timeline(page):
