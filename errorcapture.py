@@ -674,22 +674,26 @@ def finish_grouping(event):
     return event
 
 
-# -- other kinds: transactions -------------------------------------------------
+# -- the other kinds: HTTP requests, logs, replays, transactions, AI ---------
+# Each constructor takes what any dialect carries (its adapter has checked the
+# types) and gives the model object the store maps to columns: fields named
+# in camelCase, times in epoch seconds, text clipped, free-form data bounded.
 
-def make_transaction(name, duration_ms, status='ok', timestamp=None, trace_id=None, event_id=None, spans=None,
-                     environment=None, release=None, op=None, tags=None, user=None, platform=None):
-    """The internal transaction (a timed operation with spans)."""
-    if timestamp is not None and timestamp > now() + MAX_FUTURE_SECONDS:
-        timestamp = None  # as for errors: a clock ahead of ours
-    return {'name': clip(name, 500), 'durationMs': round(float(duration_ms), 3), 'status': status,
-            'timestamp': timestamp if timestamp is not None else now() - duration_ms / 1000.0,
-            'traceId': clip(trace_id, 200), 'eventId': event_id, 'spans': spans or [],
-            'environment': clip(environment, 200), 'release': clip(release, 200), 'op': clip(op, 200),
-            'tags': string_map(tags) if tags else None, 'user': bound(user) if user else None,
-            'platform': clip(platform, 64)}
+def make_http_request(timestamp, direction, method, host, path, trace_id=None, status_code=None, duration_ms=None,
+                      request_size=None, response_size=None, user_id=None):
+    """One HTTP request an SDK timed (inbound: served; outbound: made)."""
+    return {'timestamp': timestamp, 'traceId': clip(trace_id, 200), 'direction': direction,
+            'method': method.upper(), 'host': clip(host, 500), 'path': clip(path, 2048),
+            'statusCode': status_code, 'durationMs': duration_ms, 'requestSize': request_size,
+            'responseSize': response_size, 'userId': clip(user_id, 200)}
 
 
-# -- replay masking ------------------------------------------------------------
+def make_log(level, message, timestamp=None, service=None, trace_id=None, metadata=None):
+    """One log entry; level is one of LOG_LEVELS."""
+    return {'timestamp': timestamp or now(), 'level': level, 'message': clip(message),
+            'service': clip(service, 200), 'traceId': clip(trace_id, 200),
+            'metadata': bound(metadata) if metadata is not None else None}
+
 
 # Replays carry what users typed: before storing, secrets in eventData are
 # masked, by key name and by shape (card numbers).
@@ -772,6 +776,47 @@ def mask_event_data(text):
                         r'\1' + MASK, text)
         return mask_card_numbers(masked)
     return dumps(mask_secrets(parsed))
+
+
+def make_replay_event(event_type, event_data, timestamp_ms, url=None):
+    """One recorded browser event; its data is masked before anything keeps it."""
+    return {'eventType': clip(event_type, 100), 'eventData': clip(mask_event_data(event_data), 256 << 10),
+            'url': clip(url, 2048), 'timestampMs': timestamp_ms}
+
+
+def make_replay(session_id, fingerprint, events):
+    """Recorded events of one browser session (events from make_replay_event)."""
+    return {'sessionId': clip(session_id, 200), 'fingerprint': clip(fingerprint, 200), 'events': events}
+
+
+def make_transaction(name, duration_ms, status='ok', timestamp=None, trace_id=None, event_id=None, spans=None,
+                     environment=None, release=None, op=None, tags=None, user=None, platform=None):
+    """The internal transaction (a timed operation with spans)."""
+    if timestamp is not None and timestamp > now() + MAX_FUTURE_SECONDS:
+        timestamp = None  # as for errors: a clock ahead of ours
+    return {'name': clip(name, 500), 'durationMs': round(float(duration_ms), 3), 'status': status,
+            'timestamp': timestamp if timestamp is not None else now() - duration_ms / 1000.0,
+            'traceId': clip(trace_id, 200), 'eventId': event_id, 'spans': spans or [],
+            'environment': clip(environment, 200), 'release': clip(release, 200), 'op': clip(op, 200),
+            'tags': string_map(tags) if tags else None, 'user': bound(user) if user else None,
+            'platform': clip(platform, 64)}
+
+
+def make_ai_generation(provider, model, input_tokens, output_tokens=None, total_cost_usd=None, input_cost_usd=None,
+                       output_cost_usd=None, latency_ms=None, time_to_first_token_ms=None, status='ok',
+                       timestamp=None, trace_id=None, span_id=None, environment=None, tags=None, user=None,
+                       metadata=None):
+    """One call to a language model: tokens, cost and latency. Without a total
+    cost, the input and output costs add up to it."""
+    if total_cost_usd is None and (input_cost_usd is not None or output_cost_usd is not None):
+        total_cost_usd = (input_cost_usd or 0) + (output_cost_usd or 0)
+    return {'timestamp': timestamp or now(), 'provider': clip(provider, 200), 'model': clip(model, 200),
+            'inputTokens': input_tokens, 'outputTokens': output_tokens, 'totalCostUsd': total_cost_usd,
+            'inputCostUsd': input_cost_usd, 'outputCostUsd': output_cost_usd, 'latencyMs': latency_ms,
+            'timeToFirstTokenMs': time_to_first_token_ms, 'status': status, 'traceId': clip(trace_id, 200),
+            'spanId': clip(span_id, 200), 'environment': clip(environment, 200),
+            'tags': string_map(tags) if tags else None, 'user': bound(user) if user else None,
+            'metadata': bound(metadata) if metadata else None}
 
 
 ###############################################################################
@@ -900,6 +945,13 @@ def monitor_state(monitor, at=None):
     if at <= expected + grace:
         return 'late', expected
     return 'missed', expected
+
+
+def make_checkin(status, timestamp=None, duration_ms=None, message=None, checkin_id=None):
+    """One ping of a cron monitor; status is success, failed or in_progress.
+    checkin_id ties the end of a run to its start."""
+    return {'status': status, 'timestamp': timestamp if timestamp is not None else now(),
+            'durationMs': duration_ms, 'message': clip(message, 4096), 'checkinId': clip(checkin_id, 100)}
 
 
 SLUG = re.compile(r'^[a-z0-9_-]{1,64}$')
@@ -1861,15 +1913,20 @@ class Telemetry(Kind):
 
     # -- HTTP requests -------------------------------------------------------
 
-    HTTP_COLUMNS = ('timestamp', 'trace_id', 'direction', 'method', 'host', 'path', 'status_code', 'duration_ms',
-                    'request_size', 'response_size', 'user_id')
+    # model field -> column
+    HTTP_FIELDS = (('timestamp', 'timestamp'), ('traceId', 'trace_id'), ('direction', 'direction'),
+                   ('method', 'method'), ('host', 'host'), ('path', 'path'), ('statusCode', 'status_code'),
+                   ('durationMs', 'duration_ms'), ('requestSize', 'request_size'), ('responseSize', 'response_size'),
+                   ('userId', 'user_id'))
+    HTTP_COLUMNS = tuple(column for _, column in HTTP_FIELDS)
 
-    def tx_add_http_requests(self, conn, project_id, rows):
+    def tx_add_http_requests(self, conn, project_id, requests):
+        fields = [field for field, _ in self.HTTP_FIELDS]
         conn.executemany(
             'INSERT INTO http_requests(project_id, %s) VALUES (?, %s)' % (
                 ', '.join(self.HTTP_COLUMNS), ', '.join('?' * len(self.HTTP_COLUMNS))),
-            [(project_id,) + tuple(row[c] for c in self.HTTP_COLUMNS) for row in rows])
-        return len(rows)
+            [(project_id,) + tuple(request[f] for f in fields) for request in requests])
+        return len(requests)
 
     @staticmethod
     def _http_filters(project_id, filters):
@@ -1957,13 +2014,13 @@ class Telemetry(Kind):
         conn.executemany(
             'INSERT INTO replay_events(project_id, session_id, event_type, event_data, url, timestamp_ms)'
             ' VALUES (?, ?, ?, ?, ?, ?)',
-            [(project_id, replay['sessionId'], e['eventType'], e['eventData'], e['url'], e['timestampMillis'])
+            [(project_id, replay['sessionId'], e['eventType'], e['eventData'], e['url'], e['timestampMs'])
              for e in events])
         row = conn.execute('SELECT first_ms, last_ms, events, urls FROM replay_sessions'
                            ' WHERE project_id=? AND session_id=?', (project_id, replay['sessionId'])).fetchone()
-        stamps = [e['timestampMillis'] for e in events]
+        stamps = [e['timestampMs'] for e in events]
         urls = json.loads(row[3]) if row else []
-        for e in sorted(events, key=lambda e: e['timestampMillis']):
+        for e in sorted(events, key=lambda e: e['timestampMs']):
             if e['url'] and (not urls or urls[-1] != e['url']) and len(urls) < 200:
                 urls.append(e['url'])
         if row is None:
@@ -2150,7 +2207,7 @@ class Monitors(Kind):
         """Create (create=True) or update a monitor; fields as in validate_monitor."""
         return self.write(self._tx_save, project_id, monitor, create)
 
-    def _tx_save(self, conn, project_id, monitor, create):
+    def _tx_save(self, conn, project_id, monitor, create, keep_name=False):
         exists = conn.execute('SELECT id FROM monitors WHERE project_id=? AND slug=?',
                               (project_id, monitor['slug'])).fetchone()
         if create is True and exists:
@@ -2160,13 +2217,12 @@ class Monitors(Kind):
         if not exists:
             conn.execute('INSERT INTO monitors(project_id, slug, name, schedule, grace, max_runtime, timezone,'
                          ' created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-                         (project_id, monitor['slug'], monitor.get('name') or monitor.get('nameIfNew') or monitor['slug'],
-                          monitor['schedule'],
+                         (project_id, monitor['slug'], monitor.get('name') or monitor['slug'], monitor['schedule'],
                           monitor.get('grace', 5), monitor.get('maxRuntime'), monitor.get('timezone') or 'UTC', now()))
         else:
             for key, column in (('name', 'name'), ('schedule', 'schedule'), ('grace', 'grace'),
                                 ('maxRuntime', 'max_runtime'), ('timezone', 'timezone')):
-                if key in monitor:
+                if key in monitor and not (keep_name and key == 'name'):
                     conn.execute('UPDATE monitors SET %s=? WHERE id=?' % column, (monitor[key], exists[0]))
         return True
 
@@ -2183,15 +2239,15 @@ class Monitors(Kind):
         return True
 
     def add_checkin(self, project_id, slug, checkin, upsert=None):
-        """Record a ping: checkin = {status: success|failed|in_progress,
-        durationMs, message, checkinId, timestamp}. upsert (monitor fields)
-        creates or updates the monitor first. Returns the monitor id, or None
-        when the slug is unknown."""
+        """Record a ping (checkin from make_checkin). upsert (monitor fields)
+        creates or updates the monitor first; a monitor that exists keeps its
+        name (a client that names a monitor as it pings names only a new one).
+        Returns the monitor id, or None when the slug is unknown."""
         return self.write(self._tx_add_checkin, project_id, slug, checkin, upsert)
 
     def _tx_add_checkin(self, conn, project_id, slug, checkin, upsert):
         if upsert:
-            self._tx_save(conn, project_id, dict(upsert, slug=slug), None)
+            self._tx_save(conn, project_id, dict(upsert, slug=slug), None, keep_name=True)
         row = conn.execute('SELECT id, running_since, running_id, name FROM monitors WHERE project_id=? AND slug=?',
                            (project_id, slug)).fetchone()
         if row is None:
@@ -2889,11 +2945,10 @@ def seestack_http_requests(data, check):
         check.check(timestamp is not None, where + 'timestamp', 'must be an ISO-8601 timestamp')
         if check.details:
             continue
-        rows.append({'timestamp': timestamp, 'trace_id': clip(item['traceId'], 200), 'direction': item['direction'],
-                     'method': method.upper(), 'host': clip(item['host'], 500), 'path': clip(item['path'], 2048),
-                     'status_code': status, 'duration_ms': item.get('durationMs'),
-                     'request_size': item.get('requestSize'), 'response_size': item.get('responseSize'),
-                     'user_id': clip(item.get('userId'), 200)})
+        rows.append(make_http_request(
+            timestamp, item['direction'], method, item['host'], item['path'], trace_id=item['traceId'],
+            status_code=status, duration_ms=item.get('durationMs'), request_size=item.get('requestSize'),
+            response_size=item.get('responseSize'), user_id=item.get('userId')))
     return rows
 
 
@@ -2919,13 +2974,10 @@ def seestack_replay(data, check):
                     'must be epoch milliseconds')
         if check.details:
             continue
-        clean.append({'eventType': clip(event['eventType'], 100), 'eventData': clip(mask_event_data(event['eventData']),
-                                                                                   256 << 10),
-                      'url': clip(event.get('url'), 2048), 'timestampMillis': stamp})
+        clean.append(make_replay_event(event['eventType'], event['eventData'], stamp, event.get('url')))
     if check.details:
         return None
-    return {'sessionId': clip(data['sessionId'], 200), 'fingerprint': clip(data['fingerprint'], 200),
-            'events': clean}
+    return make_replay(data['sessionId'], data['fingerprint'], clean)
 
 
 def seestack_log(item, where, check):
@@ -2947,9 +2999,8 @@ def seestack_log(item, where, check):
         check.add(where + 'timestamp', 'must be an ISO-8601 timestamp')
     if check.details:
         return None
-    return {'timestamp': timestamp or now(), 'level': level.lower(), 'message': clip(message),
-            'service': clip(item.get('service'), 200), 'traceId': clip(item.get('traceId'), 200),
-            'metadata': bound(item.get('metadata'))}
+    return make_log(level.lower(), message, timestamp, service=item.get('service'), trace_id=item.get('traceId'),
+                    metadata=item.get('metadata'))
 
 
 def mount_seestack(app, ctx):
@@ -3030,8 +3081,8 @@ def mount_seestack(app, ctx):
         message = data.get('message')
         check.check(message is None or isinstance(message, str), 'message', 'must be a string')
         check.raise_if_any()
-        monitor_id = store.monitors.add_checkin(project['id'], slug.strip(), {
-            'status': status, 'durationMs': duration, 'message': clip(message, 4096), 'timestamp': now()})
+        monitor_id = store.monitors.add_checkin(project['id'], slug.strip(),
+                                                make_checkin(status, duration_ms=duration, message=message))
         if monitor_id is None:
             return reply({'ok': False, 'code': 'NOT_FOUND',
                           'message': 'No cron monitor with slug %r in this project' % slug[:100]}, 404)
@@ -3184,24 +3235,19 @@ def open_sentry_ai_generation(item, where, check):
                 'must be an object')
     if check.details:
         return None
-    total = item.get('totalCostUsd')
-    if total is None and (item.get('inputCostUsd') is not None or item.get('outputCostUsd') is not None):
-        total = (item.get('inputCostUsd') or 0) + (item.get('outputCostUsd') or 0)
-    generation = {'timestamp': timestamp or now(), 'provider': clip(item['provider'], 200),
-                  'model': clip(item['model'], 200), 'inputTokens': item['inputTokens'],
-                  'outputTokens': item.get('outputTokens'), 'totalCostUsd': total,
-                  'inputCostUsd': item.get('inputCostUsd'), 'outputCostUsd': item.get('outputCostUsd'),
-                  'latencyMs': item.get('latencyMs'), 'timeToFirstTokenMs': item.get('timeToFirstTokenMs'),
-                  'status': status, 'traceId': clip(item.get('traceId'), 200), 'spanId': clip(item.get('spanId'), 200),
-                  'environment': clip(item.get('environment'), 200),
-                  'tags': string_map(item.get('tags')) if item.get('tags') else None,
-                  'user': bound(item.get('user')) if item.get('user') else None,
-                  'metadata': bound(item.get('metadata')) if item.get('metadata') else None}
-    return generation
+    return make_ai_generation(
+        item['provider'], item['model'], item['inputTokens'], output_tokens=item.get('outputTokens'),
+        total_cost_usd=item.get('totalCostUsd'), input_cost_usd=item.get('inputCostUsd'),
+        output_cost_usd=item.get('outputCostUsd'), latency_ms=item.get('latencyMs'),
+        time_to_first_token_ms=item.get('timeToFirstTokenMs'), status=status, timestamp=timestamp,
+        trace_id=item.get('traceId'), span_id=item.get('spanId'), environment=item.get('environment'),
+        tags=item.get('tags'), user=item.get('user'), metadata=item.get('metadata'))
 
 
-OPEN_SENTRY_KINDS = {'error': open_sentry_error_event, 'transaction': open_sentry_transaction,
-                     'ai_generation': open_sentry_ai_generation}
+# Open Sentry's item type -> (the model's kind, the parser that makes it)
+OPEN_SENTRY_KINDS = {'error': ('error', open_sentry_error_event),
+                     'transaction': ('transaction', open_sentry_transaction),
+                     'ai_generation': ('ai_generation', open_sentry_ai_generation)}
 
 
 def mount_open_sentry(app, ctx):
@@ -3232,7 +3278,8 @@ def mount_open_sentry(app, ctx):
             if not check.check(isinstance(kind, str) and kind in OPEN_SENTRY_KINDS, where + 'type',
                                'must be one of %s' % ', '.join(OPEN_SENTRY_KINDS)):
                 continue
-            parsed.append((kind, OPEN_SENTRY_KINDS[kind](item, where, check)))
+            model_kind, parse = OPEN_SENTRY_KINDS[kind]
+            parsed.append((model_kind, parse(item, where, check)))
         check.raise_if_any(400)
         ctx.admit(project, len(parsed))
         store_items(store, project['id'], parsed)
@@ -3475,8 +3522,8 @@ def sentry_checkin(payload):
     require(status in CHECKIN_STATUS, 'must be in_progress, ok or error', 'status')
     duration = payload.get('duration')
     require(duration is None or is_number(duration), 'must be a number of seconds', 'duration')
-    checkin = {'status': CHECKIN_STATUS[status], 'checkinId': clip(payload.get('check_in_id'), 100),
-               'durationMs': round(duration * 1000.0, 3) if duration is not None else None, 'timestamp': now()}
+    checkin = make_checkin(CHECKIN_STATUS[status], checkin_id=payload.get('check_in_id'),
+                           duration_ms=round(duration * 1000.0, 3) if duration is not None else None)
     config = payload.get('monitor_config')
     upsert = None
     if isinstance(config, dict):
@@ -3493,9 +3540,9 @@ def sentry_checkin(payload):
         else:
             text = schedule.get('value')
             require(isinstance(text, str), 'must be a crontab string', 'monitor_config.schedule.value')
-        # a monitor made here is named as the SDK calls it; one that exists
-        # keeps the name it was given
-        upsert = {'schedule': validate_schedule(text), 'nameIfNew': clip(given.strip(), 200)}
+        # a monitor made here is named as the SDK calls it (add_checkin: one
+        # that exists keeps the name it was given)
+        upsert = {'schedule': validate_schedule(text), 'name': clip(given.strip(), 200)}
         margin = config.get('checkin_margin')
         if is_int(margin):
             upsert['grace'] = min(max(margin, 1), 1440)
@@ -3524,11 +3571,11 @@ def sentry_logs(payload):
             timestamp = parse_timestamp(item.get('timestamp'))
         except Invalid:
             timestamp = None
-        entries.append({'timestamp': timestamp or now(),
-                        'level': SENTRY_LOG_LEVELS.get(str(item.get('level')).lower(), 'info'),
-                        'message': clip(item['body']), 'service': clip(service, 200) if isinstance(service, str)
-                        else None, 'traceId': clip(item.get('trace_id'), 200) if isinstance(item.get('trace_id'), str)
-                        else None, 'metadata': bound(attributes) if attributes else None})
+        entries.append(make_log(
+            SENTRY_LOG_LEVELS.get(str(item.get('level')).lower(), 'info'), item['body'], timestamp,
+            service=service if isinstance(service, str) else None,
+            trace_id=item.get('trace_id') if isinstance(item.get('trace_id'), str) else None,
+            metadata=attributes or None))
     return entries
 
 
