@@ -1755,12 +1755,12 @@ class Issues(Kind):
                                                                  (project_id,)))
 
     COLUMNS = ('id, title, culprit, type, value, level, status, regression, count, first_seen, last_seen,'
-                     ' last_release, releases, environments, seq')
+               ' last_release, releases, environments, seq')
 
     SORTS = {'lastSeen': 'last_seen', 'firstSeen': 'first_seen', 'count': 'count'}
 
     def list(self, project_id, status=None, level=None, environment=None, search=None,
-                    sort='lastSeen', cursor=None, limit=50, changed_since=None):
+             sort='lastSeen', cursor=None, limit=50, changed_since=None):
         column = self.SORTS[sort]
         where = Where(project_id).equal('status', status).equal('level', level)
         if environment:  # an exact element of the issue's JSON list, not a substring of it
@@ -1786,7 +1786,7 @@ class Issues(Kind):
     def _row(row):
         return {'id': row[0], 'title': row[1], 'culprit': row[2], 'type': row[3], 'value': row[4],
                 'level': row[5], 'status': row[6], 'regression': bool(row[7]), 'count': row[8],
-                'firstSeen': iso(row[9]), 'lastSeen': iso(row[10]), 'lastRelease': row[11],
+                'firstSeen': row[9], 'lastSeen': row[10], 'lastRelease': row[11],
                 'releases': json.loads(row[12]), 'environments': json.loads(row[13]), 'seq': row[14]}
 
     def _attach_histograms(self, issues):
@@ -1821,7 +1821,6 @@ class Issues(Kind):
             'UPDATE issues SET status=?, seq=?, regression=CASE WHEN ?=\'resolved\' THEN 0 ELSE regression END'
             ' WHERE project_id=? AND id=?', (status, self.store.next_seq(), status, project_id, issue_id))
         return cursor.rowcount
-
 
 
 class Events(Kind):
@@ -1879,7 +1878,8 @@ class Events(Kind):
     def _tx_delete_rest(self, conn, project_id):
         # events that arrived while clear ran in batches go too, with any
         # issue changes this transaction gathered for the project
-        self.store.deleting(conn, 'events', lambda: conn.execute('DELETE FROM events WHERE project_id=?', (project_id,)))
+        self.store.deleting(conn, 'events', lambda: conn.execute('DELETE FROM events WHERE project_id=?',
+                                                                 (project_id,)))
         self.store.issues.tx_delete_project(conn, project_id)
 
     def of_issue(self, project_id, issue_id, cursor=None, limit=50):
@@ -1904,7 +1904,6 @@ class Events(Kind):
         rows = self.query('SELECT id, issue_id, event_id, received, data FROM events WHERE project_id=? AND id=?',
                           (project_id, event_row_id))
         return loaded_form(*rows[0]) if rows else None
-
 
 
 class Telemetry(Kind):
@@ -1947,12 +1946,8 @@ class Telemetry(Kind):
             where.add('id<?', cursor)
         rows = self.query('SELECT id, %s FROM http_requests WHERE %s ORDER BY id DESC LIMIT ?' % (
             ', '.join(self.HTTP_COLUMNS), where), where.params + [limit + 1])
-        keys = ('id', 'timestamp', 'traceId', 'direction', 'method', 'host', 'path', 'statusCode', 'durationMs',
-                'requestSize', 'responseSize', 'userId')
-        out = [dict(zip(keys, row)) for row in rows[:limit]]
-        for item in out:
-            item['timestamp'] = iso(item['timestamp'])
-        return out, (rows[limit - 1][0] if len(rows) > limit else None)
+        fields = ('id',) + tuple(field for field, _ in self.HTTP_FIELDS)
+        return [dict(zip(fields, row)) for row in rows[:limit]], (rows[limit - 1][0] if len(rows) > limit else None)
 
     def percentiles(self, table, column, clause, params, pcts, group=None):
         """Nearest-rank percentiles of column over the rows matching clause, per
@@ -1976,6 +1971,8 @@ class Telemetry(Kind):
     HTTP_HISTOGRAM_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
     def http_request_stats(self, project_id, filters, since):
+        """Counts per status code, a duration histogram [(at most ms or None,
+        count)], percentiles overall and for the busiest hosts."""
         where = self._http_filters(project_id, filters).add('timestamp>=?', since)
         clause, params = str(where), where.params
         codes = self.query('SELECT status_code, COUNT(*) FROM http_requests WHERE %s GROUP BY status_code' % clause,
@@ -1988,24 +1985,15 @@ class Telemetry(Kind):
             params)[0]
         timed, previous, histogram = at_most[0], 0, []
         for bound_ms, cumulative in zip(self.HTTP_HISTOGRAM_MS, at_most[1:]):
-            histogram.append({'le': bound_ms, 'count': cumulative - previous})
+            histogram.append((bound_ms, cumulative - previous))
             previous = cumulative
-        histogram.append({'le': None, 'count': timed - previous})
+        histogram.append((None, timed - previous))
         overall = self.percentiles('http_requests', 'duration_ms', clause, params, (50, 95, 99)).get(None, {})
         top = [host for host, _ in hosts]
         per_host = self.percentiles('http_requests', 'duration_ms', '%s AND host IN (%s)' % (
             clause, ','.join('?' * len(top))), params + top, (50, 95), group='host') if top else {}
-        classes, by_code = {}, {}
-        for code, count in codes:
-            label = '%dxx' % (code // 100) if code else '0'
-            classes[label] = classes.get(label, 0) + count
-            by_code[str(code or 0)] = by_code.get(str(code or 0), 0) + count  # no status (no answer): "0"
-        return {'count': sum(count for _, count in codes), 'p50': overall.get(50),
-                'p95': overall.get(95), 'p99': overall.get(99),
-                'statusCodes': by_code, 'statusClasses': classes,
-                'histogram': histogram,
-                'byHost': [{'host': h, 'count': c, 'p50': per_host.get(h, {}).get(50),
-                            'p95': per_host.get(h, {}).get(95)} for h, c in hosts]}
+        return {'count': sum(count for _, count in codes), 'percentiles': overall, 'statusCodes': codes,
+                'histogram': histogram, 'byHost': [(h, c, per_host.get(h, {})) for h, c in hosts]}
 
     # -- replays -------------------------------------------------------------
 
@@ -2042,9 +2030,8 @@ class Telemetry(Kind):
             params += [cursor[0], cursor[1]]
         rows = self.query('SELECT session_id, fingerprint, first_ms, last_ms, events, urls FROM replay_sessions'
                           ' WHERE %s ORDER BY last_ms DESC, session_id DESC LIMIT ?' % where, params + [limit + 1])
-        sessions = [{'sessionId': r[0], 'fingerprint': r[1], 'firstSeen': iso(r[2] / 1000.0),
-                     'lastSeen': iso(r[3] / 1000.0), 'events': r[4], 'urls': json.loads(r[5])}
-                    for r in rows[:limit]]
+        sessions = [{'sessionId': r[0], 'fingerprint': r[1], 'firstSeen': r[2] / 1000.0, 'lastSeen': r[3] / 1000.0,
+                     'events': r[4], 'urls': json.loads(r[5])} for r in rows[:limit]]
         last = rows[limit - 1] if len(rows) > limit else None
         return sessions, ((last[3], last[0]) if last else None)
 
@@ -2052,8 +2039,7 @@ class Telemetry(Kind):
         rows = self.query('SELECT id, event_type, event_data, url, timestamp_ms FROM replay_events'
                           ' WHERE project_id=? AND session_id=? ORDER BY timestamp_ms, id LIMIT ?',
                           (project_id, session_id, limit))
-        return [{'id': r[0], 'eventType': r[1], 'eventData': r[2], 'url': r[3], 'timestampMillis': r[4],
-                 'timestamp': iso(r[4] / 1000.0)} for r in rows]
+        return [{'id': r[0], 'eventType': r[1], 'eventData': r[2], 'url': r[3], 'timestampMs': r[4]} for r in rows]
 
     # -- logs ----------------------------------------------------------------
 
@@ -2074,7 +2060,7 @@ class Telemetry(Kind):
         order = 'ASC' if since is not None else 'DESC'
         rows = self.query('SELECT id, timestamp, level, message, service, trace_id, metadata FROM logs WHERE %s'
                           ' ORDER BY id %s LIMIT ?' % (where, order), where.params + [limit])
-        return [{'id': r[0], 'timestamp': iso(r[1]), 'level': r[2], 'message': r[3], 'service': r[4],
+        return [{'id': r[0], 'timestamp': r[1], 'level': r[2], 'message': r[3], 'service': r[4],
                  'traceId': r[5], 'metadata': json.loads(r[6]) if r[6] else None} for r in rows]
 
     # -- transactions --------------------------------------------------------
@@ -2100,7 +2086,7 @@ class Telemetry(Kind):
         ranked = self.percentiles('transactions', 'duration_ms', 'project_id=? AND timestamp>=?', [project_id, since],
                                   (50, 95), group='name')
         return [{'name': name, 'count': count, 'errors': errors, 'p50': ranked.get(name, {}).get(50),
-                 'p95': ranked.get(name, {}).get(95), 'avg': round(average, 3), 'lastSeen': iso(last)}
+                 'p95': ranked.get(name, {}).get(95), 'avg': average, 'lastSeen': last}
                 for name, count, errors, average, last in rows]
 
     def list_transactions(self, project_id, name=None, cursor=None, limit=50):
@@ -2110,7 +2096,7 @@ class Telemetry(Kind):
         rows = self.query('SELECT id, name, trace_id, duration_ms, status, timestamp FROM transactions WHERE %s'
                           ' ORDER BY id DESC LIMIT ?' % where, where.params + [limit + 1])
         out = [{'id': r[0], 'name': r[1], 'traceId': r[2], 'durationMs': r[3], 'status': r[4],
-                'timestamp': iso(r[5])} for r in rows[:limit]]
+                'timestamp': r[5]} for r in rows[:limit]]
         return out, (rows[limit - 1][0] if len(rows) > limit else None)
 
     def get_transaction(self, project_id, tx_id):
@@ -2120,7 +2106,7 @@ class Telemetry(Kind):
             return None
         r = rows[0]
         tx = json.loads(r[7])
-        tx.update(id=r[0], eventId=r[1], name=r[2], traceId=r[3], durationMs=r[4], status=r[5], timestamp=iso(r[6]))
+        tx.update(id=r[0], eventId=r[1], name=r[2], traceId=r[3], durationMs=r[4], status=r[5], timestamp=r[6])
         tx.setdefault('spans', [])
         return tx
 
@@ -2161,23 +2147,22 @@ class Telemetry(Kind):
                             (project_id,))
         return {
             'totals': {'count': totals[0], 'inputTokens': totals[1], 'outputTokens': totals[2],
-                       'costUsd': round(totals[3], 6), 'errors': totals[4]},
+                       'costUsd': totals[3], 'errors': totals[4]},
             'byModel': [{'provider': r[0], 'model': r[1], 'count': r[2], 'inputTokens': r[3], 'outputTokens': r[4],
-                         'costUsd': round(r[5], 6), 'errors': r[6],
+                         'costUsd': r[5], 'errors': r[6],
                          'p50LatencyMs': latencies.get(r[0] + '\x00' + r[1], {}).get(50)} for r in by_model],
-            'overTime': [{'bucket': iso(r[0] * bucket_seconds), 'count': r[1], 'inputTokens': r[2],
-                          'outputTokens': r[3], 'costUsd': round(r[4], 6)} for r in over_time],
+            'overTime': [{'bucket': r[0] * bucket_seconds, 'count': r[1], 'inputTokens': r[2],
+                          'outputTokens': r[3], 'costUsd': r[4]} for r in over_time],
             'recent': [{'id': r[0], 'provider': r[1], 'model': r[2], 'inputTokens': r[3], 'outputTokens': r[4],
-                        'totalCostUsd': r[5], 'latencyMs': r[6], 'status': r[7], 'timestamp': iso(r[8])}
+                        'totalCostUsd': r[5], 'latencyMs': r[6], 'status': r[7], 'timestamp': r[8]}
                        for r in recent]}
-
 
 
 class Monitors(Kind):
     """Cron monitors and their check-ins."""
 
     COLUMNS = ('id, slug, name, schedule, grace, max_runtime, timezone, created, last_ping, last_status,'
-                       ' running_since, running_id')
+               ' running_since, running_id')
 
     @staticmethod
     def _row(row):
@@ -2201,7 +2186,7 @@ class Monitors(Kind):
     def history(self, monitor_id, limit=100):
         rows = self.query('SELECT timestamp, status, duration_ms, message FROM checkins WHERE monitor_id=?'
                           ' ORDER BY id DESC LIMIT ?', (monitor_id, limit))
-        return [{'timestamp': iso(r[0]), 'status': r[1], 'durationMs': r[2], 'message': r[3]} for r in rows]
+        return [{'timestamp': r[0], 'status': r[1], 'durationMs': r[2], 'message': r[3]} for r in rows]
 
     def save(self, project_id, monitor, create):
         """Create (create=True) or update a monitor; fields as in validate_monitor."""
@@ -2266,7 +2251,7 @@ class Monitors(Kind):
                          ' alerted=NULL WHERE id=?', (at, status, monitor_id))
             if status == 'failed':
                 self.store.notify('cron_failed', {'projectId': project_id, 'slug': slug, 'name': name,
-                                             'message': checkin.get('message')})
+                                                  'message': checkin.get('message')})
         conn.execute('INSERT INTO checkins(monitor_id, timestamp, status, duration_ms, message, checkin_id)'
                      ' VALUES (?, ?, ?, ?, ?, ?)', (monitor_id, at, status, duration, checkin.get('message'),
                                                     checkin.get('checkinId')))
@@ -2278,7 +2263,6 @@ class Monitors(Kind):
     @staticmethod
     def _tx_mark_alerted(conn, monitor_id, what):
         conn.execute('UPDATE monitors SET alerted=? WHERE id=?', (what, monitor_id))
-
 
 
 class Retention(Kind):
@@ -3762,6 +3746,56 @@ def text_param(name, limit=500):
 PROJECT_LIMITS = {'rateLimit': (0, 10 ** 9), 'retentionEvents': (0, 10 ** 9), 'retentionDays': (0, 36500)}
 
 
+def with_times(item, *fields):
+    """item with the named epoch-second fields as ISO-8601 text."""
+    out = dict(item)
+    for field in fields:
+        out[field] = iso(item[field])
+    return out
+
+
+def issue_json(issue):
+    return with_times(issue, 'firstSeen', 'lastSeen')
+
+
+def http_stats_json(stats):
+    classes, by_code = {}, {}
+    for code, count in stats['statusCodes']:
+        label = '%dxx' % (code // 100) if code else '0'
+        classes[label] = classes.get(label, 0) + count
+        by_code[str(code or 0)] = by_code.get(str(code or 0), 0) + count  # no status (no answer): "0"
+    overall = stats['percentiles']
+    return {'count': stats['count'], 'p50': overall.get(50), 'p95': overall.get(95), 'p99': overall.get(99),
+            'statusCodes': by_code, 'statusClasses': classes,
+            'histogram': [{'le': bound_ms, 'count': count} for bound_ms, count in stats['histogram']],
+            'byHost': [{'host': host, 'count': count, 'p50': ranks.get(50), 'p95': ranks.get(95)}
+                       for host, count, ranks in stats['byHost']]}
+
+
+def replay_event_json(event):
+    return {'id': event['id'], 'eventType': event['eventType'], 'eventData': event['eventData'], 'url': event['url'],
+            'timestampMillis': event['timestampMs'], 'timestamp': iso(event['timestampMs'] / 1000.0)}
+
+
+def transaction_summary_json(row):
+    return dict(row, avg=round(row['avg'], 3), lastSeen=iso(row['lastSeen']))
+
+
+def ai_usage_json(usage):
+    money = lambda row: dict(row, costUsd=round(row['costUsd'], 6))
+    return {'totals': money(usage['totals']), 'byModel': [money(row) for row in usage['byModel']],
+            'overTime': [dict(money(row), bucket=iso(row['bucket'])) for row in usage['overTime']],
+            'recent': [with_times(row, 'timestamp') for row in usage['recent']]}
+
+
+def monitor_json(monitor):
+    status, expected = monitor_state(monitor)
+    return {'slug': monitor['slug'], 'name': monitor['name'], 'schedule': monitor['schedule'],
+            'grace': monitor['grace'], 'maxRuntime': monitor['maxRuntime'], 'timezone': monitor['timezone'],
+            'status': status, 'lastPing': iso(monitor['lastPing']), 'lastStatus': monitor['lastStatus'],
+            'nextExpected': iso(expected), 'created': iso(monitor['created'])}
+
+
 def public_event(event):
     """A stored event as the read API shows it (times as ISO strings)."""
     out = dict(event)
@@ -3866,14 +3900,15 @@ def mount_read_api(app, ctx):
             level=choice_param('level', LEVELS), environment=text_param('environment', 200),
             search=text_param('q'), sort=sort, cursor=decode_cursor(bottle.request.query.get('cursor'), 2),
             limit=limit_param(), changed_since=changed_since)
-        return reply({'issues': issues, 'nextCursor': encode_cursor(next_cursor), 'seq': seq})
+        return reply({'issues': [issue_json(i) for i in issues], 'nextCursor': encode_cursor(next_cursor),
+                      'seq': seq})
 
     def issue_or_404(current, issue_id):
         return found(store.issues.get(current['id'], issue_id), 'issue')
 
     @route('/api/v1/issues/<issue_id:id>')
     def show_issue(issue_id):
-        return reply({'issue': issue_or_404(project(), issue_id)})
+        return reply({'issue': issue_json(issue_or_404(project(), issue_id))})
 
     @route('/api/v1/issues/<issue_id:id>', ['POST', 'PUT', 'PATCH'])
     def change_issue(issue_id):
@@ -3884,7 +3919,7 @@ def mount_read_api(app, ctx):
             raise ApiError(400, 'status must be one of unresolved, resolved, ignored')
         issue_or_404(current, issue_id)
         store.issues.set_status(current['id'], issue_id, status)
-        return reply({'issue': issue_or_404(current, issue_id)})
+        return reply({'issue': issue_json(issue_or_404(current, issue_id))})
 
     @route('/api/v1/issues/<issue_id:id>/events')
     def list_issue_events(issue_id):
@@ -3924,13 +3959,14 @@ def mount_read_api(app, ctx):
         current = project()
         rows, next_cursor = store.telemetry.list_http_requests(current['id'], http_filters(), decode_cursor(
             bottle.request.query.get('cursor')), limit_param())
-        return reply({'requests': rows, 'nextCursor': encode_cursor(next_cursor)})
+        return reply({'requests': [with_times(r, 'timestamp') for r in rows], 'nextCursor': encode_cursor(next_cursor)})
 
     @route('/api/v1/http-requests/stats')
     def http_request_stats():
         current = project()
         hours = int_param('hours', 24, minimum=1, maximum=24 * 90)
-        return reply(store.telemetry.http_request_stats(current['id'], http_filters(), now() - hours * 3600))
+        stats = store.telemetry.http_request_stats(current['id'], http_filters(), now() - hours * 3600)
+        return reply(http_stats_json(stats))
 
     # -- replays, logs --
 
@@ -3940,23 +3976,23 @@ def mount_read_api(app, ctx):
         sessions, next_cursor = store.telemetry.list_replays(current['id'], decode_replay_cursor(
             bottle.request.query.getunicode('cursor')), limit_param())
         cursor = '%d~%s' % next_cursor if next_cursor else None
-        return reply({'sessions': sessions, 'nextCursor': cursor})
+        return reply({'sessions': [with_times(s, 'firstSeen', 'lastSeen') for s in sessions], 'nextCursor': cursor})
 
     @route('/api/v1/replays/<session_id:path>')
     def show_replay(session_id):
         current = project()
         events = found(store.telemetry.replay_events(current['id'], session_id), 'replay session')
-        return reply({'sessionId': session_id, 'events': events})
+        return reply({'sessionId': session_id, 'events': [replay_event_json(e) for e in events]})
 
     @route('/api/v1/logs')
     def list_logs():
         current = project()
         since = int_param('since', None)
         logs = store.telemetry.list_logs(current['id'], level=choice_param('level', LOG_LEVELS),
-                               service=text_param('service', 200), search=text_param('q'), since=since,
-                               limit=int_param('limit', 100, minimum=1, maximum=1000))
+                                         service=text_param('service', 200), search=text_param('q'), since=since,
+                                         limit=int_param('limit', 100, minimum=1, maximum=1000))
         cursor = max([entry['id'] for entry in logs] + [since or 0])
-        return reply({'logs': logs, 'cursor': cursor})
+        return reply({'logs': [with_times(entry, 'timestamp') for entry in logs], 'cursor': cursor})
 
     # -- performance, AI --
 
@@ -3964,34 +4000,30 @@ def mount_read_api(app, ctx):
     def transaction_summary():
         current = project()
         hours = int_param('hours', 24, minimum=1, maximum=24 * 90)
-        return reply({'transactions': store.telemetry.transaction_summary(current['id'], now() - hours * 3600)})
+        rows = store.telemetry.transaction_summary(current['id'], now() - hours * 3600)
+        return reply({'transactions': [transaction_summary_json(row) for row in rows]})
 
     @route('/api/v1/transactions/list')
     def list_transactions():
         current = project()
         rows, next_cursor = store.telemetry.list_transactions(current['id'], text_param('name', 500), decode_cursor(
             bottle.request.query.get('cursor')), limit_param())
-        return reply({'transactions': rows, 'nextCursor': encode_cursor(next_cursor)})
+        return reply({'transactions': [with_times(r, 'timestamp') for r in rows],
+                      'nextCursor': encode_cursor(next_cursor)})
 
     @route('/api/v1/transactions/<tx_id:id>')
     def show_transaction(tx_id):
-        return reply({'transaction': found(store.telemetry.get_transaction(project()['id'], tx_id), 'transaction')})
+        transaction = found(store.telemetry.get_transaction(project()['id'], tx_id), 'transaction')
+        return reply({'transaction': with_times(transaction, 'timestamp')})
 
     @route('/api/v1/ai')
     def ai_usage():
         current = project()
         days = int_param('days', 7, minimum=1, maximum=365)
         bucket = 3600 if days <= 2 else 86400
-        return reply(store.telemetry.ai_usage(current['id'], now() - days * 86400, bucket))
+        return reply(ai_usage_json(store.telemetry.ai_usage(current['id'], now() - days * 86400, bucket)))
 
     # -- cron monitors --
-
-    def monitor_json(monitor):
-        status, expected = monitor_state(monitor)
-        return {'slug': monitor['slug'], 'name': monitor['name'], 'schedule': monitor['schedule'],
-                'grace': monitor['grace'], 'maxRuntime': monitor['maxRuntime'], 'timezone': monitor['timezone'],
-                'status': status, 'lastPing': iso(monitor['lastPing']), 'lastStatus': monitor['lastStatus'],
-                'nextExpected': iso(expected), 'created': iso(monitor['created'])}
 
     def monitor_or_404(current, slug):
         return found(store.monitors.get(current['id'], slug), 'monitor')
@@ -4011,7 +4043,8 @@ def mount_read_api(app, ctx):
     def show_monitor(slug):
         current = project()
         monitor = monitor_or_404(current, slug)
-        return reply({'monitor': monitor_json(monitor), 'history': store.monitors.history(monitor['id'])})
+        history = [with_times(checkin, 'timestamp') for checkin in store.monitors.history(monitor['id'])]
+        return reply({'monitor': monitor_json(monitor), 'history': history})
 
     @route('/api/v1/monitors/<slug>', ['PUT', 'PATCH', 'POST'])
     def change_monitor(slug):
@@ -4516,7 +4549,7 @@ def administer(argv):
                     fields[name] = value
             try:
                 store.monitors.save(project['id'], validate_monitor(fields, partial=args.action == 'set'),
-                                   create=args.action == 'add')
+                                    create=args.action == 'add')
             except Invalid as exc:
                 print('errorcapture: %s %s' % (exc.field or '', exc.message), file=sys.stderr)
                 return 2
