@@ -2368,15 +2368,7 @@ class RateLimited(ApiError):
         self.retry_after, self.scope = retry_after, scope
 
 
-CORS_HEADERS = {
-    'Access-Control-Allow-Origin': '*',
-    'Access-Control-Allow-Methods': 'GET, POST, PUT, PATCH, DELETE, OPTIONS',
-    'Access-Control-Allow-Headers': ('Content-Type, Content-Encoding, Authorization, X-ErrorCapture-Key, '
-                                     'X-SeeStack-Key, X-Open-Sentry-Key, X-Sentry-Clone-Key, X-Sentry-Auth, '
-                                     'sentry-trace, baggage'),
-    'Access-Control-Expose-Headers': 'Retry-After, X-Sentry-Rate-Limits',
-    'Access-Control-Max-Age': '86400',
-}
+EXPOSED_HEADERS = 'Retry-After, X-Sentry-Rate-Limits'  # answer headers a browser SDK may read
 
 
 def reply(obj, status=200, headers=None):
@@ -2385,7 +2377,7 @@ def reply(obj, status=200, headers=None):
     response.status = status
     response.content_type = 'application/json'
     response.set_header('Access-Control-Allow-Origin', '*')
-    response.set_header('Access-Control-Expose-Headers', CORS_HEADERS['Access-Control-Expose-Headers'])
+    response.set_header('Access-Control-Expose-Headers', EXPOSED_HEADERS)
     for name, value in (headers or {}).items():
         response.set_header(name, value)
     return dumps(obj).encode('utf-8')
@@ -2627,11 +2619,10 @@ class Context(object):
         return '%s://%s@%s/%d' % (scheme, project['key'], rest, project['id'])
 
     def project_json(self, project, with_settings=False):
-        base = self.base_url()
+        base, dsn = self.base_url(), self.dsn(project)
         out = {'id': project['id'], 'key': project['key'], 'name': project['name'], 'created': iso(project['created']),
-               'dsn': self.dsn(project),
-               'endpoints': {'api_php': base + '/api.php', 'seestack': base + '/ingest/v1',
-                             'open_sentry': base + '/v1/ingest', 'sentry_dsn': self.dsn(project)}}
+               'dsn': dsn, 'endpoints': {label: url(base, dsn) for label, url in
+                                         (dialect.endpoint for dialect in DIALECTS if dialect.endpoint)}}
         if with_settings:
             settings = project['settings']
             out['settings'] = {
@@ -2682,11 +2673,11 @@ class Context(object):
 # answer {"ok": false, "error": "..."}.
 
 
-def errorcapture_error(status, message, code=None, details=None, headers=None):
+def api_php_error(status, message, code=None, details=None, headers=None):
     return reply({'ok': False, 'error': message}, status, headers)
 
 
-def errorcapture_event(data):
+def api_php_event(data):
     """An /api.php submission -> the event model."""
     require(isinstance(data, dict), 'body must be a JSON object')
     level = required_string(data, 'level', 200)
@@ -2717,7 +2708,7 @@ def errorcapture_event(data):
                             hostname=hostname, request=model_request)
 
 
-def errorcapture_row(event):
+def api_php_row(event):
     """An event of any dialect, as the seed's errors action lists it."""
     request = event.get('request') or {}
     file_, line = event.get('file'), event.get('line')
@@ -2738,7 +2729,7 @@ def errorcapture_row(event):
             'received_at': time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(event['received']))}
 
 
-def mount_errorcapture_api(app, ctx):
+def mount_api_php(app, ctx):
     store = ctx.store
 
     def project_for(key, create=False):
@@ -2765,7 +2756,7 @@ def mount_errorcapture_api(app, ctx):
             raise ApiError(400, 'hash is required')
         if not isinstance(data['hash'], str):
             raise ApiError(400, 'hash must be a string')
-        event = errorcapture_event(data)
+        event = api_php_event(data)
         project = project_for(data['hash'], create=True)
         ctx.admit(project)
         result = store.events.add(project['id'], [event])[0]
@@ -2784,14 +2775,14 @@ def mount_errorcapture_api(app, ctx):
         since = int_param('since', 0)
         limit = int_param('limit', 100, minimum=1, maximum=1000)
         events = store.events.since(project['id'], since, limit)
-        return reply({'errors': [errorcapture_row(e) for e in events]})
+        return reply({'errors': [api_php_row(e) for e in events]})
 
     def clear(key):
         project = project_for(key)
         return reply({'ok': True, 'deleted': store.events.clear(project['id'])})
 
     @app.route('/api.php', method=['GET', 'POST'])
-    @guarded(errorcapture_error)
+    @guarded(api_php_error)
     def api_php():
         action = bottle.request.query.getunicode('action')
         if bottle.request.method == 'POST':
@@ -4211,6 +4202,41 @@ VIEWER_HEADERS = {
 }
 
 
+# Every dialect the server speaks, in the order paths are matched: the paths
+# it owns, its error answer, the function that mounts its routes, the request
+# headers its clients send from browsers (CORS preflight allows them) and the
+# endpoint the setup page shows, as (label, url(base URL, DSN)). The read API
+# comes last and owns every path no ingest dialect does.
+Dialect = collections.namedtuple('Dialect', 'name paths error mount headers endpoint')
+DIALECTS = (
+    Dialect('api_php', re.compile(r'/api\.php\Z'), api_php_error, mount_api_php, (),
+            ('api_php', lambda base, dsn: base + '/api.php')),
+    Dialect('seestack', re.compile(r'/ingest/'), seestack_error, mount_seestack, ('X-SeeStack-Key',),
+            ('seestack', lambda base, dsn: base + '/ingest/v1')),
+    Dialect('open_sentry', re.compile(r'/v1/ingest/*\Z'), open_sentry_error, mount_open_sentry,
+            ('X-Open-Sentry-Key', 'X-Sentry-Clone-Key'), ('open_sentry', lambda base, dsn: base + '/v1/ingest')),
+    Dialect('sentry', re.compile(r'^/api/[^/]+/(envelope|store)/?$'), sentry_error, mount_sentry,
+            ('X-Sentry-Auth', 'Authorization', 'sentry-trace', 'baggage'), ('sentry_dsn', lambda base, dsn: dsn)),
+    Dialect('read_api', re.compile(''), read_api_error, mount_read_api, ('X-ErrorCapture-Key', 'Authorization'),
+            None),
+)
+
+CORS_HEADERS = {
+    'Access-Control-Allow-Origin': '*',
+    'Access-Control-Allow-Methods': 'GET, POST, PUT, PATCH, DELETE, OPTIONS',
+    'Access-Control-Allow-Headers': ', '.join(dict.fromkeys(
+        ('Content-Type', 'Content-Encoding') + sum((dialect.headers for dialect in DIALECTS), ()))),
+    'Access-Control-Expose-Headers': EXPOSED_HEADERS,
+    'Access-Control-Max-Age': '86400',
+}
+
+
+def dialect_error(path):
+    """The error answer of the dialect that owns path: for answers made outside
+    a dialect's routes (unknown paths, wrong methods, HTTP framing errors)."""
+    return next(dialect.error for dialect in DIALECTS if dialect.paths.match(path))
+
+
 def make_app(db_path=None, **options):
     """The WSGI application. ``options`` are the settings named in OPTIONS
     (environment variables and defaults fill the rest). The app carries
@@ -4230,11 +4256,8 @@ def make_app(db_path=None, **options):
     # <name:id>: a row id that SQLite can hold; anything longer is simply not found
     app.router.add_filter('id', lambda config: (r'[0-9]{1,18}', int, str))
 
-    mount_errorcapture_api(app, ctx)
-    mount_seestack(app, ctx)
-    mount_open_sentry(app, ctx)
-    mount_sentry(app, ctx)
-    mount_read_api(app, ctx)
+    for dialect in DIALECTS:
+        dialect.mount(app, ctx)
 
     root = static_root()
 
@@ -4266,23 +4289,6 @@ def make_app(db_path=None, **options):
     wsgi = ErrorCaptureApp(app, store, ctx)
     wsgi.alerter, wsgi.sweeper = alerter, sweeper
     return wsgi
-
-
-SENTRY_INGEST_PATH = re.compile(r'^/api/[^/]+/(envelope|store)/?$')
-
-
-def dialect_error(path):
-    """The error answer of the dialect that owns path: for answers made outside
-    a dialect's routes (unknown paths, wrong methods, HTTP framing errors)."""
-    if path == '/api.php':
-        return errorcapture_error
-    if path.startswith('/ingest/'):
-        return seestack_error
-    if path.rstrip('/') == '/v1/ingest':
-        return open_sentry_error
-    if SENTRY_INGEST_PATH.match(path):
-        return sentry_error
-    return read_api_error
 
 
 class ErrorCaptureApp(object):

@@ -94,7 +94,7 @@ def test_a_very_long_stack_trace_is_parsed_without_being_remembered():
 
 def test_events_with_equal_grouping_share_a_fingerprint_and_others_do_not():
     def event(message, line=42):
-        return ec.errorcapture_event({'level': 'Warning', 'message': message, 'file': '/var/www/a.php', 'line': line})
+        return ec.api_php_event({'level': 'Warning', 'message': message, 'file': '/var/www/a.php', 'line': line})
     assert event('Undefined index 17')['_fingerprint'] == event('Undefined index 18')['_fingerprint']
     assert event('Undefined index 17')['_fingerprint'] != event('Undefined offset 17')['_fingerprint']
     assert event('Undefined index 17')['_fingerprint'] != event('Undefined index 17', line=43)['_fingerprint']
