@@ -3807,28 +3807,39 @@ def event_summary(event):
             'dialect': event.get('dialect')}
 
 
-def mount_read_api(app, ctx):
+def read_route(app):
+    """route(path, methods) decorates a read-API handler: every failure answers as read_api_error."""
+    return lambda path, method='GET': lambda fn: app.route(path, method=method)(guarded(read_api_error)(fn))
+
+
+def key_project(store):
+    """The project whose key the request carries: a key reads its own project and nothing else."""
+    request = bottle.request
+    key = header('X-ErrorCapture-Key') or request.query.getunicode('key')
+    if not key:
+        raise ApiError(401, 'project key required (?key= or X-ErrorCapture-Key)')
+    found = store.project_by_key(key.strip())
+    if found is None:
+        raise ApiError(401, 'unknown project key')
+    return found
+
+
+def limit_param():
+    return int_param('limit', 50, minimum=1, maximum=500)
+
+
+def json_body():
+    data = parse_json(read_body(LIMIT_READ_API))
+    if not isinstance(data, dict):
+        raise ApiError(400, 'body must be a JSON object')
+    return data
+
+
+def mount_projects_api(app, ctx):
+    """Read API: projects: create, list, show and change settings."""
     store = ctx.store
-    route = lambda path, method='GET': lambda fn: app.route(path, method=method)(guarded(read_api_error)(fn))
-
-    def project():
-        request = bottle.request
-        key = header('X-ErrorCapture-Key') or request.query.getunicode('key')
-        if not key:
-            raise ApiError(401, 'project key required (?key= or X-ErrorCapture-Key)')
-        found = store.project_by_key(key.strip())
-        if found is None:
-            raise ApiError(401, 'unknown project key')
-        return found
-
-    def limit_param():
-        return int_param('limit', 50, minimum=1, maximum=500)
-
-    def json_body():
-        data = parse_json(read_body(LIMIT_READ_API))
-        if not isinstance(data, dict):
-            raise ApiError(400, 'body must be a JSON object')
-        return data
+    route = read_route(app)
+    project = lambda: key_project(store)
 
     @route('/api/v1/projects', 'POST')
     def create_project():
@@ -3878,6 +3889,13 @@ def mount_read_api(app, ctx):
                 settings['webhookUrl'] = url
         store.update_project(current['id'], clip(name.strip(), 200) if name else None, settings)
         return reply({'project': ctx.project_json(store.project_by_id(current['id']), with_settings=True)})
+
+
+def mount_issues_api(app, ctx):
+    """Read API: issues and their error events."""
+    store = ctx.store
+    route = read_route(app)
+    project = lambda: key_project(store)
 
     @route('/api/v1/issues')
     def list_issues():
@@ -3934,7 +3952,12 @@ def mount_read_api(app, ctx):
     def show_event(event_id):
         return reply({'event': public_event(found(store.events.get(project()['id'], event_id), 'event'))})
 
-    # -- HTTP request telemetry --
+
+def mount_http_requests_api(app, ctx):
+    """Read API: HTTP request telemetry."""
+    store = ctx.store
+    route = read_route(app)
+    project = lambda: key_project(store)
 
     def http_filters():
         status = text_param('status', 10)
@@ -3959,7 +3982,12 @@ def mount_read_api(app, ctx):
         stats = store.telemetry.http_request_stats(current['id'], http_filters(), now() - hours * 3600)
         return reply(http_stats_json(stats))
 
-    # -- replays, logs --
+
+def mount_replays_and_logs_api(app, ctx):
+    """Read API: replays and logs."""
+    store = ctx.store
+    route = read_route(app)
+    project = lambda: key_project(store)
 
     @route('/api/v1/replays')
     def list_replays():
@@ -3985,7 +4013,12 @@ def mount_read_api(app, ctx):
         cursor = max([entry['id'] for entry in logs] + [since or 0])
         return reply({'logs': [with_times(entry, 'timestamp') for entry in logs], 'cursor': cursor})
 
-    # -- performance, AI --
+
+def mount_performance_api(app, ctx):
+    """Read API: performance (transactions) and AI usage."""
+    store = ctx.store
+    route = read_route(app)
+    project = lambda: key_project(store)
 
     @route('/api/v1/transactions')
     def transaction_summary():
@@ -4014,7 +4047,12 @@ def mount_read_api(app, ctx):
         bucket = 3600 if days <= 2 else 86400
         return reply(ai_usage_json(store.telemetry.ai_usage(current['id'], now() - days * 86400, bucket)))
 
-    # -- cron monitors --
+
+def mount_monitors_api(app, ctx):
+    """Read API: cron monitors."""
+    store = ctx.store
+    route = read_route(app)
+    project = lambda: key_project(store)
 
     def monitor_or_404(current, slug):
         return found(store.monitors.get(current['id'], slug), 'monitor')
@@ -4052,7 +4090,12 @@ def mount_read_api(app, ctx):
         found(store.monitors.delete(current['id'], slug), 'monitor')
         return reply({'ok': True})
 
-    return route, project, json_body, limit_param
+
+def mount_read_api(app, ctx):
+    """Every part of the read API (its entry in DIALECTS)."""
+    for mount in (mount_projects_api, mount_issues_api, mount_http_requests_api, mount_replays_and_logs_api,
+                  mount_performance_api, mount_monitors_api):
+        mount(app, ctx)
 
 
 ###############################################################################
