@@ -218,8 +218,10 @@ def resolve_options(options=None, environ=None):
 ###############################################################################
 # Event model and grouping ####################################################
 ###############################################################################
-# Owns the one internal shape every dialect maps onto, the bounds that keep a
-# hostile event small, and the fingerprint that groups errors into issues.
+# Owns the one internal shape every dialect maps onto: error events and their
+# grouping keys, then every other kind (HTTP requests, logs, replays, which are
+# masked here, transactions, AI generations); the bounds that keep a hostile
+# event small, and the fingerprint that groups errors into issues.
 # Pure functions: no SQL, no HTTP.
 
 LEVELS = ('fatal', 'error', 'warning', 'info', 'debug')
@@ -995,9 +997,12 @@ def validate_monitor(data, partial=False):
 # Storage #####################################################################
 ###############################################################################
 # Owns SQLite: the schema and its migrations, the single writer thread that
-# group-commits every change, and the read queries. It knows the event model but
-# no dialect. Reads use per-thread connections (WAL) and never wait on the writer.
-
+# group-commits every change, and the queries. Store holds the connections, the
+# id floors and the projects; each kind of data has a small class below it
+# (Issues, Events, Telemetry, Monitors, Retention), and Store.adders names what
+# add_batch stores: a new kind of data is a class here and a line there. It maps
+# model objects to columns and back; it knows no dialect and no answer format.
+# Reads use per-thread connections (WAL) and never wait on the writer.
 
 def like_pattern(text):
     """A LIKE pattern matching text anywhere, with its wildcards escaped (ESCAPE '\\')."""
@@ -2349,9 +2354,9 @@ class Retention(Kind):
 # HTTP plumbing shared by the adapters ########################################
 ###############################################################################
 # Owns what every dialect needs from HTTP: bounded body reading, strict JSON,
-# JSON replies with CORS, and the guard that turns every failure into the
-# dialect's own error format (a 4xx for bad input, 503 for storage faults,
-# and a 500 only for a genuine bug).
+# per-field validation, query parameters, JSON replies with CORS, and the guard
+# that turns every failure into the dialect's own error format (a 4xx for bad
+# input, 503 for storage faults, and a 500 only for a genuine bug).
 
 
 class ApiError(Exception):
@@ -3672,8 +3677,9 @@ def mount_sentry(app, ctx):
 # Read API (/api/v1/...) ######################################################
 ###############################################################################
 # Owns the JSON the viewer and scripts read: issues, events and every other
-# kind of data, paged with opaque cursors. A project key reads its own project
-# and nothing else. Errors answer {"error": "..."}.
+# kind of data, paged with opaque cursors. The store hands over model objects;
+# every answer is shaped here (times as ISO-8601). A project key reads its own
+# project and nothing else. Errors answer {"error": "..."}.
 
 
 def found(value, what):
@@ -4219,8 +4225,9 @@ class Sweeper(threading.Thread):
 ###############################################################################
 # App factory #################################################################
 ###############################################################################
-# Owns assembly: one store, every dialect mounted, the viewer's static files,
-# CORS preflight, JSON for unknown routes, and the security headers.
+# Owns assembly: the DIALECTS table, one store, every dialect mounted, the
+# viewer's static files, CORS preflight, JSON for unknown routes, and the
+# security headers.
 
 
 def static_root():
