@@ -1229,6 +1229,27 @@ class StorageUnavailable(Exception):
     """The database cannot take writes right now (disk full, read-only, locked)."""
 
 
+# Primary SQLite result codes that are the storage's fault, not a statement's,
+# with the words their messages carry (for Pythons before 3.11, whose
+# exceptions have no sqlite_errorcode).
+STORAGE_FAULTS = {5: ('busy', 'database is locked'), 6: ('locked', 'table is locked'),
+                  8: ('readonly', 'readonly database'), 10: ('ioerr', 'disk i/o error'),
+                  13: ('full', 'disk is full')}
+
+
+def storage_fault(exc):
+    """'busy', 'locked', 'readonly', 'ioerr' or 'full' when exc says the
+    storage failed (disk full, I/O error, read-only, locked or busy); None for
+    any other error, a bad statement included."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return None
+    code = getattr(exc, 'sqlite_errorcode', None)
+    if code is not None:
+        return STORAGE_FAULTS.get(code & 0xff, (None,))[0]
+    text = str(exc).lower()
+    return next((name for name, words in STORAGE_FAULTS.values() if words in text), None)
+
+
 class Overloaded(Exception):
     """The writer queue is full: the caller should answer 503 with Retry-After."""
 
@@ -1389,11 +1410,11 @@ class Writer(threading.Thread):
                 continue
             try:
                 job.result = job.fn(conn, *job.args)
-            except sqlite3.OperationalError as exc:  # disk full, I/O error: the batch is lost
-                self._fail(batch, exc)
-                return True
             except Exception as exc:
-                job.error = exc
+                if storage_fault(exc):  # disk full, I/O error, read-only, locked: the batch is lost
+                    self._fail(batch, exc)
+                    return True
+                job.error = exc  # anything else is this job's own failure
                 self.outbox = []
                 try:
                     conn.execute('ROLLBACK')
@@ -1432,8 +1453,8 @@ class Writer(threading.Thread):
                 self.conn.execute('ROLLBACK')
         except sqlite3.Error:
             pass
-        if isinstance(exc, sqlite3.OperationalError) and 'locked' not in str(exc) and self.conn is not None:
-            # disk full, read-only, I/O error: start over with a fresh connection next time
+        if storage_fault(exc) in ('full', 'readonly', 'ioerr') and self.conn is not None:
+            # not a lock that clears by itself: start over with a fresh connection next time
             try:
                 self.conn.close()
             except sqlite3.Error:

@@ -72,6 +72,79 @@ def test_a_failing_job_fails_alone_while_its_batch_commits(tmp_path):
         store.close()
 
 
+def queue_as_one_batch(store, jobs):
+    """Submit each job from its own thread while the writer is held, so they
+    run as one batch. Returns ({name: result}, {name: exception})."""
+    results, errors = {}, {}
+
+    def submit(name, job):
+        try:
+            results[name] = store.write(job)
+        except Exception as exc:
+            errors[name] = exc
+    threads = [threading.Thread(target=submit, args=item) for item in jobs]
+    with writer_held(store):
+        for thread in threads:
+            thread.start()
+        deadline = time.time() + 10
+        while store.writer.queued() < len(jobs) and time.time() < deadline:
+            time.sleep(0.001)
+        assert store.writer.queued() == len(jobs)
+    for thread in threads:
+        thread.join(10)
+    return results, errors
+
+
+def test_a_bad_statement_fails_its_own_job_not_the_batch(tmp_path):
+    """sqlite3 reports a mistyped query as an OperationalError too; it is the
+    job's own failure: the jobs beside it commit and the writer keeps its
+    connection."""
+    store = make_store(tmp_path)
+    try:
+        store.write(insert_project('before'))
+        connection = store.writer.conn
+
+        def bad_statement(conn):
+            conn.execute('INSERT INTO projects(key, name, created) VALUES (?, ?, 0)', ('half', 'half'))
+            conn.execute('SELECT * FROM no_such_table')
+        results, errors = queue_as_one_batch(store, [('a', insert_project('a')), ('bad', bad_statement),
+                                                     ('b', insert_project('b'))])
+        assert results == {'a': 'a', 'b': 'b'}
+        assert isinstance(errors['bad'], sqlite3.OperationalError)
+        assert not isinstance(errors['bad'], errorcapture.StorageUnavailable)
+        keys = {row[0] for row in store.query('SELECT key FROM projects')}
+        assert keys == {'before', 'a', 'b'}
+        assert store.writer.conn is connection
+    finally:
+        store.close()
+
+
+def test_a_full_disk_is_a_storage_fault_for_the_whole_batch(tmp_path):
+    """Disk full is the storage's fault: every submission of the batch hears
+    StorageUnavailable (503, retry), nothing of it is stored, and the writer
+    starts over with a fresh connection that takes the next write."""
+    store = make_store(tmp_path)
+    try:
+        store.write(insert_project('before'))
+        connection = store.writer.conn
+
+        def fills_the_disk(conn):
+            pages = conn.execute('PRAGMA page_count').fetchone()[0]
+            conn.execute('PRAGMA max_page_count=%d' % pages)  # this connection's file cannot grow
+            conn.execute('INSERT INTO projects(key, name, created) VALUES (?, ?, 0)', ('big', 'x' * (1 << 20)))
+        results, errors = queue_as_one_batch(store, [('a', insert_project('a')), ('full', fills_the_disk),
+                                                     ('b', insert_project('b'))])
+        assert results == {}
+        assert set(errors) == {'a', 'full', 'b'}
+        assert all(isinstance(exc, errorcapture.StorageUnavailable) for exc in errors.values())
+        assert {row[0] for row in store.query('SELECT key FROM projects')} == {'before'}
+        store.write(insert_project('after'))
+        assert store.writer.conn is not connection
+        assert {row[0] for row in store.query('SELECT key FROM projects')} == {'before', 'after'}
+    finally:
+        store.close()
+
+
 def run_as_one_batch(store, calls):
     """Hold the writer, queue each call (from its own thread, in order), then
     let them all run in one transaction. Returns each call's result."""
