@@ -1278,7 +1278,8 @@ class Writer(threading.Thread):
     drains the queue, runs every queued job inside one transaction, commits once,
     and only then wakes the waiting requests: acknowledged means committed. If
     a job raises, the batch is rolled back and rerun job by job, so one bad job
-    cannot undo the others."""
+    cannot undo the others; only a storage fault (disk full, I/O error,
+    read-only, locked) fails the whole batch."""
 
     BATCH_MAX = 1000
 
@@ -2340,19 +2341,18 @@ class Retention(Kind):
             self.store.deleting(conn, 'issues', lambda: conn.execute('DELETE FROM issues WHERE id=?', (issue_id,)))
         return len(doomed)
 
-    # table -> (time column, seconds per unit) for age-based pruning of telemetry
-    TELEMETRY_AGES = (('http_requests', 'timestamp', 1), ('transactions', 'timestamp', 1),
-                      ('ai_generations', 'timestamp', 1))
+    # telemetry pruned by age, each by its timestamp column (epoch seconds)
+    TELEMETRY_TABLES = ('http_requests', 'transactions', 'ai_generations')
 
     def prune_telemetry(self, project_id, cutoff):
         return self.write(self._tx_prune_telemetry, project_id, cutoff)
 
     def _tx_prune_telemetry(self, conn, project_id, cutoff):
         deleted = 0
-        for table, column, _ in self.TELEMETRY_AGES:
+        for table in self.TELEMETRY_TABLES:
             deleted += conn.execute(
-                'DELETE FROM %s WHERE id IN (SELECT id FROM %s WHERE project_id=? AND %s<? LIMIT ?)' % (
-                    table, table, column), (project_id, cutoff, self.PRUNE_BATCH)).rowcount
+                'DELETE FROM %s WHERE id IN (SELECT id FROM %s WHERE project_id=? AND timestamp<? LIMIT ?)' % (
+                    table, table), (project_id, cutoff, self.PRUNE_BATCH)).rowcount
         # logs: ids grow with time, so the oldest are a prefix
         first = conn.execute('SELECT MAX(id) FROM (SELECT id FROM logs WHERE project_id=? AND timestamp<?'
                              ' ORDER BY id LIMIT ?)', (project_id, cutoff, self.PRUNE_BATCH)).fetchone()[0]
@@ -2485,7 +2485,8 @@ def header(name):
 
 
 def read_body(limit, decoded_limit=None):
-    """The raw request body, refused with 413 past limit."""
+    """The request body, decoded from its Content-Encoding: 413 when the body
+    as sent passes limit, or decoded passes decoded_limit (default: limit)."""
     environ = bottle.request.environ
     try:
         length = int(environ.get('CONTENT_LENGTH') or 0)
@@ -3089,8 +3090,6 @@ def mount_seestack(app, ctx):
                           'message': 'No cron monitor with slug %r in this project' % slug[:100]}, 404)
         return reply({'ok': True, 'monitorId': str(monitor_id)}, 202)
 
-    return route, project_and_body, accepted
-
 
 ###############################################################################
 # Dialect: Open Sentry ingest (/v1/ingest) ####################################
@@ -3283,13 +3282,8 @@ def mount_open_sentry(app, ctx):
             parsed.append((model_kind, parse(item, where, check)))
         check.raise_if_any(400)
         ctx.admit(project, len(parsed))
-        store_items(store, project['id'], parsed)
+        store.add_batch(project['id'], parsed)
         return reply({'id': str(uuid.uuid4())}, 202)
-
-
-def store_items(store, project_id, parsed):
-    """Store a validated mixed batch of (kind, model item) in one submission."""
-    return store.add_batch(project_id, parsed)
 
 
 ###############################################################################
@@ -3620,7 +3614,8 @@ def mount_sentry(app, ctx):
         return parse_json(payload, 'invalid %s payload' % what)
 
     def ingest_items(project, items, event_id=None):
-        """Validate every item, then store the batch in one submission."""
+        """Validate every item, then store them: events, transactions and logs
+        in one submission, then each check-in."""
         batch, checkins, answer_id, counted = [], [], event_id, 0
         for header, payload in items:
             kind = header['type']
@@ -3644,10 +3639,7 @@ def mount_sentry(app, ctx):
         if errors:
             ctx.admit(project, errors)
         if batch:
-            results = store.add_batch(project['id'], batch)
-            for (kind, _), result in zip(batch, results):
-                if kind == 'error' and not answer_id:
-                    answer_id = result.get('eventId')
+            store.add_batch(project['id'], batch)
         for slug, checkin, upsert in checkins:
             store.monitors.add_checkin(project['id'], slug, checkin, upsert)
         if counted:
@@ -4141,7 +4133,6 @@ class Alerter(threading.Thread):
         threading.Thread.__init__(self, name='errorcapture-alerts', daemon=True)
         self.store, self.delays = store, delays
         self.queue = queue.Queue(maxsize=1000)
-        self.delivered = 0  # for tests and the health endpoint
 
     def on_notice(self, kind, payload):
         """Store listener: called after commit with new_issue, regression and cron_failed notices."""
@@ -4175,7 +4166,6 @@ class Alerter(threading.Thread):
                     request = urllib.request.Request(url, body, {'Content-Type': 'application/json'})
                     with urllib.request.urlopen(request, timeout=10) as answer:
                         if 200 <= answer.status < 300:
-                            self.delivered += 1
                             break
                 except Exception as exc:
                     log.warning('webhook %s failed (attempt %d): %s', url, attempt + 1, exc)
