@@ -2621,6 +2621,17 @@ class Validation(object):
             self.add(field, message)
         return condition
 
+    def timestamp(self, value, field, required=False):
+        """value as epoch seconds (None when absent), or None with the
+        problem noted: not a timestamp, or absent when required."""
+        try:
+            seconds = parse_timestamp(value, field)
+        except Invalid:
+            seconds = None
+            self.add(field, 'must be an ISO-8601 timestamp')
+        self.check(seconds is not None or not required, field, 'must be an ISO-8601 timestamp')
+        return seconds
+
     def raise_if_any(self, status=422):
         if self.details:
             raise ApiError(status, 'Validation failed', 'VALIDATION_ERROR', self.details)
@@ -2885,12 +2896,7 @@ def seestack_error_event(data, check):
                     field, 'must be a string')
     for field in ('user', 'metadata', 'tags', 'request'):
         check.check(data.get(field) is None or isinstance(data[field], dict), field, 'must be an object')
-    timestamp = None
-    if isinstance(data.get('timestamp'), str):
-        try:
-            timestamp = parse_timestamp(data['timestamp'])
-        except Invalid:
-            check.add('timestamp', 'must be an ISO-8601 timestamp')
+    timestamp = check.timestamp(data['timestamp'], 'timestamp') if isinstance(data.get('timestamp'), str) else None
     if check.details:
         return None
     frames = parse_stack_trace(stack) if isinstance(stack, (list, str)) else []
@@ -2939,12 +2945,7 @@ def seestack_http_requests(data, check):
             check.check(value is None or (is_number(value) and 0 <= value < 1e15), where + field, 'must be >= 0')
         check.check(item.get('userId') is None or isinstance(item['userId'], str), where + 'userId',
                     'must be a string')
-        timestamp = None
-        try:
-            timestamp = parse_timestamp(item.get('timestamp'))
-        except Invalid:
-            pass
-        check.check(timestamp is not None, where + 'timestamp', 'must be an ISO-8601 timestamp')
+        timestamp = check.timestamp(item.get('timestamp'), where + 'timestamp', required=True)
         if check.details:
             continue
         rows.append(make_http_request(
@@ -2994,15 +2995,21 @@ def seestack_log(item, where, check):
         check.check(item.get(field) is None or isinstance(item[field], str), where + field, 'must be a string')
     check.check(item.get('metadata') is None or isinstance(item['metadata'], dict), where + 'metadata',
                 'must be an object')
-    timestamp = None
-    try:
-        timestamp = parse_timestamp(item.get('timestamp'))
-    except Invalid:
-        check.add(where + 'timestamp', 'must be an ISO-8601 timestamp')
+    timestamp = check.timestamp(item.get('timestamp'), where + 'timestamp')
     if check.details:
         return None
     return make_log(level.lower(), message, timestamp, service=item.get('service'), trace_id=item.get('traceId'),
                     metadata=item.get('metadata'))
+
+
+def seestack_logs(data, check):
+    """One entry, or {"logs": [1 to 1000 entries]}."""
+    batch = data.get('logs') if isinstance(data.get('logs'), list) else None
+    items = batch if batch is not None else [data]
+    if not 1 <= len(items) <= 1000:
+        check.add('logs', 'must have 1 to 1000 entries')
+    return [seestack_log(item, 'logs[%d].' % i if batch is not None else '', check)
+            for i, item in enumerate(items[:1000])]
 
 
 def mount_seestack(app, ctx):
@@ -3024,50 +3031,35 @@ def mount_seestack(app, ctx):
     def accepted(data):
         return reply({'success': True, 'data': data, 'meta': seestack_meta()}, 202)
 
-    @route('/ingest/v1/errors')
-    def ingest_error():
+    def ingest(parse, kind, count):
+        """The request's body through parse (every problem named in one 422),
+        counted against the quota, stored as kind. Returns the model."""
         project, data = project_and_body()
         check = Validation()
-        event = seestack_error_event(data, check)
+        model = parse(data, check)
         check.raise_if_any()
-        ctx.admit(project)
-        store.events.add(project['id'], [event])
+        ctx.admit(project, count(model))
+        store.add_batch(project['id'], [(kind, model)])
+        return model
+
+    @route('/ingest/v1/errors')
+    def ingest_error():
+        event = ingest(seestack_error_event, 'error', lambda event: 1)
         return accepted({'id': event['eventId']})
 
     @route('/ingest/v1/http-requests')
     def ingest_http_requests():
-        project, data = project_and_body()
-        check = Validation()
-        rows = seestack_http_requests(data, check)
-        check.raise_if_any()
-        ctx.admit(project, len(rows))
-        store.add_batch(project['id'], [('http_requests', rows)])
+        rows = ingest(seestack_http_requests, 'http_requests', len)
         return reply({'ok': True, 'accepted': len(rows)}, 202)
 
     @route('/ingest/v1/replay')
     def ingest_replay():
-        project, data = project_and_body()
-        check = Validation()
-        replay = seestack_replay(data, check)
-        check.raise_if_any()
-        ctx.admit(project, len(replay['events']))
-        store.add_batch(project['id'], [('replay', replay)])
+        replay = ingest(seestack_replay, 'replay', lambda replay: len(replay['events']))
         return accepted({'eventsReceived': len(replay['events'])})
 
     @route('/ingest/v1/logs')
     def ingest_logs():
-        project, data = project_and_body()
-        check = Validation()
-        batch = data.get('logs') if isinstance(data.get('logs'), list) else None
-        items = batch if batch is not None else [data]
-        if not 1 <= len(items) <= 1000:
-            check.add('logs', 'must have 1 to 1000 entries')
-        entries = [seestack_log(item, 'logs[%d].' % i if batch is not None else '', check)
-                   for i, item in enumerate(items[:1000])]
-        check.raise_if_any()
-        ctx.admit(project, len(entries))
-        store.add_batch(project['id'], [('logs', entries)])
-        return accepted({'accepted': len(entries)})
+        return accepted({'accepted': len(ingest(seestack_logs, 'logs', len))})
 
     @route('/ingest/v1/heartbeat')
     def ingest_heartbeat():
@@ -3151,13 +3143,9 @@ def open_sentry_common(item, where, check):
         check.check(value is None or (isinstance(value, dict) and all(isinstance(v, (str, int, float, bool))
                                                                        or v is None for v in value.values())),
                     where + field, 'must be a map of strings')
-    timestamp = None
     if isinstance(item.get('timestamp'), str):
-        try:
-            timestamp = parse_timestamp(item['timestamp'])
-        except Invalid:
-            check.add(where + 'timestamp', 'must be an ISO-8601 timestamp')
-    return timestamp
+        return check.timestamp(item['timestamp'], where + 'timestamp')
+    return None
 
 
 def open_sentry_error_event(item, where, check):
@@ -3854,11 +3842,9 @@ def json_body():
     return data
 
 
-def mount_projects_api(app, ctx):
+def mount_projects_api(route, project, ctx):
     """Read API: projects: create, list, show and change settings."""
     store = ctx.store
-    route = read_route(app)
-    project = lambda: key_project(store)
 
     @route('/api/v1/projects', 'POST')
     def create_project():
@@ -3910,11 +3896,9 @@ def mount_projects_api(app, ctx):
         return reply({'project': ctx.project_json(store.project_by_id(current['id']), with_settings=True)})
 
 
-def mount_issues_api(app, ctx):
+def mount_issues_api(route, project, ctx):
     """Read API: issues and their error events."""
     store = ctx.store
-    route = read_route(app)
-    project = lambda: key_project(store)
 
     @route('/api/v1/issues')
     def list_issues():
@@ -3972,11 +3956,9 @@ def mount_issues_api(app, ctx):
         return reply({'event': public_event(found(store.events.get(project()['id'], event_id), 'event'))})
 
 
-def mount_http_requests_api(app, ctx):
+def mount_http_requests_api(route, project, ctx):
     """Read API: HTTP request telemetry."""
     store = ctx.store
-    route = read_route(app)
-    project = lambda: key_project(store)
 
     def http_filters():
         status = text_param('status', 10)
@@ -4002,11 +3984,9 @@ def mount_http_requests_api(app, ctx):
         return reply(http_stats_json(stats))
 
 
-def mount_replays_and_logs_api(app, ctx):
+def mount_replays_and_logs_api(route, project, ctx):
     """Read API: replays and logs."""
     store = ctx.store
-    route = read_route(app)
-    project = lambda: key_project(store)
 
     @route('/api/v1/replays')
     def list_replays():
@@ -4033,11 +4013,9 @@ def mount_replays_and_logs_api(app, ctx):
         return reply({'logs': [with_times(entry, 'timestamp') for entry in logs], 'cursor': cursor})
 
 
-def mount_performance_api(app, ctx):
+def mount_performance_api(route, project, ctx):
     """Read API: performance (transactions) and AI usage."""
     store = ctx.store
-    route = read_route(app)
-    project = lambda: key_project(store)
 
     @route('/api/v1/transactions')
     def transaction_summary():
@@ -4067,11 +4045,9 @@ def mount_performance_api(app, ctx):
         return reply(ai_usage_json(store.telemetry.ai_usage(current['id'], now() - days * 86400, bucket)))
 
 
-def mount_monitors_api(app, ctx):
+def mount_monitors_api(route, project, ctx):
     """Read API: cron monitors."""
     store = ctx.store
-    route = read_route(app)
-    project = lambda: key_project(store)
 
     def monitor_or_404(current, slug):
         return found(store.monitors.get(current['id'], slug), 'monitor')
@@ -4111,10 +4087,14 @@ def mount_monitors_api(app, ctx):
 
 
 def mount_read_api(app, ctx):
-    """Every part of the read API (its entry in DIALECTS)."""
+    """Every part of the read API (its entry in DIALECTS). Each part takes
+    route(path, methods), the decorator of its handlers, and project(), the
+    project the request's key reads."""
+    route = read_route(app)
+    project = lambda: key_project(ctx.store)
     for mount in (mount_projects_api, mount_issues_api, mount_http_requests_api, mount_replays_and_logs_api,
                   mount_performance_api, mount_monitors_api):
-        mount(app, ctx)
+        mount(route, project, ctx)
 
 
 ###############################################################################
