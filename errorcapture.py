@@ -821,6 +821,340 @@ def make_ai_generation(provider, model, input_tokens, output_tokens=None, total_
             'metadata': bound(metadata) if metadata else None}
 
 
+# Issue search and tags: the grammar of the issue list's query= (a hand-written
+# tokenizer, linear in its input, with bounded terms and values) and the tags
+# an error event is counted under (its own and the built-ins). Pure functions:
+# the store turns terms into SQL with parameters, never pasted text.
+
+SEARCH_MAX_CHARS = 4000
+SEARCH_MAX_TERMS = 50
+SEARCH_MAX_VALUE = 200
+SEARCH_MAX_LIST = 100
+SEARCH_STATUSES = ('unresolved', 'resolved', 'ignored', 'regressed')
+SEARCH_TIMES = {'firstseen': 'firstSeen', 'lastseen': 'lastSeen', 'age': 'firstSeen'}
+SEARCH_TIME_UNITS = {'m': 60, 'h': 3600, 'd': 86400, 'w': 604800}
+# Facets list these first, in this order; the hidden ones are searchable and
+# readable by name but shown through user, browser and os.
+BUILTIN_TAGS = ('release', 'environment', 'browser', 'os', 'device', 'server_name', 'url', 'user')
+HIDDEN_TAGS = ('user.id', 'user.email', 'user.username', 'user.ip', 'browser.name', 'os.name')
+SEARCH_KEYS = ('is', 'level', 'firstSeen', 'lastSeen', 'age', 'has') + BUILTIN_TAGS + HIDDEN_TAGS
+TAG_VALUE_LIMIT = 200       # tag values are stored (and searched) clipped to this, as Sentry does
+MAX_EVENT_TAGS = 50         # an event's own tags counted for facets and search, besides the built-ins
+
+
+class BadQuery(Exception):
+    """A search query that cannot be run: the read API answers 400 with it."""
+
+    def __init__(self, message, key=None, position=None):
+        Exception.__init__(self, message)
+        self.message, self.key, self.position = message, key, position
+
+    def details(self):
+        return {k: v for k, v in (('key', self.key), ('position', self.position)) if v is not None}
+
+
+# kind: is | level | time | tag | has | text. values: a tuple of
+# strings (for time: (column, op, epoch seconds)); negated: the term starts with "!".
+SearchTerm = collections.namedtuple('SearchTerm', 'kind key values negated position')
+
+
+class SearchQuery(object):
+    """The terms of one query, all of which must hold."""
+
+    def __init__(self, terms=()):
+        self.terms = list(terms)
+
+    def of(self, *kinds):
+        return [t for t in self.terms if t.kind in kinds]
+
+    @property
+    def event_terms(self):
+        """Terms an event matches (tags): they scope the issue's counts."""
+        return self.of('tag')
+
+    @property
+    def tag_keys(self):
+        """Every tag key the query names (tag and has: terms), for the check that they exist."""
+        return sorted({t.key for t in self.of('tag', 'has')})
+
+    def __bool__(self):
+        return bool(self.terms)
+
+    def __repr__(self):
+        return 'SearchQuery(%r)' % self.terms
+
+
+def _quoted(text, start, key):
+    """The string quoted at text[start] ('"'), with \\" and \\\\ unescaped, and
+    the index after its closing quote."""
+    out, i, n = [], start + 1, len(text)
+    while i < n:
+        c = text[i]
+        if c == '\\' and i + 1 < n and text[i + 1] in '"\\':
+            out.append(text[i + 1])
+            i += 2
+        elif c == '"':
+            return ''.join(out), i + 1
+        else:
+            out.append(c)
+            i += 1
+    raise BadQuery('unbalanced quote', key=key, position=start)
+
+
+def _bare(text, start, stops):
+    """A bare word from start up to whitespace (or a character in stops)."""
+    i, n = start, len(text)
+    while i < n and not text[i].isspace() and text[i] not in stops:
+        i += 1
+    return text[start:i], i
+
+
+def _value_list(text, start, key):
+    """[a, "b c", d] at text[start] -> (values, index after "]")."""
+    values, i, n = [], start + 1, len(text)
+    while True:
+        while i < n and text[i].isspace():
+            i += 1
+        if i >= n:
+            raise BadQuery('unbalanced "["', key=key, position=start)
+        if text[i] == '"':
+            value, i = _quoted(text, i, key)
+        else:
+            value, i = _bare(text, i, ',]"')
+        if value == '':
+            raise BadQuery('empty value in the list of "%s"' % key, key=key, position=i)
+        values.append(value)
+        if len(values) > SEARCH_MAX_LIST:
+            raise BadQuery('too many values for "%s" (at most %d)' % (key, SEARCH_MAX_LIST), key=key, position=start)
+        while i < n and text[i].isspace():
+            i += 1
+        if i < n and text[i] == ',':
+            i += 1
+        elif i < n and text[i] == ']':
+            return values, i + 1
+        else:
+            raise BadQuery('unbalanced "["', key=key, position=start)
+
+
+def _search_time(value, key, position, at):
+    """-24h (within the last 24 hours), +24h (longer ago), or >=, >, <=, < an
+    ISO-8601 time -> (op, epoch seconds)."""
+    sign, amount, unit = value[:1], value[1:-1], value[-1:]
+    if sign in ('-', '+') and amount.isdigit() and len(amount) <= 6 and unit in SEARCH_TIME_UNITS:
+        cutoff = at - int(amount) * SEARCH_TIME_UNITS[unit]
+        return ('>=' if sign == '-' else '<'), cutoff
+    for op in ('>=', '<=', '>', '<'):
+        if value.startswith(op):
+            try:
+                return op, parse_timestamp(value[len(op):])
+            except Invalid:
+                break
+    raise BadQuery('%s takes -24h, +7d (units m, h, d, w) or >=, >, <=, < an ISO-8601 time, not "%s"'
+                   % (key, value), key=key, position=position)
+
+
+def _search_term(key, values, negated, position, at):
+    """One key:value term, checked and with its key in canonical spelling."""
+    folded = key.lower()
+    if folded == 'is':
+        values = [v.lower() for v in values]
+        for value in values:
+            if value not in SEARCH_STATUSES:
+                raise BadQuery('is: takes %s, not "%s"' % (', '.join(SEARCH_STATUSES), value), key=key,
+                               position=position)
+        return SearchTerm('is', 'is', tuple(values), negated, position)
+    if folded == 'level':
+        values = [v.lower() for v in values]
+        for value in values:
+            if value not in LEVELS:
+                raise BadQuery('level: takes %s, not "%s"' % (', '.join(LEVELS), value), key=key, position=position)
+        return SearchTerm('level', 'level', tuple(values), negated, position)
+    if folded in SEARCH_TIMES:
+        if len(values) != 1:
+            raise BadQuery('%s takes one time, not a list' % key, key=key, position=position)
+        op, cutoff = _search_time(values[0], key, position, at)
+        return SearchTerm('time', SEARCH_TIMES[folded], (op, cutoff), negated, position)
+    if folded == 'has':
+        if len(values) != 1:
+            raise BadQuery('has: takes one key, not a list', key=key, position=position)
+        name = values[0].lower() if values[0].lower() in BUILTIN_TAGS + HIDDEN_TAGS else values[0]
+        return SearchTerm('has', name, (), negated, position)
+    if folded in BUILTIN_TAGS or folded in HIDDEN_TAGS:
+        key = folded
+    return SearchTerm('tag', key, tuple(values), negated, position)
+
+
+def parse_search(text, at=None):
+    """The issue list's query text -> SearchQuery, or BadQuery naming what is wrong.
+    One pass over the text: every character is looked at a bounded number of times."""
+    if not text:
+        return SearchQuery()
+    if len(text) > SEARCH_MAX_CHARS:
+        raise BadQuery('query too long (at most %d characters)' % SEARCH_MAX_CHARS)
+    at = now() if at is None else at
+    terms, i, n = [], 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        if len(terms) >= SEARCH_MAX_TERMS:
+            raise BadQuery('too many terms (at most %d)' % SEARCH_MAX_TERMS, position=i)
+        start = i
+        negated = text[i] == '!' and i + 1 < n and not text[i + 1].isspace()
+        if negated:
+            i += 1
+        if text[i] == '"':  # a quoted phrase of free text
+            phrase, i = _quoted(text, i, None)
+            if phrase.strip():
+                terms.append(SearchTerm('text', None, (phrase.strip()[:SEARCH_MAX_VALUE],), negated, start))
+            continue
+        key, i = _bare(text, i, ':')
+        if i >= n or text[i] != ':' or not key:  # a word of free text (it may hold ':' after the first char)
+            word, i = _bare(text, start + 1 if negated else start, '')
+            terms.append(SearchTerm('text', None, (word[:SEARCH_MAX_VALUE],), negated, start))
+            continue
+        i += 1  # the colon
+        if i >= n or text[i].isspace():
+            raise BadQuery('"%s:" needs a value' % key, key=key, position=start)
+        if text[i] == '"':
+            value, i = _quoted(text, i, key)
+            values = [value]
+        elif text[i] == '[':
+            values, i = _value_list(text, i, key)
+        else:
+            value, i = _bare(text, i, '')
+            values = [value]
+        if i < n and not text[i].isspace():
+            raise BadQuery('a space must follow the value of "%s"' % key, key=key, position=i)
+        for value in values:
+            if len(value) > SEARCH_MAX_VALUE:
+                raise BadQuery('a value of "%s" is longer than %d characters' % (key, SEARCH_MAX_VALUE),
+                               key=key, position=start)
+        if values == ['']:
+            raise BadQuery('"%s:" needs a value' % key, key=key, position=start)
+        terms.append(_search_term(key, values, negated, start, at))
+    return SearchQuery(terms)
+
+
+def _user_agent_browser(agent):
+    """(name, version) from a User-Agent header, by plain substring search (no
+    regular expression ever sees client text here)."""
+    for marker, name in (('Edg/', 'Edge'), ('OPR/', 'Opera'), ('Firefox/', 'Firefox'), ('Chrome/', 'Chrome'),
+                         ('Version/', 'Safari')):
+        at = agent.find(marker)
+        if at >= 0 and (name != 'Safari' or 'Safari/' in agent):
+            version, _ = _bare(agent, at + len(marker), ';)')
+            return name, version
+    return None, None
+
+
+def _user_agent_os(agent):
+    for marker, name in (('Windows', 'Windows'), ('iPhone OS', 'iOS'), ('iPad', 'iOS'), ('Android', 'Android'),
+                         ('Mac OS X', 'macOS'), ('CrOS', 'Chrome OS'), ('Linux', 'Linux')):
+        if marker in agent:
+            return name
+    return None
+
+
+def _header_value(headers, name):
+    if isinstance(headers, dict):
+        for key, value in headers.items():
+            if isinstance(key, str) and key.lower() == name and isinstance(value, str):
+                return value
+    elif isinstance(headers, list):
+        for pair in headers:
+            if isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and \
+                    pair[0].lower() == name and isinstance(pair[1], str):
+                return pair[1]
+    return None
+
+
+def _context_text(contexts, name, *fields):
+    """' '.join of the string (or number) fields of contexts[name] that are present."""
+    context = contexts.get(name) if isinstance(contexts, dict) else None
+    if not isinstance(context, dict):
+        return None
+    parts = [str(context[f]) for f in fields if isinstance(context.get(f), (str, int, float))
+             and not isinstance(context.get(f), bool) and str(context[f]).strip()]
+    return ' '.join(parts) or None
+
+
+def event_messages(event):
+    """The texts free-text search finds an event by: its message and the raised exception's value."""
+    exceptions = event.get('exception') or ()
+    value = exceptions[-1].get('value') if exceptions else None
+    return [text for text in (event.get('message'), value) if isinstance(text, str) and text.strip()]
+
+
+# The user tag is "id:42", else "email:a@b.c", else "username:ann", else "ip:10.0.0.1", as in
+# Sentry. The fields it does not show are tags of their own (user.email of a
+# user with an id); user.id never needs to be: user shows it whenever there is one.
+USER_TAGS = (('id', 'user.id', 'id:'), ('email', 'user.email', 'email:'),
+             ('username', 'user.username', 'username:'), ('ip_address', 'user.ip', 'ip:'), ('ip', 'user.ip', 'ip:'))
+USER_TAG_PREFIXES = {key: prefix for _, key, prefix in USER_TAGS}
+
+
+def user_tag_values(key, values):
+    """The (key, value) pairs an event whose user field `key` (user.email...)
+    has one of values carries: the user tag when that field is the one it
+    shows, else the field's own tag."""
+    return [('user', USER_TAG_PREFIXES[key] + value) for value in values] + (
+        [(key, value) for value in values] if key != 'user.id' else [])
+
+
+def event_tags(event):
+    """The tags an error event is counted under: the built-ins, derived from its
+    fields, then its own tags (an own tag of a built-in's name wins), as
+    [(key, value)], values clipped to TAG_VALUE_LIMIT, none empty."""
+    found = {}
+    user = event.get('user')
+    if user.__class__ is dict:
+        for field, key, prefix in USER_TAGS:
+            value = user.get(field)
+            if value is not None and value.__class__ in (str, int) and key not in found:
+                value = str(value)
+                if value.strip() and value != '{{auto}}':
+                    if 'user' in found:
+                        found[key] = value
+                    else:
+                        found['user'] = prefix + value
+                        found[key] = None  # shown by user; only marks the field as seen
+    contexts = event.get('contexts')
+    request = event.get('request')
+    agent = _header_value(request.get('headers'), 'user-agent') if request.__class__ is dict else None
+    if contexts or agent:
+        browser_name = _context_text(contexts, 'browser', 'name')
+        if browser_name:
+            found['browser.name'] = browser_name
+            found['browser'] = _context_text(contexts, 'browser', 'name', 'version')
+        elif agent:
+            name, version = _user_agent_browser(agent)
+            if name:
+                found['browser.name'], found['browser'] = name, ('%s %s' % (name, version)).strip()
+        os_name = _context_text(contexts, 'os', 'name')
+        if os_name:
+            found['os.name'], found['os'] = os_name, _context_text(contexts, 'os', 'name', 'version')
+        elif agent and _user_agent_os(agent):
+            found['os.name'] = found['os'] = _user_agent_os(agent)
+        device = _context_text(contexts, 'device', 'model') or _context_text(contexts, 'device', 'family')
+        if device:
+            found['device'] = device
+    if request.__class__ is dict:
+        url = request.get('url')
+        if url.__class__ is str and url.strip():
+            found['url'] = url.split('?', 1)[0].split('#', 1)[0]
+    for key, value in (('server_name', event.get('serverName') or event.get('hostname')),
+                       ('environment', event.get('environment')), ('release', event.get('release'))):
+        if value.__class__ is str and value.strip():
+            found[key] = value
+    own = event.get('tags')
+    if own:
+        for key, value in itertools.islice(own.items(), MAX_EVENT_TAGS):
+            if key and value.__class__ is str and value.strip():
+                found[key] = value
+    return [(key[:TAG_VALUE_LIMIT], value[:TAG_VALUE_LIMIT]) for key, value in found.items() if value is not None]
+
+
 ###############################################################################
 # Cron monitors: schedules and state ##########################################
 ###############################################################################
@@ -1004,6 +1338,11 @@ def validate_monitor(data, partial=False):
 # model objects to columns and back; it knows no dialect and no answer format.
 # Reads use per-thread connections (WAL) and never wait on the writer.
 
+def marks(values):
+    """'?, ?, ?': one SQL parameter mark per value."""
+    return ','.join('?' * len(values))
+
+
 def like_pattern(text):
     """A LIKE pattern matching text anywhere, with its wildcards escaped (ESCAPE '\\')."""
     return '%' + re.sub(r'([%_\\])', r'\\\1', text) + '%'
@@ -1164,6 +1503,50 @@ MIGRATIONS = [
     CREATE TABLE counters(
         name TEXT PRIMARY KEY,
         value INTEGER NOT NULL) WITHOUT ROWID;
+    ''',
+    # 5: tags for facets and search (the Tags store), distinct messages for free-text search.
+    '''
+    CREATE TABLE tag_keys(
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        events INTEGER NOT NULL DEFAULT 0,
+        distinct_values INTEGER NOT NULL DEFAULT 0,
+        UNIQUE(project_id, key));
+    CREATE TABLE tag_values(
+        id INTEGER PRIMARY KEY,
+        key_id INTEGER NOT NULL,
+        value TEXT NOT NULL,
+        events INTEGER NOT NULL DEFAULT 0,
+        last_seen REAL NOT NULL,
+        UNIQUE(key_id, value));
+    CREATE INDEX tag_values_top ON tag_values(key_id, events);
+    CREATE TABLE issue_tags(
+        issue_id INTEGER NOT NULL,
+        key_id INTEGER NOT NULL,
+        value_id INTEGER NOT NULL,
+        events INTEGER NOT NULL,
+        first_seen REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        PRIMARY KEY(issue_id, key_id, value_id)) WITHOUT ROWID;
+    CREATE INDEX issue_tags_top ON issue_tags(issue_id, key_id, events);
+    CREATE TABLE issue_keys(
+        issue_id INTEGER NOT NULL,
+        key_id INTEGER NOT NULL,
+        events INTEGER NOT NULL,
+        distinct_values INTEGER NOT NULL,
+        PRIMARY KEY(issue_id, key_id)) WITHOUT ROWID;
+    CREATE TABLE event_tags(
+        issue_id INTEGER NOT NULL,
+        value_id INTEGER NOT NULL,
+        hour INTEGER NOT NULL,
+        event_id INTEGER NOT NULL,
+        PRIMARY KEY(issue_id, value_id, hour, event_id)) WITHOUT ROWID;
+    CREATE TABLE issue_messages(
+        issue_id INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        PRIMARY KEY(issue_id, message)) WITHOUT ROWID;
+    ALTER TABLE events ADD COLUMN tag_ids TEXT;
     ''',
 ]
 
@@ -1496,6 +1879,7 @@ class Store(object):
         self.telemetry = Telemetry(self)
         self.monitors = Monitors(self)
         self.retention = Retention(self)
+        self.tags = Tags(self)
         # What add_batch stores, by the model's kind: a new kind of data is a
         # class below and a line here.
         self.adders = {
@@ -1508,9 +1892,9 @@ class Store(object):
         }
         self.writer = Writer(path, synchronous, max_queue)
         self.writer.on_commit = self._deliver
-        self.writer.before_commit = self.issues.tx_flush
+        self.writer.before_commit = self._before_commit
         self.writer.after_commit = self._publish_seq
-        self.writer.after_rollback = self.issues.forget
+        self.writer.after_rollback = self._forget
         self.writer.start()
         self.writer.started_ok.wait(10)
 
@@ -1594,6 +1978,16 @@ class Store(object):
         if floor and conn.execute('SELECT COALESCE(MAX(id), 0) FROM %s' % table).fetchone()[0] < floor:
             return floor + 1
         return None
+
+    def _before_commit(self, conn):
+        """Writer hook: what a transaction gathered (issue changes, tag counts) is written just before COMMIT."""
+        self.issues.tx_flush(conn)
+        self.tags.tx_flush(conn)
+
+    def _forget(self):
+        """Writer hook after a rollback: nothing gathered survives it."""
+        self.issues.forget()
+        self.tags.forget()
 
     def notify(self, kind, payload):
         self.writer.outbox.append((kind, payload))  # writer thread only
@@ -1776,6 +2170,7 @@ class Issues(Kind):
     def tx_delete_project(self, conn, project_id):
         """Every issue of a project goes, with what this transaction gathered for them."""
         self._touched = {key: state for key, state in self._touched.items() if key[0] != project_id}
+        self.store.tags.tx_project_gone(conn, project_id)
         conn.execute('DELETE FROM issue_hours WHERE issue_id IN (SELECT id FROM issues WHERE project_id=?)',
                      (project_id,))
         self.store.deleting(conn, 'issues', lambda: conn.execute('DELETE FROM issues WHERE project_id=?',
@@ -1786,13 +2181,15 @@ class Issues(Kind):
 
     SORTS = {'lastSeen': 'last_seen', 'firstSeen': 'first_seen', 'count': 'count'}
 
-    def list(self, project_id, status=None, level=None, environment=None, search=None,
-             sort='lastSeen', cursor=None, limit=50, changed_since=None):
+    def list(self, project_id, query=None, sort='lastSeen', cursor=None, limit=50, changed_since=None):
+        """Issues matching a SearchQuery, newest first by the sort column, id
+        as the tie-breaker. When the query has event terms, each issue's
+        count and histogram count only the events that match (totalCount: all)."""
         column = self.SORTS[sort]
-        where = Where(project_id).equal('status', status).equal('level', level)
-        if environment:  # an exact element of the issue's JSON list, not a substring of it
-            where.add('EXISTS (SELECT 1 FROM json_each(environments) WHERE value=?)', environment)
-        where.contains(search, 'title', 'culprit')
+        where = Where(project_id)
+        sets = self._search(where, project_id, query or SearchQuery())
+        if sets is None:  # a term no stored value can satisfy
+            return [], None
         if changed_since is not None:
             where.add('seq>?', changed_since)
             column = 'seq'
@@ -1802,12 +2199,65 @@ class Issues(Kind):
             self.COLUMNS, where, column), where.params + [limit + 1])
         issues = [self._row(r) for r in rows[:limit]]
         self._attach_histograms(issues)
+        self._attach_users(project_id, issues)
+        if sets:
+            self._scope_counts(issues, sets)
         next_cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
             sort_value = {'last_seen': last[10], 'first_seen': last[9], 'count': last[8], 'seq': last[14]}[column]
             next_cursor = (sort_value, last[0])
         return issues, next_cursor
+
+    ISSUE_TIMES = {'firstSeen': 'first_seen', 'lastSeen': 'last_seen'}
+    COMPARISONS = {'>=': '>=', '>': '>', '<=': '<=', '<': '<'}  # SQL for the parser's operators
+
+    def _search(self, where, project_id, query):
+        """Add the query's terms to where; returns the event sets that scope
+        counts ([] when none), or None when nothing can match."""
+        for term in query.terms:
+            negate = 'NOT ' if term.negated else ''
+            if term.kind == 'is':
+                statuses = [v for v in term.values if v != 'regressed']
+                parts = ['status IN (%s)' % marks(statuses)] if statuses else []
+                if 'regressed' in term.values:
+                    parts.append("(status='unresolved' AND regression=1)")
+                where.add('%s(%s)' % (negate, ' OR '.join(parts)), *statuses)
+            elif term.kind == 'level':
+                where.add('%slevel IN (%s)' % (negate, marks(term.values)), *term.values)
+            elif term.kind == 'time':
+                op, cutoff = term.values
+                where.add('%s(%s %s ?)' % (negate, self.ISSUE_TIMES[term.key], self.COMPARISONS[op]), cutoff)
+            elif term.kind == 'text':
+                pattern = like_pattern(term.values[0])
+                where.add("%s(title LIKE ? ESCAPE '\\' OR culprit LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM"
+                          " issue_messages m WHERE m.issue_id=issues.id AND m.message LIKE ? ESCAPE '\\'))" % negate,
+                          pattern, pattern, pattern)
+            elif term.kind == 'has':
+                key_id = self.store.tags.key_ids(project_id, [term.key]).get(term.key)
+                if key_id is None and not term.negated:
+                    return None
+                if key_id is not None:
+                    where.add('%sEXISTS (SELECT 1 FROM issue_keys k WHERE k.issue_id=issues.id AND k.key_id=?)'
+                              % negate, key_id)
+        sets = self.store.tags.event_sets(project_id, query.event_terms)
+        if sets:
+            sql, params = Tags.matching_events(sets, 'issues.id')
+            where.add('EXISTS (%s)' % sql, *params)
+        return sets
+
+    def _scope_counts(self, issues, sets):
+        hour_now = int(now() // 3600)
+        for issue in issues:
+            hours = self.store.tags.scoped_hours(issue['id'], sets)
+            issue['totalCount'] = issue['count']
+            issue['count'] = sum(hours.values())
+            issue['histogram24h'] = [hours.get(hour, 0) for hour in range(hour_now - 23, hour_now + 1)]
+
+    def _attach_users(self, project_id, issues):
+        users = self.store.tags.user_counts(project_id, [issue['id'] for issue in issues])
+        for issue in issues:
+            issue['userCount'] = users.get(issue['id'], 0)
 
     @staticmethod
     def _row(row):
@@ -1837,6 +2287,7 @@ class Issues(Kind):
             return None
         issue = self._row(rows[0])
         self._attach_histograms([issue])
+        self._attach_users(project_id, [issue])
         return issue
 
     def set_status(self, project_id, issue_id, status):
@@ -1870,10 +2321,14 @@ class Events(Kind):
                     results.append({'id': row[0], 'issueId': row[1], 'duplicate': True})
                     continue
             issue_id = self.store.issues.tx_group(conn, project_id, event)
+            tags = self.store.tags.tx_intern(conn, project_id, event)
             cursor = conn.execute(
-                'INSERT INTO events(id, project_id, issue_id, event_id, received, data) VALUES (?, ?, ?, ?, ?, ?)',
+                'INSERT INTO events(id, project_id, issue_id, event_id, received, data, tag_ids)'
+                ' VALUES (?, ?, ?, ?, ?, ?, ?)',
                 (self.store.new_id(conn, 'events'), project_id, issue_id, event_id, event['received'],
-                 dumps(stored_form(event))))
+                 dumps(stored_form(event)), Tags.id_list(tags)))
+            self.store.tags.tx_count(conn, issue_id, cursor.lastrowid, event['received'], event['timestamp'], tags,
+                                     event_messages(event))
             results.append({'id': cursor.lastrowid, 'issueId': issue_id, 'duplicate': False})
         return results
 
@@ -1931,6 +2386,318 @@ class Events(Kind):
         rows = self.query('SELECT id, issue_id, event_id, received, data FROM events WHERE project_id=? AND id=?',
                           (project_id, event_row_id))
         return loaded_form(*rows[0]) if rows else None
+
+
+class Tags(Kind):
+    """Tags of error events, for facets and search. Keys and values are
+    interned per project (tag_keys, tag_values); each stored event has one
+    event_tags row per tag (the counts a query scopes) and lists its value ids
+    in events.tag_ids (what retention and merging take back). Per-issue counts
+    (issue_tags, issue_keys) and per-project counts are added up per
+    transaction and written just before COMMIT, like the issues, so facets
+    read counts and never scan events, and every count equals stored rows."""
+
+    CACHE_LIMIT = 200000   # interned ids the writer remembers
+    MESSAGES_PER_ISSUE = 100
+
+    def __init__(self, store):
+        Kind.__init__(self, store)
+        self.forget()
+
+    def forget(self):
+        """Writer hook after a rollback: ids interned in it and counts gathered are gone."""
+        self._key_ids = {}      # (project id, key) -> key id
+        self._value_ids = {}    # (key id, value) -> value id
+        self._value_keys = {}   # value id -> key id
+        self._deltas = {}       # (issue id, key id, value id) -> [events, first seen, last seen]
+        self._rows = []         # event_tags rows to insert at COMMIT
+        self._gone = set()      # issues deleted in this transaction: only project counts still apply
+        self._messages = {}     # issue id -> messages first seen in this transaction
+        self._message_counts = {}
+
+    # -- writes (writer thread) ------------------------------------------------
+
+    def _tx_key_id(self, conn, project_id, key):
+        key_id = self._key_ids.get((project_id, key))
+        if key_id is None:
+            row = conn.execute('SELECT id FROM tag_keys WHERE project_id=? AND key=?', (project_id, key)).fetchone()
+            key_id = row[0] if row else conn.execute('INSERT INTO tag_keys(project_id, key) VALUES (?, ?)',
+                                                     (project_id, key)).lastrowid
+            self._key_ids[(project_id, key)] = key_id
+        return key_id
+
+    def _tx_value_id(self, conn, key_id, value, seen):
+        value_id = self._value_ids.get((key_id, value))
+        if value_id is None:  # one statement whether the value is new or not
+            value_id = conn.execute(
+                'INSERT INTO tag_values(key_id, value, last_seen) VALUES (?, ?, ?) ON CONFLICT(key_id, value)'
+                ' DO UPDATE SET key_id=key_id RETURNING id', (key_id, value, seen)).fetchone()[0]
+            self._value_ids[(key_id, value)] = value_id
+            self._value_keys[value_id] = key_id
+        return value_id
+
+    def tx_intern(self, conn, project_id, event):
+        """[(key id, value id)] of the event's tags (event_tags in the model)."""
+        if len(self._value_ids) > self.CACHE_LIMIT:
+            self._key_ids, self._value_ids, self._value_keys = {}, {}, {}
+        key_ids, value_ids, pairs = self._key_ids, self._value_ids, []
+        for key, value in event_tags(event):
+            key_id = key_ids.get((project_id, key)) or self._tx_key_id(conn, project_id, key)
+            pairs.append((key_id, value_ids.get((key_id, value)) or self._tx_value_id(
+                conn, key_id, value, event['timestamp'])))
+        return pairs
+
+    @staticmethod
+    def id_list(pairs):
+        """The text events.tag_ids keeps: the value ids, comma-separated."""
+        return ','.join([str(value_id) for _, value_id in pairs]) if pairs else None
+
+    def tx_count(self, conn, issue_id, row_id, received, seen, pairs, messages=()):
+        """Count a stored event under its tags (pairs from tx_intern)."""
+        hour = int(received // 3600)
+        self._rows.extend([(issue_id, value_id, hour, row_id) for _, value_id in pairs])
+        deltas = self._deltas
+        for key_id, value_id in pairs:
+            key = (issue_id, key_id, value_id)
+            delta = deltas.get(key)
+            if delta is None:
+                deltas[key] = [1, seen, seen]
+            else:
+                delta[0] += 1
+                delta[1] = seen if delta[1] is None else min(delta[1], seen)
+                delta[2] = seen if delta[2] is None else max(delta[2], seen)
+        for message in messages:
+            if message:
+                self._messages.setdefault(issue_id, set()).add(message[:1000])
+
+    def _tx_write_rows(self, conn):
+        """Insert the event_tags rows gathered so far (at COMMIT, or before a delete needs them there)."""
+        rows, self._rows = self._rows, []
+        if rows:
+            conn.executemany('INSERT INTO event_tags(issue_id, value_id, hour, event_id) VALUES (?, ?, ?, ?)', rows)
+
+    def tx_uncount(self, conn, rows):
+        """Take back stored events being deleted: rows of (event row id, issue
+        id, received, tag_ids). Their event_tags rows go now; the counts
+        drop at COMMIT."""
+        self._tx_write_rows(conn)
+        doomed = []
+        for row_id, issue_id, received, tag_ids in rows:
+            if not tag_ids:
+                continue
+            hour = int(received // 3600)
+            for value_id in map(int, tag_ids.split(',')):
+                doomed.append((issue_id, value_id, hour, row_id))
+                key_id = self._value_keys.get(value_id)
+                if key_id is None:
+                    key_id = self._value_keys[value_id] = conn.execute(
+                        'SELECT key_id FROM tag_values WHERE id=?', (value_id,)).fetchone()[0]
+                key = (issue_id, key_id, value_id)
+                delta = self._deltas.get(key)
+                if delta is None:
+                    self._deltas[key] = [-1, None, None]
+                else:
+                    delta[0] -= 1
+        conn.executemany('DELETE FROM event_tags WHERE issue_id=? AND value_id=? AND hour=? AND event_id=?', doomed)
+
+    def tx_issue_gone(self, conn, issue_id):
+        """An issue deleted (emptied by retention, merged away): its own rows go;
+        what this transaction counted for it still moves the project's counts."""
+        self._tx_write_rows(conn)
+        self._gone.add(issue_id)
+        for table in ('issue_tags', 'issue_keys', 'event_tags', 'issue_messages'):
+            conn.execute('DELETE FROM %s WHERE issue_id=?' % table, (issue_id,))
+        self._messages.pop(issue_id, None)
+        self._message_counts.pop(issue_id, None)
+
+    def tx_project_gone(self, conn, project_id):
+        """Every tag of a project goes (clear): its issues are deleted by the caller."""
+        self._tx_write_rows(conn)
+        issue_ids = {r[0] for r in conn.execute('SELECT id FROM issues WHERE project_id=?', (project_id,))}
+        key_ids = {r[0] for r in conn.execute('SELECT id FROM tag_keys WHERE project_id=?', (project_id,))}
+        for table in ('issue_tags', 'issue_keys', 'event_tags', 'issue_messages'):
+            conn.execute('DELETE FROM %s WHERE issue_id IN (SELECT id FROM issues WHERE project_id=?)' % table,
+                         (project_id,))
+        conn.execute('DELETE FROM tag_values WHERE key_id IN (SELECT id FROM tag_keys WHERE project_id=?)',
+                     (project_id,))
+        conn.execute('DELETE FROM tag_keys WHERE project_id=?', (project_id,))
+        for issue_id in issue_ids:
+            self._messages.pop(issue_id, None)
+            self._message_counts.pop(issue_id, None)
+        self._deltas = {k: d for k, d in self._deltas.items() if k[0] not in issue_ids and k[1] not in key_ids}
+        self._key_ids, self._value_ids, self._value_keys = {}, {}, {}
+
+    # The counts a transaction gathered, applied set-wise: the deltas go to a
+    # temporary table in one executemany, and each count table is updated by
+    # one statement over it (SQLite joins them; Python never loops per row).
+    # Distinct-value counts move when a count crosses zero, so they are
+    # worked out before the counts themselves change.
+    FLUSH_STATEMENTS = (
+        """INSERT INTO issue_keys(issue_id, key_id, events, distinct_values)
+           SELECT d.issue_id, d.key_id, SUM(d.events),
+                  SUM(CASE WHEN COALESCE(t.events, 0) <= 0 AND COALESCE(t.events, 0) + d.events > 0 THEN 1
+                           WHEN COALESCE(t.events, 0) > 0 AND t.events + d.events <= 0 THEN -1 ELSE 0 END)
+           FROM temp.tag_deltas d LEFT JOIN issue_tags t
+                ON t.issue_id=d.issue_id AND t.key_id=d.key_id AND t.value_id=d.value_id
+           WHERE d.gone=0 GROUP BY d.issue_id, d.key_id
+           ON CONFLICT(issue_id, key_id) DO UPDATE SET events=events+excluded.events,
+              distinct_values=distinct_values+excluded.distinct_values""",
+        """INSERT INTO issue_tags(issue_id, key_id, value_id, events, first_seen, last_seen)
+           SELECT issue_id, key_id, value_id, events, COALESCE(first_seen, 0), COALESCE(last_seen, 0)
+           FROM temp.tag_deltas WHERE gone=0
+           ON CONFLICT(issue_id, key_id, value_id) DO UPDATE SET events=events+excluded.events,
+              first_seen=CASE WHEN excluded.first_seen > 0 THEN MIN(first_seen, excluded.first_seen)
+                              ELSE first_seen END,
+              last_seen=MAX(last_seen, excluded.last_seen)""",
+        """DELETE FROM issue_tags WHERE events <= 0 AND (issue_id, key_id, value_id) IN
+           (SELECT issue_id, key_id, value_id FROM temp.tag_deltas WHERE events < 0)""",
+        """DELETE FROM issue_keys WHERE events <= 0 AND (issue_id, key_id) IN
+           (SELECT issue_id, key_id FROM temp.tag_deltas WHERE events < 0)""",
+        """UPDATE tag_keys SET events=tag_keys.events+x.events, distinct_values=tag_keys.distinct_values+x.crossed
+           FROM (SELECT v.key_id, SUM(a.events) AS events,
+                        SUM(CASE WHEN v.events <= 0 AND v.events + a.events > 0 THEN 1
+                                 WHEN v.events > 0 AND v.events + a.events <= 0 THEN -1 ELSE 0 END) AS crossed
+                 FROM (SELECT value_id, SUM(events) AS events FROM temp.tag_deltas GROUP BY value_id) a
+                 JOIN tag_values v ON v.id=a.value_id GROUP BY v.key_id) x
+           WHERE tag_keys.id=x.key_id""",
+        """UPDATE tag_values SET events=tag_values.events+a.events, last_seen=MAX(tag_values.last_seen, a.last_seen)
+           FROM (SELECT value_id, SUM(events) AS events, COALESCE(MAX(last_seen), 0) AS last_seen
+                 FROM temp.tag_deltas GROUP BY value_id) a
+           WHERE tag_values.id=a.value_id""",
+        'DELETE FROM temp.tag_deltas',
+    )
+
+    def tx_flush(self, conn):
+        """Writer hook, just before COMMIT: write the event rows and the counts
+        gathered in this transaction."""
+        deltas, gone, self._deltas, self._gone = self._deltas, self._gone, {}, set()
+        self._tx_write_rows(conn)
+        changed = [(issue_id, key_id, value_id, count, first, last, 1 if issue_id in gone else 0)
+                   for (issue_id, key_id, value_id), (count, first, last) in deltas.items() if count]
+        if changed:
+            conn.execute('CREATE TEMP TABLE IF NOT EXISTS tag_deltas(issue_id INTEGER, key_id INTEGER,'
+                         ' value_id INTEGER, events INTEGER, first_seen REAL, last_seen REAL, gone INTEGER)')
+            conn.executemany('INSERT INTO temp.tag_deltas VALUES (?, ?, ?, ?, ?, ?, ?)', changed)
+            for statement in self.FLUSH_STATEMENTS:
+                conn.execute(statement)
+        self._tx_flush_messages(conn)
+
+    def _tx_flush_messages(self, conn):
+        messages, self._messages = self._messages, {}
+        for issue_id, texts in messages.items():
+            stored = self._message_counts.get(issue_id)
+            if stored is None:
+                if len(self._message_counts) > 10000:
+                    self._message_counts = {}
+                stored = conn.execute('SELECT COUNT(*) FROM issue_messages WHERE issue_id=?',
+                                      (issue_id,)).fetchone()[0]
+            for text in sorted(texts)[:max(0, self.MESSAGES_PER_ISSUE - stored)]:
+                stored += conn.execute('INSERT OR IGNORE INTO issue_messages(issue_id, message) VALUES (?, ?)',
+                                       (issue_id, text)).rowcount
+            self._message_counts[issue_id] = stored
+
+    # -- reads -------------------------------------------------------------------
+
+    def key_ids(self, project_id, keys):
+        """{key: key id} of those keys the project's events have carried."""
+        keys = list(keys)
+        if not keys:
+            return {}
+        return dict(self.query('SELECT key, id FROM tag_keys WHERE project_id=? AND key IN (%s)' % marks(keys),
+                               [project_id] + keys))
+
+    def value_ids(self, key_id, values):
+        values = list(values)
+        return [r[0] for r in self.query('SELECT id FROM tag_values WHERE key_id=? AND value IN (%s)' % marks(values),
+                                         [key_id] + values)]
+
+    def event_sets(self, project_id, terms):
+        """Event terms as [(value ids, negated)], or None when a positive term
+        names no value any event has (nothing can match)."""
+        pairs = {t: user_tag_values(t.key, t.values) if t.key in USER_TAG_PREFIXES else
+                 [(t.key, value) for value in t.values] for t in terms}
+        keys = self.key_ids(project_id, sorted({key for named in pairs.values() for key, _ in named}))
+        sets = []
+        for term in terms:
+            ids = []
+            for key in sorted({key for key, _ in pairs[term]}):
+                if key in keys:
+                    ids += self.value_ids(keys[key], [value for k, value in pairs[term] if k == key])
+            if not ids and not term.negated:
+                return None
+            if ids:
+                sets.append((tuple(ids), term.negated))
+        return sets
+
+    @staticmethod
+    def matching_events(sets, issue):
+        """SQL and params selecting the hour (as h) of each event of an issue
+        that matches every set; issue is the SQL naming the issue id ("?" puts
+        it first in the params, or a column of the outer query). The driver
+        is a positive set's index range; each other set is one primary-key probe."""
+        positive = [i for i, (_, negated) in enumerate(sets) if not negated]
+        params = []
+        if positive:
+            ids = sets[positive[0]][0]
+            sql = 'SELECT d.hour AS h FROM event_tags d WHERE d.issue_id=%s AND d.value_id IN (%s)' % (issue, marks(ids))
+            params.extend(ids)
+            hour, event, rest = 'd.hour', 'd.event_id', sets[:positive[0]] + sets[positive[0] + 1:]
+        else:
+            sql = 'SELECT CAST(d.received / 3600 AS INTEGER) AS h FROM events d WHERE d.issue_id=%s' % issue
+            hour, event, rest = 'CAST(d.received / 3600 AS INTEGER)', 'd.id', sets
+        for ids, negated in rest:
+            sql += (' AND %sEXISTS (SELECT 1 FROM event_tags o WHERE o.issue_id=d.issue_id AND o.value_id IN (%s)'
+                    ' AND o.hour=%s AND o.event_id=%s)' % ('NOT ' if negated else '', marks(ids), hour, event))
+            params.extend(ids)
+        return sql, params
+
+    def scoped_hours(self, issue_id, sets):
+        """{hour: events of the issue matching every set}."""
+        sql, params = self.matching_events(sets, '?')
+        return dict(self.query('SELECT h, COUNT(*) FROM (%s) GROUP BY h' % sql, [issue_id] + params))
+
+    def user_counts(self, project_id, issue_ids):
+        """{issue id: distinct users among its events}."""
+        key_id = self.key_ids(project_id, ['user']).get('user')
+        if key_id is None or not issue_ids:
+            return {}
+        return dict(self.query('SELECT issue_id, distinct_values FROM issue_keys WHERE key_id=? AND issue_id IN (%s)'
+                               % marks(issue_ids), [key_id] + list(issue_ids)))
+
+    def issue_keys(self, issue_id):
+        """[(key, key id, events carrying it, distinct values)] of an issue."""
+        return self.query('SELECT k.key, k.id, i.events, i.distinct_values FROM issue_keys i'
+                          ' JOIN tag_keys k ON k.id=i.key_id WHERE i.issue_id=?', (issue_id,))
+
+    def issue_values(self, issue_id, key_id, limit, cursor=None):
+        """[(value, events, first seen, last seen, value id)] of one key of an
+        issue, most frequent first (ties: the value seen first most recently);
+        cursor is (events, value id) of the last row of the page before."""
+        where, params = 'i.issue_id=? AND i.key_id=?', [issue_id, key_id]
+        if cursor is not None:
+            where += ' AND (i.events, i.value_id) < (?, ?)'
+            params += list(cursor)
+        return self.query('SELECT v.value, i.events, i.first_seen, i.last_seen, i.value_id FROM issue_tags i'
+                          ' JOIN tag_values v ON v.id=i.value_id WHERE %s ORDER BY i.events DESC, i.value_id DESC'
+                          ' LIMIT ?' % where, params + [limit])
+
+    def project_keys(self, project_id):
+        """[(key, events, distinct values)] of the project's tag keys that some stored event carries."""
+        return self.query('SELECT key, events, distinct_values FROM tag_keys WHERE project_id=? AND events>0',
+                          (project_id,))
+
+    def project_values(self, project_id, key, prefix=None, limit=20):
+        """[(value, events, last seen)]: the most frequent, or those starting with prefix in value order."""
+        key_id = self.key_ids(project_id, [key]).get(key)
+        if key_id is None:
+            return []
+        if prefix:
+            # every value that starts with prefix sorts from prefix up to prefix + the highest code point
+            return self.query('SELECT value, events, last_seen FROM tag_values WHERE key_id=? AND value>=? AND'
+                              ' value<? AND events>0 ORDER BY value LIMIT ?',
+                              (key_id, prefix, prefix + '\U0010ffff', limit))
+        return self.query('SELECT value, events, last_seen FROM tag_values WHERE key_id=? AND events>0'
+                          ' ORDER BY events DESC, id DESC LIMIT ?', (key_id, limit))
 
 
 class Telemetry(Kind):
@@ -2310,18 +3077,18 @@ class Retention(Kind):
         return self.write(self._tx_prune_events, project_id, threshold, cutoff or 0)
 
     def _tx_prune_events(self, conn, project_id, threshold, cutoff):
-        rows = conn.execute('SELECT id, issue_id, received FROM events WHERE project_id=? ORDER BY id LIMIT ?',
-                            (project_id, self.PRUNE_BATCH)).fetchall()
+        rows = conn.execute('SELECT id, issue_id, received, tag_ids FROM events WHERE project_id=? ORDER BY id'
+                            ' LIMIT ?', (project_id, self.PRUNE_BATCH)).fetchall()
         # The oldest rows by id: past the cap, or received before the cutoff
         # (received grows with id, but a clock step can reorder a few).
-        doomed = [(row_id, issue_id, received) for row_id, issue_id, received in rows
-                  if row_id <= threshold or received < cutoff]
+        doomed = [row for row in rows if row[0] <= threshold or row[2] < cutoff]
         if not doomed:
             return 0
         self.store.deleting(conn, 'events', lambda: conn.executemany(
-            'DELETE FROM events WHERE id=?', [(row_id,) for row_id, _, _ in doomed]))
+            'DELETE FROM events WHERE id=?', [(row[0],) for row in doomed]))
+        self.store.tags.tx_uncount(conn, doomed)
         per_issue, per_hour = {}, {}
-        for _, issue_id, received in doomed:
+        for _, issue_id, received, _ in doomed:
             per_issue[issue_id] = per_issue.get(issue_id, 0) + 1
             hour = (issue_id, int(received // 3600))
             per_hour[hour] = per_hour.get(hour, 0) + 1
@@ -2338,6 +3105,7 @@ class Retention(Kind):
             'SELECT id FROM issues WHERE project_id=? AND count<=0', (project_id,)).fetchall() if r[0] not in pending]
         for issue_id in emptied:
             conn.execute('DELETE FROM issue_hours WHERE issue_id=?', (issue_id,))
+            self.store.tags.tx_issue_gone(conn, issue_id)
             self.store.deleting(conn, 'issues', lambda: conn.execute('DELETE FROM issues WHERE id=?', (issue_id,)))
         return len(doomed)
 
@@ -3900,17 +4668,38 @@ def mount_issues_api(route, project, ctx):
     """Read API: issues and their error events."""
     store = ctx.store
 
+    def search_query(current):
+        """?query= in the search grammar, with the older single filters
+        (status, level, environment, q) as terms of their own; 400 for a
+        malformed query or a key neither built in nor carried by any event."""
+        try:
+            query = parse_search(bottle.request.query.getunicode('query'))
+        except BadQuery as exc:
+            raise ApiError(400, exc.message, details=exc.details())
+        status = choice_param('status', ('unresolved', 'resolved', 'ignored', 'all'), 'all')
+        level, environment = choice_param('level', LEVELS), text_param('environment', SEARCH_MAX_VALUE)
+        text = text_param('q', SEARCH_MAX_VALUE)
+        for kind, key, value in (('is', 'is', status if status != 'all' else None), ('level', 'level', level),
+                                 ('tag', 'environment', environment), ('text', None, text)):
+            if value:
+                query.terms.append(SearchTerm(kind, key, (value,), False, None))
+        named = [t for t in query.of('tag', 'has') if t.key not in BUILTIN_TAGS + HIDDEN_TAGS]
+        known = store.tags.key_ids(current['id'], {t.key for t in named})
+        for term in named:
+            if term.key not in known:
+                raise ApiError(400, 'unknown search key "%s"' % term.key,
+                               details={'key': term.key, 'position': term.position})
+        return query
+
     @route('/api/v1/issues')
     def list_issues():
         current = project()
-        status = choice_param('status', ('unresolved', 'resolved', 'ignored', 'all'), 'all')
         sort = choice_param('sort', tuple(Issues.SORTS), 'lastSeen')
         changed_since = int_param('changedSince', None)
+        query = search_query(current)
         seq = store.current_seq()  # before the query: see current_seq
         issues, next_cursor = store.issues.list(
-            current['id'], status=None if status == 'all' else status,
-            level=choice_param('level', LEVELS), environment=text_param('environment', 200),
-            search=text_param('q'), sort=sort, cursor=decode_cursor(bottle.request.query.get('cursor'), 2),
+            current['id'], query, sort=sort, cursor=decode_cursor(bottle.request.query.get('cursor'), 2),
             limit=limit_param(), changed_since=changed_since)
         return reply({'issues': [issue_json(i) for i in issues], 'nextCursor': encode_cursor(next_cursor),
                       'seq': seq})
