@@ -4730,6 +4730,62 @@ def mount_issues_api(route, project, ctx):
             bottle.request.query.get('cursor')), limit_param())
         return reply({'events': [event_summary(e) for e in events], 'nextCursor': encode_cursor(next_cursor)})
 
+    # -- tag facets --
+
+    def facet_value(row, total):
+        value, events, first_seen, last_seen = row[:4]
+        return {'value': value, 'count': events, 'share': round(events / total, 4) if total else 0,
+                'firstSeen': iso(first_seen), 'lastSeen': iso(last_seen)}
+
+    def facet_order(key):
+        """The built-ins first, in their own order, then a project's own keys by name."""
+        return (BUILTIN_TAGS.index(key), '') if key in BUILTIN_TAGS else (len(BUILTIN_TAGS), key)
+
+    @route('/api/v1/issues/<issue_id:id>/tags')
+    def issue_tags(issue_id):
+        current = project()
+        issue = issue_or_404(current, issue_id)
+        top = int_param('top', 10, minimum=1, maximum=50)
+        tags = []
+        for key, key_id, events, distinct in sorted(store.tags.issue_keys(issue_id), key=lambda r: facet_order(r[0])):
+            if key in HIDDEN_TAGS:
+                continue
+            tags.append({'key': key, 'totalEvents': events, 'uniqueValues': distinct,
+                         'topValues': [facet_value(r, issue['count'])
+                                       for r in store.tags.issue_values(issue_id, key_id, top)]})
+        return reply({'issueCount': issue['count'], 'tags': tags})
+
+    @route('/api/v1/issues/<issue_id:id>/tags/<tag_key:path>')
+    def issue_tag_values(issue_id, tag_key):
+        current = project()
+        issue = issue_or_404(current, issue_id)
+        limit = limit_param()
+        found_key = [r for r in store.tags.issue_keys(issue_id) if r[0] == tag_key]
+        if not found_key:
+            raise ApiError(404, 'no event of this issue has the tag %s' % tag_key[:200])
+        _, key_id, events, distinct = found_key[0]
+        rows = store.tags.issue_values(issue_id, key_id, limit + 1, decode_cursor(
+            bottle.request.query.get('cursor'), 2))
+        next_cursor = (rows[limit - 1][1], rows[limit - 1][4]) if len(rows) > limit else None
+        return reply({'key': tag_key, 'totalEvents': events, 'uniqueValues': distinct,
+                      'values': [facet_value(r, issue['count']) for r in rows[:limit]],
+                      'nextCursor': encode_cursor(next_cursor)})
+
+    @route('/api/v1/tags')
+    def project_tags():
+        rows = sorted(store.tags.project_keys(project()['id']), key=lambda r: facet_order(r[0]))
+        return reply({'tags': [{'key': key, 'uniqueValues': distinct, 'events': events}
+                               for key, events, distinct in rows],
+                      'searchKeys': list(SEARCH_KEYS)})
+
+    @route('/api/v1/tags/<tag_key:path>')
+    def project_tag_values(tag_key):
+        current = project()
+        rows = store.tags.project_values(current['id'], tag_key, text_param('prefix', SEARCH_MAX_VALUE),
+                                         int_param('limit', 20, minimum=1, maximum=100))
+        return reply({'key': tag_key, 'values': [{'value': value, 'count': events, 'lastSeen': iso(last_seen)}
+                                                 for value, events, last_seen in rows]})
+
     @route('/api/v1/events')
     def list_events():
         current = project()

@@ -47,6 +47,7 @@ MAKE_DB = os.path.join(HERE, "make_db.py")
 TARGET_SINGLE_RATIO = 0.90      # single events at 32 connections vs no-op baseline
 TARGET_BATCH_ITEMS = 30000      # batched ingest items/s
 TARGET_READ_P99_MS = 10.0       # reads at 1,000,000 events
+TARGET_FACETS_MS = 100.0        # tag facets of the biggest issue (100,000+ events), p99 (issue 17)
 TARGET_RSS_MB = 80.0            # steady RSS under load
 TARGET_BYTES_RATIO = 1.5        # database bytes per event vs raw JSON bytes per event
 
@@ -77,6 +78,8 @@ SCENARIOS = [
              doc="GET /api.php?action=errors&since=<near the end>"),
     Scenario("read_issues", "read", "GET",
              doc="GET /api/v1/issues (first page)"),
+    Scenario("read_issue_facets", "read", "GET",
+             doc="GET /api/v1/issues/<the issue with most events>/tags (tag facets)"),
 ]
 BY_NAME = {s.name: s for s in SCENARIOS}
 SELECTABLE = [s.name for s in SCENARIOS if s.kind != "baseline"]
@@ -399,6 +402,20 @@ def build_read_db(args, tmp, log):
     return path, meta
 
 
+def facets_path(base, key):
+    """The facets of the read database's biggest issue (read_issue_facets);
+    records its event count, which the target line names."""
+    status, answer = http("GET", base + "/api/v1/issues?sort=count&limit=1&key=%s" % key)
+    if status != 200 or not answer.get("issues"):
+        raise SystemExit("read_issue_facets: no issue to read: %s %r" % (status, answer))
+    issue = answer["issues"][0]
+    FACETS_ISSUE.update(id=issue["id"], events=issue["count"])
+    return "/api/v1/issues/%d/tags?key=%s" % (issue["id"], key)
+
+
+FACETS_ISSUE = {}
+
+
 def main(argv=None):
     args = parse_args(argv)
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
@@ -530,6 +547,8 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
         for name in reads:
             if name == "read_errors_since":
                 path = "/api.php?action=errors&hash=%s&since=%d" % (key, read_meta["since"])
+            elif name == "read_issue_facets":
+                path = facets_path(srv.base, key)
             else:
                 path = "/api/v1/issues?key=%s" % key
             status, answer = http("GET", srv.base + path)
@@ -721,7 +740,11 @@ def check_targets(args, rows, storage, read_meta):
             "%.0f items/s @%d conns" % (best["items_per_s"], best["connections"]),
             best["items_per_s"] >= TARGET_BATCH_ITEMS)
     for r in rows:
-        if r["kind"] == "read":
+        if r["kind"] == "read" and r["scenario"] == "read_issue_facets":
+            add("%s p99 < %g ms (an issue of %d events, %d conns)" % (
+                r["scenario"], TARGET_FACETS_MS, FACETS_ISSUE.get("events", 0), r["connections"]),
+                "%.2f ms" % r["p99_ms"], r["p99_ms"] < TARGET_FACETS_MS)
+        elif r["kind"] == "read":
             events = read_meta["events"] if read_meta else 0
             add("%s p99 < %g ms (%d events, %d conns)" % (r["scenario"], TARGET_READ_P99_MS, events,
                                                           r["connections"]),

@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(ROOT, "bench", "run.py")
 
 SCENARIOS = ["noop", "noop_writer", "api_php", "seestack_error", "sentry_envelope", "open_sentry_batch20",
-             "seestack_http_batch100", "read_errors_since", "read_issues"]
+             "seestack_http_batch100", "read_errors_since", "read_issues", "read_issue_facets"]
 STORAGE = ["api_php", "seestack_error", "sentry_envelope", "open_sentry_batch20", "seestack_http_batch100"]
 
 pytestmark = [
