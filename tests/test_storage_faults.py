@@ -3,9 +3,12 @@
 on a tiny tmpfs when this runs as root). Ingest answers 503 with Retry-After in
 the dialect's format, recovers by itself, loses nothing it acknowledged, and
 leaves a database that passes PRAGMA integrity_check."""
+import functools
 import json
 import os
+import random
 import sqlite3
+import string
 import subprocess
 import threading
 import time
@@ -21,17 +24,23 @@ import hostile_corpus as hc
 
 # -- helpers ---------------------------------------------------------------------
 
-BIG = 'F' * (15 << 10)  # under MAX_STRING: stored whole
+@functools.lru_cache(maxsize=None)
+def big(n):
+    """15 KiB of text, under MAX_STRING so it is stored whole, that deflate
+    (stored events are deflated) cannot shrink much; each n its own, so that
+    copies in one event do not compress against each other either."""
+    rng = random.Random(n)
+    return ''.join(rng.choice(string.ascii_letters + string.digits) for _ in range(15 << 10))
 
 
 def big_api_php(client, key, index):
-    body = {'hash': key, 'level': 'error', 'message': 'full disk %d %s' % (index, BIG),
-            'request': {'method': 'POST', 'url': 'http://x/', 'post': {'f%d' % i: BIG for i in range(40)}}}
+    body = {'hash': key, 'level': 'error', 'message': 'full disk %d %s' % (index, big(1000 + index)),
+            'request': {'method': 'POST', 'url': 'http://x/', 'post': {'f%d' % i: big(i) for i in range(40)}}}
     return client.post('/api.php', json.dumps(body), content_type='application/json', expect_errors=True)
 
 
 def big_sentry(client, key, project_id, event_id):
-    body = {'event_id': event_id, 'message': 'full disk sentry', 'extra': {'x%d' % i: BIG for i in range(40)}}
+    body = {'event_id': event_id, 'message': 'full disk sentry', 'extra': {'x%d' % i: big(i) for i in range(40)}}
     return client.post('/api/%d/store/' % project_id, json.dumps(body), headers=sentry_auth(key),
                        content_type='application/json', expect_errors=True)
 
@@ -210,18 +219,18 @@ def test_every_dialect_answers_503_while_the_database_is_full(make):
             conn.execute('PRAGMA page_count').fetchone()[0])))
 
     answers = {}
-    big = {'extra': {'x%d' % i: BIG for i in range(20)}}
+    big_extra = {'extra': {'x%d' % i: big(i) for i in range(20)}}
     full_again()
-    answers['sentry store'] = (client.post('/api/%d/store/' % project_id, json.dumps(dict(big, message='m')),
+    answers['sentry store'] = (client.post('/api/%d/store/' % project_id, json.dumps(dict(big_extra, message="m")),
                                            headers=sentry_auth(key), content_type='application/json',
                                            expect_errors=True), 'sentry')
     full_again()
     answers['seestack errors'] = (client.post('/ingest/v1/errors', json.dumps(
-        {'exceptionClass': 'E', 'message': BIG, 'metadata': big['extra']}), headers={'X-SeeStack-Key': key},
+        {'exceptionClass': 'E', 'message': big(100), 'metadata': big_extra['extra']}), headers={'X-SeeStack-Key': key},
         content_type='application/json', expect_errors=True), 'seestack')
     full_again()
     answers['open sentry'] = (client.post('/v1/ingest', json.dumps(
-        {'type': 'error', 'message': BIG, 'exception': {'type': 'E', 'value': BIG}}),
+        {'type': 'error', 'message': big(101), 'exception': {'type': 'E', 'value': big(102)}}),
         headers={'X-Open-Sentry-Key': key}, content_type='application/json', expect_errors=True), 'open-sentry')
     full_again()
     answers['api.php'] = (big_api_php(client, key, 1), 'errorcapture')
@@ -255,7 +264,7 @@ def test_concurrent_ingest_into_a_filling_database_loses_nothing_acknowledged(li
                 return
             event_id = uuid.uuid4().hex
             body = json.dumps({'event_id': event_id, 'message': 'c%d-%d' % (worker, index),
-                               'extra': {'x%d' % i: BIG for i in range(10)}}).encode()
+                               'extra': {'x%d' % i: big(i) for i in range(10)}}).encode()
             request = urllib.request.Request('%s/api/%d/store/' % (server.url, project_id), body,
                                              dict(sentry_auth(key), **{'Content-Type': 'application/json'}))
             try:
