@@ -1554,6 +1554,19 @@ MIGRATIONS = [
         PRIMARY KEY(issue_id, message)) WITHOUT ROWID;
     ALTER TABLE events ADD COLUMN tag_ids TEXT;
     ''',
+    # 6: newest first by each item's own time (id breaks ties), for events, logs, transactions by name, check-ins.
+    '''
+    ALTER TABLE events ADD COLUMN timestamp REAL;
+    UPDATE events SET timestamp=COALESCE(CASE WHEN typeof(data)='text' AND json_valid(data)
+                                         THEN json_extract(data, '$.timestamp') END, received);
+    DROP INDEX events_issue;
+    CREATE INDEX events_issue_time ON events(issue_id, timestamp, id);
+    CREATE INDEX events_time ON events(project_id, timestamp, id);
+    CREATE INDEX logs_time ON logs(project_id, timestamp);
+    DROP INDEX transactions_name;
+    CREATE INDEX transactions_name_time ON transactions(project_id, name, timestamp);
+    CREATE INDEX checkins_time ON checkins(monitor_id, timestamp);
+    ''',
 ]
 
 
@@ -1653,6 +1666,18 @@ class Where(object):
         pattern = like_pattern(text)
         return self.add('(%s)' % ' OR '.join("%s LIKE ? ESCAPE '\\'" % c for c in columns),
                         *([pattern] * len(columns)))
+
+    def newest_first(self, column, cursor=None, since=None):
+        """The ORDER BY of a list newest first by its own time column, id as
+        the tie-breaker, after cursor (the (time, id) of the last row of the
+        page before); with since, the rows stored after that id, in arrival
+        order (a poller's next since is the last id it got)."""
+        if since is not None:
+            self.add('id>?', since)
+            return 'id'
+        if cursor is not None:
+            self.add('(%s, id) < (?, ?)' % column, *cursor)
+        return '%s DESC, id DESC' % column
 
     def __str__(self):
         return ' AND '.join(self.parts)
@@ -2383,10 +2408,10 @@ class Events(Kind):
             issue_id = self.store.issues.tx_group(conn, project_id, event)
             tags = self.store.tags.tx_intern(conn, project_id, event)
             cursor = conn.execute(
-                'INSERT INTO events(id, project_id, issue_id, event_id, received, data, tag_ids)'
-                ' VALUES (?, ?, ?, ?, ?, ?, ?)',
+                'INSERT INTO events(id, project_id, issue_id, event_id, received, timestamp, data, tag_ids)'
+                ' VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
                 (self.store.new_id(conn, 'events'), project_id, issue_id, event_id, event['received'],
-                 event.get('_packed') or pack_event(event), Tags.id_list(tags)))
+                 event['timestamp'], event.get('_packed') or pack_event(event), Tags.id_list(tags)))
             self.store.tags.tx_count(conn, issue_id, cursor.lastrowid, event['received'], event['timestamp'], tags,
                                      event_messages(event))
             results.append({'id': cursor.lastrowid, 'issueId': issue_id, 'duplicate': False})
@@ -2424,23 +2449,27 @@ class Events(Kind):
                                                                  (project_id,)))
         self.store.issues.tx_delete_project(conn, project_id)
 
-    def of_issue(self, project_id, issue_id, cursor=None, limit=50):
-        """Events of one issue, newest first; cursor is the last id seen."""
-        rows = self.query(
-            'SELECT id, issue_id, event_id, received, data FROM events WHERE issue_id=? AND project_id=? AND id<?'
-            ' ORDER BY id DESC LIMIT ?', (issue_id, project_id, cursor or (1 << 62), limit + 1))
-        return [loaded_form(*row) for row in rows[:limit]], (rows[limit - 1][0] if len(rows) > limit else None)
+    def of_issue(self, project_id, issue_id, cursor=None, limit=50, since=None):
+        """Events of one issue, newest first by their own timestamp (see Where.newest_first)."""
+        where = Where(project_id).add('issue_id=?', issue_id)
+        return self._page(where, cursor, limit, since)
 
     def latest(self, project_id, cursor=None, limit=50, since=None):
-        """Newest first, paged by cursor; with since, the events after that id,
-        oldest first (a poller's next since is the last id it got)."""
-        if since is not None:
-            rows = self.query('SELECT id, issue_id, event_id, received, data FROM events WHERE project_id=? AND id>?'
-                              ' ORDER BY id LIMIT ?', (project_id, since, limit + 1))
-        else:
-            rows = self.query('SELECT id, issue_id, event_id, received, data FROM events WHERE project_id=? AND id<?'
-                              ' ORDER BY id DESC LIMIT ?', (project_id, cursor or (1 << 62), limit + 1))
-        return [loaded_form(*row) for row in rows[:limit]], (rows[limit - 1][0] if len(rows) > limit else None)
+        """The project's events, newest first by their own timestamp (see Where.newest_first)."""
+        return self._page(Where(project_id), cursor, limit, since)
+
+    def _page(self, where, cursor, limit, since):
+        order = where.newest_first('timestamp', cursor, since)
+        rows = self.query('SELECT id, issue_id, event_id, received, data, timestamp FROM events WHERE %s'
+                          ' ORDER BY %s LIMIT ?' % (where, order), where.params + [limit + 1])
+        last = rows[limit - 1] if len(rows) > limit else None
+        return [loaded_form(*row[:5]) for row in rows[:limit]], ((last[5], last[0]) if last else None)
+
+    def newest_id(self, project_id, issue_id=None):
+        """The highest event id stored (in the project, or the issue), for "N new" polling."""
+        if issue_id is None:
+            return self.query('SELECT MAX(id) FROM events WHERE project_id=?', (project_id,))[0][0]
+        return self.query('SELECT MAX(id) FROM events WHERE issue_id=?', (issue_id,))[0][0]
 
     def get(self, project_id, event_row_id):
         rows = self.query('SELECT id, issue_id, event_id, received, data FROM events WHERE project_id=? AND id=?',
@@ -2800,14 +2829,20 @@ class Telemetry(Kind):
             where.add('status_code=?', int(status))
         return where
 
-    def list_http_requests(self, project_id, filters, cursor=None, limit=50):
+    def list_http_requests(self, project_id, filters, cursor=None, limit=50, since=None):
+        """Newest first by their own timestamp (see Where.newest_first)."""
         where = self._http_filters(project_id, filters)
-        if cursor:
-            where.add('id<?', cursor)
-        rows = self.query('SELECT id, %s FROM http_requests WHERE %s ORDER BY id DESC LIMIT ?' % (
-            ', '.join(self.HTTP_COLUMNS), where), where.params + [limit + 1])
+        order = where.newest_first('timestamp', cursor, since)
+        rows = self.query('SELECT id, %s FROM http_requests WHERE %s ORDER BY %s LIMIT ?' % (
+            ', '.join(self.HTTP_COLUMNS), where, order), where.params + [limit + 1])
         fields = ('id',) + tuple(field for field, _ in self.HTTP_FIELDS)
-        return [dict(zip(fields, row)) for row in rows[:limit]], (rows[limit - 1][0] if len(rows) > limit else None)
+        last = rows[limit - 1] if len(rows) > limit else None
+        return [dict(zip(fields, row)) for row in rows[:limit]], ((last[1], last[0]) if last else None)
+
+    def newest_id(self, table, project_id):
+        """The highest id of a telemetry table's rows in the project, for "N new" polling."""
+        assert table in ('http_requests', 'transactions', 'logs')
+        return self.query('SELECT MAX(id) FROM %s WHERE project_id=?' % table, (project_id,))[0][0]
 
     def percentiles(self, table, column, clause, params, pcts, group=None):
         """Nearest-rank percentiles of column over the rows matching clause, per
@@ -2913,15 +2948,17 @@ class Telemetry(Kind):
              for index, e in enumerate(entries)])
         return len(entries)
 
-    def list_logs(self, project_id, level=None, service=None, search=None, since=None, limit=100):
+    def list_logs(self, project_id, level=None, service=None, search=None, since=None, limit=100, before=None):
+        """Newest first by their own timestamp, or the tail after since (see
+        Where.newest_first); returns (entries, the (time, id) cursor of the next page)."""
         where = Where(project_id).equal('level', level).equal('service', service).contains(search, 'message')
-        if since is not None:
-            where.add('id>?', since)
-        order = 'ASC' if since is not None else 'DESC'
+        order = where.newest_first('timestamp', before, since)
         rows = self.query('SELECT id, timestamp, level, message, service, trace_id, metadata FROM logs WHERE %s'
-                          ' ORDER BY id %s LIMIT ?' % (where, order), where.params + [limit])
+                          ' ORDER BY %s LIMIT ?' % (where, order), where.params + [limit + 1])
+        last = rows[limit - 1] if len(rows) > limit and since is None else None
         return [{'id': r[0], 'timestamp': r[1], 'level': r[2], 'message': r[3], 'service': r[4],
-                 'traceId': r[5], 'metadata': json.loads(r[6]) if r[6] else None} for r in rows]
+                 'traceId': r[5], 'metadata': json.loads(r[6]) if r[6] else None} for r in rows[:limit]], (
+            (last[1], last[0]) if last else None)
 
     # -- transactions --------------------------------------------------------
 
@@ -2949,15 +2986,16 @@ class Telemetry(Kind):
                  'p95': ranked.get(name, {}).get(95), 'avg': average, 'lastSeen': last}
                 for name, count, errors, average, last in rows]
 
-    def list_transactions(self, project_id, name=None, cursor=None, limit=50):
+    def list_transactions(self, project_id, name=None, cursor=None, limit=50, since=None):
+        """Newest first by their own timestamp (see Where.newest_first)."""
         where = Where(project_id).equal('name', name)
-        if cursor:
-            where.add('id<?', cursor)
+        order = where.newest_first('timestamp', cursor, since)
         rows = self.query('SELECT id, name, trace_id, duration_ms, status, timestamp FROM transactions WHERE %s'
-                          ' ORDER BY id DESC LIMIT ?' % where, where.params + [limit + 1])
+                          ' ORDER BY %s LIMIT ?' % (where, order), where.params + [limit + 1])
         out = [{'id': r[0], 'name': r[1], 'traceId': r[2], 'durationMs': r[3], 'status': r[4],
                 'timestamp': r[5]} for r in rows[:limit]]
-        return out, (rows[limit - 1][0] if len(rows) > limit else None)
+        last = rows[limit - 1] if len(rows) > limit else None
+        return out, ((last[5], last[0]) if last else None)
 
     def get_transaction(self, project_id, tx_id):
         rows = self.query('SELECT id, event_id, name, trace_id, duration_ms, status, timestamp, data FROM transactions'
@@ -3003,7 +3041,8 @@ class Telemetry(Kind):
             ' COALESCE(SUM(cost_usd), 0) FROM ai_generations WHERE project_id=? AND timestamp>=?'
             ' GROUP BY 1 ORDER BY 1', (bucket_seconds, project_id, since))
         recent = self.query('SELECT id, provider, model, input_tokens, output_tokens, cost_usd, latency_ms, status,'
-                            ' timestamp FROM ai_generations WHERE project_id=? ORDER BY id DESC LIMIT 50',
+                            ' timestamp FROM ai_generations WHERE project_id=? ORDER BY timestamp DESC, id DESC'
+                            ' LIMIT 50',
                             (project_id,))
         return {
             'totals': {'count': totals[0], 'inputTokens': totals[1], 'outputTokens': totals[2],
@@ -3045,7 +3084,7 @@ class Monitors(Kind):
 
     def history(self, monitor_id, limit=100):
         rows = self.query('SELECT timestamp, status, duration_ms, message FROM checkins WHERE monitor_id=?'
-                          ' ORDER BY id DESC LIMIT ?', (monitor_id, limit))
+                          ' ORDER BY timestamp DESC, id DESC LIMIT ?', (monitor_id, limit))
         return [{'timestamp': r[0], 'status': r[1], 'durationMs': r[2], 'message': r[3]} for r in rows]
 
     def save(self, project_id, monitor, create):
@@ -4792,9 +4831,12 @@ def mount_issues_api(route, project, ctx):
     def list_issue_events(issue_id):
         current = project()
         issue_or_404(current, issue_id)
+        since = int_param('since', None)
         events, next_cursor = store.events.of_issue(current['id'], issue_id, decode_cursor(
-            bottle.request.query.get('cursor')), limit_param())
-        return reply({'events': [event_summary(e) for e in events], 'nextCursor': encode_cursor(next_cursor)})
+            bottle.request.query.get('cursor'), 2), limit_param(), since)
+        return reply({'events': [event_summary(e) for e in events],
+                      'nextCursor': encode_cursor(next_cursor) if since is None else None,
+                      'newestId': store.events.newest_id(current['id'], issue_id)})
 
     # -- tag facets --
 
@@ -4856,8 +4898,8 @@ def mount_issues_api(route, project, ctx):
     def list_events():
         current = project()
         since = int_param('since', None)
-        events, next_cursor = store.events.latest(current['id'], decode_cursor(bottle.request.query.get('cursor')),
-                                                  limit_param(), since)
+        events, next_cursor = store.events.latest(current['id'], decode_cursor(
+            bottle.request.query.get('cursor'), 2), limit_param(), since)
         if since is not None:  # the poller's next since is the last id listed
             next_cursor = None
         return reply({'events': [event_summary(e) for e in events], 'nextCursor': encode_cursor(next_cursor)})
@@ -4883,9 +4925,12 @@ def mount_http_requests_api(route, project, ctx):
     @route('/api/v1/http-requests')
     def list_http_requests():
         current = project()
+        since = int_param('since', None)
         rows, next_cursor = store.telemetry.list_http_requests(current['id'], http_filters(), decode_cursor(
-            bottle.request.query.get('cursor')), limit_param())
-        return reply({'requests': [with_times(r, 'timestamp') for r in rows], 'nextCursor': encode_cursor(next_cursor)})
+            bottle.request.query.get('cursor'), 2), limit_param(), since)
+        return reply({'requests': [with_times(r, 'timestamp') for r in rows],
+                      'nextCursor': encode_cursor(next_cursor) if since is None else None,
+                      'newestId': store.telemetry.newest_id('http_requests', current['id'])})
 
     @route('/api/v1/http-requests/stats')
     def http_request_stats():
@@ -4917,11 +4962,13 @@ def mount_replays_and_logs_api(route, project, ctx):
     def list_logs():
         current = project()
         since = int_param('since', None)
-        logs = store.telemetry.list_logs(current['id'], level=choice_param('level', LOG_LEVELS),
-                                         service=text_param('service', 200), search=text_param('q'), since=since,
-                                         limit=int_param('limit', 100, minimum=1, maximum=1000))
+        logs, next_cursor = store.telemetry.list_logs(
+            current['id'], level=choice_param('level', LOG_LEVELS), service=text_param('service', 200),
+            search=text_param('q'), since=since, limit=int_param('limit', 100, minimum=1, maximum=1000),
+            before=decode_cursor(bottle.request.query.get('before'), 2))
         cursor = max([entry['id'] for entry in logs] + [since or 0])
-        return reply({'logs': [with_times(entry, 'timestamp') for entry in logs], 'cursor': cursor})
+        return reply({'logs': [with_times(entry, 'timestamp') for entry in logs], 'cursor': cursor,
+                      'nextCursor': encode_cursor(next_cursor)})
 
 
 def mount_performance_api(route, project, ctx):
@@ -4938,10 +4985,12 @@ def mount_performance_api(route, project, ctx):
     @route('/api/v1/transactions/list')
     def list_transactions():
         current = project()
+        since = int_param('since', None)
         rows, next_cursor = store.telemetry.list_transactions(current['id'], text_param('name', 500), decode_cursor(
-            bottle.request.query.get('cursor')), limit_param())
+            bottle.request.query.get('cursor'), 2), limit_param(), since)
         return reply({'transactions': [with_times(r, 'timestamp') for r in rows],
-                      'nextCursor': encode_cursor(next_cursor)})
+                      'nextCursor': encode_cursor(next_cursor) if since is None else None,
+                      'newestId': store.telemetry.newest_id('transactions', current['id'])})
 
     @route('/api/v1/transactions/<tx_id:id>')
     def show_transaction(tx_id):
