@@ -29,6 +29,7 @@ import collections
 import functools
 import hashlib
 import hmac
+import io
 import itertools
 import json
 import logging
@@ -39,10 +40,13 @@ import re
 import secrets
 import signal
 import sqlite3
+import struct
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
+import zipfile
 import zlib
 from datetime import datetime, timedelta, timezone
 
@@ -171,6 +175,20 @@ LIMIT_SENTRY_EVENT = 1 << 20       # one Sentry event or transaction item
 LIMIT_SENTRY_COMPRESSED = 20 << 20 # a Sentry body as sent
 LIMIT_SENTRY_DECOMPRESSED = 100 << 20
 LIMIT_READ_API = 64 << 10          # bodies of read-API calls (status changes, monitors)
+
+# Source map uploads (sentry-cli): what a bundle and its chunks may be.
+MAX_BUNDLE_BYTES = 32 << 20        # one assembled artifact bundle, as uploaded (zip)
+MAX_BUNDLE_UNPACKED = 128 << 20    # all its files together, decompressed
+MAX_BUNDLE_FILE = 32 << 20         # one file inside it, decompressed
+MAX_BUNDLE_ENTRIES = 5000          # files in one bundle
+MAX_MANIFEST_BYTES = 8 << 20       # its manifest.json
+
+CHUNK_SIZE = 8 << 20               # one chunk (sentry-cli before 2.40 wants a power of two)
+CHUNKS_PER_REQUEST = 64
+MAX_CHUNK_REQUEST = 16 << 20       # the chunks of one upload request, before gzip
+MAX_PENDING_CHUNKS = 256 << 20     # chunks waiting to be assembled, all uploads together
+LIMIT_CHUNK_UPLOAD = MAX_CHUNK_REQUEST + (1 << 20)  # the request body as sent (multipart headers, gzip)
+PENDING_CHUNK_SECONDS = 3600       # an upload that stopped half way: its chunks go after an hour
 TYPE_NAMES = {int: 'an integer', float: 'a number', str: 'text', bool: 'on/off (1, 0, true, false, yes, no)'}
 
 
@@ -1338,9 +1356,10 @@ def validate_monitor(data, partial=False):
 # Owns SQLite: the schema and its migrations, the single writer thread that
 # group-commits every change, and the queries. Store holds the connections, the
 # id floors and the projects; each kind of data has a small class below it
-# (Issues, Events, Telemetry, Monitors, Retention), and Store.adders names what
-# add_batch stores: a new kind of data is a class here and a line there. It maps
-# model objects to columns and back; it knows no dialect and no answer format.
+# (Issues, Events, Telemetry, Monitors, Retention, SourceMaps), and
+# Store.adders names what add_batch stores: a new kind of data is a class here
+# and a line there. It maps model objects to columns and back; it knows no
+# dialect and no answer format.
 # Reads use per-thread connections (WAL) and never wait on the writer.
 
 def marks(values):
@@ -1566,6 +1585,60 @@ MIGRATIONS = [
     DROP INDEX transactions_name;
     CREATE INDEX transactions_name_time ON transactions(project_id, name, timestamp);
     CREATE INDEX checkins_time ON checkins(monitor_id, timestamp);
+    ''',
+    # 7: source maps: upload tokens (by digest), chunks waiting to be assembled,
+    # releases sentry-cli created, artifact bundles and the files of their manifests.
+    '''
+    CREATE TABLE upload_tokens(
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        digest TEXT NOT NULL UNIQUE,
+        created REAL NOT NULL,
+        last_used REAL);
+    CREATE INDEX upload_tokens_project ON upload_tokens(project_id);
+    CREATE TABLE upload_chunks(
+        id INTEGER PRIMARY KEY,
+        checksum TEXT NOT NULL UNIQUE,
+        data BLOB NOT NULL,
+        received REAL NOT NULL);
+    CREATE INDEX upload_chunks_received ON upload_chunks(received);
+    CREATE TABLE upload_releases(
+        project_id INTEGER NOT NULL,
+        version TEXT NOT NULL,
+        created REAL NOT NULL,
+        url TEXT,
+        date_released REAL,
+        PRIMARY KEY(project_id, version));
+    CREATE INDEX upload_releases_version ON upload_releases(version);
+    CREATE TABLE sourcemap_bundles(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        project_id INTEGER NOT NULL,
+        bundle_id TEXT NOT NULL,
+        checksum TEXT NOT NULL,
+        release TEXT NOT NULL DEFAULT '',
+        dist TEXT NOT NULL DEFAULT '',
+        uploaded REAL NOT NULL,
+        last_used REAL NOT NULL,
+        size INTEGER NOT NULL,
+        files INTEGER NOT NULL,
+        data BLOB NOT NULL);
+    CREATE INDEX sourcemap_bundles_project ON sourcemap_bundles(project_id, bundle_id);
+    CREATE INDEX sourcemap_bundles_checksum ON sourcemap_bundles(checksum);
+    CREATE INDEX sourcemap_bundles_used ON sourcemap_bundles(project_id, last_used);
+    CREATE TABLE sourcemap_files(
+        bundle INTEGER NOT NULL,
+        project_id INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        url TEXT NOT NULL,
+        type TEXT NOT NULL,
+        debug_id TEXT,
+        sourcemap TEXT,
+        release TEXT NOT NULL DEFAULT '',
+        dist TEXT NOT NULL DEFAULT '');
+    CREATE INDEX sourcemap_files_bundle ON sourcemap_files(bundle);
+    CREATE INDEX sourcemap_files_debug_id ON sourcemap_files(project_id, debug_id, type, bundle);
+    CREATE INDEX sourcemap_files_url ON sourcemap_files(project_id, release, dist, url, bundle);
     ''',
 ]
 
@@ -1929,8 +2002,8 @@ class Store(object):
     """Everything persistent. The store owns the connections (the writer's and
     one read connection per thread), the migrations, the id floors and the
     projects; each kind of data has a class of its own below, reached as
-    store.issues, store.events, store.telemetry, store.monitors and
-    store.retention. Write methods run on the writer thread (their names start
+    store.issues, store.events, store.telemetry, store.monitors,
+    store.retention and store.sourcemaps. Write methods run on the writer thread (their names start
     with tx_ or _tx_ and take the writer's connection); read methods run on the
     caller's thread with that thread's own read connection."""
 
@@ -1954,6 +2027,7 @@ class Store(object):
         self.telemetry = Telemetry(self)
         self.monitors = Monitors(self)
         self.retention = Retention(self)
+        self.sourcemaps = SourceMaps(self)
         self.tags = Tags(self)
         # What add_batch stores, by the model's kind: a new kind of data is a
         # class below and a line here.
@@ -3242,6 +3316,217 @@ class Retention(Kind):
                      ' ON m.id=c.monitor_id WHERE m.project_id=? AND c.timestamp<? LIMIT ?)',
                      (project_id, cutoff, self.PRUNE_BATCH))
         return deleted
+
+
+class SourceMaps(Kind):
+    """Upload tokens, chunks waiting to be assembled, releases sentry-cli
+    created, and artifact bundles: the bundle itself (the zip as uploaded) and
+    one row per file of its manifest, indexed by debug id and by (release,
+    dist, url). A newer bundle replaces the files it shares with older ones
+    (same debug id, or same release, dist and url); a bundle left without
+    files is deleted."""
+
+    def __init__(self, store):
+        Kind.__init__(self, store)
+        self.generation = 0  # bumped on every change, so lookup caches never serve stale answers
+        self._projects_with_bundles = None
+
+    # -- tokens --
+
+    @staticmethod
+    def token_digest(secret):
+        return hashlib.sha256(secret.encode('utf-8', 'surrogatepass')).hexdigest()
+
+    def create_token(self, project_id, name):
+        secret = secrets.token_hex(32)  # 64 hex digits: sentry-cli recognises the format
+        row_id = self.write(self._tx_create_token, project_id, clip(name or '', 200), self.token_digest(secret))
+        return dict(self.token(project_id, row_id), value=secret)
+
+    @staticmethod
+    def _tx_create_token(conn, project_id, name, digest):
+        return conn.execute('INSERT INTO upload_tokens(project_id, name, digest, created) VALUES (?,?,?,?)',
+                            (project_id, name, digest, now())).lastrowid
+
+    @staticmethod
+    def _token_row(row):
+        return {'id': row[0], 'projectId': row[1], 'name': row[2], 'created': row[3], 'lastUsed': row[4]}
+
+    def tokens(self, project_id):
+        return [self._token_row(r) for r in self.query(
+            'SELECT id, project_id, name, created, last_used FROM upload_tokens WHERE project_id=? ORDER BY id',
+            (project_id,))]
+
+    def token(self, project_id, token_id):
+        rows = self.query('SELECT id, project_id, name, created, last_used FROM upload_tokens'
+                          ' WHERE project_id=? AND id=?', (project_id, token_id))
+        return self._token_row(rows[0]) if rows else None
+
+    def project_of_token(self, secret):
+        """The project id an upload token belongs to, or None. Looked up by
+        digest: the database never holds a usable token."""
+        rows = self.query('SELECT project_id FROM upload_tokens WHERE digest=?', (self.token_digest(secret),))
+        return rows[0][0] if rows else None
+
+    def delete_token(self, project_id, token_id):
+        return self.write(lambda conn: conn.execute('DELETE FROM upload_tokens WHERE project_id=? AND id=?',
+                                                    (project_id, token_id)).rowcount)
+
+    # -- chunks --
+
+    def add_chunks(self, chunks):
+        """Store uploaded chunks [(sha1 hex, bytes)], already checked."""
+        return self.write(self._tx_add_chunks, chunks)
+
+    @staticmethod
+    def _tx_add_chunks(conn, chunks):
+        at = now()
+        conn.executemany('INSERT OR IGNORE INTO upload_chunks(checksum, data, received) VALUES (?,?,?)',
+                         [(checksum, data, at) for checksum, data in chunks])
+
+    def missing_chunks(self, checksums):
+        wanted = sorted(set(checksums))
+        have = set()
+        for start in range(0, len(wanted), 500):
+            part = wanted[start:start + 500]
+            have.update(r[0] for r in self.query('SELECT checksum FROM upload_chunks WHERE checksum IN (%s)' % (
+                ','.join('?' * len(part))), part))
+        return [c for c in checksums if c not in have]
+
+    def pending_chunk_bytes(self):
+        return self.query('SELECT COALESCE(SUM(LENGTH(data)), 0) FROM upload_chunks')[0][0]
+
+    def chunk_data(self, checksums, limit):
+        """The chunks' bytes joined in order (a chunk may repeat); None when one is missing."""
+        out = bytearray()
+        found = {}
+        for checksum in set(checksums):
+            rows = self.query('SELECT data FROM upload_chunks WHERE checksum=?', (checksum,))
+            if not rows:
+                return None
+            found[checksum] = rows[0][0]
+        for checksum in checksums:
+            out += found[checksum]
+            if len(out) > limit:
+                raise BundleError('the bundle is larger than %d bytes' % limit)
+        return bytes(out)
+
+    # -- releases (what `sentry-cli releases new` creates) --
+
+    def save_release(self, project_ids, version, url=None, date_released=None):
+        return self.write(self._tx_save_release, project_ids, version, url, date_released)
+
+    def _tx_save_release(self, conn, project_ids, version, url, date_released):
+        at = now()
+        for project_id in project_ids:
+            conn.execute('INSERT INTO upload_releases(project_id, version, created, url, date_released)'
+                         ' VALUES (?,?,?,?,?) ON CONFLICT(project_id, version) DO UPDATE SET'
+                         ' url=COALESCE(excluded.url, url), date_released=COALESCE(excluded.date_released,'
+                         ' date_released)', (project_id, version, at, url, date_released))
+
+    def release(self, project_ids, version):
+        """The release as sentry-cli reads it: version, dates, its projects."""
+        if not project_ids:
+            return None
+        rows = self.query('SELECT project_id, created, url, date_released FROM upload_releases'
+                          ' WHERE version=? AND project_id IN (%s)' % ','.join('?' * len(project_ids)),
+                          [version] + list(project_ids))
+        if not rows:
+            return None
+        return {'version': version, 'created': min(r[1] for r in rows), 'url': rows[0][2],
+                'dateReleased': max((r[3] for r in rows if r[3]), default=None),
+                'projectIds': sorted(r[0] for r in rows)}
+
+    def release_versions(self, project_id):
+        return [r[0] for r in self.query('SELECT version FROM upload_releases WHERE project_id=? ORDER BY created',
+                                         (project_id,))]
+
+    # -- bundles --
+
+    def projects_with_bundles(self):
+        """Project ids with any bundle: events of other projects skip
+        resolution without a query (kept in memory, rebuilt on change)."""
+        cached = self._projects_with_bundles
+        if cached is None:
+            cached = self._projects_with_bundles = frozenset(
+                r[0] for r in self.query('SELECT DISTINCT project_id FROM sourcemap_bundles'))
+        return cached
+
+    def _changed(self):
+        self.generation += 1
+        self._projects_with_bundles = None
+
+    def bundle_with_checksum(self, project_ids, checksum):
+        rows = self.query('SELECT DISTINCT project_id FROM sourcemap_bundles WHERE checksum=?', (checksum,))
+        return set(project_ids) <= {r[0] for r in rows}
+
+    def store_bundle(self, project_ids, checksum, chunks, data, attributes, files, release, dist):
+        """Keep an assembled, validated bundle for each project, replacing the
+        files it shares with older bundles; the chunks it was made of go."""
+        try:
+            return self.write(self._tx_store_bundle, project_ids, checksum, chunks, data, attributes, files,
+                              release or '', dist or '')
+        finally:
+            self._changed()
+
+    def _tx_store_bundle(self, conn, project_ids, checksum, chunks, data, attributes, files, release, dist):
+        at = now()
+        bundle_id = normalize_debug_id(attributes.get('debug_id')) or checksum
+        stored = []
+        for project_id in project_ids:
+            old = conn.execute('SELECT id FROM sourcemap_bundles WHERE project_id=? AND bundle_id=?',
+                               (project_id, bundle_id)).fetchall()
+            for (old_id,) in old:  # the same bundle again: the new upload replaces it
+                conn.execute('DELETE FROM sourcemap_files WHERE bundle=?', (old_id,))
+                conn.execute('DELETE FROM sourcemap_bundles WHERE id=?', (old_id,))
+            row_id = conn.execute(
+                'INSERT INTO sourcemap_bundles(project_id, bundle_id, checksum, release, dist, uploaded, last_used,'
+                ' size, files, data) VALUES (?,?,?,?,?,?,?,?,?,?)',
+                (project_id, bundle_id, checksum, release, dist, at, at, len(data), len(files), data)).lastrowid
+            for f in files:
+                # what a newer bundle provides, older ones no longer answer for
+                if f['debug_id']:
+                    conn.execute('DELETE FROM sourcemap_files WHERE project_id=? AND debug_id=? AND type=?',
+                                 (project_id, f['debug_id'], f['type']))
+                if release:
+                    conn.execute('DELETE FROM sourcemap_files WHERE project_id=? AND release=? AND dist=? AND url=?',
+                                 (project_id, release, dist, f['url']))
+            conn.executemany(
+                'INSERT INTO sourcemap_files(bundle, project_id, path, url, type, debug_id, sourcemap, release, dist)'
+                ' VALUES (?,?,?,?,?,?,?,?,?)',
+                [(row_id, project_id, f['path'], f['url'], f['type'], f['debug_id'], f['sourcemap'], release, dist)
+                 for f in files])
+            conn.execute('DELETE FROM sourcemap_bundles WHERE project_id=? AND id NOT IN'
+                         ' (SELECT DISTINCT bundle FROM sourcemap_files WHERE project_id=?)', (project_id, project_id))
+            stored.append(row_id)
+        conn.executemany('DELETE FROM upload_chunks WHERE checksum=?', [(c,) for c in set(chunks)])
+        return stored
+
+    def bundles(self, project_id):
+        return [{'id': r[0], 'bundleId': r[1], 'release': r[2] or None, 'dist': r[3] or None, 'uploaded': r[4],
+                 'lastUsed': r[5], 'size': r[6], 'files': r[7]} for r in self.query(
+            'SELECT id, bundle_id, release, dist, uploaded, last_used, size, files FROM sourcemap_bundles'
+            ' WHERE project_id=? ORDER BY id DESC', (project_id,))]
+
+    def prune(self, project_id, cutoff):
+        """Delete the project's bundles neither uploaded nor used since cutoff."""
+        deleted = self.write(self._tx_prune, project_id, cutoff)
+        if deleted:
+            self._changed()
+        return deleted
+
+    @staticmethod
+    def _tx_prune(conn, project_id, cutoff):
+        doomed = [r[0] for r in conn.execute('SELECT id FROM sourcemap_bundles WHERE project_id=? AND last_used<?'
+                                             ' LIMIT 100', (project_id, cutoff)).fetchall()]
+        for row_id in doomed:
+            conn.execute('DELETE FROM sourcemap_files WHERE bundle=?', (row_id,))
+            conn.execute('DELETE FROM sourcemap_bundles WHERE id=?', (row_id,))
+        return len(doomed)
+
+    def prune_chunks(self, cutoff):
+        """Chunks never assembled (an upload that stopped half way) go after a while."""
+        return self.write(lambda conn: conn.execute('DELETE FROM upload_chunks WHERE received<?',
+                                                    (cutoff,)).rowcount)
 
 
 ###############################################################################
@@ -4548,6 +4833,485 @@ def mount_sentry(app, ctx):
 
 
 ###############################################################################
+# Source maps (sentry-cli uploads) ############################################
+###############################################################################
+# Owns JavaScript source maps: the artifact bundles `sentry-cli sourcemaps
+# upload` (and 2.x `releases files ... upload-sourcemaps`) sends through
+# Sentry's web API (/api/0/...: chunk upload, assembly, releases), read with
+# every size counted while decompressing. Its web API errors answer
+# {"detail": "..."}, as Sentry's do.
+
+BUNDLE_MAGIC = b'SYSB'
+BUNDLE_FILE_TYPES = ('source', 'minified_source', 'source_map', 'indexed_ram_bundle')
+_READ_STEP = 64 << 10
+
+
+class BundleError(ValueError):
+    """An upload that cannot be stored: the message says why (a 400)."""
+
+
+# -- debug ids --
+
+_HEX = frozenset('0123456789abcdef')
+
+
+def normalize_debug_id(value):
+    """'2B57F07A432C56629998EC91F641A263' or '2b57f07a-432c-...-a263[-appendix]'
+    -> '2b57f07a-432c-5662-9998-ec91f641a263'; anything else -> None."""
+    if not isinstance(value, str) or len(value) > 80:
+        return None
+    text = value.strip().lower().replace('-', '')
+    if len(text) < 32 or not _HEX.issuperset(text[:32]):
+        return None
+    return str(uuid.UUID(text[:32]))
+
+
+# -- artifact bundles --
+
+def _safe_entry_name(name):
+    """A zip entry name we would ever write or look up: relative, no '..', no
+    drive, no backslash, no NUL. Anything else is refused, not cleaned."""
+    if not name or len(name) > 1024 or '\x00' in name or '\\' in name or name.startswith('/'):
+        return False
+    if len(name) > 1 and name[1] == ':':  # a Windows drive (C:...)
+        return False
+    parts = name.split('/')
+    return all(part not in ('', '.', '..') for part in parts)
+
+
+def _open_zip(data):
+    if data[:4] == BUNDLE_MAGIC:
+        if len(data) < 8 or struct.unpack('<I', data[4:8])[0] > 2:
+            raise BundleError('unsupported bundle version')
+        data = data[8:]
+    try:
+        return zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, struct.error, OSError,
+            NotImplementedError, IndexError):
+        raise BundleError('the bundle is not a valid zip archive')
+
+
+def _read_entry(archive, info, limit):
+    """The entry's bytes, counted while they are decompressed: the sizes in the
+    zip's headers are the sender's claims and are never trusted alone."""
+    if info.flag_bits & 0x1:
+        raise BundleError('encrypted entries are not supported: %s' % info.filename)
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise BundleError('unsupported compression in %s' % info.filename)
+    if info.file_size > limit:
+        raise BundleError('%s is larger than %d bytes' % (info.filename, limit))
+    out = bytearray()
+    try:
+        with archive.open(info) as stream:
+            while True:
+                chunk = stream.read(_READ_STEP)
+                if not chunk:
+                    break
+                out += chunk
+                if len(out) > limit:
+                    raise BundleError('%s is larger than %d bytes' % (info.filename, limit))
+    except BundleError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, struct.error, OSError, NotImplementedError,
+            RuntimeError):
+        raise BundleError('the bundle is corrupt: %s cannot be read' % info.filename)
+    return bytes(out)
+
+
+def read_bundle(data):
+    """Validate an artifact bundle (symbolic's source bundle: 'SYSB' + version,
+    then a zip with manifest.json and files/...) and return
+    (attributes, files): attributes the manifest's top-level strings (debug_id,
+    release, dist, org, project), files a list of dicts with path, url, type,
+    debug_id, sourcemap (the minified file's reference to its map) and size.
+    Every entry is decompressed once, counted as it is read, so a zip bomb
+    stops at the cap; raises BundleError with the reason."""
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise BundleError('the bundle is larger than %d bytes' % MAX_BUNDLE_BYTES)
+    archive = _open_zip(data)
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > MAX_BUNDLE_ENTRIES + 1:
+            raise BundleError('the bundle has more than %d files' % MAX_BUNDLE_ENTRIES)
+        by_name = {}
+        for info in infos:
+            name = info.filename
+            if info.is_dir():
+                continue
+            if not _safe_entry_name(name):
+                raise BundleError('unsafe file name in the bundle: %r' % name[:200])
+            if name in by_name:
+                raise BundleError('duplicate file name in the bundle: %r' % name[:200])
+            by_name[name] = info
+        if 'manifest.json' not in by_name:
+            raise BundleError('the bundle has no manifest.json')
+        raw_manifest = _read_entry(archive, by_name['manifest.json'], MAX_MANIFEST_BYTES)
+        try:
+            manifest = json.loads(raw_manifest.decode('utf-8'))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise BundleError('manifest.json is not valid JSON')
+        if not isinstance(manifest, dict) or not isinstance(manifest.get('files', {}), dict):
+            raise BundleError('manifest.json must be an object with a "files" object')
+        attributes = {key: value for key, value in manifest.items()
+                      if key != 'files' and isinstance(value, str) and len(value) <= 1024}
+        files, total = [], 0
+        for path, entry in manifest.get('files', {}).items():
+            if not isinstance(entry, dict):
+                raise BundleError('manifest.json: the entry for %r must be an object' % path[:200])
+            if path not in by_name or not path.startswith('files/'):
+                raise BundleError('manifest.json names a file the bundle does not have: %r' % path[:200])
+            url, type_ = entry.get('url'), entry.get('type')
+            headers = entry.get('headers') or {}
+            if not isinstance(url, str) or not url or len(url) > 2048:
+                raise BundleError('manifest.json: %r needs a url' % path[:200])
+            if type_ is not None and type_ not in BUNDLE_FILE_TYPES:
+                raise BundleError('manifest.json: %r has an unknown type' % path[:200])
+            if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                        for k, v in headers.items()):
+                raise BundleError('manifest.json: the headers of %r must be strings' % path[:200])
+            headers = {k.lower(): v for k, v in headers.items()}
+            content = _read_entry(archive, by_name[path], MAX_BUNDLE_FILE)
+            total += len(content)
+            if total > MAX_BUNDLE_UNPACKED:
+                raise BundleError('the bundle unpacks to more than %d bytes' % MAX_BUNDLE_UNPACKED)
+            debug_id = None
+            if 'debug-id' in headers:
+                debug_id = normalize_debug_id(headers['debug-id'])
+                if debug_id is None:
+                    raise BundleError('manifest.json: %r has a malformed debug-id' % path[:200])
+            files.append({'path': path, 'url': url, 'type': type_ or 'source', 'debug_id': debug_id,
+                          'sourcemap': (headers.get('sourcemap') or headers.get('x-sourcemap') or None),
+                          'size': len(content)})
+        if not files:
+            raise BundleError('the bundle has no files')
+    return attributes, files
+
+
+# -- the web API sentry-cli calls (/api/0/...) --
+
+def parse_multipart(body, content_type, max_parts=100):
+    """A multipart/form-data body -> [(field name, filename, bytes)]. Strict
+    and small: the boundary from the header, parts split on it by plain byte
+    search, each part's Content-Disposition read by splitting on ';' and '='."""
+    kind, _, params = (content_type or '').partition(';')
+    if kind.strip().lower() != 'multipart/form-data':
+        raise ApiError(400, 'expected a multipart/form-data body')
+    boundary = None
+    for param in params.split(';'):
+        name, _, value = param.strip().partition('=')
+        if name.lower() == 'boundary':
+            boundary = value.strip().strip('"')
+    if not boundary or len(boundary) > 200:
+        raise ApiError(400, 'the multipart body has no boundary')
+    delimiter = b'--' + boundary.encode('latin-1')
+    pieces = body.split(delimiter)
+    if len(pieces) < 2 or not pieces[-1].startswith(b'--'):
+        raise ApiError(400, 'the multipart body is truncated')
+    parts = []
+    for piece in pieces[1:-1]:
+        if len(parts) >= max_parts:
+            raise ApiError(400, 'too many parts in the multipart body')
+        if not piece.startswith(b'\r\n') or not piece.endswith(b'\r\n'):
+            raise ApiError(400, 'malformed multipart part')
+        head, separator, data = piece[2:-2].partition(b'\r\n\r\n')
+        if not separator:
+            raise ApiError(400, 'malformed multipart part')
+        field = filename = None
+        for line in head.decode('latin-1').split('\r\n'):
+            name, _, value = line.partition(':')
+            if name.strip().lower() != 'content-disposition':
+                continue
+            for param in value.split(';')[1:]:
+                key, _, text = param.strip().partition('=')
+                text = text.strip().strip('"')
+                if key.lower() == 'name':
+                    field = text
+                elif key.lower() == 'filename':
+                    filename = text
+        parts.append((field, filename, data))
+    return parts
+
+
+SHA1_HEX = frozenset('0123456789abcdef')
+
+
+def is_sha1(value):
+    return value.__class__ is str and len(value) == 40 and SHA1_HEX.issuperset(value)
+
+
+def sentry_api_error(status, message, code=None, details=None, headers=None):
+    """Sentry's web API form, which sentry-cli prints: {"detail": "..."} alone
+    (a second key would make the CLI print "request failure" instead)."""
+    return no_cors(reply({'detail': message}, status, headers))
+
+
+def no_cors(body):
+    """The upload API and token management are for CLIs, never for pages:
+    without Access-Control-Allow-Origin no other origin can read them."""
+    bottle.response.headers.pop('Access-Control-Allow-Origin', None)
+    bottle.response.headers.pop('Access-Control-Expose-Headers', None)
+    return body
+
+
+def release_info(release, projects):
+    """A release as sentry-cli's ReleaseInfo reads it."""
+    return {'version': release['version'], 'shortVersion': release['version'], 'url': release.get('url'),
+            'dateCreated': iso(release['created']), 'dateReleased': iso(release['dateReleased']),
+            'lastEvent': None, 'newGroups': 0, 'commitCount': 0, 'deployCount': 0, 'lastCommit': None,
+            'lastDeploy': None, 'authors': [], 'ref': None,
+            'projects': [{'id': str(p['id']), 'slug': slugify(p['name']) or str(p['id']), 'name': p['name']}
+                         for p in projects]}
+
+
+def mount_sourcemap_api(app, ctx):
+    store = ctx.store
+    bundles = store.sourcemaps
+    route = lambda path, method='GET': lambda fn: app.route(path, method=method)(
+        guarded(sentry_api_error)(lambda *a, **k: no_cors(fn(*a, **k))))
+
+    def token_scope():
+        """None for the admin token (every project), else the one project id
+        an upload token belongs to; 401 otherwise."""
+        given = header('Authorization') or ''
+        if not given.startswith('Bearer '):
+            raise ApiError(401, 'Authentication credentials were not provided.')
+        token = given[7:].strip()
+        admin = ctx.settings['admin_token']
+        if admin and keys_equal(token, admin):
+            return None
+        project_id = bundles.project_of_token(token) if 0 < len(token) <= 200 else None
+        if project_id is None:
+            raise ApiError(401, 'Invalid token')
+        return project_id
+
+    def visible_projects(scope):
+        return [p for p in store.projects() if scope is None or p['id'] == scope]
+
+    def projects_for(slugs, scope, status=400):
+        """Project slugs (our project names, as slugs or as written, or ids)
+        -> projects; every one must exist and be the token's."""
+        out = []
+        for slug in slugs:
+            if not isinstance(slug, str) or not slug or len(slug) > 200:
+                raise ApiError(400, 'The projects field is required and must be provided as an array of strings.')
+            named = [p for p in store.projects() if p['name'] == slug or slugify(p['name']) == slug
+                     or (slug.isdecimal() and str(p['id']) == slug)]
+            if not named:
+                raise ApiError(status, 'project %s not found (projects are matched by name)' % slug)
+            if len(named) > 1:
+                raise ApiError(400, 'several projects are named %s: use the project id' % slug)
+            if scope is not None and named[0]['id'] != scope:
+                raise ApiError(403, 'this token may only upload to its own project')
+            out.append(named[0])
+        return out
+
+    # -- what the CLI asks before uploading --
+
+    @route('/api/0/')
+    def auth_info():
+        scope = token_scope()
+        return reply({'version': '0', 'user': None,
+                      'auth': {'scopes': ['org:read', 'project:read', 'project:releases', 'project:write'],
+                               'project': scope}})
+
+    @route('/api/0/organizations/<org>/')
+    def organization(org):
+        token_scope()
+        return reply({'id': '1', 'slug': org, 'name': org})
+
+    @route('/api/0/organizations/<org>/projects/')
+    def organization_projects(org):
+        scope = token_scope()
+        return reply([{'id': str(p['id']), 'slug': slugify(p['name']) or str(p['id']), 'name': p['name']}
+                      for p in visible_projects(scope)])
+
+    # -- chunks --
+
+    @route('/api/0/organizations/<org>/chunk-upload/')
+    def chunk_options(org):
+        token_scope()
+        return reply({'url': '%s/api/0/organizations/%s/chunk-upload/' % (ctx.base_url(), urllib.parse.quote(org)),
+                      'chunkSize': CHUNK_SIZE, 'chunksPerRequest': CHUNKS_PER_REQUEST,
+                      'maxFileSize': MAX_BUNDLE_BYTES, 'maxRequestSize': MAX_CHUNK_REQUEST, 'concurrency': 4,
+                      'hashAlgorithm': 'sha1', 'compression': ['gzip'], 'maxWait': 60,
+                      'accept': ['release_files', 'artifact_bundles', 'artifact_bundles_v2']})
+
+    @route('/api/0/organizations/<org>/chunk-upload/', 'POST')
+    def chunk_upload(org):
+        token_scope()
+        parts = parse_multipart(read_body(LIMIT_CHUNK_UPLOAD), bottle.request.environ.get('CONTENT_TYPE'),
+                                CHUNKS_PER_REQUEST + 1)
+        chunks, total = [], 0
+        for field, checksum, data in parts:
+            if field not in ('file', 'file_gzip'):
+                continue
+            if len(chunks) >= CHUNKS_PER_REQUEST:
+                raise ApiError(400, 'Too many chunks')
+            if not is_sha1(checksum):
+                raise ApiError(400, 'a chunk must be named by the sha1 of its content')
+            if field == 'file_gzip':
+                try:
+                    data = decompress(data, 'gzip', CHUNK_SIZE)
+                except ApiError as exc:
+                    raise ApiError(400, 'Chunk size too large' if exc.status == 413 else exc.message)
+            if len(data) > CHUNK_SIZE:
+                raise ApiError(400, 'Chunk size too large')
+            if hashlib.sha1(data).hexdigest() != checksum:
+                raise ApiError(400, 'Checksum mismatch: chunk %s has sha1 %s' % (checksum, hashlib.sha1(data).hexdigest()))
+            total += len(data)
+            if total > MAX_CHUNK_REQUEST:
+                raise ApiError(400, 'Request too large')
+            chunks.append((checksum, data))
+        if chunks:
+            if bundles.pending_chunk_bytes() + total > MAX_PENDING_CHUNKS:
+                raise ApiError(400, 'too many chunks are waiting to be assembled (%d bytes at most)'
+                               % MAX_PENDING_CHUNKS)
+            bundles.add_chunks(chunks)
+        return reply({})
+
+    # -- assembling --
+
+    def assemble(project_ids, checksum, chunks, version, dist, legacy=False):
+        if bundles.bundle_with_checksum(project_ids, checksum):
+            return reply({'state': 'ok', 'missingChunks': [], 'detail': None})
+        missing = bundles.missing_chunks(chunks)
+        if missing or not chunks:
+            return reply({'state': 'not_found', 'missingChunks': missing})
+        try:
+            data = bundles.chunk_data(chunks, MAX_BUNDLE_BYTES)
+            if data is None:  # pruned between the two queries
+                return reply({'state': 'not_found', 'missingChunks': bundles.missing_chunks(chunks)})
+            if hashlib.sha1(data).hexdigest() != checksum:
+                raise BundleError('Reported checksum mismatch: the chunks joined do not have the sha1 %s' % checksum)
+            attributes, files = read_bundle(data)
+            if legacy and attributes.get('release', version) != version:
+                raise BundleError('release does not match uploaded bundle')
+            release, dist = version or attributes.get('release'), dist or attributes.get('dist')
+            if not release and not any(f['debug_id'] for f in files):
+                raise BundleError('uploading a bundle without debug ids or release is prohibited')
+        except BundleError as exc:
+            raise ApiError(400, str(exc))
+        bundles.store_bundle(project_ids, checksum, chunks, data, attributes, files, release, dist)
+        return reply({'state': 'ok', 'missingChunks': [], 'detail': None})
+
+    def assemble_request(legacy=False):
+        data = parse_json(read_body(LIMIT_READ_API))
+        if not isinstance(data, dict):
+            raise ApiError(400, 'Invalid json body')
+        checksum, chunks = data.get('checksum'), data.get('chunks')
+        if not is_sha1(checksum):
+            raise ApiError(400, 'The checksum field is required and must be a 40-character hexadecimal string.')
+        if not isinstance(chunks, list) or len(chunks) > 10000 or not all(is_sha1(c) for c in chunks):
+            raise ApiError(400, 'The chunks field is required and must be provided as an array of '
+                                '40-character hexadecimal strings.')
+        return data, checksum, chunks
+
+    @route('/api/0/organizations/<org>/artifactbundle/assemble/', 'POST')
+    def assemble_artifact_bundle(org):
+        scope = token_scope()
+        data, checksum, chunks = assemble_request()
+        slugs, version, dist = data.get('projects'), data.get('version'), data.get('dist')
+        if not isinstance(slugs, list) or not slugs or len(slugs) > 100:
+            raise ApiError(400, 'You need to specify at least one project')
+        if version is not None and (not isinstance(version, str) or not version or '/' in version
+                                    or len(version) > 200):
+            raise ApiError(400, 'The version field cannot be empty and cannot contain any "/" characters.')
+        if dist is not None and (not isinstance(dist, str) or len(dist) > 64):
+            raise ApiError(400, 'The dist field must be a string.')
+        if dist and not version:
+            raise ApiError(400, 'You need to specify a release together with a dist')
+        project_ids = [p['id'] for p in projects_for(slugs, scope)]
+        return assemble(project_ids, checksum, chunks, version, dist)
+
+    @route('/api/0/organizations/<org>/releases/<version>/assemble/', 'POST')
+    def assemble_release_files(org, version):
+        scope = token_scope()
+        data, checksum, chunks = assemble_request(legacy=True)
+        release = bundles.release([p['id'] for p in visible_projects(scope)], version)
+        if release is None:
+            raise ApiError(404, 'release %s not found (create it first: sentry-cli releases new)' % version)
+        return assemble(release['projectIds'], checksum, chunks, version, None, legacy=True)
+
+    # -- releases --
+
+    def new_release(scope, slugs, status=400):
+        data = parse_json(read_body(LIMIT_READ_API))
+        if not isinstance(data, dict):
+            raise ApiError(400, 'Invalid json body')
+        version = data.get('version')
+        if not isinstance(version, str) or not version.strip() or '/' in version or len(version) > 200 \
+                or version in ('.', '..') or any(c in version for c in '\r\n\t\x00'):
+            raise ApiError(400, 'version: a release version may not be empty, contain "/" or newlines, '
+                                'or be longer than 200 characters')
+        if slugs is None:
+            slugs = data.get('projects')
+            if not isinstance(slugs, list):
+                raise ApiError(400, 'projects: this field is required')
+        if not slugs and scope is not None:
+            projects = visible_projects(scope)
+        else:
+            projects = projects_for(slugs, scope, status)
+        if not projects:
+            raise ApiError(400, 'projects: at least one project is required')
+        url = data.get('url') if isinstance(data.get('url'), str) else None
+        released = parse_timestamp(data.get('dateReleased'), 'dateReleased') if data.get('dateReleased') else None
+        bundles.save_release([p['id'] for p in projects], version, clip(url, 2048), released)
+        return reply(release_info(bundles.release([p['id'] for p in projects], version), projects), 201)
+
+    @route('/api/0/organizations/<org>/releases/', 'POST')
+    def create_release(org):
+        return new_release(token_scope(), None)
+
+    @route('/api/0/projects/<org>/<project>/releases/', 'POST')
+    def create_project_release(org, project):
+        return new_release(token_scope(), [project], status=404)
+
+    def releases_of(projects):
+        rows = {}
+        for p in projects:
+            for version in bundles.release_versions(p['id']):
+                rows.setdefault(version, []).append(p)
+        return [release_info(bundles.release([p['id'] for p in ps], v), ps) for v, ps in sorted(rows.items())]
+
+    @route('/api/0/organizations/<org>/releases/')
+    def list_releases(org):
+        return reply(releases_of(visible_projects(token_scope())))
+
+    @route('/api/0/projects/<org>/<project>/releases/')
+    def list_project_releases(org, project):
+        return reply(releases_of(projects_for([project], token_scope(), 404)))
+
+    def one_release(projects, version):
+        release = bundles.release([p['id'] for p in projects], version)
+        if release is None:
+            raise ApiError(404, 'The requested resource does not exist')
+        return release, [p for p in projects if p['id'] in release['projectIds']]
+
+    def release_projects(project):
+        scope = token_scope()
+        return visible_projects(scope) if project is None else projects_for([project], scope, 404)
+
+    def show_release(org, version, project=None):
+        release, projects = one_release(release_projects(project), version)
+        return reply(release_info(release, projects))
+
+    def update_release(org, version, project=None):
+        release, projects = one_release(release_projects(project), version)
+        data = parse_json(read_body(LIMIT_READ_API))
+        if not isinstance(data, dict):
+            raise ApiError(400, 'Invalid json body')
+        released = parse_timestamp(data.get('dateReleased'), 'dateReleased') if data.get('dateReleased') else None
+        url = data.get('url') if isinstance(data.get('url'), str) else None
+        bundles.save_release(release['projectIds'], version, clip(url, 2048), released)
+        return reply(release_info(bundles.release(release['projectIds'], version), projects))
+
+    # `releases info` and `releases finalize`: 3.x asks the organization, 2.x the project
+    for prefix in ('/api/0/organizations/<org>', '/api/0/projects/<org>/<project>'):
+        route(prefix + '/releases/<version>/')(show_release)
+        route(prefix + '/releases/<version>/', 'PUT')(update_release)
+
+
+###############################################################################
 # Read API (/api/v1/...) ######################################################
 ###############################################################################
 # Owns the JSON the viewer and scripts read: issues, events and every other
@@ -5046,6 +5810,51 @@ def mount_monitors_api(route, project, ctx):
         return reply({'ok': True})
 
 
+def token_json(token):
+    out = with_times(token, 'created', 'lastUsed')
+    if 'value' in token:
+        out['value'] = token['value']  # shown once, when it is created
+    return out
+
+
+def mount_upload_tokens_api(route, project, ctx):
+    """Read API: upload tokens for sentry-cli (admin) and the artifact bundles a
+    project has (its key). Answered without Access-Control-Allow-Origin: no page
+    of another origin may read a token."""
+    store = ctx.store
+    uncors = lambda fn: functools.wraps(fn)(lambda *a, **k: no_cors(fn(*a, **k)))
+
+    def project_or_404(project_id):
+        ctx.require_admin()
+        return found(store.project_by_id(project_id), 'project')
+
+    @route('/api/v1/projects/<project_id:id>/tokens', 'POST')
+    @uncors
+    def create_token(project_id):
+        project = project_or_404(project_id)
+        data = json_body() if bottle.request.content_length else {}
+        name = data.get('name', '')
+        if not isinstance(name, str):
+            raise ApiError(400, 'name must be a string')
+        return reply({'token': token_json(store.sourcemaps.create_token(project['id'], name.strip()))}, 201)
+
+    @route('/api/v1/projects/<project_id:id>/tokens')
+    @uncors
+    def list_tokens(project_id):
+        return reply({'tokens': [token_json(t) for t in store.sourcemaps.tokens(project_or_404(project_id)['id'])]})
+
+    @route('/api/v1/projects/<project_id:id>/tokens/<token_id:id>', 'DELETE')
+    @uncors
+    def delete_token(project_id, token_id):
+        found(store.sourcemaps.delete_token(project_or_404(project_id)['id'], token_id), 'token')
+        return reply({'deleted': token_id})
+
+    @route('/api/v1/sourcemaps')
+    def list_bundles():
+        bundles = store.sourcemaps.bundles(project()['id'])
+        return reply({'bundles': [with_times(b, 'uploaded', 'lastUsed') for b in bundles]})
+
+
 def mount_read_api(app, ctx):
     """Every part of the read API (its entry in DIALECTS). Each part takes
     route(path, methods), the decorator of its handlers, and project(), the
@@ -5053,7 +5862,7 @@ def mount_read_api(app, ctx):
     route = read_route(app)
     project = lambda: key_project(ctx.store)
     for mount in (mount_projects_api, mount_issues_api, mount_http_requests_api, mount_replays_and_logs_api,
-                  mount_performance_api, mount_monitors_api):
+                  mount_performance_api, mount_monitors_api, mount_upload_tokens_api):
         mount(route, project, ctx)
 
 
@@ -5157,7 +5966,21 @@ class Sweeper(threading.Thread):
             if cutoff:
                 while not self.stopping.is_set() and self.store.retention.prune_telemetry(project['id'], cutoff):
                     time.sleep(0.01)
+        self.prune_sourcemaps()
         self.check_monitors()
+
+    def prune_sourcemaps(self):
+        """Bundles not uploaded again within the project's retention days go,
+        and so do chunks of uploads that never finished."""
+        for project_id in sorted(self.store.sourcemaps.projects_with_bundles()):
+            project = self.store.project_by_id(project_id)
+            days = project['settings'].get('retentionDays', self.settings['retention_days']) if project else 0
+            if not days:
+                continue
+            cutoff = now() - days * 86400
+            while not self.stopping.is_set() and self.store.sourcemaps.prune(project_id, cutoff):
+                time.sleep(0.01)
+        self.store.sourcemaps.prune_chunks(now() - PENDING_CHUNK_SECONDS)
 
     def check_monitors(self):
         at = now()
@@ -5218,6 +6041,7 @@ DIALECTS = (
             ('X-Open-Sentry-Key', 'X-Sentry-Clone-Key'), ('open_sentry', lambda base, dsn: base + '/v1/ingest')),
     Dialect('sentry', re.compile(r'^/api/[^/]+/(envelope|store)/?$'), sentry_error, mount_sentry,
             ('X-Sentry-Auth', 'Authorization', 'sentry-trace', 'baggage'), ('sentry_dsn', lambda base, dsn: dsn)),
+    Dialect('sentry_web_api', re.compile(r'/api/0/'), sentry_api_error, mount_sourcemap_api, (), None),
     Dialect('read_api', re.compile(''), read_api_error, mount_read_api, ('X-ErrorCapture-Key', 'Authorization'),
             None),
 )
@@ -5429,7 +6253,8 @@ def build_parser():
                'over the defaults shown.\n\n'
                'Management commands (run `errorcapture projects --help` / `errorcapture monitors --help`):\n'
                '  errorcapture projects add NAME | list\n'
-               '  errorcapture monitors add|set|list|delete --key KEY ...')
+               '  errorcapture monitors add|set|list|delete --key KEY ...\n'
+               '  errorcapture tokens add|list|delete --key KEY ...   (upload tokens for sentry-cli)')
     for name, kind, default, help_text in OPTIONS:
         flag = '--' + name.replace('_', '-')
         env = 'ERRORCAPTURE_' + name.upper()
@@ -5485,7 +6310,7 @@ def serve_forever(settings):
 
 def build_admin_parser():
     parser = argparse.ArgumentParser(
-        prog='errorcapture', description='Manage projects and cron monitors in an ErrorCapture database '
+        prog='errorcapture', description='Manage projects, cron monitors and upload tokens in an ErrorCapture database '
                                          '(works while the server runs).')
     # --db and --public-url go before the command or after it, and every help shows them
     where = argparse.ArgumentParser(add_help=False)
@@ -5519,11 +6344,21 @@ def build_admin_parser():
     delete = monitors.add_parser('delete', help='delete a monitor and its history', parents=[where])
     delete.add_argument('--key', required=True, help='project key')
     delete.add_argument('slug')
+    tokens = groups.add_parser('tokens', help='create, list and delete upload tokens (sentry-cli --auth-token)',
+                               parents=[where]).add_subparsers(dest='action', required=True)
+    add = tokens.add_parser('add', help="create a project's upload token and print it (shown once)", parents=[where])
+    add.add_argument('--key', required=True, help='project key')
+    add.add_argument('--name', default='', help='what the token is for (e.g. "ci")')
+    listing = tokens.add_parser('list', help="list a project's upload tokens (not their values)", parents=[where])
+    listing.add_argument('--key', required=True, help='project key')
+    delete = tokens.add_parser('delete', help='delete an upload token', parents=[where])
+    delete.add_argument('--key', required=True, help='project key')
+    delete.add_argument('id', type=int, help='the token id that `tokens list` shows')
     return parser
 
 
 def administer(argv):
-    """`errorcapture projects ...` and `errorcapture monitors ...`."""
+    """`errorcapture projects ...`, `errorcapture monitors ...` and `errorcapture tokens ...`."""
     args = build_admin_parser().parse_args(argv)
     settings = resolve_options({'db': args.db, 'public_url': args.public_url})
     base = (settings['public_url'] or 'http://%s:%d' % (settings['host'], settings['port'])).rstrip('/')
@@ -5548,6 +6383,8 @@ def administer(argv):
         if project is None:
             print('errorcapture: unknown project key', file=sys.stderr)
             return 2
+        if args.group == 'tokens':
+            return administer_tokens(store, project, args)
         if args.action in ('add', 'set'):
             fields = {'slug': args.slug}
             for name, value in (('name', args.name), ('schedule', args.schedule), ('grace', args.grace),
@@ -5577,13 +6414,33 @@ def administer(argv):
         store.close()
 
 
+def administer_tokens(store, project, args):
+    """`errorcapture tokens add|list|delete --key KEY`."""
+    if args.action == 'add':
+        token = store.sourcemaps.create_token(project['id'], args.name)
+        print(token['value'])
+        print('upload token %d for project %s: sentry-cli --auth-token <it> (or SENTRY_AUTH_TOKEN); it is not '
+              'shown again' % (token['id'], project['name'] or project['id']), file=sys.stderr)
+        return 0
+    if args.action == 'delete':
+        if not store.sourcemaps.delete_token(project['id'], args.id):
+            print('errorcapture: no such token', file=sys.stderr)
+            return 2
+        print('deleted token %d' % args.id)
+        return 0
+    for token in store.sourcemaps.tokens(project['id']):
+        print('%-4d %-24s created=%s last_used=%s' % (token['id'], token['name'][:24] or '-', iso(token['created']),
+                                                        iso(token['lastUsed']) or '-'))
+    return 0
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     position = 0
     while position < len(argv) and argv[position].split('=', 1)[0] in ('--db', '--public-url'):
         position += 1 if '=' in argv[position] else 2  # management commands may follow these two options
     try:
-        if position < len(argv) and argv[position] in ('projects', 'monitors'):
+        if position < len(argv) and argv[position] in ('projects', 'monitors', 'tokens'):
             return administer(argv)
         args = build_parser().parse_args(argv)
         options = {name: getattr(args, name) for name in OPTION_TYPES if getattr(args, name) is not None}
