@@ -25,6 +25,9 @@ Embedding: ``make_app(db_path, **options)`` returns the WSGI application;
 __version__ = '0.1.0'
 
 import argparse
+import base64
+import binascii
+import bisect
 import collections
 import functools
 import hashlib
@@ -35,6 +38,7 @@ import json
 import logging
 import math
 import os
+import posixpath
 import queue
 import re
 import secrets
@@ -48,6 +52,7 @@ import urllib.parse
 import uuid
 import zipfile
 import zlib
+from array import array
 from datetime import datetime, timedelta, timezone
 
 import bottle
@@ -182,6 +187,7 @@ MAX_BUNDLE_UNPACKED = 128 << 20    # all its files together, decompressed
 MAX_BUNDLE_FILE = 32 << 20         # one file inside it, decompressed
 MAX_BUNDLE_ENTRIES = 5000          # files in one bundle
 MAX_MANIFEST_BYTES = 8 << 20       # its manifest.json
+MAX_MAP_SEGMENTS = 4000000         # mappings in one source map (about 30 MiB of "mappings" text)
 
 CHUNK_SIZE = 8 << 20               # one chunk (sentry-cli before 2.40 wants a power of two)
 CHUNKS_PER_REQUEST = 64
@@ -3501,11 +3507,37 @@ class SourceMaps(Kind):
         conn.executemany('DELETE FROM upload_chunks WHERE checksum=?', [(c,) for c in set(chunks)])
         return stored
 
+    def file_by_debug_id(self, project_id, debug_id, type_):
+        rows = self.query('SELECT bundle, path, url, sourcemap FROM sourcemap_files'
+                          ' WHERE project_id=? AND debug_id=? AND type=? ORDER BY bundle DESC LIMIT 1',
+                          (project_id, debug_id, type_))
+        return rows[0] if rows else None
+
+    def file_by_url(self, project_id, release, dist, urls, types):
+        """The newest file of the release (and dist) stored under the first of
+        urls that has one."""
+        for url in urls:
+            rows = self.query('SELECT bundle, path, url, sourcemap, type FROM sourcemap_files'
+                              ' WHERE project_id=? AND release=? AND dist=? AND url=? ORDER BY bundle DESC LIMIT 1',
+                              (project_id, release, dist or '', url))
+            if rows and rows[0][4] in types:
+                return rows[0]
+        return None
+
+    def bundle_data(self, bundle_row_id):
+        rows = self.query('SELECT data FROM sourcemap_bundles WHERE id=?', (bundle_row_id,))
+        return rows[0][0] if rows else None
+
     def bundles(self, project_id):
         return [{'id': r[0], 'bundleId': r[1], 'release': r[2] or None, 'dist': r[3] or None, 'uploaded': r[4],
                  'lastUsed': r[5], 'size': r[6], 'files': r[7]} for r in self.query(
             'SELECT id, bundle_id, release, dist, uploaded, last_used, size, files FROM sourcemap_bundles'
             ' WHERE project_id=? ORDER BY id DESC', (project_id,))]
+
+    def touch(self, bundle_row_ids):
+        """Note that events used these bundles (retention keeps what is used)."""
+        return self.write(lambda conn: conn.executemany('UPDATE sourcemap_bundles SET last_used=? WHERE id=?',
+                                                        [(now(), i) for i in bundle_row_ids]))
 
     def prune(self, project_id, cutoff):
         """Delete the project's bundles neither uploaded nor used since cutoff."""
@@ -4763,11 +4795,14 @@ def mount_sentry(app, ctx):
         """Validate every item, then store them: events, transactions and logs
         in one submission, then each check-in."""
         batch, checkins, answer_id, counted = [], [], event_id, 0
+        to_resolve = []
         for header, payload in items:
             kind = header['type']
             if kind == 'event':
-                model = sentry_error_event(parse_item_json(payload, 'event'), event_id)
+                raw = parse_item_json(payload, 'event')
+                model = sentry_error_event(raw, event_id)
                 batch.append(('error', model))
+                to_resolve.append((model, raw.get('debug_meta'), raw.get('dist')))
                 answer_id = answer_id or model['eventId']
             elif kind == 'transaction':
                 model = sentry_transaction(parse_item_json(payload, 'transaction'), event_id)
@@ -4784,6 +4819,8 @@ def mount_sentry(app, ctx):
         errors = sum(1 for kind, _ in batch if kind in ('error', 'transaction'))
         if errors:
             ctx.admit(project, errors)
+        for model, debug_meta, dist in to_resolve:  # minified frames -> original ones (Source maps)
+            ctx.resolver.resolve(project['id'], model, debug_meta, dist)
         if batch:
             store.add_batch(project['id'], batch)
         for slug, checkin, upsert in checkins:
@@ -4833,13 +4870,15 @@ def mount_sentry(app, ctx):
 
 
 ###############################################################################
-# Source maps (sentry-cli uploads) ############################################
+# Source maps (sentry-cli uploads; minified frames resolved) ###################
 ###############################################################################
 # Owns JavaScript source maps: the artifact bundles `sentry-cli sourcemaps
 # upload` (and 2.x `releases files ... upload-sourcemaps`) sends through
 # Sentry's web API (/api/0/...: chunk upload, assembly, releases), read with
-# every size counted while decompressing. Its web API errors answer
-# {"detail": "..."}, as Sentry's do.
+# every size counted while decompressing; a small source map parser; and the
+# resolver that maps a Sentry event's minified frames on ingest, matched by
+# debug id (debug_meta.images) or by release + URL, with parsed maps cached.
+# Its web API errors answer {"detail": "..."}, as Sentry's do.
 
 BUNDLE_MAGIC = b'SYSB'
 BUNDLE_FILE_TYPES = ('source', 'minified_source', 'source_map', 'indexed_ram_bundle')
@@ -4848,6 +4887,15 @@ _READ_STEP = 64 << 10
 
 class BundleError(ValueError):
     """An upload that cannot be stored: the message says why (a 400)."""
+
+
+class SourceMapError(ValueError):
+    """Why a frame could not be mapped, by symbolicator's names for it
+    (missing_sourcemap, malformed_sourcemap, invalid_location, no_column...)."""
+
+    def __init__(self, kind, message):
+        ValueError.__init__(self, message)
+        self.kind, self.message = kind, message
 
 
 # -- debug ids --
@@ -4985,6 +5033,717 @@ def read_bundle(data):
         if not files:
             raise BundleError('the bundle has no files')
     return attributes, files
+
+
+def read_bundle_file(data, path, limit=MAX_BUNDLE_FILE):
+    """One file of a stored bundle (already validated on upload; read with the
+    same caps all the same)."""
+    archive = _open_zip(data)
+    with archive:
+        try:
+            info = archive.getinfo(path)
+        except KeyError:
+            raise BundleError('no such file in the bundle: %r' % path[:200])
+        return _read_entry(archive, info, limit)
+
+
+# -- source maps --
+
+_BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+_B64_VALUE = {c: i for i, c in enumerate(_BASE64)}
+
+
+def decode_vlq(segment):
+    """A mappings segment ('AAgBC') -> its signed integers ([0, 0, 16, 1])."""
+    values, shift, value = [], 0, 0
+    for char in segment:
+        digit = _B64_VALUE.get(char)
+        if digit is None:
+            raise SourceMapError('malformed_sourcemap', 'invalid character in mappings')
+        value += (digit & 31) << shift
+        if digit & 32:
+            shift += 5
+            if shift > 60:
+                raise SourceMapError('malformed_sourcemap', 'number too large in mappings')
+            continue
+        values.append(-(value >> 1) if value & 1 else value >> 1)
+        shift = value = 0
+    if shift:
+        raise SourceMapError('malformed_sourcemap', 'mappings end inside a number')
+    return values
+
+
+def decode_mappings(mappings, source_count, name_count):
+    """The mappings string -> one (columns, targets) pair per generated line:
+    columns the sorted generated columns, targets four ints per column
+    (source index, original line, original column, name index; -1 where a
+    segment maps nothing or has no name). Fields are deltas across the whole
+    string except the generated column, which restarts on each line.
+    Segments repeat a lot ("AAAA", "CAAC"...): each distinct one is decoded
+    once per map."""
+    lines = []
+    source = line = column = name = 0
+    segments = 0
+    decoded = {}
+    for text in mappings.split(';'):
+        columns, targets = array('i'), array('i')
+        generated = 0
+        if text:
+            for segment in text.split(','):
+                if not segment:
+                    continue
+                values = decoded.get(segment)
+                if values is None:
+                    values = decode_vlq(segment)
+                    if len(decoded) < 65536:
+                        decoded[segment] = values
+                count = len(values)
+                generated += values[0]
+                if count == 1:
+                    target = (-1, -1, -1, -1)
+                elif count == 4 or count == 5:
+                    source += values[1]
+                    line += values[2]
+                    column += values[3]
+                    if count == 5:
+                        name += values[4]
+                        if not 0 <= name < name_count:
+                            raise SourceMapError('malformed_sourcemap', 'mappings point outside the names')
+                    if not 0 <= source < source_count or line < 0 or column < 0:
+                        raise SourceMapError('malformed_sourcemap', 'mappings point outside the sources')
+                    target = (source, line, column, name if count == 5 else -1)
+                else:
+                    raise SourceMapError('malformed_sourcemap', 'a mappings segment has %d fields' % count)
+                if generated < 0 or generated >= (1 << 31):
+                    raise SourceMapError('malformed_sourcemap', 'generated column out of range in mappings')
+                if columns and generated < columns[-1]:
+                    # unsorted segments are legal but rare: keep the lookup a bisect
+                    position = bisect.bisect_right(columns, generated)
+                    columns.insert(position, generated)
+                    for offset, item in enumerate(target):
+                        targets.insert(position * 4 + offset, item)
+                else:
+                    columns.append(generated)
+                    targets.extend(target)
+                segments += 1
+                if segments > MAX_MAP_SEGMENTS:
+                    raise SourceMapError('malformed_sourcemap', 'more than %d mappings' % MAX_MAP_SEGMENTS)
+        lines.append((columns, targets))
+    return lines
+
+
+class Token(object):
+    __slots__ = ('source', 'line', 'column', 'name', 'source_index', 'owner')
+
+    def __init__(self, source, line, column, name, source_index, owner):
+        self.source, self.line, self.column, self.name = source, line, column, name
+        self.source_index, self.owner = source_index, owner  # owner: the (section's) map it came from
+
+    def __repr__(self):
+        return 'Token(%r, %d, %d, %r)' % (self.source, self.line, self.column, self.name)
+
+
+class SourceMap(object):
+    """A parsed source map (version 3, or an index map with sections): looks up
+    original positions by 0-based generated line and column."""
+
+    def __init__(self, sources, contents, names, lines, sections=None):
+        self.sources, self.contents, self.names, self.lines = sources, contents, names, lines
+        self.sections = sections  # [((line, column), SourceMap)] for index maps
+        self._source_lines = {}
+        # the nearest line at or before each line that has mappings, so a lookup
+        # past a line's first token falls back as the reference implementations do
+        self._previous = array('i')
+        last = -1
+        for number, (columns, _) in enumerate(lines):
+            if columns:
+                last = number
+            self._previous.append(last)
+        # 20 bytes a mapping; a source's text, and its lines once split for context
+        self.weight = sum(len(columns) for columns, _ in lines) * 20 + 3 * sum(len(c or '') for c in contents)
+        if sections:
+            self.weight = sum(section.weight for _, section in sections)
+
+    def lookup(self, line, column, exact=False):
+        """The token for a 0-based generated (line, column): the closest mapping
+        at or before it; None when nothing there maps to a source. exact: only
+        a mapping that starts at that very column."""
+        if line < 0 or column < 0:
+            return None
+        if self.sections is not None:
+            offsets = [offset for offset, _ in self.sections]
+            index = bisect.bisect_right(offsets, (line, column)) - 1
+            if index < 0:
+                return None
+            (start_line, start_column), section = self.sections[index]
+            return section.lookup(line - start_line, column - start_column if line == start_line else column, exact)
+        if exact:
+            if line >= len(self.lines):
+                return None
+            columns, targets = self.lines[line]
+            index = bisect.bisect_left(columns, column)
+            if index >= len(columns) or columns[index] != column or targets[index * 4] < 0:
+                return None
+            name = targets[index * 4 + 3]
+            return Token(self.sources[targets[index * 4]], targets[index * 4 + 1], targets[index * 4 + 2],
+                         self.names[name] if name >= 0 else None, targets[index * 4], self)
+        if line >= len(self.lines):
+            line = len(self.lines) - 1
+            column = 1 << 31
+            if line < 0:
+                return None
+        columns, targets = self.lines[line]
+        index = bisect.bisect_right(columns, column) - 1
+        if index < 0:
+            previous = self._previous[line - 1] if line > 0 else -1
+            if previous < 0:
+                return None
+            columns, targets = self.lines[previous]
+            index = len(columns) - 1
+        source = targets[index * 4]
+        if source < 0:
+            return None
+        name = targets[index * 4 + 3]
+        return Token(self.sources[source], targets[index * 4 + 1], targets[index * 4 + 2],
+                     self.names[name] if name >= 0 else None, source, self)
+
+    def source_lines(self, token):
+        """The original file's lines (from sourcesContent) for a token, or None."""
+        owner, index = token.owner, token.source_index
+        if index not in owner._source_lines:
+            content = owner.contents[index] if index < len(owner.contents) else None
+            owner._source_lines[index] = content.splitlines() if isinstance(content, str) else None
+        return owner._source_lines[index]
+
+
+def _string_list(value, field, allow_null=True):
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) or (allow_null and v is None) for v in value):
+        raise SourceMapError('malformed_sourcemap', '"%s" must be a list of strings' % field)
+    return value
+
+
+def _parse_map_object(data, allow_sections=True):
+    if not isinstance(data, dict):
+        raise SourceMapError('malformed_sourcemap', 'a source map must be a JSON object')
+    if data.get('version', 3) != 3:
+        raise SourceMapError('malformed_sourcemap', 'only version 3 source maps are supported')
+    if 'sections' in data:
+        if not allow_sections or not isinstance(data['sections'], list):
+            raise SourceMapError('malformed_sourcemap', 'invalid "sections"')
+        sections = []
+        for section in data['sections']:
+            offset = section.get('offset') if isinstance(section, dict) else None
+            if not isinstance(offset, dict) or not isinstance(offset.get('line'), int) \
+                    or not isinstance(offset.get('column'), int) or 'map' not in section:
+                raise SourceMapError('malformed_sourcemap', 'a section needs an offset and a map')
+            sections.append(((offset['line'], offset['column']), _parse_map_object(section['map'], False)))
+        sections.sort(key=lambda item: item[0])
+        return SourceMap([], [], [], [], sections=sections)
+    root = data.get('sourceRoot') or ''
+    if not isinstance(root, str):
+        raise SourceMapError('malformed_sourcemap', '"sourceRoot" must be a string')
+    sources = [(root.rstrip('/') + '/' + s if root and s and '://' not in s else s) if s is not None else ''
+               for s in _string_list(data.get('sources'), 'sources')]
+    contents = _string_list(data.get('sourcesContent'), 'sourcesContent')
+    names = _string_list(data.get('names'), 'names', allow_null=False)
+    mappings = data.get('mappings', '')
+    if not isinstance(mappings, str):
+        raise SourceMapError('malformed_sourcemap', '"mappings" must be a string')
+    return SourceMap(sources, contents, names, decode_mappings(mappings, len(sources), len(names)))
+
+
+def parse_source_map(raw):
+    """Bytes of a source map file -> SourceMap; SourceMapError('malformed_sourcemap')
+    when it is not one."""
+    if raw.startswith(b')]}'):  # the XSSI guard some servers prepend
+        raw = raw.partition(b'\n')[2]
+    try:
+        data = json.loads(raw.decode('utf-8-sig'))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise SourceMapError('malformed_sourcemap', 'the source map is not valid JSON')
+    return _parse_map_object(data)
+
+
+# -- frames --
+
+CONTEXT_LINES = 5
+MAX_CONTEXT_LINE = 300
+
+
+def _context_line(text, column=None):
+    """A long (minified) line cut around the column, as Sentry does."""
+    if len(text) <= MAX_CONTEXT_LINE:
+        return text
+    start = 0 if column is None else max(0, min(column - MAX_CONTEXT_LINE // 2, len(text) - MAX_CONTEXT_LINE))
+    return ('...' if start else '') + text[start:start + MAX_CONTEXT_LINE] + (
+        '...' if start + MAX_CONTEXT_LINE < len(text) else '')
+
+
+def context_around(lines, lineno, column=None):
+    """(pre_context, context_line, post_context) for a 1-based line number."""
+    if not lines or not (1 <= lineno <= len(lines)):
+        return None, None, None
+    index = lineno - 1
+    pre = [_context_line(line) for line in lines[max(0, index - CONTEXT_LINES):index]]
+    post = [_context_line(line) for line in lines[index + 1:index + 1 + CONTEXT_LINES]]
+    return pre, _context_line(lines[index], column), post
+
+
+def join_url(base, reference):
+    """A source or map reference resolved against the URL of the file naming it;
+    '~/' URLs (sentry-cli's host-less prefix) resolve like paths on a host."""
+    if not reference:
+        return base
+    if '://' in reference or reference.startswith('data:'):
+        return reference
+    if base.startswith('~/'):
+        joined = urllib.parse.urljoin('http://~' + base[1:], reference)
+        return '~' + joined[len('http://~'):]
+    return urllib.parse.urljoin(base, reference)
+
+
+def source_filename(abs_path):
+    """What the frame shows as its file: the path of a web URL without the
+    host, a bundler's virtual URL without its scheme (webpack://app/./src/x.js ->
+    src/x.js style cleanup)."""
+    if abs_path.startswith('~/'):
+        path = abs_path[2:]
+    else:
+        parts = urllib.parse.urlsplit(abs_path)
+        path = parts.path if parts.scheme in ('http', 'https', 'file', '') else abs_path.partition('://')[2]
+        if parts.scheme not in ('http', 'https', 'file', '') and parts.netloc and path.startswith(parts.netloc):
+            path = path[len(parts.netloc):] or path
+    path = posixpath.normpath(path.lstrip('/')) if path.strip('/') else path
+    while path.startswith('../'):
+        path = path[3:]
+    return path[2:] if path.startswith('./') else path
+
+
+def release_file_candidates(abs_path):
+    """The names a release file may have been uploaded under for a frame's
+    URL: the URL itself, without its query and fragment, and as '~/path'
+    (sentry-cli's --url-prefix '~/...'), each with and without the query."""
+    out = []
+    parts = urllib.parse.urlsplit(abs_path)
+    plain = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, '', ''))
+    for candidate in (abs_path, plain):
+        if candidate not in out:
+            out.append(candidate)
+    if parts.scheme and parts.netloc:
+        for candidate in ('~' + parts.path + ('?' + parts.query if parts.query else ''), '~' + parts.path):
+            if candidate not in out:
+                out.append(candidate)
+    return out
+
+
+USELESS_FUNCTION_NAMES = frozenset(('function', '__webpack_require__', '__webpack_modules__', '<anonymous>',
+                                    'eval', 'Function', 'Error', 'Object'))
+
+
+def map_frame(frame, token, smap, map_url, caller_token=None, scope_name=None):
+    """A minified frame (dict in the event model's shape) and its token ->
+    the original frame: file, line, column, context from sourcesContent, and
+    the function's original name: the name the map gives the enclosing
+    function's declaration (scope_name), else the one at the caller's call
+    site (the token there names the function called, which is this frame's
+    function), else the minified name stays."""
+    out = {key: value for key, value in frame.items()
+           if key not in ('contextLine', 'preContext', 'postContext')}
+    abs_path = join_url(map_url, token.source)
+    out['absPath'] = abs_path
+    out['filename'] = source_filename(abs_path) or abs_path
+    out['lineno'] = token.line + 1
+    out['colno'] = token.column + 1
+    for name in (scope_name, caller_token.name if caller_token is not None else None):
+        if name and name not in USELESS_FUNCTION_NAMES:
+            out['function'] = name
+            break
+    lines = smap.source_lines(token)
+    if lines is None:
+        out['sourceMap'] = {'url': map_url, 'note': 'missing_source_content'}
+    else:
+        pre, line, post = context_around(lines, token.line + 1, token.column)
+        if line is not None:
+            out['contextLine'] = line
+            if pre:
+                out['preContext'] = pre
+            if post:
+                out['postContext'] = post
+        out['sourceMap'] = {'url': map_url}
+    return out
+
+
+IDENTIFIER_START = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_$')
+IDENTIFIER_PART = IDENTIFIER_START | frozenset('0123456789')
+DECLARATION_WINDOW = 1 << 20   # how far back from a frame its function's declaration is looked for
+
+
+def minified_function_name(name):
+    """The identifier a JavaScript engine names a frame's function by:
+    "Object.e", "new e", "async e", "e [as onclick]" -> "e"; None when it is
+    not a plain identifier (anonymous, <anonymous>, eval)."""
+    if not name or name.__class__ is not str or len(name) > 200:
+        return None
+    name = name.split(' [as ', 1)[0]
+    for prefix in ('new ', 'async '):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    name = name.rsplit('.', 1)[-1]
+    if not name or name[0] not in IDENTIFIER_START or not IDENTIFIER_PART.issuperset(name):
+        return None
+    return name
+
+
+def declaration_column(text, name, before):
+    """Where the minified code declares the function `name` that encloses
+    column `before`: the column of the identifier in the closest
+    `function name(`, `name=function`, `name=(...)=>`, `name:function` or
+    method `{name(` / `,name(` / `}name(` before it; None if there is none.
+    Plain substring searches, so client text never meets a regular expression."""
+    start = max(0, before - DECLARATION_WINDOW)
+    best = None
+    for pattern, offset, check_before in (
+            ('function ' + name + '(', 9, False), ('function ' + name + ' (', 9, False),
+            ('function*' + name + '(', 9, False), ('function* ' + name + '(', 10, False),
+            (name + '=function', 0, True), (name + ' = function', 0, True), (name + '=(', 0, True),
+            (name + '=async', 0, True), (name + ':function', 0, True),
+            ('{' + name + '(', 1, False), (',' + name + '(', 1, False), ('}' + name + '(', 1, False),
+            ('async ' + name + '(', 6, False)):
+        at = text.rfind(pattern, start, before + len(pattern))
+        while at >= 0 and check_before and at > 0 and (text[at - 1] in IDENTIFIER_PART or text[at - 1] == '.'):
+            at = text.rfind(pattern, start, at + len(pattern) - 1)
+        if at >= 0 and at + offset <= before and (best is None or at + offset > best):
+            best = at + offset
+    return best
+
+
+# -- resolving frames, on ingest --
+
+def looks_like_script(url):
+    """Frames worth mapping: a script URL (http(s), app://, file, '~/') or a
+    .js/.mjs/.cjs file."""
+    if not url or url.__class__ is not str:
+        return False
+    head = url[:8].lower()
+    if head.startswith(('http://', 'https://', 'app://', 'file://', '~/')):
+        return True
+    tail = url.rsplit('?', 1)[0].lower()
+    return tail.endswith(('.js', '.mjs', '.cjs', '.jsx', '.ts', '.tsx'))
+
+
+def source_mapping_url(text):
+    """The last `//# sourceMappingURL=...` (or `//@`) of a script, found by
+    plain string search from the end (no regular expression over client text)."""
+    tail = text[-4096:]
+    for marker in ('//# sourceMappingURL=', '//@ sourceMappingURL='):
+        at = tail.rfind(marker)
+        if at >= 0:
+            value = tail[at + len(marker):].split('\n', 1)[0].strip()
+            return value or None
+    return None
+
+
+def inline_map(url):
+    """A data: URL's source map bytes (base64 or plain)."""
+    head, _, payload = url.partition(',')
+    try:
+        if head.endswith(';base64'):
+            return base64.b64decode(payload, validate=False)
+        return urllib.parse.unquote_to_bytes(payload)
+    except (ValueError, binascii.Error):
+        raise SourceMapError('invalid_base64_sourcemap', 'the inline source map cannot be decoded')
+
+
+class ScriptLines(object):
+    """A minified file split into lines as JavaScript counts them."""
+
+    def __init__(self, text):
+        self.lines = [line[:-1] if line.endswith('\r') else line for line in text.split('\n')] if text else []
+        self.weight = len(text) * 2 + 1000
+
+
+class SourceMapResolver(object):
+    """Maps minified JavaScript frames to their original source, on ingest.
+    Parsed maps stay in an LRU bounded by their estimated size (a map is
+    parsed once, not per event); where each frame's map lives is remembered
+    too, so a warm event costs no query. Both caches are keyed by the store's
+    bundle generation: an upload makes every earlier answer stale."""
+
+    CACHE_BYTES = 32 << 20   # parsed maps and minified files, by estimated size
+    LOOKUP_ENTRIES = 4096
+    MAX_IMAGES = 200
+
+    def __init__(self, store):
+        self.bundles = store.sourcemaps
+        self._maps = collections.OrderedDict()     # (bundle row, path) -> SourceMap or SourceMapError
+        self._weight = 0
+        self._lookups = collections.OrderedDict()  # (generation, project, key) -> (bundle, path, map url) or error
+        self._lock = threading.Lock()
+        self._parse_locks = {}
+        self._scopes = collections.OrderedDict()   # (script, line, column, minified name) -> original name
+        self._stacks = collections.OrderedDict()   # (generation, project, frames...) -> (mapped frames, bundles used)
+        self.parsed = 0          # maps parsed since start (tests and the bench read it)
+        self.used = set()        # bundle rows used since the last flush_used()
+
+    def resolve(self, project_id, event, debug_meta=None, dist=None):
+        """Map the frames of an event in the model's shape, in place. Mapped
+        frames replace the minified ones in `frames`; the minified ones stay
+        in `rawFrames` beside them; a frame that cannot be mapped keeps its
+        place and carries `sourceMapError` ({type, message}). Returns whether
+        anything changed (the caller's grouping is then refreshed)."""
+        if project_id not in self.bundles.projects_with_bundles():
+            return False
+        images = {}
+        listed = debug_meta.get('images') if isinstance(debug_meta, dict) else None
+        for image in listed if isinstance(listed, list) else ():
+            if len(images) >= self.MAX_IMAGES:
+                break
+            if isinstance(image, dict) and image.get('type') == 'sourcemap' and isinstance(image.get('code_file'), str):
+                debug_id = normalize_debug_id(image.get('debug_id'))
+                if debug_id:
+                    images[image['code_file']] = debug_id
+        release = event.get('release')
+        dist = dist if isinstance(dist, str) else None
+        changed = False
+        holders = list(event.get('exception') or [])
+        if event.get('stacktrace'):
+            holders.append(event['stacktrace'])
+        for holder in holders:
+            frames = holder.get('frames')
+            if not frames:
+                continue
+            mapped = self._map_frames(project_id, frames, images, release, dist)
+            if mapped is not None:
+                holder['rawFrames'], holder['frames'] = frames, mapped
+                changed = True
+        if changed:
+            finish_grouping(event)
+        return changed
+
+    # What a browser frame carries; frames with more (vars...) are mapped afresh each time.
+    PLAIN_FRAME_KEYS = frozenset(('filename', 'absPath', 'function', 'lineno', 'colno', 'inApp', 'module'))
+    STACK_ENTRIES = 512
+
+    def _map_frames(self, project_id, frames, images, release, dist):
+        """The mapped frames, or None when no frame is a script. A stack seen
+        before (a flood repeats the same few) is answered from memory."""
+        key = None
+        if all(self.PLAIN_FRAME_KEYS.issuperset(f) for f in frames):
+            key = (self.bundles.generation, project_id, release, dist, tuple(
+                (f.get('absPath') or f.get('filename'), f.get('lineno'), f.get('colno'), f.get('function'),
+                 f.get('inApp'), f.get('module'), images.get(f.get('absPath') or f.get('filename'))) for f in frames))
+            with self._lock:
+                hit = self._stacks.get(key)
+                if hit is not None:
+                    self._stacks.move_to_end(key)
+            if hit is not None:
+                mapped, used = hit
+                self.used.update(used)
+                return None if mapped is None else [dict(f) for f in mapped]
+        used = set()
+        mapped = self._map_frames_afresh(project_id, frames, images, release, dist, used)
+        self.used.update(used)
+        if key is not None:
+            with self._lock:
+                self._stacks[key] = (mapped, frozenset(used))
+                while len(self._stacks) > self.STACK_ENTRIES:
+                    self._stacks.popitem(last=False)
+            return None if mapped is None else [dict(f) for f in mapped]
+        return mapped
+
+    def _map_frames_afresh(self, project_id, frames, images, release, dist, used):
+        out, caller, attempted = [], None, False
+        for f in frames:  # outermost first: each frame's caller is the one before it
+            url = f.get('absPath') or f.get('filename')
+            if not looks_like_script(url):
+                out.append(f)
+                caller = None
+                continue
+            attempted = True
+            try:
+                smap, map_url, how, script = self._map_for(project_id, url, images, release, dist, used)
+                lineno, colno = f.get('lineno'), f.get('colno')
+                if colno is None:
+                    raise SourceMapError('no_column', 'the frame has no column, which a minified file needs')
+                if not lineno or lineno < 1 or colno < 1:
+                    raise SourceMapError('invalid_location', 'line %s, column %s' % (lineno, colno))
+                token = smap.lookup(lineno - 1, colno - 1)
+                if token is None:
+                    raise SourceMapError('invalid_location', 'nothing maps to line %d, column %d' % (lineno, colno))
+                scope = self._scope_name(script, smap, lineno - 1, colno - 1, f.get('function'))
+                new = map_frame(f, token, smap, map_url, caller, scope)
+                new['sourceMap']['resolvedWith'] = how
+                out.append(new)
+                caller = token
+            except SourceMapError as exc:
+                out.append(dict(f, sourceMapError={'type': exc.kind, 'message': clip(exc.message, 300)}))
+                caller = None
+        return out if attempted else None
+
+    # -- where a frame's map is --
+
+    def _map_for(self, project_id, url, images, release, dist, used):
+        debug_id = images.get(url)
+        if debug_id:
+            key = (self.bundles.generation, project_id, 'debug-id', debug_id)
+        elif release:
+            key = (self.bundles.generation, project_id, 'release', release, dist or '', url)
+        else:
+            raise SourceMapError('missing_sourcemap', 'the event names no debug id for this file and no release')
+        with self._lock:
+            found = self._lookups.get(key)
+            if found is not None:
+                self._lookups.move_to_end(key)
+        if found is None:
+            try:
+                found = self._find(project_id, url, debug_id, release, dist)
+            except SourceMapError as exc:
+                found = exc
+            with self._lock:
+                self._lookups[key] = found
+                while len(self._lookups) > self.LOOKUP_ENTRIES:
+                    self._lookups.popitem(last=False)
+        if isinstance(found, SourceMapError):
+            raise found
+        bundle, path, map_url, inline, script = found
+        used.add(bundle)
+        return self._parsed(bundle, path, inline), map_url, 'debug-id' if debug_id else 'release', script
+
+    def _find(self, project_id, url, debug_id, release, dist):
+        """(bundle row, map file path, map URL, inline data URL or None, and
+        (bundle row, path) of the minified file when it was uploaded too)."""
+        if debug_id:
+            row = self.bundles.file_by_debug_id(project_id, debug_id, 'source_map')
+            if row is None:
+                raise SourceMapError('missing_sourcemap', 'no source map uploaded with debug id %s' % debug_id)
+            script = self.bundles.file_by_debug_id(project_id, debug_id, 'minified_source')
+            return row[0], row[1], row[2], None, (script[0], script[1]) if script else None
+        script = self.bundles.file_by_url(project_id, release, dist, release_file_candidates(url),
+                                          ('minified_source', 'source'))
+        if script is None:
+            raise SourceMapError('missing_source', 'release %s has no file for %s' % (release, url))
+        bundle, path, script_url, reference = script[0], script[1], script[2], script[3]
+        if not reference:
+            data = self.bundles.bundle_data(bundle)
+            try:
+                text = read_bundle_file(data, path).decode('utf-8', 'replace') if data else ''
+            except BundleError as exc:
+                raise SourceMapError('missing_source', str(exc))
+            reference = source_mapping_url(text)
+        if not reference:
+            raise SourceMapError('missing_sourcemap', '%s names no source map' % script_url)
+        if reference.startswith('data:'):
+            return bundle, path, script_url, reference, (bundle, path)
+        map_url = join_url(script_url, reference)
+        found = self.bundles.file_by_url(project_id, release, dist, release_file_candidates(map_url), ('source_map',))
+        if found is None:
+            raise SourceMapError('missing_sourcemap', 'release %s has no source map %s' % (release, map_url))
+        return found[0], found[1], found[2], None, (bundle, path)
+
+    # -- function names from the minified file --
+
+    SCOPE_ENTRIES = 8192
+    SCOPE_LINES_BACK = 200
+
+    def _scope_name(self, script, smap, line, column, function):
+        """The original name of the function a minified frame is in: find its
+        declaration in the minified file (before the frame's position) and
+        take the name the map gives that identifier. Remembered per position."""
+        name = minified_function_name(function)
+        if script is None or name is None:
+            return None
+        key = (script, line, column, name)
+        with self._lock:
+            if key in self._scopes:
+                return self._scopes[key]
+        lines = self._script_lines(*script)
+        found, budget = None, DECLARATION_WINDOW
+        for number in range(min(line, len(lines) - 1), max(-1, line - self.SCOPE_LINES_BACK), -1):
+            text = lines[number]
+            before = column if number == line else len(text)
+            at = declaration_column(text, name, before)
+            if at is not None:
+                token = smap.lookup(number, at, exact=True)
+                found = token.name if token is not None else None
+                break
+            budget -= before
+            if budget <= 0:
+                break
+        with self._lock:
+            self._scopes[key] = found
+            while len(self._scopes) > self.SCOPE_ENTRIES:
+                self._scopes.popitem(last=False)
+        return found
+
+    def _script_lines(self, bundle, path):
+        """The minified file's lines (cached with the parsed maps); [] when unreadable."""
+        key = (bundle, path, 'lines')
+        with self._lock:
+            hit = self._maps.get(key)
+        if hit is None:
+            data = self.bundles.bundle_data(bundle)
+            try:
+                text = read_bundle_file(data, path).decode('utf-8', 'replace') if data else ''
+            except BundleError:
+                text = ''
+            hit = ScriptLines(text)
+            self._remember(key, hit)
+        return hit.lines
+
+    def _remember(self, key, value):
+        with self._lock:
+            if key in self._maps:
+                return
+            self._maps[key] = value
+            self._weight += getattr(value, 'weight', 1000)
+            while self._weight > self.CACHE_BYTES and len(self._maps) > 1:
+                _, dropped = self._maps.popitem(last=False)
+                self._weight -= getattr(dropped, 'weight', 1000)
+
+    # -- parsed maps, once each --
+
+    def _parsed(self, bundle, path, inline=None):
+        key = (bundle, path, inline is not None)
+        with self._lock:
+            hit = self._maps.get(key)
+            if hit is not None:
+                self._maps.move_to_end(key)
+            else:
+                gate = self._parse_locks.setdefault(key, threading.Lock())
+        if hit is None:
+            with gate:  # concurrent events needing the same map parse it once
+                with self._lock:
+                    hit = self._maps.get(key)
+                if hit is None:
+                    hit = self._parse(bundle, path, inline)
+                    with self._lock:
+                        self.parsed += 1
+                        self._parse_locks.pop(key, None)
+                    self._remember(key, hit)
+        if isinstance(hit, SourceMapError):
+            raise hit
+        return hit
+
+    def _parse(self, bundle, path, inline):
+        try:
+            if inline is not None:
+                return parse_source_map(inline_map(inline))
+            data = self.bundles.bundle_data(bundle)
+            if data is None:
+                return SourceMapError('missing_sourcemap', 'the bundle is gone')
+            return parse_source_map(read_bundle_file(data, path))
+        except SourceMapError as exc:
+            return exc
+        except BundleError as exc:
+            return SourceMapError('malformed_sourcemap', str(exc))
+
+    def flush_used(self):
+        """Tell the store which bundles events used (for retention)."""
+        used, self.used = self.used, set()
+        if used:
+            self.bundles.touch(sorted(used))
 
 
 # -- the web API sentry-cli calls (/api/0/...) --
@@ -5937,9 +6696,10 @@ class Sweeper(threading.Thread):
     """Every `interval` seconds: apply retention, then look for cron monitors
     that turned missed or timed out, alerting once per missed run."""
 
-    def __init__(self, store, settings, alerter, interval):
+    def __init__(self, store, settings, alerter, interval, resolver=None):
         threading.Thread.__init__(self, name='errorcapture-sweeper', daemon=True)
         self.store, self.settings, self.alerter, self.interval = store, settings, alerter, interval
+        self.resolver = resolver
         self.stopping = threading.Event()
 
     def stop(self):
@@ -5970,8 +6730,10 @@ class Sweeper(threading.Thread):
         self.check_monitors()
 
     def prune_sourcemaps(self):
-        """Bundles not uploaded again within the project's retention days go,
-        and so do chunks of uploads that never finished."""
+        """Bundles neither uploaded nor used by an event within the project's
+        retention days go, and so do chunks of uploads that never finished."""
+        if self.resolver is not None:
+            self.resolver.flush_used()
         for project_id in sorted(self.store.sourcemaps.projects_with_bundles()):
             project = self.store.project_by_id(project_id)
             days = project['settings'].get('retentionDays', self.settings['retention_days']) if project else 0
@@ -6071,10 +6833,11 @@ def make_app(db_path=None, **options):
     settings = resolve_options(options)
     store = Store(settings['db'], settings['synchronous'], settings['max_queue'])
     ctx = Context(store, settings)
+    ctx.resolver = SourceMapResolver(store)
     alerter = Alerter(store)
     store.listeners.append(alerter.on_notice)
     alerter.start()
-    sweeper = Sweeper(store, settings, alerter, settings['sweep_interval'])
+    sweeper = Sweeper(store, settings, alerter, settings['sweep_interval'], ctx.resolver)
     if settings['sweep_interval'] > 0:
         sweeper.start()
     app = bottle.Bottle(catchall=True)

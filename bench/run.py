@@ -70,6 +70,11 @@ SCENARIOS = [
              doc="POST /ingest/v1/errors, one SeeStack error"),
     Scenario("sentry_envelope", "single", "POST",
              doc="POST /api/<id>/envelope/, one ~3 KB Sentry event"),
+    Scenario("sentry_browser_minified", "single", "POST",
+             doc="POST /api/<id>/envelope/, a @sentry/browser error with 10 minified frames, no source maps uploaded"),
+    Scenario("sentry_browser_mapped", "single", "POST",
+             doc="the same envelope after its source map (a ~450 KB map, 40,000 mappings) was uploaded the way "
+                 "sentry-cli does: every frame resolved on ingest"),
     Scenario("open_sentry_batch20", "batch", "POST", items=20,
              doc="POST /v1/ingest, 20 Open Sentry error items"),
     Scenario("seestack_http_batch100", "batch", "POST", items=100,
@@ -110,6 +115,40 @@ def http(method, url, body=None, headers=None, timeout=30):
         return status, json.loads(raw.decode() or "null")
     except ValueError:
         return status, raw.decode(errors="replace")
+
+
+def browser_scenario(srv, project, mapped):
+    """(envelope template, event bytes, headers) for the browser scenarios;
+    with mapped, first upload the bundle's source map as `sentry-cli
+    sourcemaps upload` does (a project token, chunk upload, assembly)."""
+    import gzip
+    import hashlib
+    minified, smap, frames = templates.minified_bundle()
+    if mapped:
+        status, answer = http("POST", "%s/api/v1/projects/%d/tokens" % (srv.base, project["id"]), {"name": "bench"})
+        if status != 201:
+            raise SystemExit("creating an upload token failed: %s %r" % (status, answer))
+        auth = {"Authorization": "Bearer " + answer["token"]["value"]}
+        bundle = templates.artifact_bundle(minified, smap)
+        checksum = hashlib.sha1(bundle).hexdigest()
+        boundary = "benchboundary%s" % checksum[:12]
+        body = ("--%s\r\nContent-Disposition: form-data; name=\"file_gzip\"; filename=\"%s\"\r\n"
+                "Content-Type: application/octet-stream\r\n\r\n" % (boundary, checksum)).encode()
+        body += gzip.compress(bundle) + ("\r\n--%s--\r\n" % boundary).encode()
+        status, answer = http("POST", srv.base + "/api/0/organizations/bench/chunk-upload/", body,
+                              dict(auth, **{"Content-Type": "multipart/form-data; boundary=" + boundary}))
+        if status != 200:
+            raise SystemExit("chunk upload failed: %s %r" % (status, answer))
+        status, answer = http("POST", srv.base + "/api/0/organizations/bench/artifactbundle/assemble/",
+                              {"checksum": checksum, "chunks": [checksum], "projects": [project["name"]]}, auth)
+        if status != 200 or answer.get("state") != "ok":
+            raise SystemExit("assembling the bundle failed: %s %r" % (status, answer))
+    dsn = "http://%s@127.0.0.1:%d/%d" % (project["key"], srv.port, project["id"])
+    text, event_bytes = templates.browser_envelope(project["key"], dsn, frames)
+    headers = {"Content-Type": "text/plain;charset=UTF-8",  # what @sentry/browser's fetch transport sends
+               "X-Sentry-Auth": "Sentry sentry_key=%s, sentry_version=7, sentry_client=sentry.javascript.browser/10.5.0"
+               % project["key"]}
+    return text, event_bytes, headers
 
 
 def rss_kb(pid):
@@ -517,6 +556,14 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
                          body_bytes=len(templates.expand(text)))
             entry["headers"]["Content-Type"] = "application/x-sentry-envelope"
             entry["headers"]["X-Sentry-Auth"] = "Sentry sentry_key=%s, sentry_version=7, sentry_client=sentry.python/2.75.0" % key
+        elif name in ("sentry_browser_minified", "sentry_browser_mapped"):
+            text, event_bytes, headers = browser_scenario(srv, project, name.endswith("mapped"))
+            entry.update(path="/api/%d/envelope/" % pid, raw_per_item=event_bytes,
+                         body_bytes=len(templates.expand(text)),
+                         # a mapped event stores the original frames, their context lines and the
+                         # minified frames: more than was sent, by design, so no storage target
+                         storage_checked=not name.endswith("mapped"))
+            entry["headers"].update(headers)
         elif name == "open_sentry_batch20":
             text = templates.open_sentry_batch(sc.items)
             entry.update(path="/v1/ingest", raw_per_item=len(templates.expand(text)) / sc.items)
@@ -616,7 +663,7 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
                    db_wal_bytes=size, settled_bytes=settled, free_bytes=free,
                    raw_bytes_per_item=round(e["raw_per_item"], 1), body_bytes=e["body_bytes"],
                    bytes_per_item=None, settled_bytes_per_item=None, ratio=None, settled_ratio=None,
-                   checked=True)
+                   checked=e.get("storage_checked", True))
         if stored:
             row["bytes_per_item"] = round(size / stored, 1)
             row["ratio"] = round(size / stored / e["raw_per_item"], 2)

@@ -202,3 +202,89 @@ def sentry_envelope(key, dsn, target_bytes=3000):
                                 "release": "shop@1.4.2", "public_key": key}})
     item = compact({"type": "event", "content_type": "application/json", "length": length})
     return header + "\n" + item + "\n" + event + "\n", length
+
+
+# -- Browser errors from a minified bundle (source maps) -------------------------
+
+BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+BUNDLE_DEBUG_ID = "5f0c1a7e-93b4-4c2d-8e61-7a2b9c3d4e5f"
+BUNDLE_URL = "http://shop.example/static/app.min.js"
+
+
+def _vlq(number):
+    value = (-number << 1) | 1 if number < 0 else number << 1
+    out = ""
+    while True:
+        digit, value = value & 31, value >> 5
+        out += BASE64[digit | (32 if value else 0)]
+        if not value:
+            return out
+
+
+def minified_bundle(files=20, lines=200, segments=40000):
+    """(minified JavaScript, its source map as bytes, [(line, column) of 10
+    frames]) for an app of `files` sources of `lines` lines, minified to one
+    line with `segments` mappings: about the size of a small production app
+    (a ~400 KB map), so parsing it costs what a real one does."""
+    names = ["fn%d" % i for i in range(200)]
+    sources = ["webpack://shop/./src/module%02d.js" % i for i in range(files)]
+    contents = ["\n".join("export function fn%d_%d(a) { return a + %d; } // %s" % (f, n, n, "x" * 10)
+                          for n in range(lines)) for f in range(files)]
+    parts, prev = [], [0, 0, 0, 0]
+    column = 0
+    for i in range(segments):
+        source, line, original = i % files, (i // files) % lines, (i * 7) % 40
+        fields = [5, source - prev[0], line - prev[1], original - prev[2]]
+        prev[:3] = [source, line, original]
+        if i % 10 == 0:
+            fields.append((i // 10) % len(names) - prev[3])
+            prev[3] = (i // 10) % len(names)
+        parts.append("".join(_vlq(f) for f in fields))
+        column += 5
+    mappings = "A" + "," + ",".join(parts) if parts else ""
+    minified = "!function(){" + "e.x=1;" * (column // 6 + 2) + "}();\n//# debugId=" + BUNDLE_DEBUG_ID + "\n"
+    smap = json.dumps({"version": 3, "sources": sources, "sourcesContent": contents, "names": names,
+                       "mappings": mappings, "debug_id": BUNDLE_DEBUG_ID}).encode()
+    frames = [(1, 5 * (3989 * k + 17) + 3) for k in range(10)]
+    return minified, smap, frames
+
+
+def artifact_bundle(minified, smap, debug_id=BUNDLE_DEBUG_ID):
+    """The bundle `sentry-cli sourcemaps upload` sends: 'SYSB', version 2,
+    then a zip with manifest.json and files/."""
+    import io
+    import struct
+    import zipfile
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("files/_/_/static/app.min.js", minified)
+        archive.writestr("files/_/_/static/app.min.js.map", smap)
+        archive.writestr("manifest.json", json.dumps({"files": {
+            "files/_/_/static/app.min.js": {"type": "minified_source", "url": "~/static/app.min.js",
+                                            "headers": {"debug-id": debug_id, "sourcemap": "app.min.js.map"}},
+            "files/_/_/static/app.min.js.map": {"type": "source_map", "url": "~/static/app.min.js.map",
+                                                "headers": {"debug-id": debug_id}}},
+            "debug_id": debug_id, "org": "bench", "project": "bench"}))
+    return b"SYSB" + struct.pack("<I", 2) + out.getvalue()
+
+
+def browser_envelope(key, dsn, frames, debug_id=BUNDLE_DEBUG_ID):
+    """(body, event_bytes): a @sentry/browser error envelope: an uncaught
+    TypeError with 10 minified frames in one bundle and the debug id the
+    SDK reads from the page (debug_meta.images)."""
+    event = compact({
+        "event_id": "%%EID%%", "timestamp": time.time(), "platform": "javascript", "level": "error",
+        "release": "shop@1.4.2", "environment": "production",
+        "sdk": {"name": "sentry.javascript.browser", "version": "10.5.0"},
+        "request": {"url": "http://shop.example/checkout", "headers": {"User-Agent": "Mozilla/5.0 Chrome/140"}},
+        "exception": {"values": [{"type": "TypeError", "value": "Cannot read properties of undefined (reading 'id')",
+                                  "mechanism": {"type": "onerror", "handled": False},
+                                  "stacktrace": {"frames": [
+                                      {"filename": BUNDLE_URL, "function": "e%d" % i, "lineno": line,
+                                       "colno": column, "in_app": True} for i, (line, column) in enumerate(frames)]}}]},
+        "debug_meta": {"images": [{"type": "sourcemap", "code_file": BUNDLE_URL, "debug_id": debug_id}]}})
+    length = len(expand(event).encode("utf-8"))
+    header = compact({"event_id": "%%EID%%", "sent_at": iso_now(), "dsn": dsn,
+                      "sdk": {"name": "sentry.javascript.browser", "version": "10.5.0"}})
+    item = compact({"type": "event", "length": length})
+    return header + "\n" + item + "\n" + event + "\n", length

@@ -9,7 +9,7 @@ import zipfile
 import pytest
 
 import errorcapture as sm
-from errorcapture import BundleError, read_bundle
+from errorcapture import BundleError, read_bundle, read_bundle_file
 
 DEBUG_ID = '2b57f07a-432c-5662-9998-ec91f641a263'
 MINIFIED = b'(()=>{function e(o){throw new Error("x")}e();})();\n//# debugId=' + DEBUG_ID.encode() + b'\n'
@@ -53,6 +53,7 @@ def test_a_bundle_as_sentry_cli_writes_it():
     assert by_url['~/app.min.js']['sourcemap'] == 'app.min.js.map'   # header names are case-insensitive
     assert by_url['~/app.min.js.map']['debug_id'] == DEBUG_ID         # normalized from 32 upper-case hex
     assert by_url['~/app.min.js']['size'] == len(MINIFIED)
+    assert read_bundle_file(bundle(), 'files/_/_/app.min.js.map') == MAP
     assert read_bundle(bundle(header=False))[1]  # a plain zip works too
 
 

@@ -1,10 +1,12 @@
-"""Source map uploads with the real tools: a small app bundled and minified by
-esbuild (--bundle --minify --sourcemap) together with @sentry/browser;
+"""Source maps with the real tools, end to end: a small app bundled and minified
+by esbuild (--bundle --minify --sourcemap) together with @sentry/browser;
 `sentry-cli sourcemaps inject` + `sentry-cli sourcemaps upload` (current major)
 against a live server; the legacy `sentry-cli@2 releases files R
-upload-sourcemaps` and a never-injected `sourcemaps upload --release`. npm
-packages are installed once and cached (skipped, with the reason, without
-node/npm or the registry)."""
+upload-sourcemaps` and a never-injected `sourcemaps upload --release` matched by
+release and URL; then headless Chromium runs the minified bundle from another
+origin and the stored event's top frame names the original file, function and
+line. npm packages are installed once and cached (skipped, with the reason,
+without node/npm or the registry)."""
 import functools
 import http.server
 import json
@@ -12,14 +14,15 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 import urllib.request
 
 import pytest
 
 import errorcapture
-from helpers import npm_modules
+from helpers import chromium, npm_modules
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 ADMIN_TOKEN = 'sourcemaps-admin-token'
 
@@ -129,38 +132,87 @@ def cli_env(server, token):
             'SENTRY_LOG_LEVEL': 'warn'}
 
 
-def bundles(server, shop):
-    with urllib.request.urlopen('%s/api/v1/sourcemaps?key=%s' % (server.url, shop['project']['key'])) as answer:
-        return json.loads(answer.read())['bundles']
+@pytest.fixture(scope='module')
+def browser():
+    driver = chromium()
+    yield driver
+    driver.quit()
 
 
-def test_debug_id_upload_with_the_current_cli(tools, server, shop):
+def newest_event(server, key, release=None, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with urllib.request.urlopen('%s/api/v1/events?key=%s' % (server.url, key), timeout=10) as answer:
+            events = [e for e in json.loads(answer.read())['events'] if e.get('release') == release]
+        if events:
+            with urllib.request.urlopen('%s/api/v1/events/%d?key=%s' % (server.url, events[0]['id'], key),
+                                        timeout=10) as answer:
+                return json.loads(answer.read())['event']
+        time.sleep(0.2)
+    raise AssertionError('no event with release %r arrived' % release)
+
+
+def throw_in_browser(browser, shop, page):
+    browser.get(shop['site'].url + '/' + page)
+
+
+def assert_mapped_to_cart(event, how):
+    raised = event['exception'][-1]
+    top = raised['frames'][-1]
+    assert top['filename'].endswith('src/cart.js'), top
+    assert top['function'] == 'computeTotal', top
+    assert top['lineno'] == CART_THROW_LINE, top
+    assert top['contextLine'].strip() == "throw new Error('total too large: ' + total);", top
+    assert top['sourceMap']['resolvedWith'] == how, top
+    caller = raised['frames'][-2]   # named from its declaration in the minified file
+    assert (caller['filename'], caller['function']) == ('src/main.js', 'checkout'), caller
+    minified = raised['rawFrames'][-1]
+    assert minified['filename'].endswith('/app.min.js'), minified   # the minified frame stays beside it
+    assert minified['function'] != 'computeTotal' and minified['colno'] > 100, minified
+
+
+def test_debug_id_upload_then_a_browser_error_is_mapped(tools, server, shop, browser):
     site = shop['root'] / 'site'
     out = run([tools['cli'], 'sourcemaps', 'inject', 'injected'], site)
     assert 'debug id' in out.lower()
-    out = run([tools['cli'], 'sourcemaps', 'upload', '--project', 'shop', 'injected'], site,
-              env=cli_env(server, shop['token']))
-    assert 'File processing complete' in out, out
-    stored = [b for b in bundles(server, shop) if b['release'] is None]
-    assert len(stored) == 1 and stored[0]['files'] == 2
+    run([tools['cli'], 'sourcemaps', 'upload', '--project', 'shop', 'injected'], site,
+        env=cli_env(server, shop['token']))
+    throw_in_browser(browser, shop, 'debug-id.html')
+    event = newest_event(server, shop['project']['key'])
+    assert_mapped_to_cart(event, 'debug-id')
+    # the viewer shows the original frames, and the minified ones on demand
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    browser.get(server.url + '/health')
+    browser.execute_script('localStorage.setItem("errorcapture.key", arguments[0]);', shop['project']['key'])
+    browser.get('%s/#/events/%d' % (server.url, event['id']))
+    files = lambda: [e.text for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="frame-filename"]')]
+    WebDriverWait(browser, 10).until(lambda _: files())
+    assert files()[0] == 'src/cart.js'
+    functions = [e.text for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="frame-function"]')]
+    assert functions[:2] == ['computeTotal', 'checkout']
+    browser.find_element(By.CSS_SELECTOR, '[data-testid="toggle-minified-frames"]').click()
+    WebDriverWait(browser, 10).until(lambda _: files() and files()[0].endswith('/injected/app.min.js'))
 
 
-def test_legacy_release_files_upload_with_sentry_cli_2(tools, server, shop):
+def test_legacy_release_files_upload_with_sentry_cli_2(tools, server, shop, browser):
     site = shop['root'] / 'site'
     env = cli_env(server, ADMIN_TOKEN)  # the admin token works for uploads too
     run([tools['cli2'], 'releases', 'new', '--project', 'shop', 'shop@2.0'], site, env=env)
     run([tools['cli2'], 'releases', '--project', 'shop', 'files', 'shop@2.0', 'upload-sourcemaps',
          '--url-prefix', '~/static', 'static'], site, env=env)
-    assert [b['files'] for b in bundles(server, shop) if b['release'] == 'shop@2.0'] == [2]
+    throw_in_browser(browser, shop, 'legacy.html')
+    assert_mapped_to_cart(newest_event(server, shop['project']['key'], release='shop@2.0'), 'release')
 
 
-def test_current_major_upload_by_release_and_url_prefix_without_debug_ids(tools, server, shop):
+def test_current_major_upload_by_release_and_url_prefix_without_debug_ids(tools, server, shop, browser):
     site = shop['root'] / 'site'
     env = cli_env(server, shop['token'])
     run([tools['cli'], 'releases', 'new', '--project', 'shop', 'shop@3.0'], site, env=env)
     run([tools['cli'], 'sourcemaps', 'upload', '--project', 'shop', '--release', 'shop@3.0',
          '--url-prefix', '~/static', 'static'], site, env=env)
-    assert [b['files'] for b in bundles(server, shop) if b['release'] == 'shop@3.0'] == [2]
+    throw_in_browser(browser, shop, 'release.html')
+    assert_mapped_to_cart(newest_event(server, shop['project']['key'], release='shop@3.0'), 'release')
 
 
 def test_a_bad_token_is_refused_in_sentry_clis_words(tools, server, shop):
