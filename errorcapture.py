@@ -2185,6 +2185,14 @@ class Store(object):
         rows = self.query('SELECT id, key, name, created, settings FROM projects ORDER BY id')
         return [self._project_row(r) for r in rows]
 
+    def project_counts(self, project_id):
+        """(issues, stored error events, newest lastSeen) of a project: issue
+        counts always equal their stored events, so no event is counted here."""
+        issues, events = self.query('SELECT COUNT(*), COALESCE(SUM(count), 0) FROM issues WHERE project_id=?',
+                                    (project_id,))[0]
+        last = self.query('SELECT MAX(last_seen) FROM issues WHERE project_id=?', (project_id,))[0][0]
+        return issues, events, last
+
     def create_project(self, name='', key=None):
         key = key or secrets.token_hex(16)
         self.write(self._tx_create_project, key, name)
@@ -2451,6 +2459,13 @@ class Issues(Kind):
     def set_status(self, project_id, issue_id, status):
         return self.write(self._tx_set_status, project_id, issue_id, status)
 
+    def set_statuses(self, project_id, issue_ids, status):
+        """One status for many issues in one transaction; returns the ids changed."""
+        return self.write(self._tx_set_statuses, project_id, issue_ids, status)
+
+    def _tx_set_statuses(self, conn, project_id, issue_ids, status):
+        return [issue_id for issue_id in issue_ids if self._tx_set_status(conn, project_id, issue_id, status)]
+
     def _tx_set_status(self, conn, project_id, issue_id, status):
         self._tx_flush_pending(conn, issue_id)
         cursor = conn.execute(
@@ -2529,10 +2544,48 @@ class Events(Kind):
                                                                  (project_id,)))
         self.store.issues.tx_delete_project(conn, project_id)
 
-    def of_issue(self, project_id, issue_id, cursor=None, limit=50, since=None):
-        """Events of one issue, newest first by their own timestamp (see Where.newest_first)."""
-        where = Where(project_id).add('issue_id=?', issue_id)
+    def of_issue(self, project_id, issue_id, cursor=None, limit=50, since=None, sets=()):
+        """Events of one issue, newest first by their own timestamp (see
+        Where.newest_first); with sets (Tags.event_sets), only those matching
+        (sets None: a term no stored value satisfies, so none)."""
+        if sets is None:
+            return [], None
+        where = self._of_issue(project_id, issue_id, sets)
         return self._page(where, cursor, limit, since)
+
+    @staticmethod
+    def _of_issue(project_id, issue_id, sets):
+        where = Where(project_id).add('issue_id=?', issue_id)
+        if sets:
+            sql, params = Tags.event_filter(sets)
+            where.add(sql, *params)
+        return where
+
+    def pick(self, project_id, issue_id, which, sets=()):
+        """An issue's event: 'latest', 'oldest' or a row id; None if the issue
+        has no such (matching) event."""
+        where = self._of_issue(project_id, issue_id, sets)
+        if which not in ('latest', 'oldest'):
+            where.add('id=?', which)
+        rows = self.query('SELECT id, issue_id, event_id, received, data FROM events WHERE %s'
+                          ' ORDER BY timestamp %s, id %s LIMIT 1' % ((where,) + (('ASC',) * 2 if which == 'oldest'
+                                                                                  else ('DESC',) * 2)), where.params)
+        return loaded_form(*rows[0]) if rows else None
+
+    def navigation(self, project_id, issue_id, event, sets=()):
+        """Row ids around event among its issue's (matching) events, by (timestamp, id):
+        {'older', 'newer', 'oldest', 'latest'}, None at either end."""
+        out = {}
+        for name, condition, order in (('older', '(timestamp, id) < (?, ?)', 'DESC'),
+                                       ('newer', '(timestamp, id) > (?, ?)', 'ASC'),
+                                       ('oldest', None, 'ASC'), ('latest', None, 'DESC')):
+            where = self._of_issue(project_id, issue_id, sets)
+            if condition:
+                where.add(condition, event['timestamp'], event['id'])
+            rows = self.query('SELECT id FROM events WHERE %s ORDER BY timestamp %s, id %s LIMIT 1' % (
+                where, order, order), where.params)
+            out[name] = rows[0][0] if rows else None
+        return out
 
     def latest(self, project_id, cursor=None, limit=50, since=None):
         """The project's events, newest first by their own timestamp (see Where.newest_first)."""
@@ -2825,6 +2878,17 @@ class Tags(Kind):
                     ' AND o.hour=%s AND o.event_id=%s)' % ('NOT ' if negated else '', marks(ids), hour, event))
             params.extend(ids)
         return sql, params
+
+    @staticmethod
+    def event_filter(sets, events='events'):
+        """SQL and params: the row of the events table (named events) matches every set."""
+        sql, params = [], []
+        for ids, negated in sets:
+            sql.append('%sEXISTS (SELECT 1 FROM event_tags o WHERE o.issue_id=%s.issue_id AND o.value_id IN (%s)'
+                       ' AND o.hour=CAST(%s.received / 3600 AS INTEGER) AND o.event_id=%s.id)' % (
+                           'NOT ' if negated else '', events, marks(ids), events, events))
+            params.extend(ids)
+        return ' AND '.join(sql), params
 
     def scoped_hours(self, issue_id, sets):
         """{hour: events of the issue matching every set}."""
@@ -6257,7 +6321,11 @@ def mount_projects_api(route, project, ctx):
         if not ctx.settings['admin_token'] and ctx.settings['host'] not in ('127.0.0.1', 'localhost', '::1'):
             raise ApiError(403, 'listing projects needs an admin token on an exposed server')
         ctx.require_admin()
-        return reply({'projects': [ctx.project_json(p) for p in store.projects()]})
+        listed = []
+        for item in sorted(store.projects(), key=lambda p: (p['name'].lower(), p['id'])):
+            issues, events, last_seen = store.project_counts(item['id'])
+            listed.append(dict(ctx.project_json(item), issues=issues, events=events, lastSeen=iso(last_seen)))
+        return reply({'projects': listed})
 
     @route('/api/v1/project')
     def show_project():
@@ -6296,7 +6364,7 @@ def mount_issues_api(route, project, ctx):
     """Read API: issues and their error events."""
     store = ctx.store
 
-    def search_query(current):
+    def search_query(current, legacy=True):
         """?query= in the search grammar, with the older single filters
         (status, level, environment, q) as terms of their own; 400 for a
         malformed query or a key neither built in nor carried by any event."""
@@ -6309,7 +6377,7 @@ def mount_issues_api(route, project, ctx):
         text = text_param('q', SEARCH_MAX_VALUE)
         for kind, key, value in (('is', 'is', status if status != 'all' else None), ('level', 'level', level),
                                  ('tag', 'environment', environment), ('text', None, text)):
-            if value:
+            if value and legacy:
                 query.terms.append(SearchTerm(kind, key, (value,), False, None))
         named = [t for t in query.of('tag', 'has') if t.key not in BUILTIN_TAGS + HIDDEN_TAGS]
         known = store.tags.key_ids(current['id'], {t.key for t in named})
@@ -6356,7 +6424,7 @@ def mount_issues_api(route, project, ctx):
         issue_or_404(current, issue_id)
         since = int_param('since', None)
         events, next_cursor = store.events.of_issue(current['id'], issue_id, decode_cursor(
-            bottle.request.query.get('cursor'), 2), limit_param(), since)
+            bottle.request.query.get('cursor'), 2), limit_param(), since, event_sets(current))
         return reply({'events': [event_summary(e) for e in events],
                       'nextCursor': encode_cursor(next_cursor) if since is None else None,
                       'newestId': store.events.newest_id(current['id'], issue_id)})
@@ -6416,6 +6484,36 @@ def mount_issues_api(route, project, ctx):
                                          int_param('limit', 20, minimum=1, maximum=100))
         return reply({'key': tag_key, 'values': [{'value': value, 'count': events, 'lastSeen': iso(last_seen)}
                                                  for value, events, last_seen in rows]})
+
+    def event_sets(current):
+        """The event terms of ?query= (tags, release, environment, user), as
+        Tags.event_sets: None when no stored event can match."""
+        terms = search_query(current, legacy=False).event_terms
+        return store.tags.event_sets(current['id'], terms) if terms else ()
+
+    @route('/api/v1/issues/<issue_id:id>/events/<which:re:latest|oldest|[0-9]+>')
+    def show_issue_event(issue_id, which):
+        current = project()
+        issue_or_404(current, issue_id)
+        sets = event_sets(current)
+        event = None if sets is None else store.events.pick(current['id'], issue_id, which if which in (
+            'latest', 'oldest') else int(which), sets)
+        event = found(event, 'event of this issue' + (' matching the query' if sets else ''))
+        return reply({'event': public_event(event),
+                      'navigation': store.events.navigation(current['id'], issue_id, event, sets)})
+
+    @route('/api/v1/issues/bulk', 'POST')
+    def change_issues():
+        current = project()
+        data = json_body()
+        ids, status = data.get('ids'), data.get('status')
+        if not (isinstance(ids, list) and 1 <= len(ids) <= 1000 and all(is_int(i) and 0 < i < 1 << 62 for i in ids)):
+            raise ApiError(400, 'ids must be a list of 1 to 1000 issue ids')
+        if status not in ('unresolved', 'resolved', 'ignored'):
+            raise ApiError(400, 'status must be one of unresolved, resolved, ignored')
+        ids = list(dict.fromkeys(ids))
+        updated = store.issues.set_statuses(current['id'], ids, status)
+        return reply({'updated': updated, 'missing': [i for i in ids if i not in set(updated)]})
 
     @route('/api/v1/events')
     def list_events():
