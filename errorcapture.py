@@ -1103,6 +1103,20 @@ def _context_text(contexts, name, *fields):
     return ' '.join(parts) or None
 
 
+def event_links(event):
+    """(trace id, replay id) of an error event: Sentry's contexts.trace.trace_id and
+    contexts.replay.replay_id, or the model's own traceId / replayId."""
+    contexts = event.get('contexts') if event.get('contexts').__class__ is dict else {}
+    found = []
+    for field, context, key in (('traceId', 'trace', 'trace_id'), ('replayId', 'replay', 'replay_id')):
+        value = event.get(field)
+        inner = contexts.get(context)
+        if value is None and inner.__class__ is dict:
+            value = inner.get(key)
+        found.append(value[:200] if value.__class__ is str and value.strip() else None)
+    return tuple(found)
+
+
 def value_crc(value):
     """The checksum tag values are looked up by (with the value itself: two values may share one)."""
     return zlib.crc32(value.encode('utf-8'))
@@ -1645,6 +1659,25 @@ MIGRATIONS = [
     CREATE INDEX sourcemap_files_bundle ON sourcemap_files(bundle);
     CREATE INDEX sourcemap_files_debug_id ON sourcemap_files(project_id, debug_id, type, bundle);
     CREATE INDEX sourcemap_files_url ON sourcemap_files(project_id, release, dist, url, bundle);
+    ''',
+    # 8: one trace across every kind: errors carry their trace and replay ids, and every kind is found by trace.
+    '''
+    ALTER TABLE events ADD COLUMN trace_id TEXT;
+    ALTER TABLE events ADD COLUMN replay_id TEXT;
+    UPDATE events SET trace_id=json_extract(data, '$.contexts.trace.trace_id'),
+                      replay_id=json_extract(data, '$.contexts.replay.replay_id')
+        WHERE typeof(data)='text' AND json_valid(data);
+    UPDATE events SET trace_id=NULL WHERE typeof(trace_id)!='text';
+    UPDATE events SET replay_id=NULL WHERE typeof(replay_id)!='text';
+    CREATE INDEX events_trace ON events(project_id, trace_id) WHERE trace_id IS NOT NULL;
+    CREATE INDEX events_replay ON events(project_id, replay_id) WHERE replay_id IS NOT NULL;
+    CREATE INDEX http_requests_trace ON http_requests(project_id, trace_id) WHERE trace_id IS NOT NULL;
+    CREATE INDEX logs_trace ON logs(project_id, trace_id) WHERE trace_id IS NOT NULL;
+    CREATE INDEX transactions_trace ON transactions(project_id, trace_id) WHERE trace_id IS NOT NULL;
+    ALTER TABLE ai_generations ADD COLUMN trace_id TEXT;
+    UPDATE ai_generations SET trace_id=json_extract(data, '$.traceId') WHERE json_valid(data);
+    UPDATE ai_generations SET trace_id=NULL WHERE typeof(trace_id)!='text';
+    CREATE INDEX ai_generations_trace ON ai_generations(project_id, trace_id) WHERE trace_id IS NOT NULL;
     ''',
 ]
 
@@ -2503,10 +2536,11 @@ class Events(Kind):
             issue_id = self.store.issues.tx_group(conn, project_id, event)
             tags = self.store.tags.tx_intern(conn, project_id, event)
             cursor = conn.execute(
-                'INSERT INTO events(id, project_id, issue_id, event_id, received, timestamp, data, tag_ids)'
-                ' VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+                'INSERT INTO events(id, project_id, issue_id, event_id, received, timestamp, data, tag_ids, trace_id,'
+                ' replay_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
                 (self.store.new_id(conn, 'events'), project_id, issue_id, event_id, event['received'],
-                 event['timestamp'], event.get('_packed') or pack_event(event), Tags.id_list(tags)))
+                 event['timestamp'], event.get('_packed') or pack_event(event), Tags.id_list(tags))
+                + event_links(event))
             self.store.tags.tx_count(conn, issue_id, cursor.lastrowid, event['received'], event['timestamp'], tags,
                                      event_messages(event))
             results.append({'id': cursor.lastrowid, 'issueId': issue_id, 'duplicate': False})
@@ -2597,6 +2631,15 @@ class Events(Kind):
                           ' ORDER BY %s LIMIT ?' % (where, order), where.params + [limit + 1])
         last = rows[limit - 1] if len(rows) > limit else None
         return [loaded_form(*row[:5]) for row in rows[:limit]], ((last[5], last[0]) if last else None)
+
+    LINKED = 1000  # errors a trace or replay lists
+
+    def linked(self, project_id, column, value, limit=LINKED):
+        """Error events whose trace_id or replay_id is value, oldest first by their own time."""
+        assert column in ('trace_id', 'replay_id')
+        rows = self.query('SELECT id, issue_id, event_id, received, data FROM events WHERE project_id=? AND %s=?'
+                          ' ORDER BY timestamp, id LIMIT ?' % column, (project_id, value, limit))
+        return [loaded_form(*row) for row in rows]
 
     def newest_id(self, project_id, issue_id=None):
         """The highest event id stored (in the project, or the issue), for "N new" polling."""
@@ -3152,6 +3195,38 @@ class Telemetry(Kind):
         tx.setdefault('spans', [])
         return tx
 
+    def in_trace(self, project_id, trace_id, limit):
+        """Every transaction, log, HTTP request and AI generation of a trace, as
+        model objects with their 'kind', up to limit + 1 of each."""
+        found = []
+        for kind, sql in (
+                ('transaction', 'SELECT id, timestamp, name, duration_ms, status, data FROM transactions'),
+                ('log', 'SELECT id, timestamp, level, message, service FROM logs'),
+                ('http_request', 'SELECT id, timestamp, direction, method, host, path, status_code, duration_ms'
+                                 ' FROM http_requests'),
+                ('ai_generation', 'SELECT id, timestamp, provider, model, status, latency_ms, input_tokens,'
+                                  ' output_tokens FROM ai_generations')):
+            rows = self.query(sql + ' WHERE project_id=? AND trace_id=? ORDER BY timestamp, id LIMIT ?',
+                              (project_id, trace_id, limit + 1))
+            for row in rows:
+                if kind == 'transaction':
+                    data = json.loads(row[5])
+                    found.append({'kind': kind, 'id': row[0], 'timestamp': row[1], 'name': row[2],
+                                  'durationMs': row[3], 'status': row[4], 'op': data.get('op'),
+                                  'spans': data.get('spans') or []})
+                elif kind == 'log':
+                    found.append({'kind': kind, 'id': row[0], 'timestamp': row[1], 'level': row[2],
+                                  'message': row[3], 'service': row[4]})
+                elif kind == 'http_request':
+                    found.append({'kind': kind, 'id': row[0], 'timestamp': row[1], 'direction': row[2],
+                                  'method': row[3], 'host': row[4], 'path': row[5], 'statusCode': row[6],
+                                  'durationMs': row[7]})
+                else:
+                    found.append({'kind': kind, 'id': row[0], 'timestamp': row[1], 'provider': row[2],
+                                  'model': row[3], 'status': row[4], 'latencyMs': row[5], 'inputTokens': row[6],
+                                  'outputTokens': row[7]})
+        return found
+
     # -- AI generations ------------------------------------------------------
 
     AI_COLUMNS = ('timestamp', 'provider', 'model', 'input_tokens', 'output_tokens', 'cost_usd', 'latency_ms',
@@ -3162,10 +3237,10 @@ class Telemetry(Kind):
                                                           'outputTokens', 'totalCostUsd', 'latencyMs', 'status')
                 and v is not None}
         cursor = conn.execute(
-            'INSERT INTO ai_generations(project_id, %s, data) VALUES (?, %s, ?)' % (
+            'INSERT INTO ai_generations(project_id, %s, data, trace_id) VALUES (?, %s, ?, ?)' % (
                 ', '.join(self.AI_COLUMNS), ', '.join('?' * len(self.AI_COLUMNS))),
             (project_id, gen['timestamp'], gen['provider'], gen['model'], gen['inputTokens'], gen.get('outputTokens'),
-             gen.get('totalCostUsd'), gen.get('latencyMs'), gen['status'], dumps(data)))
+             gen.get('totalCostUsd'), gen.get('latencyMs'), gen['status'], dumps(data), gen.get('traceId')))
         return {'id': cursor.lastrowid}
 
     def ai_usage(self, project_id, since, bucket_seconds):
@@ -6259,6 +6334,7 @@ def public_event(event):
     out = dict(event)
     out['received'] = iso(event['received'])
     out['timestamp'] = iso(event['timestamp'])
+    out['traceId'], out['replayId'] = event_links(event)
     return out
 
 
@@ -6271,7 +6347,34 @@ def event_summary(event):
     return {'id': event['id'], 'issueId': event.get('issueId'), 'eventId': event.get('eventId'),
             'timestamp': iso(event['timestamp']), 'received': iso(event['received']), 'level': event.get('level'),
             'message': message, 'environment': event.get('environment'), 'release': event.get('release'),
-            'dialect': event.get('dialect')}
+            'dialect': event.get('dialect'), 'traceId': event_links(event)[0], 'user': event.get('user')}
+
+
+TRACE_KINDS = ('transaction', 'span', 'error', 'http_request', 'log', 'ai_generation')  # order within one instant
+
+
+def trace_items(errors, others):
+    """One timeline of a trace: errors (model events) and the other kinds
+    (Telemetry.in_trace), spans beside their transactions, as read API items
+    sorted by time, then kind, then id."""
+    items = []
+    for event in errors:
+        summary = event_summary(event)
+        items.append(dict(kind='error', id=event['id'], timestamp=event['timestamp'], issueId=event['issueId'],
+                          title=summary['message'], level=event.get('level'), message=event.get('message'),
+                          replayId=event_links(event)[1]))
+    for item in others:
+        item = dict(item)
+        if item['kind'] == 'transaction':
+            for span in item.pop('spans'):
+                start = item['timestamp'] + (span.get('startMs') or 0) / 1000.0
+                items.append({'kind': 'span', 'id': item['id'], 'timestamp': start, 'transactionId': item['id'],
+                              'spanId': span.get('spanId'), 'parentSpanId': span.get('parentSpanId'),
+                              'op': span.get('op'), 'description': span.get('description'),
+                              'durationMs': span.get('durationMs'), 'status': span.get('status')})
+        items.append(item)
+    items.sort(key=lambda x: (x['timestamp'], TRACE_KINDS.index(x['kind']), x['id']))
+    return items
 
 
 def read_route(app):
@@ -6515,6 +6618,24 @@ def mount_issues_api(route, project, ctx):
         updated = store.issues.set_statuses(current['id'], ids, status)
         return reply({'updated': updated, 'missing': [i for i in ids if i not in set(updated)]})
 
+    @route('/api/v1/traces/<trace_id>')
+    def show_trace(trace_id):
+        current = project()
+        limit = int_param('limit', 1000, minimum=1, maximum=5000)
+        trace_id = trace_id[:200]
+        items = trace_items(store.events.linked(current['id'], 'trace_id', trace_id, limit + 1),
+                            store.telemetry.in_trace(current['id'], trace_id, limit))
+        if not items:
+            raise ApiError(404, 'nothing in this project has that trace id')
+        counts = {}
+        for item in items:
+            counts[item['kind']] = counts.get(item['kind'], 0) + 1
+        start = items[0]['timestamp']
+        end = max(item['timestamp'] + (item.get('durationMs') or 0) / 1000.0 for item in items)
+        return reply({'traceId': trace_id, 'items': [with_times(item, 'timestamp') for item in items[:limit]],
+                      'truncated': len(items) > limit, 'start': iso(start), 'end': iso(end),
+                      'durationMs': round((end - start) * 1000.0, 3), 'counts': counts})
+
     @route('/api/v1/events')
     def list_events():
         current = project()
@@ -6577,7 +6698,9 @@ def mount_replays_and_logs_api(route, project, ctx):
     def show_replay(session_id):
         current = project()
         events = found(store.telemetry.replay_events(current['id'], session_id), 'replay session')
-        return reply({'sessionId': session_id, 'events': [replay_event_json(e) for e in events]})
+        errors = store.events.linked(current['id'], 'replay_id', session_id[:200])
+        return reply({'sessionId': session_id, 'events': [replay_event_json(e) for e in events],
+                      'errors': [event_summary(e) for e in errors]})
 
     @route('/api/v1/logs')
     def list_logs():
@@ -6615,8 +6738,11 @@ def mount_performance_api(route, project, ctx):
 
     @route('/api/v1/transactions/<tx_id:id>')
     def show_transaction(tx_id):
-        transaction = found(store.telemetry.get_transaction(project()['id'], tx_id), 'transaction')
-        return reply({'transaction': with_times(transaction, 'timestamp')})
+        current = project()
+        transaction = found(store.telemetry.get_transaction(current['id'], tx_id), 'transaction')
+        errors = store.events.linked(current['id'], 'trace_id', transaction['traceId']) if transaction.get(
+            'traceId') else []
+        return reply({'transaction': with_times(transaction, 'timestamp'), 'errors': [event_summary(e) for e in errors]})
 
     @route('/api/v1/ai')
     def ai_usage():
