@@ -861,7 +861,7 @@ SEARCH_TIME_UNITS = {'m': 60, 'h': 3600, 'd': 86400, 'w': 604800}
 # readable by name but shown through user, browser and os.
 BUILTIN_TAGS = ('release', 'environment', 'browser', 'os', 'device', 'server_name', 'url', 'user')
 HIDDEN_TAGS = ('user.id', 'user.email', 'user.username', 'user.ip', 'browser.name', 'os.name')
-SEARCH_KEYS = ('is', 'level', 'firstSeen', 'lastSeen', 'age', 'has') + BUILTIN_TAGS + HIDDEN_TAGS
+SEARCH_KEYS = ('is', 'level', 'firstSeen', 'lastSeen', 'age', 'firstRelease', 'has') + BUILTIN_TAGS + HIDDEN_TAGS
 TAG_VALUE_LIMIT = 200       # tag values are stored (and searched) clipped to this, as Sentry does
 MAX_EVENT_TAGS = 50         # an event's own tags counted for facets and search, besides the built-ins
 
@@ -877,7 +877,7 @@ class BadQuery(Exception):
         return {k: v for k, v in (('key', self.key), ('position', self.position)) if v is not None}
 
 
-# kind: is | level | time | tag | has | text. values: a tuple of
+# kind: is | level | time | firstRelease | tag | has | text. values: a tuple of
 # strings (for time: (column, op, epoch seconds)); negated: the term starts with "!".
 SearchTerm = collections.namedtuple('SearchTerm', 'kind key values negated position')
 
@@ -998,6 +998,8 @@ def _search_term(key, values, negated, position, at):
             raise BadQuery('%s takes one time, not a list' % key, key=key, position=position)
         op, cutoff = _search_time(values[0], key, position, at)
         return SearchTerm('time', SEARCH_TIMES[folded], (op, cutoff), negated, position)
+    if folded == 'firstrelease':
+        return SearchTerm('firstRelease', 'firstRelease', tuple(values), negated, position)
     if folded == 'has':
         if len(values) != 1:
             raise BadQuery('has: takes one key, not a list', key=key, position=position)
@@ -1679,6 +1681,30 @@ MIGRATIONS = [
     UPDATE ai_generations SET trace_id=NULL WHERE typeof(trace_id)!='text';
     CREATE INDEX ai_generations_trace ON ai_generations(project_id, trace_id) WHERE trace_id IS NOT NULL;
     ''',
+    # 8: releases (first seen, environments; events and last seen are the release tag's counts), the
+    # release an issue first came in and regressed in, and "resolved in the next release".
+    '''
+    CREATE TABLE releases(
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        version TEXT NOT NULL,
+        first_seen REAL NOT NULL,
+        environments TEXT NOT NULL DEFAULT '[]',
+        UNIQUE(project_id, version));
+    CREATE INDEX releases_first_seen ON releases(project_id, first_seen);
+    ALTER TABLE issues ADD COLUMN first_release TEXT;
+    ALTER TABLE issues ADD COLUMN regressed_in TEXT;
+    ALTER TABLE issues ADD COLUMN in_next_release INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE issues ADD COLUMN resolved_after TEXT;
+    CREATE INDEX issues_first_release ON issues(project_id, first_release) WHERE first_release IS NOT NULL;
+    CREATE INDEX issues_regressed_in ON issues(project_id, regressed_in) WHERE regressed_in IS NOT NULL;
+    INSERT OR IGNORE INTO releases(project_id, version, first_seen)
+        SELECT k.project_id, v.value, MIN(t.first_seen) FROM issue_tags t JOIN tag_keys k ON k.id=t.key_id
+        JOIN tag_values v ON v.id=t.value_id WHERE k.key='release' GROUP BY k.project_id, v.value;
+    INSERT OR IGNORE INTO releases(project_id, version, first_seen)
+        SELECT i.project_id, r.value, MIN(i.first_seen) FROM issues i, json_each(i.releases) r
+        WHERE json_valid(i.releases) AND typeof(r.value)='text' GROUP BY i.project_id, r.value;
+    ''',
 ]
 
 
@@ -2068,6 +2094,7 @@ class Store(object):
         self.retention = Retention(self)
         self.sourcemaps = SourceMaps(self)
         self.tags = Tags(self)
+        self.releases = Releases(self)
         # What add_batch stores, by the model's kind: a new kind of data is a
         # class below and a line here.
         self.adders = {
@@ -2176,6 +2203,7 @@ class Store(object):
         """Writer hook after a rollback: nothing gathered survives it."""
         self.issues.forget()
         self.tags.forget()
+        self.releases.forget()
 
     def notify(self, kind, payload):
         self.writer.outbox.append((kind, payload))  # writer thread only
@@ -2302,22 +2330,25 @@ class Issues(Kind):
         seen = event['timestamp']
         state = self._touched.get(key)
         if state is None:
-            row = conn.execute('SELECT id, status, releases, environments FROM issues'
-                               ' WHERE project_id=? AND fingerprint=?', key).fetchone()
+            row = conn.execute('SELECT id, status, releases, environments, in_next_release, resolved_after'
+                               ' FROM issues WHERE project_id=? AND fingerprint=?', key).fetchone()
             if row is None:
                 cursor = conn.execute(
                     'INSERT INTO issues(id, project_id, fingerprint, title, culprit, type, value, level, count,'
-                    ' first_seen, last_seen, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0)',
+                    ' first_seen, last_seen, seq, first_release) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, 0, ?)',
                     (self.store.new_id(conn, 'issues'),) + key + (
                         event['_title'], event['_culprit'], event['_type'], event['_value'], event['level'], seen,
-                        seen))
-                row = (cursor.lastrowid, 'unresolved', '[]', '[]')
+                        seen, event.get('release')))
+                row = (cursor.lastrowid, 'unresolved', '[]', '[]', 0, None)
                 self.store.notify('new_issue', {'projectId': project_id, 'issueId': row[0], 'title': event['_title']})
-            elif row[1] == 'resolved':
-                self.store.notify('regression', {'projectId': project_id, 'issueId': row[0], 'title': event['_title']})
             state = self._touched[key] = {
                 'id': row[0], 'count': 0, 'first': seen, 'last': seen, 'release': None,
-                'releases': json.loads(row[2]), 'environments': json.loads(row[3]), 'hours': {}}
+                'releases': json.loads(row[2]), 'environments': json.loads(row[3]), 'hours': {},
+                'status': row[1], 'inNextRelease': row[4], 'resolvedAfter': row[5], 'reopen': False}
+        if state['status'] == 'resolved' and not state['reopen'] and self._reopens(conn, project_id, state, event):
+            state['reopen'], state['regressedIn'] = True, event.get('release')
+            self.store.notify('regression', {'projectId': project_id, 'issueId': state['id'],
+                                             'title': event['_title']})
         state['count'] += 1
         state['first'], state['last'] = min(state['first'], seen), max(state['last'], seen)
         state['level'] = event['level']
@@ -2332,22 +2363,41 @@ class Issues(Kind):
         state['hours'][hour] = state['hours'].get(hour, 0) + 1
         return state['id']
 
+    def _reopens(self, conn, project_id, state, event):
+        """Whether an event reopens its resolved issue: any event does, unless
+        it was resolved in the next release; then only one from a release
+        first seen after the one that was newest when it was resolved."""
+        if not state['inNextRelease']:
+            return True
+        release, after = event.get('release'), state['resolvedAfter']
+        if not release or release == after:
+            return False
+        if after is None:
+            return True
+        seen = dict(conn.execute('SELECT version, first_seen FROM releases WHERE project_id=? AND version IN (?, ?)',
+                                 (project_id, release, after)).fetchall())
+        return release not in seen or after not in seen or seen[release] > seen[after]
+
     def tx_flush(self, conn):
         """Writer hook, just before COMMIT: apply the issue changes gathered
         during this transaction, one UPDATE per touched issue. A resolved issue
-        that got an event reopens as a regression."""
+        that got an event that reopens it (see _reopens) is a regression."""
         touched, self._touched = self._touched, {}
         for state in touched.values():
             self._tx_flush_one(conn, state)
 
     def _tx_flush_one(self, conn, state):
+        reopen = 1 if state['reopen'] else 0
         conn.execute(
             'UPDATE issues SET count=count+?, last_seen=MAX(last_seen, ?), first_seen=MIN(first_seen, ?),'
             ' level=?, last_release=COALESCE(?, last_release), releases=?, environments=?, seq=?,'
-            ' status=CASE WHEN status=\'resolved\' THEN \'unresolved\' ELSE status END,'
-            ' regression=CASE WHEN status=\'resolved\' THEN 1 ELSE regression END WHERE id=?',
+            ' status=CASE WHEN ? THEN \'unresolved\' ELSE status END,'
+            ' regression=CASE WHEN ? THEN 1 ELSE regression END, regressed_in=CASE WHEN ? THEN ? ELSE regressed_in END,'
+            ' in_next_release=CASE WHEN ? THEN 0 ELSE in_next_release END,'
+            ' resolved_after=CASE WHEN ? THEN NULL ELSE resolved_after END WHERE id=?',
             (state['count'], state['last'], state['first'], state['level'], state['release'],
-             dumps(state['releases']), dumps(state['environments']), self.store.next_seq(), state['id']))
+             dumps(state['releases']), dumps(state['environments']), self.store.next_seq(), reopen, reopen, reopen,
+             state.get('regressedIn'), reopen, reopen, state['id']))
         conn.executemany(
             'INSERT INTO issue_hours(issue_id, hour, count) VALUES (?, ?, ?)'
             ' ON CONFLICT(issue_id, hour) DO UPDATE SET count=count+excluded.count',
@@ -2370,13 +2420,15 @@ class Issues(Kind):
         """Every issue of a project goes, with what this transaction gathered for them."""
         self._touched = {key: state for key, state in self._touched.items() if key[0] != project_id}
         self.store.tags.tx_project_gone(conn, project_id)
+        self.store.releases.tx_project_gone(conn, project_id)
         conn.execute('DELETE FROM issue_hours WHERE issue_id IN (SELECT id FROM issues WHERE project_id=?)',
                      (project_id,))
         self.store.deleting(conn, 'issues', lambda: conn.execute('DELETE FROM issues WHERE project_id=?',
                                                                  (project_id,)))
 
     COLUMNS = ('id, title, culprit, type, value, level, status, regression, count, first_seen, last_seen,'
-               ' last_release, releases, environments, seq')
+               ' last_release, releases, environments, seq, first_release, regressed_in, in_next_release,'
+               ' resolved_after')
 
     SORTS = {'lastSeen': 'last_seen', 'firstSeen': 'first_seen', 'count': 'count'}
 
@@ -2424,6 +2476,9 @@ class Issues(Kind):
                 where.add('%s(%s)' % (negate, ' OR '.join(parts)), *statuses)
             elif term.kind == 'level':
                 where.add('%slevel IN (%s)' % (negate, marks(term.values)), *term.values)
+            elif term.kind in ('firstRelease', 'regressedIn'):  # the latter: only the release page asks
+                column = 'first_release' if term.kind == 'firstRelease' else 'regressed_in'
+                where.add('%sCOALESCE(%s IN (%s), 0)' % (negate, column, marks(term.values)), *term.values)
             elif term.kind == 'time':
                 op, cutoff = term.values
                 where.add('%s(%s %s ?)' % (negate, self.ISSUE_TIMES[term.key], self.COMPARISONS[op]), cutoff)
@@ -2463,7 +2518,9 @@ class Issues(Kind):
         return {'id': row[0], 'title': row[1], 'culprit': row[2], 'type': row[3], 'value': row[4],
                 'level': row[5], 'status': row[6], 'regression': bool(row[7]), 'count': row[8],
                 'firstSeen': row[9], 'lastSeen': row[10], 'lastRelease': row[11],
-                'releases': json.loads(row[12]), 'environments': json.loads(row[13]), 'seq': row[14]}
+                'releases': json.loads(row[12]), 'environments': json.loads(row[13]), 'seq': row[14],
+                'firstRelease': row[15], 'regressedIn': row[16], 'inNextRelease': bool(row[17]),
+                'resolvedAfter': row[18]}
 
     def _attach_histograms(self, issues):
         if not issues:
@@ -2489,21 +2546,32 @@ class Issues(Kind):
         self._attach_users(project_id, [issue])
         return issue
 
-    def set_status(self, project_id, issue_id, status):
-        return self.write(self._tx_set_status, project_id, issue_id, status)
+    def set_status(self, project_id, issue_id, status, in_next_release=False):
+        """Resolve, ignore or reopen; resolved in_next_release stays resolved
+        until an event from a release newer than today's newest (see _reopens)."""
+        return self.write(self._tx_set_status, project_id, issue_id, status, in_next_release)
 
-    def set_statuses(self, project_id, issue_ids, status):
+    def set_statuses(self, project_id, issue_ids, status, in_next_release=False):
         """One status for many issues in one transaction; returns the ids changed."""
-        return self.write(self._tx_set_statuses, project_id, issue_ids, status)
+        return self.write(self._tx_set_statuses, project_id, issue_ids, status, in_next_release)
 
-    def _tx_set_statuses(self, conn, project_id, issue_ids, status):
-        return [issue_id for issue_id in issue_ids if self._tx_set_status(conn, project_id, issue_id, status)]
+    def _tx_set_statuses(self, conn, project_id, issue_ids, status, in_next_release):
+        return [issue_id for issue_id in issue_ids
+                if self._tx_set_status(conn, project_id, issue_id, status, in_next_release)]
 
-    def _tx_set_status(self, conn, project_id, issue_id, status):
+    def _tx_set_status(self, conn, project_id, issue_id, status, in_next_release=False):
         self._tx_flush_pending(conn, issue_id)
+        in_next_release = bool(in_next_release and status == 'resolved')
+        after = None
+        if in_next_release:
+            row = conn.execute('SELECT version FROM releases WHERE project_id=? ORDER BY first_seen DESC, id DESC'
+                               ' LIMIT 1', (project_id,)).fetchone()
+            after = row[0] if row else None
         cursor = conn.execute(
-            'UPDATE issues SET status=?, seq=?, regression=CASE WHEN ?=\'resolved\' THEN 0 ELSE regression END'
-            ' WHERE project_id=? AND id=?', (status, self.store.next_seq(), status, project_id, issue_id))
+            'UPDATE issues SET status=?, seq=?, regression=CASE WHEN ?=\'resolved\' THEN 0 ELSE regression END,'
+            ' regressed_in=CASE WHEN ?=\'resolved\' THEN NULL ELSE regressed_in END, in_next_release=?,'
+            ' resolved_after=? WHERE project_id=? AND id=?',
+            (status, self.store.next_seq(), status, status, int(in_next_release), after, project_id, issue_id))
         return cursor.rowcount
 
 
@@ -2543,6 +2611,7 @@ class Events(Kind):
                 + event_links(event))
             self.store.tags.tx_count(conn, issue_id, cursor.lastrowid, event['received'], event['timestamp'], tags,
                                      event_messages(event))
+            self.store.releases.tx_count(conn, project_id, event)
             results.append({'id': cursor.lastrowid, 'issueId': issue_id, 'duplicate': False})
         return results
 
@@ -2938,6 +3007,12 @@ class Tags(Kind):
         sql, params = self.matching_events(sets, '?')
         return dict(self.query('SELECT h, COUNT(*) FROM (%s) GROUP BY h' % sql, [issue_id] + params))
 
+    def value_stats(self, key_id, value):
+        """(stored events, last seen) of one value of a key."""
+        rows = self.query('SELECT events, last_seen FROM tag_values WHERE key_id=? AND crc=? AND value=?',
+                          (key_id, value_crc(value), value))
+        return rows[0] if rows else (0, None)
+
     def user_counts(self, project_id, issue_ids):
         """{issue id: distinct users among its events}."""
         key_id = self.key_ids(project_id, ['user']).get('user')
@@ -2980,6 +3055,82 @@ class Tags(Kind):
                               (key_id, self.SUGGESTED, len(prefix), prefix, limit))
         return self.query('SELECT value, events, last_seen FROM tag_values WHERE key_id=? AND events>0'
                           ' ORDER BY events DESC, id DESC LIMIT ?', (key_id, limit))
+
+
+class Releases(Kind):
+    """Releases: each version's first time and environments, written as events
+    name it (a cache keeps that to one statement per new version or
+    environment); its events and last seen are the release tag's counts, its
+    new issues those whose first event named it, so retention moves them all."""
+
+    def __init__(self, store):
+        Kind.__init__(self, store)
+        self.forget()
+
+    def forget(self):
+        """Writer hook after a rollback."""
+        self._known = {}  # (project id, version) -> environments stored
+
+    def tx_count(self, conn, project_id, event):
+        version, environment = event.get('release'), event.get('environment')
+        if not version:
+            return
+        key = (project_id, version)
+        known = self._known.get(key)
+        if known is not None and (not environment or environment in known):
+            return
+        if len(self._known) > 10000:
+            self._known = {}
+        row = conn.execute('SELECT environments FROM releases WHERE project_id=? AND version=?', key).fetchone()
+        if row is None:
+            known = {environment} if environment else set()
+            conn.execute('INSERT INTO releases(project_id, version, first_seen, environments) VALUES (?, ?, ?, ?)',
+                         key + (event['received'], dumps(sorted(known))))
+        else:
+            known = set(json.loads(row[0]))
+            if environment and environment not in known and len(known) < 50:
+                known.add(environment)
+                conn.execute('UPDATE releases SET environments=? WHERE project_id=? AND version=?',
+                             (dumps(sorted(known)), project_id, version))
+            known.add(environment)  # past 50 environments: stop looking
+        self._known[key] = known
+
+    def tx_project_gone(self, conn, project_id):
+        conn.execute('DELETE FROM releases WHERE project_id=?', (project_id,))
+        self._known = {}
+
+    COLUMNS = 'id, version, first_seen, environments'
+
+    def _row(self, project_id, row):
+        key_id = self.store.tags.key_ids(project_id, ['release']).get('release')
+        events, last_seen = self.store.tags.value_stats(key_id, row[1]) if key_id else (0, None)
+        new_issues = self.query('SELECT COUNT(*) FROM issues WHERE project_id=? AND first_release=?',
+                                (project_id, row[1]))[0][0]
+        return {'id': row[0], 'version': row[1], 'firstSeen': row[2], 'lastSeen': last_seen or row[2],
+                'environments': json.loads(row[3]), 'events': events, 'newIssues': new_issues}
+
+    def list(self, project_id, cursor=None, limit=50):
+        """Newest first by first seen, id breaking ties."""
+        where = Where(project_id)
+        order = where.newest_first('first_seen', cursor)
+        rows = self.query('SELECT %s FROM releases WHERE %s ORDER BY %s LIMIT ?' % (self.COLUMNS, where, order),
+                          where.params + [limit + 1])
+        last = rows[limit - 1] if len(rows) > limit else None
+        return [self._row(project_id, r) for r in rows[:limit]], ((last[2], last[0]) if last else None)
+
+    def get(self, project_id, version):
+        rows = self.query('SELECT %s FROM releases WHERE project_id=? AND version=?' % self.COLUMNS,
+                          (project_id, version))
+        if not rows:
+            return None
+        release = self._row(project_id, rows[0])
+        key_id = self.store.tags.key_ids(project_id, ['release']).get('release')
+        value_ids = self.store.tags.value_ids(key_id, [version]) if key_id else []
+        release['issues'] = self.query(
+            'SELECT COUNT(*) FROM issues i WHERE project_id=? AND EXISTS (SELECT 1 FROM issue_tags t'
+            ' WHERE t.issue_id=i.id AND t.key_id=? AND t.value_id=?)', (project_id, key_id, value_ids[0])
+        )[0][0] if value_ids else 0
+        return release
 
 
 class Telemetry(Kind):
@@ -6288,7 +6439,14 @@ def with_times(item, *fields):
 
 
 def issue_json(issue):
-    return with_times(issue, 'firstSeen', 'lastSeen')
+    out = with_times(issue, 'firstSeen', 'lastSeen')
+    in_next, after = out.pop('inNextRelease', False), out.pop('resolvedAfter', None)
+    out['statusDetails'] = {'inNextRelease': True, 'afterRelease': after} if in_next else {}
+    return out
+
+
+def release_json(release):
+    return with_times({k: v for k, v in release.items() if k != 'id'}, 'firstSeen', 'lastSeen')
 
 
 def http_stats_json(stats):
@@ -6518,7 +6676,7 @@ def mount_issues_api(route, project, ctx):
         if status not in ('unresolved', 'resolved', 'ignored'):
             raise ApiError(400, 'status must be one of unresolved, resolved, ignored')
         issue_or_404(current, issue_id)
-        store.issues.set_status(current['id'], issue_id, status)
+        store.issues.set_status(current['id'], issue_id, status, in_next_release_param(data, status))
         return reply({'issue': issue_json(issue_or_404(current, issue_id))})
 
     @route('/api/v1/issues/<issue_id:id>/events')
@@ -6605,6 +6763,30 @@ def mount_issues_api(route, project, ctx):
         return reply({'event': public_event(event),
                       'navigation': store.events.navigation(current['id'], issue_id, event, sets)})
 
+    def in_next_release_param(data, status):
+        value = data.get('inNextRelease', False)
+        if value not in (True, False) or (value and status != 'resolved'):
+            raise ApiError(400, 'inNextRelease must be true or false, and true only with status resolved')
+        return value
+
+    @route('/api/v1/releases')
+    def list_releases():
+        current = project()
+        releases, next_cursor = store.releases.list(current['id'], decode_cursor(bottle.request.query.get('cursor'), 2),
+                                                    limit_param())
+        return reply({'releases': [release_json(r) for r in releases], 'nextCursor': encode_cursor(next_cursor)})
+
+    @route('/api/v1/releases/<version:path>')
+    def show_release(version):
+        current = project()
+        release = found(store.releases.get(current['id'], version), 'release')
+        new, _ = store.issues.list(current['id'], SearchQuery([SearchTerm('firstRelease', 'firstRelease', (version,),
+                                                                          False, None)]), limit=100)
+        regressed, _ = store.issues.list(current['id'], SearchQuery([SearchTerm(
+            'regressedIn', 'regressedIn', (version,), False, None)]), limit=100)
+        return reply({'release': release_json(release), 'newIssues': [issue_json(i) for i in new],
+                      'regressedIssues': [issue_json(i) for i in regressed]})
+
     @route('/api/v1/issues/bulk', 'POST')
     def change_issues():
         current = project()
@@ -6615,7 +6797,7 @@ def mount_issues_api(route, project, ctx):
         if status not in ('unresolved', 'resolved', 'ignored'):
             raise ApiError(400, 'status must be one of unresolved, resolved, ignored')
         ids = list(dict.fromkeys(ids))
-        updated = store.issues.set_statuses(current['id'], ids, status)
+        updated = store.issues.set_statuses(current['id'], ids, status, in_next_release_param(data, status))
         return reply({'updated': updated, 'missing': [i for i in ids if i not in set(updated)]})
 
     @route('/api/v1/traces/<trace_id>')

@@ -61,7 +61,8 @@ def test_read_api_queries_use_indexes(make):
                  '/api/v1/transactions/list?name=x', '/api/v1/transactions/list?since=0',
                  '/api/v1/issues/2/events/latest', '/api/v1/issues/2/events/oldest',
                  '/api/v1/issues/2/events/latest?query=region:eu', '/api/v1/issues/2/events?query=!region:us',
-                 '/api/v1/projects', '/api/v1/traces/t'):
+                 '/api/v1/projects', '/api/v1/traces/t', '/api/v1/releases', '/api/v1/releases/1',
+                 '/api/v1/issues?query=firstRelease:1'):
         client.get(path + ('&' if '?' in path else '?') + 'key=' + key)
     client.get('/api.php?action=errors&hash=%s&since=0' % key)
     selects = [s for s in statements if s.lstrip().upper().startswith('SELECT')]
