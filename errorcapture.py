@@ -1705,6 +1705,15 @@ MIGRATIONS = [
         SELECT i.project_id, r.value, MIN(i.first_seen) FROM issues i, json_each(i.releases) r
         WHERE json_valid(i.releases) AND typeof(r.value)='text' GROUP BY i.project_id, r.value;
     ''',
+    # 9: merged issues: the fingerprints of issues merged into another, which later events of them land on.
+    '''
+    CREATE TABLE issue_aliases(
+        project_id INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        issue_id INTEGER NOT NULL,
+        PRIMARY KEY(project_id, fingerprint)) WITHOUT ROWID;
+    CREATE INDEX issue_aliases_issue ON issue_aliases(issue_id);
+    ''',
 ]
 
 
@@ -2332,6 +2341,10 @@ class Issues(Kind):
         if state is None:
             row = conn.execute('SELECT id, status, releases, environments, in_next_release, resolved_after'
                                ' FROM issues WHERE project_id=? AND fingerprint=?', key).fetchone()
+            if row is None:  # a fingerprint of an issue merged into another lands on that one
+                row = conn.execute('SELECT id, status, releases, environments, in_next_release, resolved_after'
+                                   ' FROM issues WHERE id=(SELECT issue_id FROM issue_aliases WHERE project_id=? AND'
+                                   ' fingerprint=?)', key).fetchone()
             if row is None:
                 cursor = conn.execute(
                     'INSERT INTO issues(id, project_id, fingerprint, title, culprit, type, value, level, count,'
@@ -2550,6 +2563,48 @@ class Issues(Kind):
         """Resolve, ignore or reopen; resolved in_next_release stays resolved
         until an event from a release newer than today's newest (see _reopens)."""
         return self.write(self._tx_set_status, project_id, issue_id, status, in_next_release)
+
+    def merge(self, project_id, issue_ids):
+        """Make the issues one: the one first seen earliest (lowest id on a tie)
+        takes the others' events, counts, histogram, tags and messages, and
+        their fingerprints, so later events of any of them land on it. One
+        transaction. Returns (merged issue id, ids merged into it), or None
+        if an id is not an issue of the project."""
+        return self.write(self._tx_merge, project_id, issue_ids)
+
+    def _tx_merge(self, conn, project_id, issue_ids):
+        rows = conn.execute('SELECT id, first_seen FROM issues WHERE project_id=? AND id IN (%s)' % marks(issue_ids),
+                            [project_id] + list(issue_ids)).fetchall()
+        if len(rows) != len(issue_ids):
+            return None
+        for issue_id in issue_ids:
+            self._tx_flush_pending(conn, issue_id)
+        self.store.tags.tx_flush(conn)  # counts gathered for the issues go where they belong first
+        target = min(rows, key=lambda r: (r[1], r[0]))[0]
+        others = [r[0] for r in rows if r[0] != target]
+        columns = 'count, first_seen, last_seen, releases, environments, fingerprint'
+        merged = conn.execute('SELECT %s FROM issues WHERE id=?' % columns, (target,)).fetchone()
+        count, first, last, releases, environments = merged[0], merged[1], merged[2], json.loads(merged[3]), \
+            json.loads(merged[4])
+        for other in others:
+            row = conn.execute('SELECT %s FROM issues WHERE id=?' % columns, (other,)).fetchone()
+            count, first, last = count + row[0], min(first, row[1]), max(last, row[2])
+            releases = (releases + [r for r in json.loads(row[3]) if r not in releases])[-50:]
+            environments = (environments + [e for e in json.loads(row[4]) if e not in environments])[-50:]
+            conn.execute('UPDATE events SET issue_id=? WHERE issue_id=?', (target, other))
+            conn.execute('INSERT INTO issue_hours(issue_id, hour, count) SELECT ?, hour, count FROM issue_hours'
+                         ' WHERE issue_id=? AND true ON CONFLICT(issue_id, hour) DO UPDATE SET'
+                         ' count=count+excluded.count', (target, other))
+            conn.execute('DELETE FROM issue_hours WHERE issue_id=?', (other,))
+            self.store.tags.tx_merge_issue(conn, other, target)
+            conn.execute('UPDATE issue_aliases SET issue_id=? WHERE issue_id=?', (target, other))
+            conn.execute('INSERT OR REPLACE INTO issue_aliases(project_id, fingerprint, issue_id) VALUES (?, ?, ?)',
+                         (project_id, row[5], target))
+            self.store.deleting(conn, 'issues', lambda: conn.execute('DELETE FROM issues WHERE id=?', (other,)))
+        conn.execute('UPDATE issues SET count=?, first_seen=?, last_seen=?, releases=?, environments=?, seq=?'
+                     ' WHERE id=?', (count, first, last, dumps(releases), dumps(environments),
+                                     self.store.next_seq(), target))
+        return target, others
 
     def set_statuses(self, project_id, issue_ids, status, in_next_release=False):
         """One status for many issues in one transaction; returns the ids changed."""
@@ -2847,6 +2902,26 @@ class Tags(Kind):
             conn.execute('DELETE FROM %s WHERE issue_id=?' % table, (issue_id,))
         self._messages.pop(issue_id, None)
         self._message_counts.pop(issue_id, None)
+
+    def tx_merge_issue(self, conn, source, target):
+        """Move an issue's tag rows and counts onto another (merging issues):
+        the project's counts do not change."""
+        self._tx_write_rows(conn)
+        conn.execute('UPDATE event_tags SET issue_id=? WHERE issue_id=?', (target, source))
+        conn.execute('INSERT INTO issue_tags(issue_id, key_id, value_id, events, first_seen, last_seen)'
+                     ' SELECT ?, key_id, value_id, events, first_seen, last_seen FROM issue_tags WHERE issue_id=?'
+                     ' AND true ON CONFLICT(issue_id, key_id, value_id) DO UPDATE SET events=events+excluded.events,'
+                     ' first_seen=MIN(first_seen, excluded.first_seen), last_seen=MAX(last_seen, excluded.last_seen)',
+                     (target, source))
+        conn.execute('DELETE FROM issue_tags WHERE issue_id=?', (source,))
+        conn.execute('DELETE FROM issue_keys WHERE issue_id IN (?, ?)', (source, target))
+        conn.execute('INSERT INTO issue_keys(issue_id, key_id, events, distinct_values) SELECT issue_id, key_id,'
+                     ' SUM(events), COUNT(*) FROM issue_tags WHERE issue_id=? GROUP BY issue_id, key_id', (target,))
+        conn.execute('INSERT OR IGNORE INTO issue_messages(issue_id, message) SELECT ?, message FROM issue_messages'
+                     ' WHERE issue_id=?', (target, source))
+        conn.execute('DELETE FROM issue_messages WHERE issue_id=?', (source,))
+        self._message_counts.pop(target, None)
+        self._message_counts.pop(source, None)
 
     def tx_project_gone(self, conn, project_id):
         """Every tag of a project goes (clear): its issues are deleted by the caller."""
@@ -6786,6 +6861,16 @@ def mount_issues_api(route, project, ctx):
             'regressedIn', 'regressedIn', (version,), False, None)]), limit=100)
         return reply({'release': release_json(release), 'newIssues': [issue_json(i) for i in new],
                       'regressedIssues': [issue_json(i) for i in regressed]})
+
+    @route('/api/v1/issues/merge', 'POST')
+    def merge_issues():
+        current = project()
+        ids = json_body().get('ids')
+        if not (isinstance(ids, list) and 2 <= len(set(ids)) and len(ids) <= 100
+                and all(is_int(i) and 0 < i < 1 << 62 for i in ids)):
+            raise ApiError(400, 'ids must be a list of 2 to 100 issue ids')
+        result = found(store.issues.merge(current['id'], list(dict.fromkeys(ids))), 'issue (one of ids)')
+        return reply({'issue': issue_json(issue_or_404(current, result[0])), 'merged': result[1]})
 
     @route('/api/v1/issues/bulk', 'POST')
     def change_issues():
