@@ -861,7 +861,7 @@ SEARCH_TIME_UNITS = {'m': 60, 'h': 3600, 'd': 86400, 'w': 604800}
 # readable by name but shown through user, browser and os.
 BUILTIN_TAGS = ('release', 'environment', 'browser', 'os', 'device', 'server_name', 'url', 'user')
 HIDDEN_TAGS = ('user.id', 'user.email', 'user.username', 'user.ip', 'browser.name', 'os.name')
-SEARCH_KEYS = ('is', 'level', 'firstSeen', 'lastSeen', 'age', 'firstRelease', 'has') + BUILTIN_TAGS + HIDDEN_TAGS
+SEARCH_KEYS = ('is', 'level', 'firstSeen', 'lastSeen', 'age', 'firstRelease', 'message', 'has') + BUILTIN_TAGS + HIDDEN_TAGS
 TAG_VALUE_LIMIT = 200       # tag values are stored (and searched) clipped to this, as Sentry does
 MAX_EVENT_TAGS = 50         # an event's own tags counted for facets and search, besides the built-ins
 
@@ -998,6 +998,10 @@ def _search_term(key, values, negated, position, at):
             raise BadQuery('%s takes one time, not a list' % key, key=key, position=position)
         op, cutoff = _search_time(values[0], key, position, at)
         return SearchTerm('time', SEARCH_TIMES[folded], (op, cutoff), negated, position)
+    if folded == 'message':  # Sentry's message: is free text over the same fields
+        if len(values) != 1:
+            raise BadQuery('message: takes one text, not a list', key=key, position=position)
+        return SearchTerm('text', None, tuple(values), negated, position)
     if folded == 'firstrelease':
         return SearchTerm('firstRelease', 'firstRelease', tuple(values), negated, position)
     if folded == 'has':
@@ -2434,6 +2438,7 @@ class Issues(Kind):
         self._touched = {key: state for key, state in self._touched.items() if key[0] != project_id}
         self.store.tags.tx_project_gone(conn, project_id)
         self.store.releases.tx_project_gone(conn, project_id)
+        conn.execute('DELETE FROM issue_aliases WHERE project_id=?', (project_id,))
         conn.execute('DELETE FROM issue_hours WHERE issue_id IN (SELECT id FROM issues WHERE project_id=?)',
                      (project_id,))
         self.store.deleting(conn, 'issues', lambda: conn.execute('DELETE FROM issues WHERE project_id=?',

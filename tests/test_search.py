@@ -260,6 +260,8 @@ def test_free_text_over_title_culprit_and_messages(client, shop):
     assert found(client, shop, '"order 2"') == [CHECKOUT]
     assert found(client, shop, '!declined level:error') == []
     assert found(client, shop, '', q='report') == [REPORT]
+    assert found(client, shop, 'message:"declined late"') == [CHECKOUT]
+    assert found(client, shop, '!message:declined level:error') == []
 
 
 def test_unknown_key_is_a_400_naming_it(client, shop):
