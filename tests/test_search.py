@@ -32,7 +32,7 @@ def test_key_value_terms_quotes_lists_and_negation():
         ('tag', 'environment', ('staging',), True)]
     assert terms('user.email:"a b@x.io" browser:[Chrome, "Firefox 1",Safari]') == [
         ('tag', 'user.email', ('a b@x.io',), False), ('tag', 'browser', ('Chrome', 'Firefox 1', 'Safari'), False)]
-    assert terms(r'message:"say \"hi\" \\ now"') == [('tag', 'message', ('say "hi" \\ now',), False)]
+    assert terms(r'message:"say \"hi\" \\ now"') == [('text', None, ('say "hi" \\ now',), False)]
     assert terms('url:http://shop/cart?x=1') == [('tag', 'url', ('http://shop/cart?x=1',), False)]
     # built-in keys are case-insensitive, a project's own tag keys are exact
     assert terms('Release:1 IS:Resolved Level:ERROR Region:eu') == [
