@@ -1685,7 +1685,7 @@ MIGRATIONS = [
     UPDATE ai_generations SET trace_id=NULL WHERE typeof(trace_id)!='text';
     CREATE INDEX ai_generations_trace ON ai_generations(project_id, trace_id) WHERE trace_id IS NOT NULL;
     ''',
-    # 8: releases (first seen, environments; events and last seen are the release tag's counts), the
+    # 9: releases (first seen, environments; events and last seen are the release tag's counts), the
     # release an issue first came in and regressed in, and "resolved in the next release".
     '''
     CREATE TABLE releases(
@@ -1709,7 +1709,7 @@ MIGRATIONS = [
         SELECT i.project_id, r.value, MIN(i.first_seen) FROM issues i, json_each(i.releases) r
         WHERE json_valid(i.releases) AND typeof(r.value)='text' GROUP BY i.project_id, r.value;
     ''',
-    # 9: merged issues: the fingerprints of issues merged into another, which later events of them land on.
+    # 10: merged issues: the fingerprints of issues merged into another, which later events of them land on.
     '''
     CREATE TABLE issue_aliases(
         project_id INTEGER NOT NULL,
