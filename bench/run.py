@@ -75,6 +75,9 @@ SCENARIOS = [
     Scenario("sentry_browser_mapped", "single", "POST",
              doc="the same envelope after its source map (a ~450 KB map, 40,000 mappings) was uploaded the way "
                  "sentry-cli does: every frame resolved on ingest"),
+    Scenario("sentry_browser", "single", "POST",
+             doc="POST /api/<id>/envelope/, a browser page's pair in turn: a TypeError with breadcrumbs, "
+                 "then its page load as 11 streamed spans; each envelope br (gzip without brotli)"),
     Scenario("open_sentry_batch20", "batch", "POST", items=20,
              doc="POST /v1/ingest, 20 Open Sentry error items"),
     Scenario("seestack_http_batch100", "batch", "POST", items=100,
@@ -321,10 +324,25 @@ def used_bytes(path):
         conn.close()
 
 
+def browser_plan(entry, key, dsn, project_id):
+    """The sentry_browser scenario: a pool of compressed envelope pairs (an
+    error, then its page load's spans) that scenario.lua sends in turn. The
+    probes are a pair outside the pool, so the measured ones stay unseen."""
+    bodies, event_bytes, encoding = templates.sentry_browser_pool(key, dsn, count=2049)
+    # the browser SDK authenticates in the query string (no X-Sentry-Auth header)
+    path = "/api/%d/envelope/?sentry_version=7&sentry_key=%s&sentry_client=sentry.javascript.browser%%2F11.12.0" % (
+        project_id, key)
+    entry.update(path=path, raw_per_item=event_bytes,
+                 body_bytes=sum(len(b) for b in bodies) // len(bodies), table="events+transactions",
+                 text=templates.pool_file(bodies[2:]), probes=bodies[:2])
+    entry["headers"].update({"Content-Type": "text/plain;charset=UTF-8", "Content-Encoding": encoding})
+
+
 def count_rows(path, table):
+    """Rows in the table, or in the tables ("events+transactions")."""
     conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=30)
     try:
-        return conn.execute("SELECT count(*) FROM %s" % table).fetchone()[0]
+        return sum(conn.execute("SELECT count(*) FROM %s" % name).fetchone()[0] for name in table.split("+"))
     except sqlite3.Error:
         return None
     finally:
@@ -520,8 +538,8 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
 
     def write_template(name, text):
         path = os.path.join(tpl_dir, name + ".txt")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(path, "wb") as f:
+            f.write(text if isinstance(text, bytes) else text.encode("utf-8"))
         return path
 
     json_headers = {"Content-Type": "application/json"}
@@ -564,6 +582,9 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
                          # minified frames: more than was sent, by design, so no storage target
                          storage_checked=not name.endswith("mapped"))
             entry["headers"].update(headers)
+        elif name == "sentry_browser":
+            browser_plan(entry, key, "http://%s@127.0.0.1:%d/%d" % (key, srv.port, pid), pid)
+            text = entry.pop("text")
         elif name == "open_sentry_batch20":
             text = templates.open_sentry_batch(sc.items)
             entry.update(path="/v1/ingest", raw_per_item=len(templates.expand(text)) / sc.items)
@@ -573,14 +594,15 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
             entry.update(path="/ingest/v1/http-requests", raw_per_item=len(templates.expand(text)) / sc.items)
             entry["headers"]["X-SeeStack-Key"] = key
         entry["template"] = write_template(name, text)
-        entry.setdefault("body_bytes", len(templates.expand(text)))
+        if "body_bytes" not in entry:
+            entry["body_bytes"] = len(templates.expand(text))
         # Check the request once before measuring: a scenario that is refused
         # would otherwise measure error pages.
-        status, answer = http("POST", srv.base + entry["path"],
-                              templates.expand(text, "1").encode(), entry["headers"])
-        if not 200 <= status < 300:
-            raise SystemExit("%s: the server refused the request: %s %r" % (name, status, answer))
-        entry["table"] = "http_requests" if name.startswith("seestack_http") else "events"
+        for probe in entry.pop("probes", None) or [templates.expand(text, "1").encode()]:
+            status, answer = http("POST", srv.base + entry["path"], probe, entry["headers"])
+            if not 200 <= status < 300:
+                raise SystemExit("%s: the server refused the request: %s %r" % (name, status, answer))
+        entry.setdefault("table", "http_requests" if name.startswith("seestack_http") else "events")
         plan[name] = entry
 
     reads = [n for n in args.scenarios if BY_NAME[n].kind == "read"]

@@ -13,6 +13,10 @@
 --                      (batch items, trace ids)
 -- Headers   any further arguments, "Name: value"
 --
+-- A TEMPLATE that starts with the line "WRKPOOL" holds whole bodies instead
+-- (each as its length on a line, then its bytes): they are sent as they are,
+-- in turn, for bodies that cannot take placeholders (compressed envelopes).
+--
 -- Ids are NONCE .. thread id .. per-thread counter .. random, so they are
 -- distinct across threads, requests and runs.
 --
@@ -32,6 +36,7 @@ local counter = 0
 local buf = {}
 local method, path, headers = "GET", "/", {}
 local fixed_request = nil
+local pool, pool_next = nil, 0   -- whole bodies to send in turn (a WRKPOOL template)
 
 local function new_id()
    counter = counter + 1
@@ -70,6 +75,20 @@ function init(args)
    local f = assert(io.open(template, "rb"))
    local body = f:read("*a")
    f:close()
+   if string.sub(body, 1, 8) == "WRKPOOL\n" then
+      -- bodies that cannot take placeholders (compressed): each is sent as is, in turn
+      pool = {}
+      local pos = 9
+      while pos <= #body do
+         local nl = string.find(body, "\n", pos, true)
+         local size = tonumber(string.sub(body, pos, nl - 1))
+         pool[#pool + 1] = wrk.format(method, path, headers, string.sub(body, nl + 1, nl + size))
+         pos = nl + 1 + size
+      end
+      -- threads (and runs: the nonce) start apart, each on the first body of a pair
+      pool_next = (((tonumber(nonce, 16) % 100003) + (tid or 0) * 1021) * 2) % #pool
+      return
+   end
    parts = split_template(body)
    local has_token = false
    for _, p in ipairs(parts) do
@@ -82,6 +101,10 @@ end
 
 function request()
    if fixed_request then return fixed_request end
+   if pool then
+      pool_next = pool_next % #pool + 1
+      return pool[pool_next]
+   end
    local eid = new_id()
    for i, p in ipairs(parts) do
       if type(p) == "string" then

@@ -288,3 +288,120 @@ def browser_envelope(key, dsn, frames, debug_id=BUNDLE_DEBUG_ID):
                       "sdk": {"name": "sentry.javascript.browser", "version": "10.5.0"}})
     item = compact({"type": "event", "length": length})
     return header + "\n" + item + "\n" + event + "\n", length
+
+
+# -- Sentry, browser-shaped --------------------------------------------------------
+
+def _browser_error(event_id, trace_id, replay_id, now):
+    """A TypeError as @sentry/browser captures it: minified-looking frames of a
+    bundle, the breadcrumbs a page collects (clicks, console, fetch, navigation)."""
+    crumbs = [{"timestamp": now - 5 + i * 0.2, "category": category, "message": message}
+              for i, (category, message) in enumerate([
+                  ("navigation", None), ("ui.click", "body > div#app > nav > a.cart"),
+                  ("console", "cart loaded"), ("ui.input", "body > form > input#email"),
+                  ("ui.click", "body > form > button#pay")])]
+    crumbs += [{"timestamp": now - 1, "category": "fetch", "type": "http",
+                "data": {"method": "POST", "url": "/api/checkout", "status_code": 500}},
+               {"timestamp": now - 0.5, "category": "console", "level": "error",
+                "message": "checkout failed", "data": {"logger": "console", "arguments": ["checkout failed"]}}]
+    bundle = "https://shop.example.com/assets/index-BkTq3xY2.js"
+    frames = [{"filename": bundle, "function": name, "in_app": True, "lineno": 1, "colno": col}
+              for name, col in (("HTMLButtonElement.<anonymous>", 48213), ("pay", 51022), ("chargeCard", 51877))]
+    return {"event_id": event_id, "timestamp": now, "platform": "javascript", "level": "error",
+            "environment": "production", "release": "shop-web@2.0.0", "transaction": "/checkout",
+            "exception": {"values": [{"type": "TypeError",
+                                      "value": "Cannot read properties of undefined (reading 'card')",
+                                      "stacktrace": {"frames": frames},
+                                      "mechanism": {"type": "auto.browser.global_handlers.onerror", "handled": False}}]},
+            "breadcrumbs": crumbs, "tags": {"replayId": replay_id},
+            "request": {"url": "https://shop.example.com/checkout",
+                        "headers": {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0.0.0 Safari/537.36"}},
+            "contexts": {"trace": {"trace_id": trace_id, "span_id": "84f2531ecd162b2c"},
+                         "culture": {"locale": "en-US", "timezone": "UTC"}},
+            "sdk": {"name": "sentry.javascript.browser", "version": "11.12.0",
+                    "integrations": ["BrowserTracing", "Replay", "Breadcrumbs", "GlobalHandlers", "Dedupe"]}}
+
+
+def _attributes(values):
+    typed = {}
+    for key, value in values.items():
+        kind = ("boolean" if isinstance(value, bool) else "integer" if isinstance(value, int)
+                else "double" if isinstance(value, float) else "string")
+        typed[key] = {"value": value, "type": kind}
+    return typed
+
+
+def _browser_page_load(trace_id, span_ids, replay_id, now):
+    """A page load as @sentry/browser 11 streams it: one span v2 container with
+    the navigation-timing, resource and paint child spans and the segment span
+    (web vitals TTFB/FCP as attributes), as captured from the real SDK."""
+    start = now - 3
+    segment = span_ids[0]
+    common = {"sentry.origin": "auto.resource.browser.metrics", "sentry.segment.name": "Pageload",
+              "sentry.segment.id": segment, "sentry.sdk.name": "sentry.javascript.browser",
+              "sentry.sdk.version": "11.12.0", "sentry.release": "shop-web@2.0.0",
+              "sentry.environment": "production", "sentry.trace_lifecycle": "stream", "sentry.replay_id": replay_id}
+    children = [("browser.request", "Request", 0.01, 0.05), ("browser.response", "Response", 0.05, 0.06),
+                ("browser.dom_content_loaded_event", "DOMContentLoaded event", 0.3, 0.31),
+                ("resource.script", "/assets/index-BkTq3xY2.js", 0.07, 0.21),
+                ("resource.css", "/assets/index-C1x9.css", 0.07, 0.12),
+                ("resource.img", "/img/hero.webp", 0.15, 0.4), ("browser.paint", "first-contentful-paint", 0.5, 0.5),
+                ("ui.long_animation_frame", "Main UI thread blocked", 0.6, 0.75),
+                ("http.client", "GET /api/cart", 0.8, 0.95), ("browser.load_event", "Load event", 1.0, 1.04)]
+    items = []
+    for span_id, (op, name, begin, end) in zip(span_ids[1:], children):
+        items.append({"name": name, "span_id": span_id, "trace_id": trace_id, "parent_span_id": segment,
+                      "start_timestamp": start + begin, "end_timestamp": start + end, "is_segment": False,
+                      "status": "ok", "attributes": _attributes(dict(common, **{"sentry.op": op}))})
+    items.append({"name": "Pageload", "span_id": segment, "trace_id": trace_id, "start_timestamp": start,
+                  "end_timestamp": start + 1.2, "is_segment": True, "status": "ok",
+                  "attributes": _attributes(dict(common, **{
+                      "sentry.op": "pageload", "sentry.origin": "auto.pageload.browser",
+                      "sentry.segment.name.source": "url", "url.path": "/checkout",
+                      "url.full": "https://shop.example.com/checkout", "sentry.sample_rate": 1,
+                      "browser.web_vital.ttfb.value": 61.2, "browser.web_vital.fcp.value": 604,
+                      "browser.web_vital.fp.value": 604,
+                      "user_agent.original": "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0.0.0 Safari/537.36"}))})
+    return {"version": 2, "ingest_settings": {"infer_ip": "auto", "infer_user_agent": "auto"}, "items": items}
+
+
+def sentry_browser_pool(key, dsn, count=2048, compress=None):
+    """(bodies, event_bytes, encoding): `count` distinct pairs of envelopes as a
+    page with @sentry/browser sends them, an error (with breadcrumbs) then its
+    page load's spans, each envelope compressed as the Python SDK would (br with
+    the brotli package, else gzip). Compressed bodies cannot take wrk's id
+    placeholders, so every pair gets its own ids here and wrk cycles the pool."""
+    import gzip
+    import random
+    try:
+        import brotli
+    except ImportError:
+        brotli = None
+    encoding = compress or ("br" if brotli else "gzip")
+    pack = (lambda data: brotli.compress(data, quality=4)) if encoding == "br" else \
+        (lambda data: gzip.compress(data, compresslevel=6))
+    rand = random.Random(15)
+    hexid = lambda width: "%0*x" % (width, rand.getrandbits(width * 4))
+    bodies, event_bytes = [], 0
+    for _ in range(count):
+        trace_id, replay_id, event_id, now = hexid(32), hexid(32), hexid(32), time.time()
+        trace = {"trace_id": trace_id, "environment": "production", "release": "shop-web@2.0.0",
+                 "public_key": key, "replay_id": replay_id, "sampled": "true", "sample_rate": "1"}
+        sdk = {"name": "sentry.javascript.browser", "version": "11.12.0"}
+        error = compact(_browser_error(event_id, trace_id, replay_id, now))
+        event_bytes = len(error)
+        bodies.append(pack(("%s\n%s\n%s\n" % (
+            compact({"event_id": event_id, "sent_at": iso_now(), "sdk": sdk, "trace": trace}),
+            compact({"type": "event"}), error)).encode()))
+        spans = compact(_browser_page_load(trace_id, [hexid(16) for _ in range(11)], replay_id, now))
+        bodies.append(pack(("%s\n%s\n%s\n" % (
+            compact({"sent_at": iso_now(), "trace": trace, "sdk": sdk}),
+            compact({"type": "span", "item_count": 11, "content_type": "application/vnd.sentry.items.span.v2+json"}),
+            spans)).encode()))
+    return bodies, event_bytes, encoding
+
+
+def pool_file(bodies):
+    """The body pool format bench/scenario.lua cycles through: a magic line, then
+    per body its length in bytes on a line of its own and the bytes."""
+    return b"WRKPOOL\n" + b"".join(b"%d\n%s" % (len(body), body) for body in bodies)

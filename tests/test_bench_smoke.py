@@ -17,10 +17,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join(ROOT, "bench", "run.py")
 
 SCENARIOS = ["noop", "noop_writer", "api_php", "seestack_error", "sentry_envelope", "sentry_browser_minified",
-             "sentry_browser_mapped", "open_sentry_batch20", "seestack_http_batch100", "read_errors_since",
-             "read_issues", "read_issue_facets"]
+             "sentry_browser_mapped", "sentry_browser", "open_sentry_batch20", "seestack_http_batch100",
+             "read_errors_since", "read_issues", "read_issue_facets"]
 STORAGE = ["api_php", "seestack_error", "sentry_envelope", "sentry_browser_minified", "sentry_browser_mapped",
-           "open_sentry_batch20", "seestack_http_batch100"]
+           "sentry_browser", "open_sentry_batch20", "seestack_http_batch100"]
 
 pytestmark = [
     pytest.mark.slow,
