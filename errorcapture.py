@@ -177,6 +177,7 @@ LIMIT_API_PHP = 1 << 20            # ErrorCapture API body
 LIMIT_SEESTACK = 1 << 20           # SeeStack bodies (a 100-item batch is well below this)
 LIMIT_OPEN_SENTRY = 256 << 10      # Open Sentry, as its reference documents
 LIMIT_SENTRY_EVENT = 1 << 20       # one Sentry event or transaction item
+LIMIT_SENTRY_SPANS = 8 << 20       # one span item (up to 1,000 streamed spans; the JS SDK flushes a trace at 5 MB)
 LIMIT_SENTRY_COMPRESSED = 20 << 20 # a Sentry body as sent
 LIMIT_SENTRY_DECOMPRESSED = 100 << 20
 LIMIT_READ_API = 64 << 10          # bodies of read-API calls (status changes, monitors)
@@ -815,9 +816,26 @@ def make_replay(session_id, fingerprint, events):
     return {'sessionId': clip(session_id, 200), 'fingerprint': clip(fingerprint, 200), 'events': events}
 
 
+# Sentry's span status words, as transactions and spans carry them
+SPAN_STATUSES = frozenset((
+    'ok', 'cancelled', 'unknown', 'unknown_error', 'invalid_argument', 'deadline_exceeded', 'not_found',
+    'already_exists', 'permission_denied', 'resource_exhausted', 'failed_precondition', 'aborted', 'out_of_range',
+    'unimplemented', 'internal_error', 'unavailable', 'data_loss', 'unauthenticated'))
+NOT_FAILED = ('ok', 'cancelled', 'unknown')  # what a failure rate does not count, as in Sentry
+MAX_SPANS = 5000            # spans kept per transaction (and waiting for their transaction)
+MAX_SPAN_ATTRIBUTES = 100   # attributes kept per span
+
+# the web vitals a browser measures, with their units
+WEB_VITALS = {'lcp': 'millisecond', 'fcp': 'millisecond', 'fp': 'millisecond', 'ttfb': 'millisecond',
+              'inp': 'millisecond', 'cls': ''}
+
+
 def make_transaction(name, duration_ms, status='ok', timestamp=None, trace_id=None, event_id=None, spans=None,
-                     environment=None, release=None, op=None, tags=None, user=None, platform=None):
-    """The internal transaction (a timed operation with spans)."""
+                     environment=None, release=None, op=None, tags=None, user=None, platform=None,
+                     segment_id=None, source='transaction', attributes=None, web_vitals=None, replay_id=None):
+    """The internal transaction (a timed operation with spans). segment_id is
+    its root span's id: spans that arrive on their own (streamed) find it by
+    that and their trace id."""
     if timestamp is not None and timestamp > now() + MAX_FUTURE_SECONDS:
         timestamp = None  # as for errors: a clock ahead of ours
     return {'name': clip(name, 500), 'durationMs': round(float(duration_ms), 3), 'status': status,
@@ -825,7 +843,46 @@ def make_transaction(name, duration_ms, status='ok', timestamp=None, trace_id=No
             'traceId': clip(trace_id, 200), 'eventId': event_id, 'spans': spans or [],
             'environment': clip(environment, 200), 'release': clip(release, 200), 'op': clip(op, 200),
             'tags': string_map(tags) if tags else None, 'user': bound(user) if user else None,
-            'platform': clip(platform, 64)}
+            'platform': clip(platform, 64), 'segmentId': clip(segment_id, 64), 'source': source,
+            'attributes': span_attributes(attributes), 'webVitals': web_vitals or None,
+            'replayId': clip(replay_id, 64)}
+
+
+def span_attributes(attributes):
+    """A span's attributes (or a v1 span's data), bounded."""
+    if not attributes:
+        return None
+    return bound(dict(itertools.islice(attributes.items(), MAX_SPAN_ATTRIBUTES)))
+
+
+def make_span(trace_id, span_id, start, end, parent_span_id=None, segment_id=None, op=None, description=None,
+              status=None, attributes=None):
+    """One timed operation of a transaction that arrived on its own (a streamed
+    span); start and end in epoch seconds. segment_id is its transaction's
+    root span, when the client said which."""
+    return {'traceId': clip(trace_id, 64), 'spanId': clip(span_id, 64), 'parentSpanId': clip(parent_span_id, 64),
+            'segmentId': clip(segment_id, 64), 'op': clip(op or 'span', 200), 'description': clip(description, 2000),
+            'status': clip(status, 50), 'start': start, 'end': max(end, start),
+            'attributes': span_attributes(attributes)}
+
+
+def web_vitals(measurements):
+    """{name: number or {"value": number}} -> {name: {"value", "unit"}}, the web vitals only."""
+    out = {}
+    for name, unit in WEB_VITALS.items():
+        value = measurements.get(name) if isinstance(measurements, dict) else None
+        if isinstance(value, dict):
+            value = value.get('value')
+        if is_number(value) and math.isfinite(value) and value >= 0:
+            out[name] = {'value': round(float(value), 4), 'unit': unit}
+    return out
+
+
+def span_web_vitals(attributes):
+    """The web vitals a span carries as browser.web_vital.<name>.value
+    attributes (the page-load span: TTFB, FP, FCP; LCP, CLS and INP spans)."""
+    attributes = attributes or {}
+    return web_vitals({name: attributes.get('browser.web_vital.%s.value' % name) for name in WEB_VITALS})
 
 
 def make_ai_generation(provider, model, input_tokens, output_tokens=None, total_cost_usd=None, input_cost_usd=None,
@@ -1718,6 +1775,26 @@ MIGRATIONS = [
         PRIMARY KEY(project_id, fingerprint)) WITHOUT ROWID;
     CREATE INDEX issue_aliases_issue ON issue_aliases(issue_id);
     ''',
+    # 11: streamed spans (Sentry span items), each with its transaction once that
+    # transaction's root span (segment) is known; transactions found by segment.
+    '''
+    ALTER TABLE transactions ADD COLUMN segment_id TEXT;
+    CREATE UNIQUE INDEX transactions_segment ON transactions(project_id, trace_id, segment_id)
+        WHERE segment_id IS NOT NULL;
+    CREATE TABLE spans(
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        trace_id TEXT NOT NULL,
+        span_id TEXT NOT NULL,
+        segment_id TEXT,
+        transaction_id INTEGER,
+        received REAL NOT NULL,
+        data TEXT NOT NULL);
+    CREATE UNIQUE INDEX spans_span ON spans(project_id, trace_id, span_id);
+    CREATE INDEX spans_waiting ON spans(project_id, trace_id, segment_id) WHERE transaction_id IS NULL;
+    CREATE INDEX spans_transaction ON spans(transaction_id) WHERE transaction_id IS NOT NULL;
+    CREATE INDEX spans_received ON spans(project_id, received);
+    ''',
 ]
 
 
@@ -2103,6 +2180,7 @@ class Store(object):
         self.issues = Issues(self)
         self.events = Events(self)
         self.telemetry = Telemetry(self)
+        self.spans = Spans(self)
         self.monitors = Monitors(self)
         self.retention = Retention(self)
         self.sourcemaps = SourceMaps(self)
@@ -2116,6 +2194,7 @@ class Store(object):
             'replay': self.telemetry.tx_add_replay,
             'logs': self.telemetry.tx_add_logs,
             'transaction': self.telemetry.tx_add_transaction,
+            'spans': self.spans.tx_add,
             'ai_generation': self.telemetry.tx_add_ai_generation,
         }
         self.writer = Writer(path, synchronous, max_queue)
@@ -3384,20 +3463,28 @@ class Telemetry(Kind):
         if tx.get('eventId') and conn.execute('SELECT 1 FROM transactions WHERE project_id=? AND event_id=?',
                                               (project_id, tx['eventId'])).fetchone():
             return {'duplicate': True}
+        segment = tx.get('segmentId') if tx.get('traceId') else None
+        if segment and conn.execute('SELECT 1 FROM transactions WHERE project_id=? AND trace_id=? AND segment_id=?',
+                                    (project_id, tx['traceId'], segment)).fetchone():
+            return {'duplicate': True}  # the same root span again (a client retry)
         data = {k: v for k, v in tx.items() if k not in ('eventId', 'name', 'traceId', 'durationMs', 'status',
-                                                         'timestamp') and v not in (None, [], {})}
+                                                         'timestamp', 'segmentId') and v not in (None, [], {})}
         cursor = conn.execute(
-            'INSERT INTO transactions(project_id, event_id, name, trace_id, duration_ms, status, timestamp, data)'
-            ' VALUES (?, ?, ?, ?, ?, ?, ?, ?)', (project_id, tx.get('eventId'), tx['name'], tx.get('traceId'),
-                                                 tx['durationMs'], tx['status'], tx['timestamp'], dumps(data)))
+            'INSERT INTO transactions(project_id, event_id, name, trace_id, duration_ms, status, timestamp, data,'
+            ' segment_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+            (project_id, tx.get('eventId'), tx['name'], tx.get('traceId'), tx['durationMs'], tx['status'],
+             tx['timestamp'], dumps(data), segment))
+        if segment:
+            self.store.spans.tx_adopt(conn, project_id, cursor.lastrowid, tx['traceId'], segment)
         return {'id': cursor.lastrowid, 'duplicate': False}
 
     TRANSACTION_NAMES = 1000  # the busiest names a summary lists
 
     def transaction_summary(self, project_id, since):
-        rows = self.query('SELECT name, COUNT(*), SUM(status != \'ok\'), AVG(duration_ms), MAX(timestamp)'
+        rows = self.query('SELECT name, COUNT(*), SUM(status NOT IN (%s)), AVG(duration_ms), MAX(timestamp)'
                           ' FROM transactions WHERE project_id=? AND timestamp>=? GROUP BY name'
-                          ' ORDER BY 2 DESC, name LIMIT ?', (project_id, since, self.TRANSACTION_NAMES))
+                          ' ORDER BY 2 DESC, name LIMIT ?' % ','.join('?' * len(NOT_FAILED)),
+                          NOT_FAILED + (project_id, since, self.TRANSACTION_NAMES))
         ranked = self.percentiles('transactions', 'duration_ms', 'project_id=? AND timestamp>=?', [project_id, since],
                                   (50, 95), group='name')
         return [{'name': name, 'count': count, 'errors': errors, 'p50': ranked.get(name, {}).get(50),
@@ -3408,22 +3495,27 @@ class Telemetry(Kind):
         """Newest first by their own timestamp (see Where.newest_first)."""
         where = Where(project_id).equal('name', name)
         order = where.newest_first('timestamp', cursor, since)
-        rows = self.query('SELECT id, name, trace_id, duration_ms, status, timestamp FROM transactions WHERE %s'
+        rows = self.query('SELECT id, name, trace_id, duration_ms, status, timestamp, json_extract(data, \'$.op\'),'
+                          ' json_extract(data, \'$.source\') FROM transactions WHERE %s'
                           ' ORDER BY %s LIMIT ?' % (where, order), where.params + [limit + 1])
         out = [{'id': r[0], 'name': r[1], 'traceId': r[2], 'durationMs': r[3], 'status': r[4],
-                'timestamp': r[5]} for r in rows[:limit]]
+                'timestamp': r[5], 'op': r[6], 'source': r[7] or 'transaction'} for r in rows[:limit]]
         last = rows[limit - 1] if len(rows) > limit else None
         return out, ((last[5], last[0]) if last else None)
 
     def get_transaction(self, project_id, tx_id):
-        rows = self.query('SELECT id, event_id, name, trace_id, duration_ms, status, timestamp, data FROM transactions'
-                          ' WHERE project_id=? AND id=?', (project_id, tx_id))
+        """A transaction with all its spans: those its event carried and those
+        that arrived on their own (streamed), each with startMs from the
+        transaction's start."""
+        rows = self.query('SELECT id, event_id, name, trace_id, duration_ms, status, timestamp, data, segment_id'
+                          ' FROM transactions WHERE project_id=? AND id=?', (project_id, tx_id))
         if not rows:
             return None
         r = rows[0]
         tx = json.loads(r[7])
-        tx.update(id=r[0], eventId=r[1], name=r[2], traceId=r[3], durationMs=r[4], status=r[5], timestamp=r[6])
-        tx.setdefault('spans', [])
+        tx.update(id=r[0], eventId=r[1], name=r[2], traceId=r[3], durationMs=r[4], status=r[5], timestamp=r[6],
+                  segmentSpanId=r[8])
+        tx['spans'] = tx.get('spans', []) + self.store.spans.of_transaction(r[0], r[6])
         return tx
 
     def in_trace(self, project_id, trace_id, limit):
@@ -3444,7 +3536,7 @@ class Telemetry(Kind):
                     data = json.loads(row[5])
                     found.append({'kind': kind, 'id': row[0], 'timestamp': row[1], 'name': row[2],
                                   'durationMs': row[3], 'status': row[4], 'op': data.get('op'),
-                                  'spans': data.get('spans') or []})
+                                  'spans': (data.get('spans') or []) + self.store.spans.of_transaction(row[0], row[1])})
                 elif kind == 'log':
                     found.append({'kind': kind, 'id': row[0], 'timestamp': row[1], 'level': row[2],
                                   'message': row[3], 'service': row[4]})
@@ -3505,6 +3597,82 @@ class Telemetry(Kind):
             'recent': [{'id': r[0], 'provider': r[1], 'model': r[2], 'inputTokens': r[3], 'outputTokens': r[4],
                         'totalCostUsd': r[5], 'latencyMs': r[6], 'status': r[7], 'timestamp': r[8]}
                        for r in recent]}
+
+
+class Spans(Kind):
+    """Spans that arrive on their own (Sentry's streamed spans), in any order:
+    each belongs to the transaction whose root span (segment) it names; until
+    that transaction is stored it waits, and the transaction adopts it."""
+
+    def tx_add(self, conn, project_id, spans):
+        batch = {span['spanId']: span for span in spans}
+        groups = {}  # (trace id, segment) -> its spans in this batch
+        for span in spans:
+            groups.setdefault((span['traceId'], self._segment_of(conn, project_id, span, batch)), []).append(span)
+        stored, received = 0, now()
+        for (trace_id, segment), members in groups.items():
+            row = conn.execute('SELECT id FROM transactions WHERE project_id=? AND trace_id=? AND segment_id=?',
+                               (project_id, trace_id, segment)).fetchone() if segment else None
+            transaction_id = row[0] if row else None
+            held = (conn.execute('SELECT COUNT(*) FROM spans WHERE transaction_id=?', (transaction_id,))
+                    if row else conn.execute('SELECT COUNT(*) FROM spans WHERE project_id=? AND trace_id=?'
+                                             ' AND segment_id IS ? AND transaction_id IS NULL',
+                                             (project_id, trace_id, segment))).fetchone()[0]
+            members = members[:max(0, MAX_SPANS - held)]  # a transaction keeps its first MAX_SPANS spans
+            if not members:
+                continue
+            before = conn.total_changes
+            conn.executemany(
+                'INSERT OR IGNORE INTO spans(project_id, trace_id, span_id, segment_id, transaction_id, received, data)'
+                ' VALUES (?, ?, ?, ?, ?, ?, ?)',
+                [(project_id, trace_id, span['spanId'], segment, transaction_id, received, dumps(
+                    {k: v for k, v in span.items() if k not in ('traceId', 'spanId', 'segmentId') and v is not None}))
+                 for span in members])
+            stored += conn.total_changes - before
+            # spans that arrived before one of these, and took it for their root, now know better
+            ids = [span['spanId'] for span in members if span['spanId'] != segment]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                conn.execute('UPDATE spans SET segment_id=?, transaction_id=? WHERE project_id=? AND trace_id=?'
+                             ' AND transaction_id IS NULL AND segment_id IN (%s)' % ','.join('?' * len(chunk)),
+                             [segment, transaction_id, project_id, trace_id] + chunk)
+        return stored
+
+    @staticmethod
+    def _segment_of(conn, project_id, span, batch):
+        """The root span a span belongs to: as the client said, else its
+        parent's (in this batch or stored), else the parent itself (a child of
+        the root, whose transaction may not have arrived yet)."""
+        segment, parent, seen = span.get('segmentId'), span.get('parentSpanId'), 0
+        while segment is None and parent is not None and seen < 50:
+            seen += 1
+            known = batch.get(parent)
+            if known is None:
+                row = conn.execute('SELECT segment_id FROM spans WHERE project_id=? AND trace_id=? AND span_id=?',
+                                   (project_id, span['traceId'], parent)).fetchone()
+                return row[0] if row and row[0] else parent
+            segment, parent = known.get('segmentId'), known.get('parentSpanId')
+            if segment is None and parent is None:
+                return known['spanId']
+        return segment
+
+    def tx_adopt(self, conn, project_id, transaction_id, trace_id, segment_id):
+        """A transaction that just arrived takes the spans that waited for it."""
+        conn.execute('UPDATE spans SET transaction_id=? WHERE project_id=? AND trace_id=? AND segment_id=?'
+                     ' AND transaction_id IS NULL', (transaction_id, project_id, trace_id, segment_id))
+
+    def of_transaction(self, transaction_id, start):
+        """The spans of a transaction, as span dicts with startMs and durationMs
+        (start: the transaction's start, epoch seconds)."""
+        out = []
+        for span_id, data in self.query('SELECT span_id, data FROM spans WHERE transaction_id=? ORDER BY id',
+                                         (transaction_id,)):
+            span = json.loads(data)
+            begin, end = span.pop('start'), span.pop('end')
+            span.update(spanId=span_id, startMs=round((begin - start) * 1000.0, 3),
+                        durationMs=round((end - begin) * 1000.0, 3))
+            out.append(span)
+        return out
 
 
 class Monitors(Kind):
@@ -3687,6 +3855,9 @@ class Retention(Kind):
             deleted += conn.execute('DELETE FROM replay_events WHERE project_id=? AND session_id=?',
                                     (project_id, session_id)).rowcount
             conn.execute('DELETE FROM replay_sessions WHERE project_id=? AND session_id=?', (project_id, session_id))
+        # spans go by arrival, with their transactions (or after waiting for one that never came)
+        deleted += conn.execute('DELETE FROM spans WHERE id IN (SELECT id FROM spans WHERE project_id=? AND received<?'
+                                ' LIMIT ?)', (project_id, cutoff, self.PRUNE_BATCH)).rowcount
         conn.execute('DELETE FROM issue_hours WHERE hour<?', (int(now() // 3600) - 48,))
         conn.execute('DELETE FROM checkins WHERE id IN (SELECT c.id FROM checkins c JOIN monitors m'
                      ' ON m.id=c.monitor_id WHERE m.project_id=? AND c.timestamp<? LIMIT ?)',
@@ -5009,7 +5180,33 @@ def sentry_error_event(event, event_id=None):
         transaction=event.get('transaction'), stacktrace=stacktrace)
 
 
-SPAN_STATUS_OK = ('ok', None, '')
+def http_status_word(code):
+    """An HTTP status -> Sentry's span status word, as the SDKs map it."""
+    if not is_int(code) or code < 100:
+        return None
+    if code < 400:
+        return 'ok'
+    words = {401: 'unauthenticated', 403: 'permission_denied', 404: 'not_found', 409: 'already_exists',
+             413: 'failed_precondition', 429: 'resource_exhausted', 499: 'cancelled', 501: 'unimplemented',
+             503: 'unavailable', 504: 'deadline_exceeded'}
+    return words.get(code, 'invalid_argument' if code < 500 else 'internal_error')
+
+
+def sentry_status_word(status, attributes=None):
+    """A status as Sentry's word. Transactions and older spans send the word;
+    streamed spans only ok or error, with the word in sentry.status.message or
+    implied by the HTTP status. What Sentry has no word for is internal_error,
+    as the SDKs normalize it."""
+    if status in (None, '', 'ok'):
+        return 'ok'
+    if status in SPAN_STATUSES:
+        return status
+    attributes = attributes or {}
+    message = attributes.get('sentry.status.message')
+    if message in SPAN_STATUSES and message != 'ok':
+        return message
+    from_code = http_status_word(attributes.get('http.response.status_code'))
+    return from_code if from_code not in (None, 'ok') else 'internal_error'
 
 
 def sentry_transaction(event, event_id=None):
@@ -5021,7 +5218,6 @@ def sentry_transaction(event, event_id=None):
     require(start is not None and end is not None, 'start_timestamp and timestamp are required', 'timestamp')
     contexts = event.get('contexts') if isinstance(event.get('contexts'), dict) else {}
     trace = contexts.get('trace') if isinstance(contexts.get('trace'), dict) else {}
-    status = trace.get('status')
     spans = []
     for span in (event.get('spans') or [])[:1000] if isinstance(event.get('spans'), list) else []:
         if not isinstance(span, dict):
@@ -5034,20 +5230,131 @@ def sentry_transaction(event, event_id=None):
         text = lambda key: span[key] if isinstance(span.get(key), str) else None
         spans.append({'spanId': clip(text('span_id'), 100), 'parentSpanId': clip(text('parent_span_id'), 100),
                       'op': clip(text('op') or 'span', 200), 'description': clip(text('description'), 2000),
-                      'status': clip(text('status'), 50),
+                      'status': sentry_status_word(text('status')) if text('status') else None,
                       'startMs': round((span_start - start) * 1000.0, 3) if span_start is not None else None,
-                      'durationMs': round(((span_end or span_start or start) - (span_start or start)) * 1000.0, 3)})
+                      'durationMs': round(((span_end or span_start or start) - (span_start or start)) * 1000.0, 3),
+                      'attributes': span_attributes(span.get('data') if isinstance(span.get('data'), dict) else None)})
+    text = lambda source, key: source.get(key) if isinstance(source.get(key), str) else None
+    span_id = text(trace, 'span_id')
     return make_transaction(
         name=name, duration_ms=max(0.0, (end - start) * 1000.0),
-        status='ok' if status in SPAN_STATUS_OK else 'cancelled' if status == 'cancelled' else 'error',
-        timestamp=start, trace_id=trace.get('trace_id') if isinstance(trace.get('trace_id'), str) else None,
+        status=sentry_status_word(text(trace, 'status') or None, trace.get('data')
+                                  if isinstance(trace.get('data'), dict) else None),
+        timestamp=start, trace_id=text(trace, 'trace_id'),
         event_id=sentry_event_id(event_id or event.get('event_id')), spans=spans,
-        environment=event.get('environment') if isinstance(event.get('environment'), str) else None,
-        release=event.get('release') if isinstance(event.get('release'), str) else None,
-        op=trace.get('op') if isinstance(trace.get('op'), str) else None,
+        environment=text(event, 'environment'), release=text(event, 'release'), op=text(trace, 'op'),
         tags=string_map(event.get('tags'), 'tags') if event.get('tags') else None,
-        user=event.get('user') if isinstance(event.get('user'), dict) else None,
-        platform=event.get('platform') if isinstance(event.get('platform'), str) else None)
+        user=event.get('user') if isinstance(event.get('user'), dict) else None, platform=text(event, 'platform'),
+        segment_id=span_id.lower() if span_id and SPAN_ID.match(span_id.lower()) else None,
+        web_vitals=web_vitals(event.get('measurements')) or None)
+
+
+# Streamed spans (span items) ------------------------------------------------
+# @sentry/node and @sentry/browser 11 stream spans by default: a span item is a
+# span v2 container {"version": 2, "items": [span, ...]}; older SDKs sent one
+# span object per item. research notes: sdk-formats-js.md.
+
+TRACE_ID = re.compile(r'^[0-9a-f]{32}$')
+SPAN_ID = re.compile(r'^[0-9a-f]{16}$')
+
+
+def sentry_attributes(value):
+    """Typed attributes {"key": {"type", "value"}} (or plain values) -> {key: value}."""
+    if not isinstance(value, dict):
+        return {}
+    out = {}
+    for key, item in itertools.islice(value.items(), MAX_SPAN_ATTRIBUTES * 2):
+        if isinstance(item, dict):
+            item = item.get('value')
+        if item is not None:
+            out[key] = item
+    return out
+
+
+def sentry_hex_id(span, field, pattern, required=False):
+    value = span.get(field)
+    if value is None and not required:
+        return None
+    require(isinstance(value, str) and pattern.match(value.lower()) is not None,
+            'must be %d hexadecimal characters' % (32 if pattern is TRACE_ID else 16), 'span.' + field)
+    return value.lower()
+
+
+def sentry_span(span, version=2):
+    """One span -> the span model (isSegment says whether it is a
+    transaction's root). version 2: a streamed span; 1: a span object."""
+    require(isinstance(span, dict), 'must be an object', 'span')
+    trace_id = sentry_hex_id(span, 'trace_id', TRACE_ID, required=True)
+    span_id = sentry_hex_id(span, 'span_id', SPAN_ID, required=True)
+    parent = sentry_hex_id(span, 'parent_span_id', SPAN_ID)
+    start = parse_timestamp(span.get('start_timestamp'), 'span.start_timestamp')
+    require(start is not None, 'is required', 'span.start_timestamp')
+    end = parse_timestamp(span.get('end_timestamp' if version == 2 else 'timestamp'), 'span.end_timestamp')
+    text = lambda source, key: source.get(key) if isinstance(source.get(key), str) else None
+    if version == 2:
+        attributes = sentry_attributes(span.get('attributes'))
+        description, op, segment = text(span, 'name'), text(attributes, 'sentry.op'), text(attributes, 'sentry.segment.id')
+    else:
+        attributes = dict(span['data']) if isinstance(span.get('data'), dict) else {}
+        for name, value in (span.get('measurements') or {}).items() if isinstance(span.get('measurements'), dict) else ():
+            if name in WEB_VITALS and isinstance(value, dict):
+                attributes['browser.web_vital.%s.value' % name] = value.get('value')
+        description, op, segment = text(span, 'description'), text(span, 'op'), text(span, 'segment_id')
+    is_segment = span.get('is_segment') is True
+    if is_segment:
+        segment = span_id
+    elif segment is not None:
+        segment = segment.lower() if SPAN_ID.match(segment.lower()) else None  # else found through the parent
+    model = make_span(trace_id, span_id, start, end if end is not None else start, parent_span_id=parent,
+                      segment_id=segment, op=op, description=description,
+                      status=sentry_status_word(text(span, 'status'), attributes), attributes=attributes)
+    model['isSegment'] = is_segment
+    return model
+
+
+def sentry_spans(header, payload):
+    """A span item: a span v2 container, or one span object."""
+    require(isinstance(payload, dict), 'span item must be a JSON object', 'span')
+    if 'items' in payload or 'span.v2' in str(header.get('content_type') or ''):
+        items = payload.get('items')
+        require(isinstance(items, list), 'must be a list', 'items')
+        require(len(items) <= 1000, 'at most 1000 spans in one item', 'items')
+        return [sentry_span(item) for item in items]
+    return [sentry_span(payload, version=1)]
+
+
+# Browser SDKs name a page load or navigation generically when they stream
+# ("Pageload", with sentry.segment.name.source "url"): the page is url.path,
+# which is what their error events call the transaction and Sentry shows.
+GENERIC_SEGMENT_NAMES = ('Pageload', 'Navigation')
+
+
+def sentry_segment_transaction(span):
+    """A segment span (a transaction's root) -> the transaction model."""
+    attributes = span['attributes'] or {}
+    text = lambda key: attributes.get(key) if isinstance(attributes.get(key), str) else None
+    name = span['description'] or ''
+    if text('url.path') and (name in GENERIC_SEGMENT_NAMES or not name) and \
+            text('sentry.segment.name.source') in ('url', None):
+        name = text('url.path')
+    user = {key: attributes.get('user.' + field) for key, field in (
+        ('id', 'id'), ('email', 'email'), ('ip_address', 'ip_address'), ('username', 'name'))}
+    user = {key: value for key, value in user.items() if isinstance(value, (str, int))}
+    return make_transaction(
+        name=name or span['op'], duration_ms=max(0.0, (span['end'] - span['start']) * 1000.0),
+        status=span['status'] or 'ok', timestamp=span['start'], trace_id=span['traceId'],
+        environment=text('sentry.environment'), release=text('sentry.release'), op=span['op'], user=user or None,
+        platform=text('sentry.platform'), segment_id=span['spanId'], source='spans', attributes=attributes,
+        web_vitals=span_web_vitals(attributes) or None, replay_id=text('sentry.replay_id'))
+
+
+def sentry_span_batch(header, payload):
+    """A span item -> batch entries: a transaction per segment span, and the
+    other spans (which find their transaction in the store, whenever it comes)."""
+    spans = sentry_spans(header, payload)
+    entries = [('transaction', sentry_segment_transaction(span)) for span in spans if span['isSegment']]
+    children = [span for span in spans if not span['isSegment']]
+    return entries + ([('spans', children)] if children else [])
 
 
 CHECKIN_STATUS = {'ok': 'success', 'error': 'failed', 'in_progress': 'in_progress'}
@@ -5156,9 +5463,9 @@ def mount_sentry(app, ctx):
     def body():
         return read_body(LIMIT_SENTRY_COMPRESSED, LIMIT_SENTRY_DECOMPRESSED)
 
-    def parse_item_json(payload, what):
-        if len(payload) > LIMIT_SENTRY_EVENT:
-            raise ApiError(413, '%s exceeds %d bytes' % (what, LIMIT_SENTRY_EVENT))
+    def parse_item_json(payload, what, limit=LIMIT_SENTRY_EVENT):
+        if len(payload) > limit:
+            raise ApiError(413, '%s exceeds %d bytes' % (what, limit))
         return parse_json(payload, 'invalid %s payload' % what)
 
     def ingest_items(project, items, event_id=None):
@@ -5182,6 +5489,8 @@ def mount_sentry(app, ctx):
                 checkins.append(sentry_checkin(parse_item_json(payload, 'check_in')))
             elif kind == 'log':
                 batch.append(('logs', sentry_logs(parse_item_json(payload, 'log'))))
+            elif kind == 'span':
+                batch.extend(sentry_span_batch(header, parse_item_json(payload, 'span', LIMIT_SENTRY_SPANS)))
             elif kind in ('session', 'sessions', 'client_report', 'attachment', 'user_report', 'profile',
                           'replay_event', 'replay_recording', 'statsd', 'metric_buckets', 'feedback'):
                 counted += 1  # accepted; not shown by this tracker
@@ -6567,6 +6876,53 @@ def monitor_json(monitor):
             'nextExpected': iso(expected), 'created': iso(monitor['created'])}
 
 
+def waterfall(spans):
+    """Spans in waterfall order: each followed by its own children, siblings by
+    start, with depth (0 = a child of the root). A span whose parent is not
+    among them (or a cycle) stands at the top."""
+    by_id = {span['spanId']: span for span in spans if span.get('spanId')}
+    children, roots = {}, []
+    for span in spans:
+        parent = span.get('parentSpanId')
+        if parent in by_id and parent != span.get('spanId'):
+            children.setdefault(parent, []).append(span)
+        else:
+            roots.append(span)
+    order = lambda span: (span['startMs'] if span.get('startMs') is not None else float('inf'), span.get('spanId') or '')
+    out, placed = [], set()
+    stack = [(span, 0) for span in sorted(roots, key=order, reverse=True)]
+    while stack:
+        span, depth = stack.pop()
+        if id(span) in placed:
+            continue
+        placed.add(id(span))
+        out.append(dict(span, depth=depth))
+        stack.extend((child, depth + 1) for child in sorted(children.get(span.get('spanId'), ()), key=order,
+                                                            reverse=True))
+    out.extend(dict(span, depth=0) for span in spans if id(span) not in placed)  # parents in a cycle
+    return out
+
+
+def transaction_json(tx):
+    """A stored transaction as the read API shows it: spans as a waterfall,
+    web vitals from the page-load span and from the vital spans (LCP, CLS,
+    INP arrive as spans of their own, often after the page load)."""
+    out = {k: v for k, v in tx.items() if k != 'spans'}
+    vitals = dict(tx.get('webVitals') or {})
+    spans = []
+    for span in tx.get('spans') or []:
+        span = dict(span)
+        span.setdefault('attributes', None)
+        span['attributes'] = span['attributes'] or {}
+        for name, value in span_web_vitals(span['attributes']).items():
+            vitals.setdefault(name, value)
+        spans.append(span)
+    out.update(spans=waterfall(spans), webVitals=vitals, attributes=tx.get('attributes') or {},
+               source=tx.get('source') or 'transaction', replayId=tx.get('replayId'),
+               segmentSpanId=tx.get('segmentSpanId'), timestamp=iso(tx['timestamp']))
+    return out
+
+
 def public_event(event):
     """A stored event as the read API shows it (times as ISO strings)."""
     out = dict(event)
@@ -7014,7 +7370,7 @@ def mount_performance_api(route, project, ctx):
         transaction = found(store.telemetry.get_transaction(current['id'], tx_id), 'transaction')
         errors = store.events.linked(current['id'], 'trace_id', transaction['traceId']) if transaction.get(
             'traceId') else []
-        return reply({'transaction': with_times(transaction, 'timestamp'), 'errors': [event_summary(e) for e in errors]})
+        return reply({'transaction': transaction_json(transaction), 'errors': [event_summary(e) for e in errors]})
 
     @route('/api/v1/ai')
     def ai_usage():
