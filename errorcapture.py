@@ -866,6 +866,20 @@ def make_span(trace_id, span_id, start, end, parent_span_id=None, segment_id=Non
             'attributes': span_attributes(attributes)}
 
 
+def make_feedback(message, kind='feedback', event_id=None, name=None, email=None, url=None, source=None,
+                  associated_event_id=None, replay_id=None, trace_id=None, environment=None, release=None,
+                  timestamp=None, tags=None):
+    """What a user wrote, about the error event it names (when it names one)."""
+    received = now()
+    if timestamp is None or timestamp > received + MAX_FUTURE_SECONDS:
+        timestamp = received
+    return {'kind': kind, 'eventId': event_id or uuid.uuid4().hex, 'message': clip(message, 8192),
+            'name': clip(name, 200), 'email': clip(email, 320), 'url': clip(url, 2048), 'source': clip(source, 50),
+            'associatedEventId': associated_event_id, 'replayId': clip(replay_id, 64), 'traceId': clip(trace_id, 64),
+            'environment': clip(environment, 200), 'release': clip(release, 200), 'timestamp': timestamp,
+            'received': received, 'tags': tags or None}
+
+
 def web_vitals(measurements):
     """{name: number or {"value": number}} -> {name: {"value", "unit"}}, the web vitals only."""
     out = {}
@@ -1795,6 +1809,22 @@ MIGRATIONS = [
     CREATE INDEX spans_transaction ON spans(transaction_id) WHERE transaction_id IS NOT NULL;
     CREATE INDEX spans_received ON spans(project_id, received);
     ''',
+    # 12: user feedback (Sentry feedback and user_report items), naming the event it is about.
+    '''
+    CREATE TABLE feedback(
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        associated_event_id TEXT,
+        timestamp REAL NOT NULL,
+        received REAL NOT NULL,
+        data TEXT NOT NULL,
+        UNIQUE(project_id, event_id));
+    CREATE INDEX feedback_time ON feedback(project_id, timestamp, id);
+    CREATE INDEX feedback_event ON feedback(project_id, associated_event_id) WHERE associated_event_id IS NOT NULL;
+    CREATE INDEX feedback_received ON feedback(project_id, received);
+    ''',
 ]
 
 
@@ -2181,6 +2211,7 @@ class Store(object):
         self.events = Events(self)
         self.telemetry = Telemetry(self)
         self.spans = Spans(self)
+        self.feedback = Feedback(self)
         self.monitors = Monitors(self)
         self.retention = Retention(self)
         self.sourcemaps = SourceMaps(self)
@@ -2195,6 +2226,7 @@ class Store(object):
             'logs': self.telemetry.tx_add_logs,
             'transaction': self.telemetry.tx_add_transaction,
             'spans': self.spans.tx_add,
+            'feedback': self.feedback.tx_add,
             'ai_generation': self.telemetry.tx_add_ai_generation,
         }
         self.writer = Writer(path, synchronous, max_queue)
@@ -3675,6 +3707,44 @@ class Spans(Kind):
         return out
 
 
+class Feedback(Kind):
+    """User feedback, each naming (or not) the error event it is about. The
+    link is made when read: feedback may come before the error it names."""
+
+    COLUMNS = ('eventId', 'kind', 'associatedEventId', 'timestamp', 'received')
+
+    def tx_add(self, conn, project_id, feedback):
+        data = {k: v for k, v in feedback.items() if k not in self.COLUMNS and v is not None}
+        cursor = conn.execute(
+            'INSERT OR IGNORE INTO feedback(project_id, event_id, kind, associated_event_id, timestamp, received, data)'
+            ' VALUES (?, ?, ?, ?, ?, ?, ?)', (project_id, feedback['eventId'], feedback['kind'],
+                                              feedback['associatedEventId'], feedback['timestamp'],
+                                              feedback['received'], dumps(data)))
+        return {'id': cursor.lastrowid if cursor.rowcount else None, 'duplicate': not cursor.rowcount}
+
+    def list(self, project_id, issue_id=None, event_id=None, cursor=None, limit=50):
+        """Newest first (by the feedback's time, then id); each with the stored
+        error it names: feedback dicts plus 'event': {'id', 'issueId'} or None."""
+        where, params = ['f.project_id=?'], [project_id]
+        for condition, values in (('e.issue_id=?', (issue_id,)), ('f.associated_event_id=?', (event_id,)),
+                                  ('(f.timestamp, f.id) < (?, ?)', cursor)):
+            if values and values[0] is not None:
+                where.append(condition)
+                params.extend(values)
+        rows = self.query(
+            'SELECT f.id, f.event_id, f.kind, f.associated_event_id, f.timestamp, f.data, e.id, e.issue_id'
+            ' FROM feedback f LEFT JOIN events e ON e.project_id=f.project_id AND e.event_id=f.associated_event_id'
+            ' WHERE %s ORDER BY f.timestamp DESC, f.id DESC LIMIT ?' % ' AND '.join(where), params + [limit + 1])
+        out = []
+        for row_id, own_id, kind, about, timestamp, data, event_row, issue in rows[:limit]:
+            item = json.loads(data)
+            item.update(id=row_id, eventId=own_id, kind=kind, associatedEventId=about, timestamp=timestamp,
+                        event={'id': event_row, 'issueId': issue} if event_row is not None else None)
+            out.append(item)
+        last = rows[limit - 1] if len(rows) > limit else None
+        return out, ((last[4], last[0]) if last else None)
+
+
 class Monitors(Kind):
     """Cron monitors and their check-ins."""
 
@@ -3855,6 +3925,8 @@ class Retention(Kind):
             deleted += conn.execute('DELETE FROM replay_events WHERE project_id=? AND session_id=?',
                                     (project_id, session_id)).rowcount
             conn.execute('DELETE FROM replay_sessions WHERE project_id=? AND session_id=?', (project_id, session_id))
+        deleted += conn.execute('DELETE FROM feedback WHERE id IN (SELECT id FROM feedback WHERE project_id=?'
+                                ' AND received<? LIMIT ?)', (project_id, cutoff, self.PRUNE_BATCH)).rowcount
         # spans go by arrival, with their transactions (or after waiting for one that never came)
         deleted += conn.execute('DELETE FROM spans WHERE id IN (SELECT id FROM spans WHERE project_id=? AND received<?'
                                 ' LIMIT ?)', (project_id, cutoff, self.PRUNE_BATCH)).rowcount
@@ -5249,6 +5321,42 @@ def sentry_transaction(event, event_id=None):
         web_vitals=web_vitals(event.get('measurements')) or None)
 
 
+# Feedback --------------------------------------------------------------------
+
+def sentry_feedback(event, event_id=None):
+    """A feedback item (Sentry.captureFeedback, the feedback widget): an event
+    whose contexts.feedback holds what the user wrote."""
+    require(isinstance(event, dict), 'feedback must be a JSON object')
+    contexts = event.get('contexts') if isinstance(event.get('contexts'), dict) else {}
+    feedback = contexts.get('feedback')
+    require(isinstance(feedback, dict), 'is required', 'contexts.feedback')
+    message = feedback.get('message')
+    require(isinstance(message, str) and message.strip() != '', 'must not be blank', 'contexts.feedback.message')
+    trace = contexts.get('trace') if isinstance(contexts.get('trace'), dict) else {}
+    request = event.get('request') if isinstance(event.get('request'), dict) else {}
+    text = lambda source, key: source.get(key) if isinstance(source.get(key), str) else None
+    about = feedback.get('associated_event_id')
+    return make_feedback(
+        message, event_id=sentry_event_id(event_id or event.get('event_id')), name=text(feedback, 'name'),
+        email=text(feedback, 'contact_email'), url=text(feedback, 'url') or text(request, 'url'),
+        source=text(feedback, 'source'), associated_event_id=sentry_event_id(about) if about is not None else None,
+        replay_id=text(feedback, 'replay_id'), trace_id=text(trace, 'trace_id'),
+        environment=text(event, 'environment'), release=text(event, 'release'),
+        timestamp=parse_timestamp(event.get('timestamp')), tags=string_map(event.get('tags'), 'tags') or None)
+
+
+def sentry_user_report(report):
+    """The legacy user_report item, {"event_id", "name", "email", "comments"}
+    (@sentry/browser still exports it as createUserFeedbackEnvelope)."""
+    require(isinstance(report, dict), 'user_report must be a JSON object')
+    comments = report.get('comments')
+    require(isinstance(comments, str) and comments.strip() != '', 'must not be blank', 'comments')
+    require(report.get('event_id') is not None, 'is required', 'event_id')
+    text = lambda key: report.get(key) if isinstance(report.get(key), str) else None
+    return make_feedback(comments, kind='user_report', name=text('name'), email=text('email'),
+                         associated_event_id=sentry_event_id(report['event_id']))
+
+
 # Streamed spans (span items) ------------------------------------------------
 # @sentry/node and @sentry/browser 11 stream spans by default: a span item is a
 # span v2 container {"version": 2, "items": [span, ...]}; older SDKs sent one
@@ -5489,10 +5597,14 @@ def mount_sentry(app, ctx):
                 checkins.append(sentry_checkin(parse_item_json(payload, 'check_in')))
             elif kind == 'log':
                 batch.append(('logs', sentry_logs(parse_item_json(payload, 'log'))))
+            elif kind == 'feedback':
+                batch.append(('feedback', sentry_feedback(parse_item_json(payload, 'feedback'), event_id)))
+            elif kind == 'user_report':
+                batch.append(('feedback', sentry_user_report(parse_item_json(payload, 'user_report'))))
             elif kind == 'span':
                 batch.extend(sentry_span_batch(header, parse_item_json(payload, 'span', LIMIT_SENTRY_SPANS)))
-            elif kind in ('session', 'sessions', 'client_report', 'attachment', 'user_report', 'profile',
-                          'replay_event', 'replay_recording', 'statsd', 'metric_buckets', 'feedback'):
+            elif kind in ('session', 'sessions', 'client_report', 'attachment', 'profile',
+                          'replay_event', 'replay_recording', 'statsd', 'metric_buckets'):
                 counted += 1  # accepted; not shown by this tracker
             # unknown item types are skipped, as Relay does for forward compatibility
         errors = sum(1 for kind, _ in batch if kind in ('error', 'transaction'))
@@ -6923,6 +7035,16 @@ def transaction_json(tx):
     return out
 
 
+FEEDBACK_FIELDS = ('id', 'eventId', 'kind', 'message', 'name', 'email', 'url', 'source', 'associatedEventId',
+                   'event', 'replayId', 'traceId', 'environment', 'release')
+
+
+def feedback_json(item):
+    out = {field: item.get(field) for field in FEEDBACK_FIELDS}
+    out['timestamp'] = iso(item['timestamp'])
+    return out
+
+
 def public_event(event):
     """A stored event as the read API shows it (times as ISO strings)."""
     out = dict(event)
@@ -7276,7 +7398,34 @@ def mount_issues_api(route, project, ctx):
 
     @route('/api/v1/events/<event_id:id>')
     def show_event(event_id):
-        return reply({'event': public_event(found(store.events.get(project()['id'], event_id), 'event'))})
+        current = project()
+        event = public_event(found(store.events.get(current['id'], event_id), 'event'))
+        if event.get('eventId'):
+            event['feedback'] = [feedback_json(item) for item in store.feedback.list(
+                current['id'], event_id=event['eventId'], limit=100)[0]]
+        else:
+            event['feedback'] = []
+        return reply({'event': event})
+
+
+def mount_feedback_api(route, project, ctx):
+    """Read API: user feedback, per project and per issue."""
+    store = ctx.store
+
+    def feedback_page(current, **which):
+        items, next_cursor = store.feedback.list(current['id'], cursor=decode_cursor(
+            bottle.request.query.get('cursor'), 2), limit=limit_param(), **which)
+        return reply({'feedback': [feedback_json(item) for item in items], 'nextCursor': encode_cursor(next_cursor)})
+
+    @route('/api/v1/feedback')
+    def list_feedback():
+        return feedback_page(project())
+
+    @route('/api/v1/issues/<issue_id:id>/feedback')
+    def list_issue_feedback(issue_id):
+        current = project()
+        found(store.issues.get(current['id'], issue_id), 'issue')
+        return feedback_page(current, issue_id=issue_id)
 
 
 def mount_http_requests_api(route, project, ctx):
@@ -7472,8 +7621,8 @@ def mount_read_api(app, ctx):
     project the request's key reads."""
     route = read_route(app)
     project = lambda: key_project(ctx.store)
-    for mount in (mount_projects_api, mount_issues_api, mount_http_requests_api, mount_replays_and_logs_api,
-                  mount_performance_api, mount_monitors_api, mount_upload_tokens_api):
+    for mount in (mount_projects_api, mount_issues_api, mount_feedback_api, mount_http_requests_api,
+                  mount_replays_and_logs_api, mount_performance_api, mount_monitors_api, mount_upload_tokens_api):
         mount(route, project, ctx)
 
 
