@@ -635,9 +635,10 @@ def make_error_event(dialect, level=None, message=None, exception=None, timestam
                      environment=None, release=None, user=None, tags=None, request=None, breadcrumbs=None,
                      contexts=None, extra=None, fingerprint=None, server_name=None, platform=None, sdk=None,
                      file=None, line=None, hostname=None, logger=None, received=None, transaction=None,
-                     stacktrace=None, message_template=None):
+                     stacktrace=None, message_template=None, replay_id=None):
     """The one internal error event. Adapters call this with what their dialect
-    carries; the result holds the stored fields plus the grouping keys (_*)."""
+    carries; the result holds the stored fields plus the grouping keys (_*).
+    replay_id names the session replay that recorded it."""
     received = received if received is not None else now()
     if timestamp is not None and timestamp > received + MAX_FUTURE_SECONDS:
         timestamp = None  # a client clock ahead would pin the issue's last seen in the future
@@ -651,7 +652,8 @@ def make_error_event(dialect, level=None, message=None, exception=None, timestam
                               ('environment', environment, 200), ('release', release, 200),
                               ('serverName', server_name, 200), ('hostname', hostname, 200),
                               ('platform', platform, 64), ('logger', logger, 200),
-                              ('transaction', transaction, 1024), ('file', file, 2048)):
+                              ('transaction', transaction, 1024), ('file', file, 2048),
+                              ('replayId', replay_id, 64)):
         if value is not None:
             event[key] = clip(value, limit)
     if line.__class__ is int:  # not a bool
@@ -811,9 +813,16 @@ def make_replay_event(event_type, event_data, timestamp_ms, url=None):
             'url': clip(url, 2048), 'timestampMs': timestamp_ms}
 
 
-def make_replay(session_id, fingerprint, events):
-    """Recorded events of one browser session (events from make_replay_event)."""
-    return {'sessionId': clip(session_id, 200), 'fingerprint': clip(fingerprint, 200), 'events': events}
+def make_replay(session_id, fingerprint, events, source='seestack', segment=None, environment=None, release=None,
+                trace_ids=None, urls=None, started_ms=None, ended_ms=None):
+    """Recorded events of one browser session (events from make_replay_event).
+    A Sentry replay comes in numbered segments, each with what its
+    replay_event says: environment, release, the traces and pages it saw, and
+    when the session started and this segment ended (epoch ms)."""
+    return {'sessionId': clip(session_id, 200), 'fingerprint': clip(fingerprint, 200), 'events': events,
+            'source': source, 'segment': segment, 'environment': clip(environment, 200),
+            'release': clip(release, 200), 'traceIds': [clip(t, 64) for t in (trace_ids or [])[:100]],
+            'urls': [clip(u, 2048) for u in (urls or [])[:200]], 'startedMs': started_ms, 'endedMs': ended_ms}
 
 
 # Sentry's span status words, as transactions and spans carry them
@@ -1824,6 +1833,11 @@ MIGRATIONS = [
     CREATE INDEX feedback_time ON feedback(project_id, timestamp, id);
     CREATE INDEX feedback_event ON feedback(project_id, associated_event_id) WHERE associated_event_id IS NOT NULL;
     CREATE INDEX feedback_received ON feedback(project_id, received);
+    ''',
+    # 13: replays from the Sentry SDK beside SeeStack's (source, and what each segment's replay_event says).
+    '''
+    ALTER TABLE replay_sessions ADD COLUMN source TEXT NOT NULL DEFAULT 'seestack';
+    ALTER TABLE replay_sessions ADD COLUMN meta TEXT NOT NULL DEFAULT '{}';
     ''',
 ]
 
@@ -3421,43 +3435,78 @@ class Telemetry(Kind):
 
     # -- replays -------------------------------------------------------------
 
+    MAX_REPLAY_SEGMENTS = 2000  # segment numbers remembered per session (a retried segment is stored once)
+
     def tx_add_replay(self, conn, project_id, replay):
         events = replay['events']
+        row = conn.execute('SELECT first_ms, last_ms, events, urls, meta FROM replay_sessions'
+                           ' WHERE project_id=? AND session_id=?', (project_id, replay['sessionId'])).fetchone()
+        meta = json.loads(row[4]) if row else {}
+        segment = replay.get('segment')
+        if segment is not None:
+            segments = meta.setdefault('segments', [])
+            if segment in segments:
+                return 0  # a client retry of a segment we hold
+            if len(segments) < self.MAX_REPLAY_SEGMENTS:
+                segments.append(segment)
+        for field in ('environment', 'release'):
+            if replay.get(field):
+                meta[field] = replay[field]
+        if replay.get('traceIds'):
+            known = meta.setdefault('traceIds', [])
+            known.extend(t for t in replay['traceIds'] if t not in known and len(known) < 100)
         conn.executemany(
             'INSERT INTO replay_events(project_id, session_id, event_type, event_data, url, timestamp_ms)'
             ' VALUES (?, ?, ?, ?, ?, ?)',
             [(project_id, replay['sessionId'], e['eventType'], e['eventData'], e['url'], e['timestampMs'])
              for e in events])
-        row = conn.execute('SELECT first_ms, last_ms, events, urls FROM replay_sessions'
-                           ' WHERE project_id=? AND session_id=?', (project_id, replay['sessionId'])).fetchone()
-        stamps = [e['timestampMs'] for e in events]
+        stamps = [e['timestampMs'] for e in events] + [t for t in (replay.get('startedMs'), replay.get('endedMs'))
+                                                       if t is not None]
+        if not stamps:
+            stamps = [int(now() * 1000)]
         urls = json.loads(row[3]) if row else []
-        for e in sorted(events, key=lambda e: e['timestampMs']):
-            if e['url'] and (not urls or urls[-1] != e['url']) and len(urls) < 200:
-                urls.append(e['url'])
+        pages = [e['url'] for e in sorted(events, key=lambda e: e['timestampMs'])] + (replay.get('urls') or [])
+        for url in pages:
+            if url and url not in urls[-1:] and len(urls) < 200:
+                urls.append(url)
         if row is None:
             conn.execute('INSERT INTO replay_sessions(project_id, session_id, fingerprint, first_ms, last_ms, events,'
-                         ' urls) VALUES (?, ?, ?, ?, ?, ?, ?)', (project_id, replay['sessionId'],
-                                                                 replay['fingerprint'], min(stamps), max(stamps),
-                                                                 len(events), dumps(urls)))
+                         ' urls, source, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                         (project_id, replay['sessionId'], replay['fingerprint'], min(stamps), max(stamps),
+                          len(events), dumps(urls), replay.get('source') or 'seestack', dumps(meta)))
         else:
-            conn.execute('UPDATE replay_sessions SET first_ms=?, last_ms=?, events=events+?, urls=?'
+            conn.execute('UPDATE replay_sessions SET first_ms=?, last_ms=?, events=events+?, urls=?, meta=?'
                          ' WHERE project_id=? AND session_id=?',
-                         (min(row[0], min(stamps)), max(row[1], max(stamps)), len(events), dumps(urls), project_id,
-                          replay['sessionId']))
+                         (min(row[0], min(stamps)), max(row[1], max(stamps)), len(events), dumps(urls), dumps(meta),
+                          project_id, replay['sessionId']))
         return len(events)
 
+    REPLAY_COLUMNS = ('session_id, fingerprint, first_ms, last_ms, events, urls, source, meta,'
+                      ' (SELECT COUNT(*) FROM events e WHERE e.project_id=s.project_id AND e.replay_id=s.session_id)')
+
+    @staticmethod
+    def _replay_row(r):
+        meta = json.loads(r[7])
+        return {'sessionId': r[0], 'fingerprint': r[1], 'firstSeen': r[2] / 1000.0, 'lastSeen': r[3] / 1000.0,
+                'events': r[4], 'urls': json.loads(r[5]), 'source': r[6], 'errorCount': r[8],
+                'environment': meta.get('environment'), 'release': meta.get('release'),
+                'segments': len(meta.get('segments', [])), 'traceIds': meta.get('traceIds', [])}
+
     def list_replays(self, project_id, cursor=None, limit=50):
-        where, params = 'project_id=?', [project_id]
+        where, params = 's.project_id=?', [project_id]
         if cursor:
-            where += ' AND (last_ms, session_id) < (?, ?)'
+            where += ' AND (s.last_ms, s.session_id) < (?, ?)'
             params += [cursor[0], cursor[1]]
-        rows = self.query('SELECT session_id, fingerprint, first_ms, last_ms, events, urls FROM replay_sessions'
-                          ' WHERE %s ORDER BY last_ms DESC, session_id DESC LIMIT ?' % where, params + [limit + 1])
-        sessions = [{'sessionId': r[0], 'fingerprint': r[1], 'firstSeen': r[2] / 1000.0, 'lastSeen': r[3] / 1000.0,
-                     'events': r[4], 'urls': json.loads(r[5])} for r in rows[:limit]]
+        rows = self.query('SELECT %s FROM replay_sessions s WHERE %s ORDER BY s.last_ms DESC, s.session_id DESC'
+                          ' LIMIT ?' % (self.REPLAY_COLUMNS, where), params + [limit + 1])
+        sessions = [self._replay_row(r) for r in rows[:limit]]
         last = rows[limit - 1] if len(rows) > limit else None
         return sessions, ((last[3], last[0]) if last else None)
+
+    def replay_session(self, project_id, session_id):
+        rows = self.query('SELECT %s FROM replay_sessions s WHERE s.project_id=? AND s.session_id=?'
+                          % self.REPLAY_COLUMNS, (project_id, session_id))
+        return self._replay_row(rows[0]) if rows else None
 
     def replay_events(self, project_id, session_id, limit=5000):
         rows = self.query('SELECT id, event_type, event_data, url, timestamp_ms FROM replay_events'
@@ -5134,6 +5183,8 @@ def parse_envelope(body):
 
 
 EVENT_ID = re.compile(r'^[0-9a-f]{32}$')
+TRACE_ID = re.compile(r'^[0-9a-f]{32}$')
+SPAN_ID = re.compile(r'^[0-9a-f]{16}$')
 
 
 def sentry_event_id(value):
@@ -5205,6 +5256,18 @@ SENTRY_STRING_FIELDS = ('level', 'logger', 'platform', 'release', 'dist', 'envir
 SENTRY_OBJECT_FIELDS = ('user', 'contexts', 'extra', 'request', 'sdk')
 
 
+def sentry_replay_id(event):
+    """The session replay an error belongs to: contexts.replay.replay_id, or
+    the tags.replayId that @sentry/browser's replay integration sets."""
+    contexts = event.get('contexts') if isinstance(event.get('contexts'), dict) else {}
+    replay = contexts.get('replay') if isinstance(contexts.get('replay'), dict) else {}
+    tags = event.get('tags') if isinstance(event.get('tags'), dict) else {}
+    for value in (replay.get('replay_id'), tags.get('replayId')):
+        if isinstance(value, str) and TRACE_ID.match(value.replace('-', '').lower()):
+            return value.replace('-', '').lower()
+    return None
+
+
 def sentry_error_event(event, event_id=None):
     """A Sentry error event (dict) -> the event model."""
     require(isinstance(event, dict), 'event must be a JSON object')
@@ -5249,7 +5312,7 @@ def sentry_error_event(event, event_id=None):
         contexts=event.get('contexts'), extra=event.get('extra'),
         fingerprint=[str(p) for p in fingerprint] if fingerprint else None, server_name=event.get('server_name'),
         platform=event.get('platform'), sdk=event.get('sdk'), logger=event.get('logger'),
-        transaction=event.get('transaction'), stacktrace=stacktrace)
+        transaction=event.get('transaction'), stacktrace=stacktrace, replay_id=sentry_replay_id(event))
 
 
 def http_status_word(code):
@@ -5321,6 +5384,150 @@ def sentry_transaction(event, event_id=None):
         web_vitals=web_vitals(event.get('measurements')) or None)
 
 
+# Session replays ------------------------------------------------------------
+# replayIntegration sends, per segment, a replay_event (what the session saw)
+# and a replay_recording: a JSON header line, then the rrweb events as JSON,
+# zlib-compressed by default (the SDK's worker). research: sdk-formats-js.md.
+
+LIMIT_SENTRY_RECORDING = 10 << 20               # one replay_recording item as sent
+LIMIT_SENTRY_RECORDING_DECOMPRESSED = 20 << 20  # and its rrweb JSON
+MAX_REPLAY_TIMELINE = 2000                      # timeline entries kept per recording segment
+
+
+def sentry_replay_recording(payload):
+    """A replay_recording item -> (segment id or None, rrweb events)."""
+    end = payload.find(b'\n')
+    require(end > 0, 'needs a header line ({"segment_id": n})', 'replay_recording')
+    header = parse_json(payload[:end], 'invalid replay_recording header')
+    require(isinstance(header, dict), 'header must be a JSON object', 'replay_recording')
+    body = payload[end + 1:]
+    if body.lstrip()[:1] != b'[':
+        body = decompress(body, 'deflate', LIMIT_SENTRY_RECORDING_DECOMPRESSED)
+    events = parse_json(body, 'invalid replay_recording payload')
+    require(isinstance(events, list), 'must be a JSON array of rrweb events', 'replay_recording')
+    segment = header.get('segment_id')
+    return (segment if is_int(segment) else None), events
+
+
+def epoch_ms(value):
+    """rrweb and Sentry's replay events mix seconds and milliseconds; the SDK
+    itself (timestampToMs) takes values past 9999999999 as milliseconds."""
+    if not is_number(value) or value <= 0:
+        return None
+    return int(value if value > 9999999999 else value * 1000)
+
+
+RRWEB_META, RRWEB_CUSTOM, RRWEB_INCREMENTAL = 4, 5, 3
+RRWEB_INPUT = 5
+
+
+def rrweb_timeline(events):
+    """rrweb events -> [(eventType, data, url, epoch ms)]: what a reader
+    follows (navigations, clicks, inputs, console, network, web vitals), not
+    the DOM snapshots and mouse moves a pixel player would need."""
+    out, url, last_input = [], None, {}
+    for event in events:
+        if len(out) >= MAX_REPLAY_TIMELINE:
+            break
+        if not isinstance(event, dict) or not isinstance(event.get('data'), dict):
+            continue
+        kind, data, at = event.get('type'), event['data'], epoch_ms(event.get('timestamp'))
+        if at is None:
+            continue
+        if kind == RRWEB_META and isinstance(data.get('href'), str):
+            url = data['href']
+            out.append(['page', {'to': url}, url, at])
+        elif kind == RRWEB_INCREMENTAL and data.get('source') == RRWEB_INPUT and isinstance(data.get('text'), str):
+            # the recorder sends the field's whole value at each keystroke: one entry per burst of typing
+            entry = last_input.get(data.get('id'))
+            if entry is None or entry is not out[-1]:
+                entry = ['input', {}, url, at]
+                out.append(entry)
+                last_input[data.get('id')] = entry
+            entry[1]['value'] = data['text']
+        elif kind == RRWEB_CUSTOM and isinstance(data.get('payload'), dict):
+            found = replay_custom_event(data.get('tag'), data['payload'])
+            if found:
+                event_type, fields, stamp, node = found
+                entry = [event_type, fields, url, epoch_ms(stamp) or at]
+                out.append(entry)
+                if event_type == 'input' and node is not None:
+                    last_input[node] = entry  # the typing that follows names this field
+                if event_type == 'navigation' and fields.get('method') and fields.get('to'):
+                    url = fields['to']  # a span's full URL (the breadcrumb's is a path)
+    # the SDK reports a navigation as a span (with the full URL) and as a
+    # breadcrumb; the page's first meta event says the same again
+    spans = any(e[0] == 'navigation' and e[1].get('method') for e in out)
+    kept = [e for e in out if not (spans and (e[0] == 'page' or (e[0] == 'navigation' and not e[1].get('method'))))]
+    return [('navigation', dict(e[1], method='navigate'), e[2], e[3]) if e[0] == 'page' else tuple(e) for e in kept]
+
+
+def replay_custom_event(tag, payload):
+    """A Sentry replay custom event (breadcrumb or performanceSpan) ->
+    (eventType, data, timestamp, rrweb node id) or None."""
+    text = lambda value: value if isinstance(value, str) else None
+    if tag == 'breadcrumb':
+        category = text(payload.get('category')) or ''
+        data = payload.get('data') if isinstance(payload.get('data'), dict) else {}
+        message = text(payload.get('message'))
+        if category == 'ui.click':
+            node = data.get('node') if isinstance(data.get('node'), dict) else {}
+            return 'click', {'target': message, 'text': text(node.get('textContent')) or None}, payload.get('timestamp'), None
+        if category == 'ui.input':
+            return 'input', {'target': message}, payload.get('timestamp'), data.get('nodeId')
+        if category == 'console':
+            return 'console', {'level': text(payload.get('level')) or 'log', 'message': message}, payload.get('timestamp'), None
+        if category == 'navigation':
+            return 'navigation', {'from': text(data.get('from')), 'to': text(data.get('to'))}, payload.get('timestamp'), None
+        if category == 'sentry.feedback':
+            return 'feedback', {'feedbackId': text(data.get('feedbackId'))}, payload.get('timestamp'), None
+        if category.startswith('replay.'):
+            return None  # the recorder's own bookkeeping
+        return 'breadcrumb', {'category': category, 'message': message}, payload.get('timestamp'), None
+    if tag == 'performanceSpan':
+        op = text(payload.get('op')) or ''
+        data = payload.get('data') if isinstance(payload.get('data'), dict) else {}
+        start, end = epoch_ms(payload.get('startTimestamp')), epoch_ms(payload.get('endTimestamp'))
+        duration = (end - start) if start is not None and end is not None and end >= start else None
+        if op in ('resource.fetch', 'resource.xhr'):
+            request = data.get('request') if isinstance(data.get('request'), dict) else {}
+            response = data.get('response') if isinstance(data.get('response'), dict) else {}
+            return 'network', {'method': text(data.get('method')), 'url': text(payload.get('description')),
+                               'statusCode': data.get('statusCode') if is_int(data.get('statusCode')) else None,
+                               'durationMs': duration, 'requestSize': request.get('size'),
+                               'responseSize': response.get('size')}, payload.get('startTimestamp'), None
+        if op.startswith('navigation.'):
+            return 'navigation', {'to': text(payload.get('description')), 'method': op.split('.', 1)[1]}, \
+                payload.get('startTimestamp'), None
+        if op == 'web-vital':
+            return 'web_vital', {'name': text(payload.get('description')), 'value': data.get('value'),
+                                 'rating': text(data.get('rating'))}, payload.get('startTimestamp'), None
+    return None
+
+
+def sentry_replay(replay_event, recording, replay_id=None):
+    """A segment's replay_event and replay_recording (either may be missing;
+    replay_id: the envelope's event_id) -> the replay model."""
+    meta = replay_event if replay_event is not None else {}
+    require(isinstance(meta, dict), 'replay_event must be a JSON object', 'replay_event')
+    replay_id = meta.get('replay_id') or meta.get('event_id') or replay_id
+    require(isinstance(replay_id, str) and TRACE_ID.match(replay_id.replace('-', '').lower()) is not None,
+            'must be 32 hexadecimal characters', 'replay_id')
+    segment, rrweb = recording if recording is not None else (None, [])
+    events = [make_replay_event(event_type, dumps({k: v for k, v in data.items() if v is not None}), at, url=url)
+              for event_type, data, url, at in rrweb_timeline(rrweb)]
+    text_list = lambda key: [v for v in meta[key] if isinstance(v, str)] if isinstance(meta.get(key), list) else []
+    user = meta.get('user') if isinstance(meta.get('user'), dict) else {}
+    who = user.get('id') or user.get('email') or user.get('ip_address')
+    return make_replay(
+        replay_id.replace('-', '').lower(), who if isinstance(who, (str, int)) and not isinstance(who, bool) else None,
+        events, source='sentry', segment=meta['segment_id'] if is_int(meta.get('segment_id')) else segment,
+        environment=meta.get('environment') if isinstance(meta.get('environment'), str) else None,
+        release=meta.get('release') if isinstance(meta.get('release'), str) else None,
+        trace_ids=text_list('trace_ids'), urls=text_list('urls'),
+        started_ms=epoch_ms(meta.get('replay_start_timestamp')), ended_ms=epoch_ms(meta.get('timestamp')))
+
+
 # Feedback --------------------------------------------------------------------
 
 def sentry_feedback(event, event_id=None):
@@ -5361,10 +5568,6 @@ def sentry_user_report(report):
 # @sentry/node and @sentry/browser 11 stream spans by default: a span item is a
 # span v2 container {"version": 2, "items": [span, ...]}; older SDKs sent one
 # span object per item. research notes: sdk-formats-js.md.
-
-TRACE_ID = re.compile(r'^[0-9a-f]{32}$')
-SPAN_ID = re.compile(r'^[0-9a-f]{16}$')
-
 
 def sentry_attributes(value):
     """Typed attributes {"key": {"type", "value"}} (or plain values) -> {key: value}."""
@@ -5581,6 +5784,7 @@ def mount_sentry(app, ctx):
         in one submission, then each check-in."""
         batch, checkins, answer_id, counted = [], [], event_id, 0
         to_resolve = []
+        replay_event = recording = None
         for header, payload in items:
             kind = header['type']
             if kind == 'event':
@@ -5597,16 +5801,24 @@ def mount_sentry(app, ctx):
                 checkins.append(sentry_checkin(parse_item_json(payload, 'check_in')))
             elif kind == 'log':
                 batch.append(('logs', sentry_logs(parse_item_json(payload, 'log'))))
+            elif kind == 'replay_event':
+                replay_event = parse_item_json(payload, 'replay_event')
+            elif kind == 'replay_recording':
+                if len(payload) > LIMIT_SENTRY_RECORDING:
+                    raise ApiError(413, 'replay_recording exceeds %d bytes' % LIMIT_SENTRY_RECORDING)
+                recording = sentry_replay_recording(payload)
             elif kind == 'feedback':
                 batch.append(('feedback', sentry_feedback(parse_item_json(payload, 'feedback'), event_id)))
             elif kind == 'user_report':
                 batch.append(('feedback', sentry_user_report(parse_item_json(payload, 'user_report'))))
             elif kind == 'span':
                 batch.extend(sentry_span_batch(header, parse_item_json(payload, 'span', LIMIT_SENTRY_SPANS)))
-            elif kind in ('session', 'sessions', 'client_report', 'attachment', 'profile',
-                          'replay_event', 'replay_recording', 'statsd', 'metric_buckets'):
+            elif kind in ('session', 'sessions', 'client_report', 'attachment', 'profile', 'statsd',
+                          'metric_buckets'):
                 counted += 1  # accepted; not shown by this tracker
             # unknown item types are skipped, as Relay does for forward compatibility
+        if replay_event is not None or recording is not None:
+            batch.append(('replay', sentry_replay(replay_event, recording, event_id)))
         errors = sum(1 for kind, _ in batch if kind in ('error', 'transaction'))
         if errors:
             ctx.admit(project, errors)
@@ -7474,10 +7686,11 @@ def mount_replays_and_logs_api(route, project, ctx):
     @route('/api/v1/replays/<session_id:path>')
     def show_replay(session_id):
         current = project()
-        events = found(store.telemetry.replay_events(current['id'], session_id), 'replay session')
+        session = found(store.telemetry.replay_session(current['id'], session_id), 'replay session')
+        events = store.telemetry.replay_events(current['id'], session_id)
         errors = store.events.linked(current['id'], 'replay_id', session_id[:200])
-        return reply({'sessionId': session_id, 'events': [replay_event_json(e) for e in events],
-                      'errors': [event_summary(e) for e in errors]})
+        return reply(dict(with_times(session, 'firstSeen', 'lastSeen'), events=[replay_event_json(e) for e in events],
+                          errors=[event_summary(e) for e in errors]))
 
     @route('/api/v1/logs')
     def list_logs():

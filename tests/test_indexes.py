@@ -10,7 +10,7 @@ from helpers import create_project
 
 GROWING_TABLES = ('events', 'issues', 'http_requests', 'replay_events', 'replay_sessions', 'logs',
                   'transactions', 'ai_generations', 'checkins', 'tag_keys', 'tag_values', 'issue_tags', 'issue_keys',
-                  'event_tags', 'issue_messages')
+                  'event_tags', 'issue_messages', 'spans', 'feedback')
 SEARCHES = ('release:1 region:eu !environment:y has:region level:error firstSeen:-24h text',
             '!region:eu is:regressed', 'region:[eu,us] !release:2 lastSeen:+1h', '!has:region "a phrase"')
 
@@ -41,6 +41,21 @@ def test_read_api_queries_use_indexes(make):
         {'type': 'ai_generation', 'provider': 'p', 'model': 'm', 'inputTokens': 3}]),
         headers={'X-Open-Sentry-Key': key})
     client.post('/api/v1/monitors?key=' + key, json.dumps({'slug': 'job', 'schedule': '5m'}))
+    # Sentry: an error in a replay, its streamed spans, feedback and the replay
+    trace, root = '1' * 32, '2' * 16
+    spans = {'version': 2, 'items': [
+        {'trace_id': trace, 'span_id': '3' * 16, 'parent_span_id': root, 'name': 'q', 'start_timestamp': 1.0e9,
+         'end_timestamp': 1.0e9 + 1, 'status': 'ok', 'attributes': {}},
+        {'trace_id': trace, 'span_id': root, 'name': 'GET /', 'start_timestamp': 1.0e9, 'end_timestamp': 1.0e9 + 2,
+         'is_segment': True, 'status': 'ok', 'attributes': {}}]}
+    error = {'event_id': 'e' * 32, 'message': 'boom', 'tags': {'replayId': 'a' * 32}}
+    feedback = {'type': 'feedback', 'contexts': {'feedback': {'message': 'hi', 'associated_event_id': 'e' * 32}}}
+    replay = {'type': 'replay_event', 'replay_id': 'a' * 32, 'segment_id': 0, 'timestamp': 1.0e9}
+    envelope = '\n'.join(json.dumps(part) for part in (
+        {}, {'type': 'event'}, error, {'type': 'span', 'content_type': 'application/vnd.sentry.items.span.v2+json'},
+        spans, {'type': 'feedback'}, feedback, {'type': 'replay_event'}, replay))
+    client.post('/api/%d/envelope/?sentry_key=%s' % (project['id'], key), envelope.encode(),
+                headers={'Content-Type': 'text/plain'})
 
     store = client.wsgi.store
     statements = []
@@ -62,7 +77,8 @@ def test_read_api_queries_use_indexes(make):
                  '/api/v1/issues/2/events/latest', '/api/v1/issues/2/events/oldest',
                  '/api/v1/issues/2/events/latest?query=region:eu', '/api/v1/issues/2/events?query=!region:us',
                  '/api/v1/projects', '/api/v1/traces/t', '/api/v1/releases', '/api/v1/releases/1',
-                 '/api/v1/issues?query=firstRelease:1'):
+                 '/api/v1/issues?query=firstRelease:1', '/api/v1/transactions/2', '/api/v1/feedback',
+                 '/api/v1/issues/3/feedback', '/api/v1/events/3', '/api/v1/replays/' + 'a' * 32):
         client.get(path + ('&' if '?' in path else '?') + 'key=' + key)
     client.get('/api.php?action=errors&hash=%s&since=0' % key)
     selects = [s for s in statements if s.lstrip().upper().startswith('SELECT')]
