@@ -5759,6 +5759,90 @@ def sentry_key_from_request(envelope_header=None):
     return None
 
 
+# The crash-report dialog --------------------------------------------------------
+# Sentry.showReportDialog() (@sentry/browser) adds a <script> from
+# <dsn host>/api/embed/error-page/?dsn=...&eventId=... to the page: Sentry
+# answers with a script that shows a form and posts what the user wrote back
+# to the same address. Ours builds the form with DOM calls (never HTML from
+# text), sends it as a simple cross-origin POST and tells the SDK when it
+# closes ("__sentry_reportdialog_closed__", as Sentry's does).
+
+REPORT_DIALOG_JS = r"""(function (options) {
+  "use strict";
+  var doc = document, endpoint = options.endpoint;
+  function el(tag, attrs, children) {
+    var node = doc.createElement(tag);
+    for (var name in attrs) { if (attrs.hasOwnProperty(name)) { node.setAttribute(name, attrs[name]); } }
+    (children || []).forEach(function (child) {
+      node.appendChild(typeof child === "string" ? doc.createTextNode(child) : child);
+    });
+    return node;
+  }
+  function field(label, input) { return el("label", {style: "display:block;margin:8px 0"}, [label, el("br"), input]); }
+  var box = "width:100%;box-sizing:border-box;padding:6px;font:inherit";
+  var name = el("input", {id: "sentry-report-name", type: "text", style: box});
+  var email = el("input", {id: "sentry-report-email", type: "email", style: box});
+  var comments = el("textarea", {id: "sentry-report-comments", rows: "4", style: box});
+  name.value = options.name || ""; email.value = options.email || "";
+  var status = el("p", {id: "sentry-report-status", role: "status"});
+  var send = el("button", {id: "sentry-report-submit", type: "submit"}, [options.labelSubmit]);
+  var cancel = el("button", {id: "sentry-report-close", type: "button"}, [options.labelClose]);
+  var form = el("form", {}, [el("h2", {style: "margin-top:0"}, [options.title]), el("p", {}, [options.subtitle]),
+    field(options.labelName, name), field(options.labelEmail, email), field(options.labelComments, comments),
+    status, send, doc.createTextNode(" "), cancel]);
+  var dialog = el("div", {id: "sentry-report-dialog", role: "dialog", "aria-modal": "true", style:
+    "position:fixed;inset:0;z-index:2147483647;background:rgba(0,0,0,.4);display:flex;align-items:center;" +
+    "justify-content:center;font:14px/1.4 system-ui,sans-serif"},
+    [el("div", {style: "background:#fff;color:#222;padding:20px;border-radius:8px;width:420px;max-width:90vw"},
+        [form])]);
+  function close() {
+    if (dialog.parentNode) { dialog.parentNode.removeChild(dialog); }
+    window.postMessage("__sentry_reportdialog_closed__", "*");
+  }
+  cancel.addEventListener("click", close);
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    if (!comments.value.trim()) { status.textContent = options.errorGeneric; return; }
+    send.disabled = true;
+    fetch(endpoint, {method: "POST", mode: "cors", body: JSON.stringify(
+        {name: name.value, email: email.value, comments: comments.value})})
+      .then(function (answer) {
+        if (!answer.ok) { throw new Error(String(answer.status)); }
+        form.textContent = ""; form.appendChild(el("p", {id: "sentry-report-thanks"}, [options.successMessage]));
+        setTimeout(close, 1500);
+      }, function () { throw new Error("network"); })
+      .catch(function () { send.disabled = false; status.textContent = options.errorGeneric; });
+  });
+  doc.body.appendChild(dialog);
+  comments.focus();
+})(OPTIONS_JSON);
+"""
+
+REPORT_DIALOG_TEXT = {  # showReportDialog's options that name the dialog's words, and Sentry's defaults
+    'title': 'It looks like we\u2019re having issues.', 'subtitle': 'Our team has been notified.',
+    'labelName': 'Name', 'labelEmail': 'Email', 'labelComments': 'What happened?', 'labelClose': 'Close',
+    'labelSubmit': 'Submit Crash Report', 'errorGeneric': 'An unknown error occurred while submitting your report.'
+    ' Please try again.', 'successMessage': 'Your feedback has been sent. Thank you!'}
+
+
+def report_dialog_options(query):
+    """The dialog's words and the user's name and email from the script's query (as the SDK builds it)."""
+    options = {key: clip(query.getunicode(key) or default, 500) for key, default in REPORT_DIALOG_TEXT.items()}
+    for key in ('name', 'email'):
+        options[key] = clip(query.getunicode(key) or '', 200)
+    return options
+
+
+def sentry_report_dialog(data, event_id):
+    """What the dialog posts -> the feedback model (a user report on that event)."""
+    require(isinstance(data, dict), 'must be a JSON object')
+    comments = data.get('comments')
+    require(isinstance(comments, str) and comments.strip() != '', 'must not be blank', 'comments')
+    text = lambda key: data.get(key) if isinstance(data.get(key), str) and data.get(key).strip() else None
+    return make_feedback(comments, kind='user_report', name=text('name'), email=text('email'),
+                         source='report_dialog', associated_event_id=event_id)
+
+
 def mount_sentry(app, ctx):
     store = ctx.store
 
@@ -5867,9 +5951,44 @@ def mount_sentry(app, ctx):
         answer_id = ingest_items(project, [({'type': kind}, data)])
         return reply({'id': answer_id})
 
+    def report_dialog_project():
+        """The project and event the dialog is for: ?dsn= (its key) and ?eventId=."""
+        query = bottle.request.query
+        match = re.match(r'^[a-z]+://([^:@/]+)(:[^@/]*)?@[^/]+/(\d+)/?$', query.getunicode('dsn') or '')
+        if not match:
+            raise ApiError(400, 'dsn is required (as showReportDialog sends it)')
+        project = store.project_by_key(match.group(1))
+        if project is None or str(project['id']) != match.group(3):
+            raise ApiError(403, 'invalid DSN')
+        try:
+            return project, sentry_event_id(query.getunicode('eventId') or '')
+        except Invalid:
+            raise ApiError(400, 'eventId must be 32 hexadecimal characters')
+
+    @guarded(sentry_error)
+    def report_dialog_script():
+        report_dialog_project()
+        options = report_dialog_options(bottle.request.query)
+        options['endpoint'] = bottle.request.url  # the dialog posts back to where it came from
+        response = bottle.response
+        response.content_type = 'application/javascript; charset=utf-8'
+        response.set_header('Access-Control-Allow-Origin', '*')  # the SDK loads it with crossorigin="anonymous"
+        response.set_header('Cache-Control', 'no-store')
+        # ASCII JSON (no U+2028 surprises) in place of a placeholder: no %-formatting of what the client sent
+        return REPORT_DIALOG_JS.replace('OPTIONS_JSON', json.dumps(options)).encode('utf-8')
+
+    @guarded(sentry_error)
+    def report_dialog_submit():
+        project, event_id = report_dialog_project()
+        data = parse_json(read_body(LIMIT_SENTRY_EVENT))
+        store.add_batch(project['id'], [('feedback', sentry_report_dialog(data, event_id))])
+        return reply({})
+
     for suffix in ('/', ''):
         app.route('/api/<project_id:id>/envelope' + suffix, method='POST', callback=envelope)
         app.route('/api/<project_id:id>/store' + suffix, method='POST', callback=store_endpoint)
+        app.route('/api/embed/error-page' + suffix, method='GET', callback=report_dialog_script)
+        app.route('/api/embed/error-page' + suffix, method='POST', callback=report_dialog_submit)
 
 
 ###############################################################################
@@ -8015,7 +8134,7 @@ DIALECTS = (
             ('seestack', lambda base, dsn: base + '/ingest/v1')),
     Dialect('open_sentry', re.compile(r'/v1/ingest/*\Z'), open_sentry_error, mount_open_sentry,
             ('X-Open-Sentry-Key', 'X-Sentry-Clone-Key'), ('open_sentry', lambda base, dsn: base + '/v1/ingest')),
-    Dialect('sentry', re.compile(r'^/api/[^/]+/(envelope|store)/?$'), sentry_error, mount_sentry,
+    Dialect('sentry', re.compile(r'^/api/([^/]+/(envelope|store)|embed/error-page)/?$'), sentry_error, mount_sentry,
             ('X-Sentry-Auth', 'Authorization', 'sentry-trace', 'baggage'), ('sentry_dsn', lambda base, dsn: dsn)),
     Dialect('sentry_web_api', re.compile(r'/api/0/'), sentry_api_error, mount_sourcemap_api, (), None),
     Dialect('read_api', re.compile(''), read_api_error, mount_read_api, ('X-ErrorCapture-Key', 'Authorization'),

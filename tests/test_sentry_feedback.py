@@ -136,3 +136,49 @@ def test_feedback_of_another_project_is_not_visible(client, project):
     other = client.get('/api.php?action=generate&name=other').json
     assert listed(client, other)['feedback'] == []
     client.get('/api/v1/issues/999/feedback', {'key': project['key']}, status=404)
+
+
+def dialog_url(project, event_id=ERROR_ID, **extra):
+    import urllib.parse
+    params = {'dsn': 'http://%s@localhost:80/%d' % (project['key'], project['id']), 'eventId': event_id}
+    params.update(extra)
+    return '/api/embed/error-page/?' + urllib.parse.urlencode(params)
+
+
+def test_the_report_dialog_script_is_served_for_a_dsn(client, project):
+    answer = client.get(dialog_url(project, name='</script><img src=x onerror=alert(1)>', title='Oops\u2028here'))
+    assert answer.content_type == 'application/javascript'
+    assert answer.headers['Access-Control-Allow-Origin'] == '*'
+    script = answer.text
+    assert 'sentry-report-comments' in script and '__sentry_reportdialog_closed__' in script
+    options = json.loads(script[script.rindex('})(') + 3:script.rindex(');')])
+    assert options['name'] == '</script><img src=x onerror=alert(1)>' and options['title'] == 'Oops\u2028here'
+    assert '\u2028' not in script  # JSON as ASCII: a line separator cannot end a string early
+    assert '/api/embed/error-page/?' in options['endpoint'] and ERROR_ID in options['endpoint']  # posts back here
+    assert 'innerHTML' not in script  # the form is built with DOM calls from text
+
+
+def test_what_the_report_dialog_sends_is_feedback_on_the_event(client, project):
+    post(client, project, 'event', error())
+    client.post(dialog_url(project), json.dumps({'name': 'Ada', 'email': 'ada@example.com',
+                                                 'comments': 'Paying twice shows an error'}),
+                headers={'Content-Type': 'text/plain;charset=UTF-8'})
+    item = listed(client, project)['feedback'][0]
+    assert (item['kind'], item['source'], item['message'], item['name']) == (
+        'user_report', 'report_dialog', 'Paying twice shows an error', 'Ada')
+    assert item['event']['issueId'] == issue_of(client, project)
+
+
+@pytest.mark.parametrize('url, body, status, why', [
+    (lambda p: '/api/embed/error-page/?eventId=' + ERROR_ID, None, 400, 'dsn'),
+    (lambda p: dialog_url(p, event_id='nope'), None, 400, 'eventId'),
+    (lambda p: dialog_url(dict(p, key='f' * 32)), None, 403, 'DSN'),
+    (lambda p: dialog_url(p), {'comments': ' '}, 400, 'comments'),
+])
+def test_the_report_dialog_refuses_what_it_cannot_take(client, project, url, body, status, why):
+    if body is None:
+        answer = client.get(url(project), status=status)
+    else:
+        answer = client.post(url(project), json.dumps(body), status=status)
+    assert why in answer.json['detail']
+    assert listed(client, project)['feedback'] == []

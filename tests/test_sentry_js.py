@@ -210,6 +210,15 @@ def browser_run(server, page_origin):
         browser.find_element(By.ID, 'card').send_keys('4111 1111 1111 1111')
         browser.find_element(By.ID, 'pay').click()
         wait_for('the feedback call', lambda: browser.execute_script('return window.sentFeedbackId'))
+        # the crash-report dialog, as a page opens it after an error
+        browser.execute_script("Sentry.showReportDialog({eventId: window.sentEventId,"
+                               " user: {name: 'Ada Lovelace', email: 'ada@example.com'}})")
+        comments = wait_for('the report dialog', lambda: browser.find_elements(By.ID, 'sentry-report-comments'))
+        comments[0].send_keys('Paying twice shows an error')
+        assert browser.find_element(By.ID, 'sentry-report-name').get_attribute('value') == 'Ada Lovelace'
+        browser.find_element(By.ID, 'sentry-report-submit').click()
+        wait_for('the dialog to thank', lambda: browser.find_elements(By.ID, 'sentry-report-thanks'))
+        wait_for('the dialog to close', lambda: not browser.find_elements(By.ID, 'sentry-report-dialog'))
         # a client-side navigation: ends the page load's web vitals (LCP is sent now) and starts a span
         browser.execute_script("history.pushState({}, '', '/receipt');")
         time.sleep(1.5)
@@ -287,10 +296,16 @@ def test_browser_replay_has_a_readable_timeline(server, browser_run):
 def test_browser_feedback_is_listed_with_its_issue(server, browser_run):
     project, sent = browser_run
     feedback = wait_for('the feedback', lambda: read(server, project['key'], '/api/v1/feedback')['feedback'])
-    item = feedback[0]
+    by_kind = {item['kind']: item for item in feedback}
+    item = by_kind['feedback']  # Sentry.captureFeedback
     assert item['eventId'] == sent['feedbackId'] and item['message'] == 'The pay button does nothing'
     assert (item['name'], item['email']) == ('Ada Lovelace', 'ada@example.com')
     assert item['associatedEventId'] == sent['eventId'] and item['replayId'] == sent['replayId']
+    report = by_kind['user_report']  # Sentry.showReportDialog, filled in and sent
+    assert (report['message'], report['name'], report['email'], report['source']) == (
+        'Paying twice shows an error', 'Ada Lovelace', 'ada@example.com', 'report_dialog')
+    assert report['associatedEventId'] == sent['eventId']
     issue_id = item['event']['issueId']
+    assert report['event']['issueId'] == issue_id
     on_issue = read(server, project['key'], '/api/v1/issues/%d/feedback' % issue_id)['feedback']
-    assert [f['message'] for f in on_issue] == ['The pay button does nothing']
+    assert sorted(f['message'] for f in on_issue) == ['Paying twice shows an error', 'The pay button does nothing']
