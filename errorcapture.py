@@ -6702,6 +6702,9 @@ class SourceMapResolver(object):
             except SourceMapError as exc:
                 out.append(dict(f, sourceMapError={'type': exc.kind, 'message': clip(exc.message, 300)}))
                 caller = None
+            except ValueError as exc:   # urlsplit refuses a URL such as 'http://[x/app.js' (frame or map source)
+                out.append(dict(f, sourceMapError={'type': 'invalid_abs_path', 'message': clip(str(exc), 300)}))
+                caller = None
         return out if attempted else None
 
     # -- where a frame's map is --
@@ -6723,6 +6726,8 @@ class SourceMapResolver(object):
                 found = self._find(project_id, url, debug_id, release, dist)
             except SourceMapError as exc:
                 found = exc
+            except ValueError as exc:   # a URL urlsplit refuses: remembered like any other failed lookup
+                found = SourceMapError('invalid_abs_path', str(exc))
             with self._lock:
                 self._lookups[key] = found
                 while len(self._lookups) > self.LOOKUP_ENTRIES:

@@ -236,3 +236,20 @@ def test_chunks_of_an_upload_that_never_finished_are_pruned(server, monkeypatch)
     monkeypatch.setattr(errorcapture, 'now', lambda: later)
     server.wsgi.sweeper.prune_sourcemaps()
     assert stored_rows(server, 'upload_chunks') == 0
+
+
+def test_a_url_urlsplit_refuses_is_a_frame_error_and_the_event_is_stored(server):
+    project = new_project(server)
+    minified, smap, frames = build(None)
+    upload(server, ADMIN, artifact_bundle(minified, smap), version='shop@1.0')
+    bad_url = 'http://[x/app.js'
+    bad_frames = [dict(f, filename=bad_url, abs_path=bad_url) for f in frames]
+    top = send(server, project, bad_frames, release='shop@1.0')['exception'][-1]['frames'][-1]
+    assert top['filename'] == bad_url and top['function'] == 'e'
+    assert top['sourceMapError']['type'] == 'invalid_abs_path'
+    # a map whose sources hold such a URL: the frame says so, the event is stored
+    broken = json.loads(smap)
+    broken['sources'] = ['http://[bad/src/cart.js']
+    upload(server, ADMIN, artifact_bundle(minified, json.dumps(broken).encode()), version='shop@2.0')
+    top = send(server, project, frames, release='shop@2.0')['exception'][-1]['frames'][-1]
+    assert top['function'] == 'e' and top['sourceMapError']['type'] == 'invalid_abs_path'
