@@ -8156,6 +8156,33 @@ CORS_HEADERS = {
 }
 
 
+CLI_ONLY_PATH = re.compile(r'/api/v1/projects/[^/]*/tokens(/|\Z)')
+
+
+def is_cli_only_path(path):
+    """The upload API (Sentry's web API under /api/0/) and upload token
+    management: sentry-cli and operators use them, never a page."""
+    dialect = next(dialect for dialect in DIALECTS if dialect.paths.match(path))
+    return dialect.name == 'sentry_web_api' or bool(CLI_ONLY_PATH.match(path))
+
+
+def is_cross_origin(environ):
+    """Whether a browser sent the request from another origin: its
+    Sec-Fetch-Site says so, or its Origin is not this server's own."""
+    site = environ.get('HTTP_SEC_FETCH_SITE')
+    if site and site not in ('same-origin', 'none'):
+        return True
+    origin = environ.get('HTTP_ORIGIN')
+    if origin is None:
+        return False   # CLIs send none; browsers send one on every cross-origin POST
+    scheme = environ.get('wsgi.url_scheme', 'http')
+    host = (environ.get('HTTP_HOST') or environ.get('SERVER_NAME', '')).lower()
+    default_port = ':443' if scheme == 'https' else ':80'
+    own = '%s://%s' % (scheme, host[:-len(default_port)] if host.endswith(default_port) else host)
+    origin = origin.lower()
+    return (origin[:-len(default_port)] if origin.endswith(default_port) else origin) != own
+
+
 def dialect_error(path):
     """The error answer of the dialect that owns path: for answers made outside
     a dialect's routes (unknown paths, wrong methods, HTTP framing errors)."""
@@ -8222,14 +8249,26 @@ class ErrorCaptureApp(object):
     unknown paths still get 404, not 405) and hands the rest to bottle."""
 
     PREFLIGHT_HEADERS = list(CORS_HEADERS.items()) + [('Content-Length', '0')]
+    SAFE_METHODS = frozenset(('GET', 'HEAD', 'OPTIONS'))
 
     def __init__(self, bottle_app, store, ctx):
         self.bottle, self.store, self.ctx, self.settings = bottle_app, store, ctx, ctx.settings
 
     def __call__(self, environ, start_response):
-        if environ.get('REQUEST_METHOD') == 'OPTIONS':
-            start_response('204 No Content', self.PREFLIGHT_HEADERS)
+        method, path = environ.get('REQUEST_METHOD'), environ.get('PATH_INFO') or '/'
+        cli_only = is_cli_only_path(path)
+        if method == 'OPTIONS':
+            # the upload and token APIs are for CLIs: a page's preflight gets no approval
+            start_response('204 No Content', [('Content-Length', '0')] if cli_only else self.PREFLIGHT_HEADERS)
             return [b'']
+        if cli_only and method not in self.SAFE_METHODS and is_cross_origin(environ):
+            # a simple (text/plain, form) POST needs no preflight: refuse it here
+            bottle.response.bind()
+            body = no_cors(dialect_error(path)(403, 'cross-origin requests are refused here', 'FORBIDDEN'))
+            start_response(bottle.response.status_line, [(name, value) for name, value in bottle.response.headerlist
+                                                         if name.lower() != 'content-length']
+                           + [('Content-Length', str(len(body)))])
+            return [body]
         return self.bottle(environ, start_response)
 
     def close(self):

@@ -293,3 +293,34 @@ def test_the_legacy_release_assemble_endpoint(server):
     assert answer.json['state'] == 'ok'
     assert server.get('/api/v1/sourcemaps?key=' + project['key']).json['bundles'][0]['release'] == 'r1'
     server.post_json('/api/0/organizations/o/releases/r2/assemble/', body, headers=bearer(ADMIN), status=404)
+
+
+@pytest.mark.parametrize('path', ['/api/0/organizations/any/chunk-upload/', '/api/v1/projects/1/tokens',
+                                  '/api/v1/projects/1/tokens/1'])
+def test_a_preflight_to_the_upload_and_token_apis_is_not_approved(server, path):
+    answer = server.options(path, headers={'Origin': 'http://evil.example', 'Access-Control-Request-Method': 'POST',
+                                           'Access-Control-Request-Headers': 'authorization'})
+    assert not [name for name in answer.headers if name.lower().startswith('access-control-')]
+    # ingest keeps its preflight: browser SDKs need it
+    ingest = server.options('/api/1/envelope/', headers={'Origin': 'http://evil.example'})
+    assert ingest.headers['Access-Control-Allow-Origin'] == '*'
+
+
+@pytest.mark.parametrize('headers', [{'Origin': 'http://evil.example'}, {'Origin': 'null'},
+                                     {'Sec-Fetch-Site': 'cross-site'}])
+def test_a_cross_origin_post_cannot_create_a_token_or_upload(make, headers):
+    server = make()   # loopback without an admin token: what a page in the user's browser can reach
+    project = server.post_json('/api/v1/projects', {'name': 'shop'}).json['project']
+    answer = server.post('/api/v1/projects/%d/tokens' % project['id'], '{"name": "x"}', headers=headers,
+                         content_type='text/plain', expect_errors=True)
+    assert answer.status_int == 403 and 'Access-Control-Allow-Origin' not in answer.headers
+    assert stored_rows(server, 'upload_tokens') == 0
+    refused = server.post('/api/0/organizations/any/chunk-upload/', 'x', headers=headers,
+                          content_type='text/plain', expect_errors=True)
+    assert refused.status_int == 403 and 'detail' in refused.json
+    # the same request from the server's own origin, or from a CLI (no Origin), is served
+    own = server.post('/api/v1/projects/%d/tokens' % project['id'], '{"name": "x"}',
+                      headers={'Origin': 'http://localhost'}, content_type='text/plain', expect_errors=True)
+    assert own.status_int == 201
+    cli = server.post_json('/api/v1/projects/%d/tokens' % project['id'], {'name': 'cli'})
+    assert cli.status_int == 201 and stored_rows(server, 'upload_tokens') == 2
