@@ -189,6 +189,7 @@ MAX_BUNDLE_FILE = 32 << 20         # one file inside it, decompressed
 MAX_BUNDLE_ENTRIES = 5000          # files in one bundle
 MAX_MANIFEST_BYTES = 8 << 20       # its manifest.json
 MAX_MAP_SEGMENTS = 4000000         # mappings in one source map (about 30 MiB of "mappings" text)
+MAX_MAP_LINES = 1000000            # generated lines in one source map (';' in "mappings")
 
 CHUNK_SIZE = 8 << 20               # one chunk (sentry-cli before 2.40 wants a power of two)
 CHUNKS_PER_REQUEST = 64
@@ -6203,13 +6204,20 @@ def decode_mappings(mappings, source_count, name_count):
     string except the generated column, which restarts on each line.
     Segments repeat a lot ("AAAA", "CAAC"...): each distinct one is decoded
     once per map."""
+    if mappings.count(';') >= MAX_MAP_LINES:
+        raise SourceMapError('malformed_sourcemap', 'more than %d generated lines' % MAX_MAP_LINES)
     lines = []
     source = line = column = name = 0
     segments = 0
     decoded = {}
+    empty = (array('i'), array('i'))   # one shared, never changed, for every line without mappings
     for text in mappings.split(';'):
+        if not text.strip(','):
+            lines.append(empty)
+            continue
         columns, targets = array('i'), array('i')
         generated = 0
+        unsorted = False
         if text:
             for segment in text.split(','):
                 if not segment:
@@ -6239,18 +6247,17 @@ def decode_mappings(mappings, source_count, name_count):
                 if generated < 0 or generated >= (1 << 31):
                     raise SourceMapError('malformed_sourcemap', 'generated column out of range in mappings')
                 if columns and generated < columns[-1]:
-                    # unsorted segments are legal but rare: keep the lookup a bisect
-                    position = bisect.bisect_right(columns, generated)
-                    columns.insert(position, generated)
-                    for offset, item in enumerate(target):
-                        targets.insert(position * 4 + offset, item)
-                else:
-                    columns.append(generated)
-                    targets.extend(target)
+                    unsorted = True   # legal but rare: sorted once when the line ends
+                columns.append(generated)
+                targets.extend(target)
                 segments += 1
                 if segments > MAX_MAP_SEGMENTS:
                     raise SourceMapError('malformed_sourcemap', 'more than %d mappings' % MAX_MAP_SEGMENTS)
-        lines.append((columns, targets))
+        if unsorted:   # a stable sort: equal columns keep their order, so the lookup stays a bisect
+            order = sorted(range(len(columns)), key=columns.__getitem__)
+            columns = array('i', [columns[i] for i in order])
+            targets = array('i', [targets[i * 4 + k] for i in order for k in range(4)])
+        lines.append((columns, targets) if columns else empty)
     return lines
 
 
@@ -6281,8 +6288,10 @@ class SourceMap(object):
             if columns:
                 last = number
             self._previous.append(last)
-        # 20 bytes a mapping; a source's text, and its lines once split for context
-        self.weight = sum(len(columns) for columns, _ in lines) * 20 + 3 * sum(len(c or '') for c in contents)
+        # 20 bytes a mapping, ~250 a line with mappings (its tuple and two arrays),
+        # 12 every line (its list slot and _previous); a source's text, and its lines once split for context
+        self.weight = (sum(len(columns) * 20 + 250 for columns, _ in lines if columns) + 12 * len(lines)
+                       + 3 * sum(len(c or '') for c in contents))
         if sections:
             self.weight = sum(section.weight for _, section in sections)
 
@@ -6499,7 +6508,7 @@ def map_frame(frame, token, smap, map_url, caller_token=None, scope_name=None):
 
 IDENTIFIER_START = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_$')
 IDENTIFIER_PART = IDENTIFIER_START | frozenset('0123456789')
-DECLARATION_WINDOW = 1 << 20   # how far back from a frame its function's declaration is looked for
+DECLARATION_WINDOW = 64 << 10  # how far back from a frame its function's declaration is looked for (13 rfind each)
 
 
 def minified_function_name(name):

@@ -219,3 +219,42 @@ def test_where_a_minified_function_is_declared():
     assert declaration_column(code, 'x', len(code)) is None  # never declared as a function
     # `at=(` is not the declaration of `t`
     assert declaration_column('var at=(x)=>x;', 't', 12) is None
+
+
+def test_segments_out_of_order_are_sorted_once_not_inserted(monkeypatch):
+    import errorcapture
+
+    class NoInsert(errorcapture.array):
+        def insert(self, *args):
+            raise AssertionError('array.insert makes a descending line quadratic')
+    monkeypatch.setattr(errorcapture, 'array', NoInsert)
+    descending = [[(column, 0, column, 0, None) for column in range(2000, 0, -1)] + [(5, 0, 9999, 0, None)]]
+    smap = parse_source_map(make_map(descending))   # encode_mappings keeps the order given (deltas go negative)
+    columns, _ = smap.lines[0]
+    assert list(columns) == sorted(columns) and len(columns) == 2001
+    assert smap.lookup(0, 1500).line == 1500
+    assert smap.lookup(0, 5).line == 9999   # equal columns: the later segment wins, as before
+    assert smap.lookup(0, 0) is None
+
+
+def test_empty_lines_share_one_object_and_count_in_the_weight():
+    from errorcapture import MAX_MAP_LINES
+    smap = parse_source_map(make_map([[]] * 100000 + [[(0, 0, 0, 0, None)]]))
+    assert len(smap.lines) == 100001
+    assert len({id(line) for line in smap.lines[:-1]}) == 1
+    assert smap.weight >= 12 * 100000
+    with pytest.raises(SourceMapError, match='generated lines'):
+        parse_source_map(json.dumps({'version': 3, 'sources': ['a.js'], 'names': [],
+                                     'mappings': ';' * MAX_MAP_LINES}).encode())
+    # at the cap, a map still parses
+    assert len(parse_source_map(json.dumps({'version': 3, 'sources': ['a.js'], 'names': [],
+                                            'mappings': ';' * (MAX_MAP_LINES - 1)}).encode()).lines) == MAX_MAP_LINES
+
+
+def test_a_declaration_is_looked_for_only_within_a_bounded_window():
+    from errorcapture import DECLARATION_WINDOW, declaration_column
+    near = 'function e(){' + 'x;' * 1000 + 'throw 1}'
+    assert declaration_column(near, 'e', near.index('throw')) == 9
+    far = 'function e(){' + 'x;' * DECLARATION_WINDOW + 'throw 1}'
+    assert declaration_column(far, 'e', far.index('throw')) is None
+    assert DECLARATION_WINDOW <= 64 << 10
