@@ -4033,8 +4033,16 @@ class SourceMaps(Kind):
     def project_of_token(self, secret):
         """The project id an upload token belongs to, or None. Looked up by
         digest: the database never holds a usable token."""
-        rows = self.query('SELECT project_id FROM upload_tokens WHERE digest=?', (self.token_digest(secret),))
-        return rows[0][0] if rows else None
+        digest = self.token_digest(secret)
+        rows = self.query('SELECT project_id, last_used FROM upload_tokens WHERE digest=?', (digest,))
+        if not rows:
+            return None
+        at = now()
+        if rows[0][1] is None or at - rows[0][1] >= self.TOKEN_USE_RESOLUTION:   # one upload's requests: one write
+            self.write(lambda conn: conn.execute('UPDATE upload_tokens SET last_used=? WHERE digest=?', (at, digest)))
+        return rows[0][0]
+
+    TOKEN_USE_RESOLUTION = 60   # seconds: last_used is written at most once a minute per token
 
     def delete_token(self, project_id, token_id):
         return self.write(lambda conn: conn.execute('DELETE FROM upload_tokens WHERE project_id=? AND id=?',
@@ -4066,18 +4074,21 @@ class SourceMaps(Kind):
 
     def chunk_data(self, checksums, limit):
         """The chunks' bytes joined in order (a chunk may repeat); None when one is missing."""
-        out = bytearray()
+        sizes = {}
+        for checksum in set(checksums):   # the sizes first: nothing is loaded for a bundle over the limit
+            rows = self.query('SELECT LENGTH(data) FROM upload_chunks WHERE checksum=?', (checksum,))
+            if not rows:
+                return None
+            sizes[checksum] = rows[0][0]
+        if sum(sizes[checksum] for checksum in checksums) > limit:
+            raise BundleError('the bundle is larger than %d bytes' % limit)
         found = {}
-        for checksum in set(checksums):
+        for checksum in sizes:
             rows = self.query('SELECT data FROM upload_chunks WHERE checksum=?', (checksum,))
             if not rows:
                 return None
             found[checksum] = rows[0][0]
-        for checksum in checksums:
-            out += found[checksum]
-            if len(out) > limit:
-                raise BundleError('the bundle is larger than %d bytes' % limit)
-        return bytes(out)
+        return b''.join(found[checksum] for checksum in checksums)
 
     # -- releases (what `sentry-cli releases new` creates) --
 
@@ -6899,13 +6910,22 @@ def parse_multipart(body, content_type, max_parts=100):
     if not boundary or len(boundary) > 200:
         raise ApiError(400, 'the multipart body has no boundary')
     delimiter = b'--' + boundary.encode('latin-1')
-    pieces = body.split(delimiter)
-    if len(pieces) < 2 or not pieces[-1].startswith(b'--'):
-        raise ApiError(400, 'the multipart body is truncated')
-    parts = []
-    for piece in pieces[1:-1]:
-        if len(parts) >= max_parts:
+    # found one part at a time up to the close: a body of delimiters alone never becomes millions of pieces
+    pieces, at = [], body.find(delimiter)
+    while True:
+        if at < 0:
+            raise ApiError(400, 'the multipart body is truncated')
+        start = at + len(delimiter)
+        if body.startswith(b'--', start):
+            break
+        if len(pieces) >= max_parts:
             raise ApiError(400, 'too many parts in the multipart body')
+        at = body.find(delimiter, start)
+        if at < 0:
+            raise ApiError(400, 'the multipart body is truncated')
+        pieces.append(body[start:at])
+    parts = []
+    for piece in pieces:
         if not piece.startswith(b'\r\n') or not piece.endswith(b'\r\n'):
             raise ApiError(400, 'malformed multipart part')
         head, separator, data = piece[2:-2].partition(b'\r\n\r\n')

@@ -324,3 +324,43 @@ def test_a_cross_origin_post_cannot_create_a_token_or_upload(make, headers):
     assert own.status_int == 201
     cli = server.post_json('/api/v1/projects/%d/tokens' % project['id'], {'name': 'cli'})
     assert cli.status_int == 201 and stored_rows(server, 'upload_tokens') == 2
+
+
+def test_a_body_of_delimiters_alone_is_refused_without_splitting_it_all():
+    import tracemalloc
+    body = b'--a\r\n' * 1000000   # a million delimiters, each opening a part
+    tracemalloc.start()
+    try:
+        with pytest.raises(errorcapture.ApiError, match='too many parts'):
+            errorcapture.parse_multipart(body, 'multipart/form-data; boundary=a', max_parts=100)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200000   # split, a million pieces: more than 40 MB
+    parts = errorcapture.parse_multipart(b'--a\r\nContent-Disposition: form-data; name="f"\r\n\r\nx\r\n' * 3 + b'--a--\r\n',
+                                         'multipart/form-data; boundary=a', max_parts=3)
+    assert [data for _, _, data in parts] == [b'x'] * 3
+
+
+def test_an_assembly_over_the_size_cap_loads_no_chunk(server, monkeypatch):
+    new_project(server)
+    data = random.Random(2).randbytes(3000)
+    chunks, _ = upload_chunks(server, ADMIN, data, chunk_size=1000)
+    store = server.wsgi.store.sourcemaps
+    queries = []
+    query = store.query
+    monkeypatch.setattr(store, 'query', lambda sql, params=(): queries.append(sql) or query(sql, params))
+    with pytest.raises(errorcapture.BundleError, match='larger than 2000'):
+        store.chunk_data(chunks, 2000)
+    assert not [sql for sql in queries if sql.startswith('SELECT data')]
+    assert store.chunk_data(chunks + chunks[:1], 4000) == data + data[:1000]
+
+
+def test_a_tokens_last_use_is_recorded(server):
+    project = new_project(server)
+    token = new_token(server, project)
+    listed = server.get('/api/v1/projects/%d/tokens' % project['id'], headers=bearer(ADMIN)).json['tokens']
+    assert listed[0]['lastUsed'] is None
+    server.get('/api/0/organizations/any/chunk-upload/', headers=bearer(token))
+    listed = server.get('/api/v1/projects/%d/tokens' % project['id'], headers=bearer(ADMIN)).json['tokens']
+    assert listed[0]['lastUsed'] is not None
