@@ -403,15 +403,29 @@ def parse_timestamp(value, field='timestamp'):
 # Variable parts of messages, replaced so that "user 17 not found" and "user 18
 # not found" group together. Order matters: URLs before numbers, and so on.
 MESSAGE_VARIABLES = [
-    (re.compile(r'\b[a-z][a-z0-9+.-]*://[^\s\'"<>]+', re.I), '<url>'),
-    (re.compile(r'\b[\w.+-]+@[\w-]+(\.[\w-]+)+\b'), '<email>'),
+    # Each pattern runs in time linear in the message (tests/test_regex_linear.py
+    # checks their shapes): no repeat inside a repeat, no two unbounded repeats
+    # that can share characters, and a length bound wherever a search could
+    # restart inside a run of a repeat's own characters.
+    (re.compile(r'\b[a-z][a-z0-9+.-]{0,31}://[^\s\'"<>]+', re.I), '<url>'),
+    (re.compile(r'\b[\w.+-]{1,64}@[\w-]{1,63}(\.[\w-]{1,63}){1,8}\b'), '<email>'),
     (re.compile(r'\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b', re.I), '<uuid>'),
-    (re.compile(r'\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b'), '<ip>'),
-    (re.compile(r'\b(0x[0-9a-f]+|[0-9a-f]*\d[0-9a-f]*[a-f][0-9a-f]*|[0-9a-f]*[a-f][0-9a-f]*\d[0-9a-f]*)\b', re.I),
-     lambda m: '<hex>' if (m.group(0).lower().startswith('0x') or len(m.group(0)) >= 8) else m.group(0)),
+    (re.compile(r'\b\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?\b'), '<ip>'),
+    # a whole word of hex digits; hex_word decides (it once was a cubic pattern)
+    (re.compile(r'\b(0x[0-9a-f]+|[0-9a-f]+)\b', re.I), lambda m: hex_word(m.group(0))),
     (re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`"), '<str>'),
     (re.compile(r'-?\b\d+(\.\d+)?\b'), '<num>'),
 ]
+
+
+def hex_word(word):
+    """<hex> for 0x... and for words of 8 or more hex digits that mix digits
+    and letters (ids, hashes); other words stay (deadbeef, 12345678, abc123)."""
+    if word[:2].lower() == '0x':
+        return '<hex>'
+    if len(word) >= 8 and not word.isdigit() and any(ch.isdigit() for ch in word):
+        return '<hex>'
+    return word
 
 
 def normalize_message(text):
@@ -466,13 +480,14 @@ def cap_frames(frames):
 
 # Stack trace lines as SeeStack SDKs send them, innermost first (JavaScript,
 # Java) or as a Python traceback, outermost first.
-JS_FRAME = re.compile(r'^\s*at (?:(?P<function>.+?) \()?(?P<file>[^()]+?):(?P<line>\d+)(?::(?P<col>\d+))?\)?\s*$')
+# They match stripped lines (leading blanks would overlap [^@]* and friends).
+JS_FRAME = re.compile(r'^at (?:(?P<function>.+?) \()?(?P<file>[^()]+?):(?P<line>\d+)(?::(?P<col>\d+))?\)?$')
 
-JAVA_FRAME = re.compile(r'^\s*at (?P<function>[\w$.<>\[\]/]+)\((?P<file>[^():]*)(?::(?P<line>\d+))?\)\s*$')
-PY_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, in (?P<function>.+))?\s*$')
+JAVA_FRAME = re.compile(r'^at (?P<function>[\w$.<>\[\]/]+)\((?P<file>[^():]*)(?::(?P<line>\d+))?\)$')
+PY_FRAME = re.compile(r'^File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, in (?P<function>.+))?$')
 
 # Firefox and Safari: "fn@https://host/app.js:10:15", "@file.js:3:1", "global code@..."
-GECKO_FRAME = re.compile(r'^\s*(?P<function>[^@]*)@(?P<file>.+?):(?P<line>\d+)(?::(?P<col>\d+))?\s*$')
+GECKO_FRAME = re.compile(r'^(?P<function>[^@]*)@(?P<file>.+?):(?P<line>\d+)(?::(?P<col>\d+))?$')
 
 LIBRARY_PATH = re.compile(r'node_modules|site-packages|dist-packages|/usr/lib/|^internal/|^node:|'
                           r'^(java|javax|jdk|sun|kotlin|scala)\.|<frozen |^native$', re.I)
@@ -504,11 +519,13 @@ def _parse_stack_trace(lines):
     for index, line in enumerate(lines):
         if not isinstance(line, str):
             continue
+        line = line.strip()
         match = PY_FRAME.match(line)
         if match:
             python_order = True
             following = lines[index + 1] if index + 1 < len(lines) else None
-            context = following.strip() if isinstance(following, str) and not PY_FRAME.match(following) else None
+            following = following.strip() if isinstance(following, str) else None
+            context = following if following is not None and not PY_FRAME.match(following) else None
             path = match.group('file')
             frames.append(frame(filename=os.path.basename(path), abs_path=path if '/' in path or '\\' in path else None,
                                 function=match.group('function'),
@@ -527,7 +544,9 @@ def _parse_stack_trace(lines):
         if match:
             path = match.group('file').strip()
             name = os.path.basename(path.split('?')[0]) or path
-            function = re.sub(r'(/<)+$', '', match.group('function') or '')  # Firefox's "outer/<"
+            function = match.group('function') or ''
+            while function.endswith('/<'):  # Firefox's "outer/<" (a loop: a regex here could backtrack)
+                function = function[:-2]
             frames.append(frame(filename=name, abs_path=path if path != name else None,
                                 function=function or None, lineno=int(match.group('line')),
                                 colno=int(match.group('col')) if match.group('col') else None,
