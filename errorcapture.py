@@ -5272,13 +5272,59 @@ def sentry_message(event):
         text = value.get('formatted') if isinstance(value.get('formatted'), str) else template
         params = value.get('params')
         if text is not None and not value.get('formatted') and params:
-            try:
-                text = text % (tuple(params) if isinstance(params, list) else params)
-            except Exception:
-                pass
+            text = format_params(text, params)
         if text is not None:
             return text, template if template != text else None
     return None, None
+
+
+# A printf conversion: %s, %d, %(name)s, with flags, width and precision (all
+# bounded here, and ignored below: a client's "%1000000000s" must not make us
+# allocate a gigabyte).
+PRINTF_CONVERSION = re.compile(r'%(?:\(([^()]{0,64})\))?[-#0 +]{0,5}(\*|\d+)?(?:\.(\*|\d+))?'
+                               r'[hlL]?([diouxXeEfFgGcrsa%])')
+
+
+def format_params(template, params):
+    """A Sentry logentry's message with its params filled in, as the SDK's
+    logger would have printed it, but bounded: widths and precisions are
+    ignored, each value is its plain text (clipped), and the template is never
+    given to %-formatting. A template that does not fit its params stays as
+    it is."""
+    positional = list(params) if isinstance(params, list) else None
+    named = params if isinstance(params, dict) else None
+    if positional is None and named is None:
+        positional = [params]
+    taken = [0]
+
+    def next_value():
+        if positional is None or taken[0] >= len(positional):
+            raise LookupError
+        taken[0] += 1
+        return positional[taken[0] - 1]
+
+    def convert(match):
+        name, width, precision, kind = match.groups()
+        if kind == '%':
+            return '%'
+        if name is not None:
+            if named is None or name not in named:
+                raise LookupError
+            value = named[name]
+        else:
+            for star in (width, precision):
+                if star == '*':
+                    next_value()  # a width taken from the params: skipped, like every width
+            value = next_value()
+        if kind in 'diouxX' and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if kind == 'r':
+            return clip(repr(value), 1024)
+        return clip(value if isinstance(value, str) else dumps(value), 1024)
+    try:
+        return clip(PRINTF_CONVERSION.sub(convert, template))
+    except LookupError:
+        return template
 
 
 SENTRY_STRING_FIELDS = ('level', 'logger', 'platform', 'release', 'dist', 'environment', 'server_name',

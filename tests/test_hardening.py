@@ -1,0 +1,78 @@
+"""Issue 16, what a hostile client and a bad afternoon did to us, each proved
+black-box through HTTP (webtest, or a real server where a process must die):
+printf widths, sums that overflow, telemetry aged by arrival, quotas for every
+stored item, check-ins for unknown monitors and impossible schedules,
+recovery from a read-only database."""
+import json
+import time
+import tracemalloc
+import uuid
+
+import pytest
+
+import errorcapture
+
+
+def new_project(client, name='hardening'):
+    answer = client.get('/api.php?action=generate&name=' + name).json
+    return answer['hash'], answer['id']
+
+
+def sentry_headers(key):
+    return {'X-Sentry-Auth': 'Sentry sentry_key=%s, sentry_version=7, sentry_client=test/1.0' % key}
+
+
+def envelope(*items, header=None):
+    lines = [json.dumps(header or {})]
+    for item_header, payload in items:
+        lines += [json.dumps(item_header), json.dumps(payload)]
+    return ('\n'.join(lines) + '\n').encode()
+
+
+def send_envelope(client, key, project_id, body, **headers):
+    return client.post('/api/%d/envelope/' % project_id, body, headers=dict(sentry_headers(key), **headers),
+                       content_type='application/x-sentry-envelope', expect_errors=True)
+
+
+def read(client, key, path, **params):
+    params['key'] = key
+    answer = client.get(path, params=params, expect_errors=True)
+    assert answer.status_int == 200, answer.body[:300]
+    return answer.json
+
+
+# -- 3. printf widths --------------------------------------------------------------------
+
+def test_a_logentry_width_cannot_make_the_server_allocate(client):
+    key, project_id = new_project(client)
+    event = {'event_id': uuid.uuid4().hex, 'logentry': {'message': '%100000000s', 'params': ['x']}}
+    tracemalloc.start()
+    try:
+        answer = client.post('/api/%d/store/' % project_id, json.dumps(event), headers=sentry_headers(key),
+                             content_type='application/json', expect_errors=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert answer.status_int == 200, answer.body
+    assert peak < 20 << 20, 'peak %d bytes' % peak
+    events = read(client, key, '/api/v1/events')['events']
+    assert events[0]['message'] == 'x'
+
+
+@pytest.mark.parametrize('template,params,expected', [
+    ('User %s not found (%d tries)', ['bob', 3], 'User bob not found (3 tries)'),
+    ('%-10s|%05d|%.2f|%%', ['a', 7, 1.5], 'a|7|1.5|%'),
+    ('%(user)s left %(room)r', {'user': 'ann', 'room': 'lobby'}, "ann left 'lobby'"),
+    ('%*s', [1000000000, 'wide'], 'wide'),
+    ('%.999999999f', [2.5], '2.5'),
+    ('only %s and %s', ['one'], 'only %s and %s'),  # does not fit its params: as sent
+])
+def test_logentry_params_are_filled_in_without_widths(client, template, params, expected):
+    key, project_id = new_project(client)
+    event = {'event_id': uuid.uuid4().hex, 'logentry': {'message': template, 'params': params}}
+    answer = client.post('/api/%d/store/' % project_id, json.dumps(event), headers=sentry_headers(key),
+                         content_type='application/json', expect_errors=True)
+    assert answer.status_int == 200, answer.body
+    issue = read(client, key, '/api/v1/issues')['issues'][0]
+    assert read(client, key, '/api/v1/events')['events'][0]['message'] == expected
+    assert issue['title'] == expected
