@@ -257,6 +257,12 @@ MAX_BREADCRUMBS = 100       # the newest are kept
 MAX_ITEMS = 200             # keys or items in any free-form mapping or list
 MAX_DEPTH = 8               # nesting kept in free-form data (user, contexts, extra, vars)
 MAX_TRACE_TEXT = 8 << 10    # stack trace text kept as sent (and its parse remembered) up to this
+# Client numbers that the read API sums or averages are bounded, so that no
+# sum over a retention window can overflow SQLite's 64-bit integers or reach a
+# float infinity (the sums use TOTAL as well, for rows stored before).
+MAX_SUMMED_COUNT = 10 ** 12     # AI tokens per generation
+MAX_SUMMED_COST = 1e9           # US dollars per generation
+MAX_DURATION_MS = 1e12          # about 31 years
 MAX_FUTURE_SECONDS = 60     # a timestamp further ahead of our clock is replaced by the time received, as Relay does
 LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
 
@@ -3669,19 +3675,23 @@ class Telemetry(Kind):
 
     def ai_usage(self, project_id, since, bucket_seconds):
         totals = self.query(
-            'SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),'
-            ' COALESCE(SUM(cost_usd), 0), COALESCE(SUM(status!=\'ok\'), 0)'
+            # TOTAL, not SUM: a float that cannot overflow (SUM raises "integer
+            # overflow" past 2**63), cast back to an integer that saturates.
+            'SELECT COUNT(*), CAST(TOTAL(input_tokens) AS INTEGER), CAST(TOTAL(output_tokens) AS INTEGER),'
+            ' TOTAL(cost_usd), COALESCE(SUM(status!=\'ok\'), 0)'
             ' FROM ai_generations WHERE project_id=? AND timestamp>=?', (project_id, since))[0]
         by_model = self.query(
-            'SELECT provider, model, COUNT(*), SUM(input_tokens), COALESCE(SUM(output_tokens), 0),'
-            ' COALESCE(SUM(cost_usd), 0), COALESCE(SUM(status!=\'ok\'), 0) FROM ai_generations'
+            'SELECT provider, model, COUNT(*), CAST(TOTAL(input_tokens) AS INTEGER),'
+            ' CAST(TOTAL(output_tokens) AS INTEGER), TOTAL(cost_usd), COALESCE(SUM(status!=\'ok\'), 0)'
+            ' FROM ai_generations'
             ' WHERE project_id=? AND timestamp>=? GROUP BY provider, model ORDER BY 6 DESC, 3 DESC',
             (project_id, since))
         latencies = self.percentiles('ai_generations', 'latency_ms', 'project_id=? AND timestamp>=?',
                                      [project_id, since], (50,), group="provider || char(0) || model")
         over_time = self.query(
-            'SELECT CAST(timestamp / ? AS INTEGER), COUNT(*), SUM(input_tokens), COALESCE(SUM(output_tokens), 0),'
-            ' COALESCE(SUM(cost_usd), 0) FROM ai_generations WHERE project_id=? AND timestamp>=?'
+            'SELECT CAST(timestamp / ? AS INTEGER), COUNT(*), CAST(TOTAL(input_tokens) AS INTEGER),'
+            ' CAST(TOTAL(output_tokens) AS INTEGER), TOTAL(cost_usd) FROM ai_generations'
+            ' WHERE project_id=? AND timestamp>=?'
             ' GROUP BY 1 ORDER BY 1', (bucket_seconds, project_id, since))
         recent = self.query('SELECT id, provider, model, input_tokens, output_tokens, cost_usd, latency_ms, status,'
                             ' timestamp FROM ai_generations WHERE project_id=? ORDER BY timestamp DESC, id DESC'
@@ -5059,8 +5069,8 @@ def open_sentry_transaction(item, where, check):
     check.check(isinstance(item.get('name'), str) and item['name'].strip() != '', where + 'name', 'is required')
     check.check(isinstance(item.get('traceId'), str) and item['traceId'].strip() != '', where + 'traceId',
                 'is required')
-    check.check(is_number(item.get('durationMs')) and item['durationMs'] >= 0, where + 'durationMs',
-                'must be a number >= 0')
+    check.check(is_number(item.get('durationMs')) and 0 <= item['durationMs'] <= MAX_DURATION_MS,
+                where + 'durationMs', 'must be a number from 0 to %g' % MAX_DURATION_MS)
     status = item.get('status', 'ok')
     check.check(status in ('ok', 'error', 'cancelled'), where + 'status', 'must be ok, error or cancelled')
     spans = item.get('spans') or []
@@ -5072,8 +5082,8 @@ def open_sentry_transaction(item, where, check):
                 continue
             check.check(isinstance(span.get('spanId'), str) and span['spanId'] != '', path + 'spanId', 'is required')
             check.check(isinstance(span.get('op'), str) and span['op'] != '', path + 'op', 'is required')
-            check.check(is_number(span.get('durationMs')) and span['durationMs'] >= 0, path + 'durationMs',
-                        'must be a number >= 0')
+            check.check(is_number(span.get('durationMs')) and 0 <= span['durationMs'] <= MAX_DURATION_MS,
+                        path + 'durationMs', 'must be a number from 0 to %g' % MAX_DURATION_MS)
             for field in ('description', 'parentSpanId'):
                 check.check(span.get(field) is None or isinstance(span[field], str), path + field, 'must be a string')
             if not check.details:
@@ -5091,13 +5101,16 @@ def open_sentry_ai_generation(item, where, check):
     timestamp = open_sentry_common(item, where, check)
     for field in ('provider', 'model'):
         check.check(isinstance(item.get(field), str) and item[field].strip() != '', where + field, 'is required')
-    check.check(is_int(item.get('inputTokens')) and item['inputTokens'] >= 0, where + 'inputTokens',
-                'must be an integer >= 0')
-    check.check(item.get('outputTokens') is None or (is_int(item['outputTokens']) and item['outputTokens'] >= 0),
-                where + 'outputTokens', 'must be an integer >= 0')
-    for field in ('totalCostUsd', 'inputCostUsd', 'outputCostUsd', 'latencyMs', 'timeToFirstTokenMs'):
-        check.check(item.get(field) is None or (is_number(item[field]) and item[field] >= 0), where + field,
-                    'must be a number >= 0')
+    check.check(is_int(item.get('inputTokens')) and 0 <= item['inputTokens'] <= MAX_SUMMED_COUNT,
+                where + 'inputTokens', 'must be an integer from 0 to %d' % MAX_SUMMED_COUNT)
+    check.check(item.get('outputTokens') is None or (is_int(item['outputTokens'])
+                                                    and 0 <= item['outputTokens'] <= MAX_SUMMED_COUNT),
+                where + 'outputTokens', 'must be an integer from 0 to %d' % MAX_SUMMED_COUNT)
+    for field, highest in (('totalCostUsd', MAX_SUMMED_COST), ('inputCostUsd', MAX_SUMMED_COST),
+                           ('outputCostUsd', MAX_SUMMED_COST), ('latencyMs', MAX_DURATION_MS),
+                           ('timeToFirstTokenMs', MAX_DURATION_MS)):
+        check.check(item.get(field) is None or (is_number(item[field]) and 0 <= item[field] <= highest),
+                    where + field, 'must be a number from 0 to %g' % highest)
     status = item.get('status', 'ok')
     check.check(status in ('ok', 'error'), where + 'status', 'must be ok or error')
     for field in ('traceId', 'spanId'):
@@ -7399,12 +7412,18 @@ def replay_event_json(event):
             'timestampMillis': event['timestampMs'], 'timestamp': iso(event['timestampMs'] / 1000.0)}
 
 
+def finite(number, digits):
+    """number rounded, or None when it is not a finite number (JSON has no
+    Infinity, and a sum of huge floats stored before bounds existed is one)."""
+    return round(number, digits) if number is not None and math.isfinite(number) else None
+
+
 def transaction_summary_json(row):
-    return dict(row, avg=round(row['avg'], 3), lastSeen=iso(row['lastSeen']))
+    return dict(row, avg=finite(row['avg'], 3), lastSeen=iso(row['lastSeen']))
 
 
 def ai_usage_json(usage):
-    money = lambda row: dict(row, costUsd=round(row['costUsd'], 6))
+    money = lambda row: dict(row, costUsd=finite(row['costUsd'], 6))
     return {'totals': money(usage['totals']), 'byModel': [money(row) for row in usage['byModel']],
             'overTime': [dict(money(row), bucket=iso(row['bucket'])) for row in usage['overTime']],
             'recent': [with_times(row, 'timestamp') for row in usage['recent']]}

@@ -76,3 +76,53 @@ def test_logentry_params_are_filled_in_without_widths(client, template, params, 
     issue = read(client, key, '/api/v1/issues')['issues'][0]
     assert read(client, key, '/api/v1/events')['events'][0]['message'] == expected
     assert issue['title'] == expected
+
+
+# -- 7. sums that cannot overflow ----------------------------------------------------------
+
+def ai_item(**fields):
+    item = {'type': 'ai_generation', 'provider': 'openai', 'model': 'gpt', 'inputTokens': 10, 'outputTokens': 5,
+            'totalCostUsd': 0.01, 'latencyMs': 120}
+    item.update(fields)
+    return item
+
+
+def post_open_sentry(client, key, items):
+    return client.post('/v1/ingest', json.dumps(items), headers={'X-Open-Sentry-Key': key},
+                       content_type='application/json', expect_errors=True)
+
+
+def test_token_counts_past_the_bound_are_refused_and_sums_stay_answerable(client):
+    key, _ = new_project(client)
+    answer = post_open_sentry(client, key, [ai_item(inputTokens=999999999999999999)] * 10)
+    assert answer.status_int == 400, answer.body
+    assert '[0].inputTokens' in answer.json['details']
+    assert post_open_sentry(client, key, [ai_item(inputTokens=10 ** 12, outputTokens=10 ** 12)] * 10).status_int == 202
+    usage = read(client, key, '/api/v1/ai', days=1)
+    assert usage['totals'] == dict(usage['totals'], count=10, inputTokens=10 ** 13, outputTokens=10 ** 13)
+    for field in ('totalCostUsd', 'latencyMs'):
+        assert post_open_sentry(client, key, [ai_item(**{field: 1e300})]).status_int == 400, field
+    duration = {'type': 'transaction', 'name': 'GET /', 'traceId': 't', 'durationMs': 1e300}
+    assert post_open_sentry(client, key, [duration]).status_int == 400
+
+
+def test_rows_stored_before_the_bounds_still_sum_without_a_500(make, tmp_path):
+    """Rows that a server without bounds took: SUM raised 'integer overflow'."""
+    import sqlite3
+    db = str(tmp_path / 'old.db')
+    client = make(db=db, sweep_interval=0)
+    key, project_id = new_project(client)
+    assert post_open_sentry(client, key, [ai_item()]).status_int == 202
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.executemany('INSERT INTO ai_generations(project_id, timestamp, provider, model, input_tokens,'
+                         ' output_tokens, cost_usd, latency_ms, status, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                         [(project_id, time.time(), 'openai', 'gpt', 999999999999999999, 999999999999999999,
+                           1e308, 1.0, 'ok', '{}')] * 10)
+    conn.close()
+    for days in (1, 7, 365):
+        answer = client.get('/api/v1/ai', params={'key': key, 'days': days}, expect_errors=True)
+        assert answer.status_int == 200, answer.body[:300]
+        totals = answer.json['totals']
+        assert totals['count'] == 11 and totals['inputTokens'] >= 9 * 10 ** 18
+        assert totals['costUsd'] is None  # past any float: not a number JSON can carry
