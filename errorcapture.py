@@ -1375,10 +1375,27 @@ def parse_cron(expression):
     return sets, fields[2] != '*' and fields[4] != '*'
 
 
+DAYS_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February 29 happens
+
+
+def cron_possible(sets, both):
+    """Whether a parsed cron expression ever fires: "0 0 31 2 *" never does."""
+    _, _, days, months, _ = sets
+    return both or any(day <= DAYS_IN_MONTH[month] for month in months for day in days)
+
+
+@functools.lru_cache(maxsize=1024)
+def cron_plan(expression):
+    """parse_cron, remembered (every monitor listing asks for each schedule),
+    plus whether the expression can fire at all."""
+    sets, both = parse_cron(expression)
+    return sets, both, cron_possible(sets, both)
+
+
 def validate_schedule(schedule):
     require(isinstance(schedule, str) and schedule.strip(), 'is required', 'schedule')
     if interval_seconds(schedule) is None:
-        parse_cron(schedule)
+        require(cron_plan(schedule.strip())[2], 'never fires: no month has that day', 'schedule')
     return schedule.strip()
 
 
@@ -1391,16 +1408,29 @@ def zone(name):
 
 
 def next_run(schedule, after, tz_name='UTC'):
-    """The first scheduled time strictly after `after` (epoch seconds)."""
+    """The first scheduled time strictly after `after` (epoch seconds); None
+    for a monitor without a schedule or one that never fires (stored before
+    such schedules were refused). The search skips months the schedule does
+    not name, so it looks at no more than about 5 years of the days it names."""
+    if not schedule:
+        return None
     seconds = interval_seconds(schedule)
     if seconds is not None:
         return after + seconds
-    (minutes, hours, days, months, weekdays), both = parse_cron(schedule)
+    try:
+        (minutes, hours, days, months, weekdays), both, possible = cron_plan(schedule)
+    except Invalid:
+        return None
+    if not possible:
+        return None
     tz = zone(tz_name)
     start = datetime.fromtimestamp(after, tz).replace(second=0, microsecond=0) + timedelta(minutes=1)
     day = start.replace(hour=0, minute=0)
     for _ in range(366 * 5):
-        day_ok = day.month in months and (
+        if day.month not in months:  # on to the first of the next month
+            day = (day.replace(day=28) + timedelta(days=4)).replace(day=1, hour=0, minute=0)
+            continue
+        day_ok = (
             (day.day in days or (day.weekday() + 1) % 7 in weekdays) if both
             else (day.day in days and (day.weekday() + 1) % 7 in weekdays))
         if day_ok:
@@ -3868,7 +3898,8 @@ class Monitors(Kind):
         if not exists:
             conn.execute('INSERT INTO monitors(project_id, slug, name, schedule, grace, max_runtime, timezone,'
                          ' created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-                         (project_id, monitor['slug'], monitor.get('name') or monitor['slug'], monitor['schedule'],
+                         (project_id, monitor['slug'], monitor.get('name') or monitor['slug'],
+                          monitor.get('schedule', ''),  # '': a monitor without a schedule
                           monitor.get('grace', 5), monitor.get('maxRuntime'), monitor.get('timezone') or 'UTC', now()))
         else:
             for key, column in (('name', 'name'), ('schedule', 'schedule'), ('grace', 'grace'),
@@ -5776,7 +5807,10 @@ def sentry_checkin(payload):
     checkin = make_checkin(CHECKIN_STATUS[status], checkin_id=payload.get('check_in_id'),
                            duration_ms=round(duration * 1000.0, 3) if duration is not None else None)
     config = payload.get('monitor_config')
-    upsert = None
+    # Without monitor_config, a check-in for a slug this project does not have
+    # makes a monitor without a schedule (never late, never missed), so its
+    # runs are seen; dropping them silently would hide a job that reports.
+    upsert = {'name': clip(given.strip(), 200)}
     if isinstance(config, dict):
         schedule = config.get('schedule') or {}
         require(isinstance(schedule, dict), 'must be an object', 'monitor_config.schedule')
@@ -7431,7 +7465,8 @@ def ai_usage_json(usage):
 
 def monitor_json(monitor):
     status, expected = monitor_state(monitor)
-    return {'slug': monitor['slug'], 'name': monitor['name'], 'schedule': monitor['schedule'],
+    # schedule null: made by a Sentry check-in without monitor_config
+    return {'slug': monitor['slug'], 'name': monitor['name'], 'schedule': monitor['schedule'] or None,
             'grace': monitor['grace'], 'maxRuntime': monitor['maxRuntime'], 'timezone': monitor['timezone'],
             'status': status, 'lastPing': iso(monitor['lastPing']), 'lastStatus': monitor['lastStatus'],
             'nextExpected': iso(expected), 'created': iso(monitor['created'])}
