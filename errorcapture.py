@@ -181,6 +181,7 @@ LIMIT_SENTRY_SPANS = 8 << 20       # one span item (up to 1,000 streamed spans; 
 LIMIT_SENTRY_COMPRESSED = 20 << 20 # a Sentry body as sent
 LIMIT_SENTRY_DECOMPRESSED = 100 << 20
 LIMIT_READ_API = 64 << 10          # bodies of read-API calls (status changes, monitors)
+MAX_ROWS_PER_SUBMISSION = 1000     # rows one request may store (a Sentry envelope's items and log entries)
 
 # Source map uploads (sentry-cli): what a bundle and its chunks may be.
 MAX_BUNDLE_BYTES = 32 << 20        # one assembled artifact bundle, as uploaded (zip)
@@ -4999,6 +5000,7 @@ def mount_seestack(app, ctx):
         message = data.get('message')
         check.check(message is None or isinstance(message, str), 'message', 'must be a string')
         check.raise_if_any()
+        ctx.admit(project)  # a check-in is a stored row like any other
         monitor_id = store.monitors.add_checkin(project['id'], slug.strip(),
                                                 make_checkin(status, duration_ms=duration, message=message))
         if monitor_id is None:
@@ -5214,7 +5216,8 @@ def sentry_error(status, message, code=None, details=None, headers=None):
     headers = dict(headers or {})
     if status == 429 and 'Retry-After' in headers:
         # only the kinds the quota counts: an empty list would stop sessions and reports too
-        headers['X-Sentry-Rate-Limits'] = '%s:default;error;transaction:project:quota_exceeded' % headers['Retry-After']
+        headers['X-Sentry-Rate-Limits'] = ('%s:default;error;transaction;log_item;monitor:project:quota_exceeded'
+                                           % headers['Retry-After'])
     return reply({'detail': message}, status, headers)
 
 
@@ -5844,8 +5847,10 @@ SENTRY_LOG_LEVELS = {'trace': 'debug', 'debug': 'debug', 'info': 'info', 'warn':
 
 def sentry_logs(payload):
     require(isinstance(payload, dict) and isinstance(payload.get('items'), list), 'log item needs items', 'items')
+    if len(payload['items']) > MAX_ROWS_PER_SUBMISSION:  # refused whole: never taken and then cut
+        raise ApiError(413, 'a log item may carry at most %d entries' % MAX_ROWS_PER_SUBMISSION, 'PAYLOAD_TOO_LARGE')
     entries = []
-    for item in payload['items'][:1000]:
+    for item in payload['items']:
         if not isinstance(item, dict) or not isinstance(item.get('body'), str):
             continue
         attributes = item.get('attributes') if isinstance(item.get('attributes'), dict) else {}
@@ -5989,12 +5994,17 @@ def mount_sentry(app, ctx):
 
     def ingest_items(project, items, event_id=None):
         """Validate every item, then store them: events, transactions and logs
-        in one submission, then each check-in."""
-        batch, checkins, answer_id, counted = [], [], event_id, 0
+        in one submission, then each check-in. Every row it would store counts
+        against the quota, and an envelope may not store more than
+        MAX_ROWS_PER_SUBMISSION (a small gzip envelope once made a million
+        rows in one write)."""
+        batch, checkins, answer_id, counted, rows = [], [], event_id, 0, 0
         to_resolve = []
         replay_event = recording = None
         for header, payload in items:
             kind = header['type']
+            if rows > MAX_ROWS_PER_SUBMISSION:
+                break
             if kind == 'event':
                 raw = parse_item_json(payload, 'event')
                 model = sentry_error_event(raw, event_id)
@@ -6008,7 +6018,9 @@ def mount_sentry(app, ctx):
             elif kind == 'check_in':
                 checkins.append(sentry_checkin(parse_item_json(payload, 'check_in')))
             elif kind == 'log':
-                batch.append(('logs', sentry_logs(parse_item_json(payload, 'log'))))
+                entries = sentry_logs(parse_item_json(payload, 'log'))
+                batch.append(('logs', entries))
+                rows += len(entries) - 1
             elif kind == 'replay_event':
                 replay_event = parse_item_json(payload, 'replay_event')
             elif kind == 'replay_recording':
@@ -6020,16 +6032,22 @@ def mount_sentry(app, ctx):
             elif kind == 'user_report':
                 batch.append(('feedback', sentry_user_report(parse_item_json(payload, 'user_report'))))
             elif kind == 'span':
-                batch.extend(sentry_span_batch(header, parse_item_json(payload, 'span', LIMIT_SENTRY_SPANS)))
+                spans = sentry_span_batch(header, parse_item_json(payload, 'span', LIMIT_SENTRY_SPANS))
+                batch.extend(spans)
+                rows += len(spans) - 1
             elif kind in ('session', 'sessions', 'client_report', 'attachment', 'profile', 'statsd',
                           'metric_buckets'):
                 counted += 1  # accepted; not shown by this tracker
             # unknown item types are skipped, as Relay does for forward compatibility
+            if kind in ('event', 'transaction', 'check_in', 'log', 'feedback', 'user_report', 'span'):
+                rows += 1
         if replay_event is not None or recording is not None:
             batch.append(('replay', sentry_replay(replay_event, recording, event_id)))
-        errors = sum(1 for kind, _ in batch if kind in ('error', 'transaction'))
-        if errors:
-            ctx.admit(project, errors)
+        if rows > MAX_ROWS_PER_SUBMISSION:
+            raise ApiError(413, 'an envelope may store at most %d items (events, transactions, check-ins and'
+                                ' log entries together)' % MAX_ROWS_PER_SUBMISSION, 'PAYLOAD_TOO_LARGE')
+        if rows:
+            ctx.admit(project, rows)
         for model, debug_meta, dist in to_resolve:  # minified frames -> original ones (Source maps)
             ctx.resolver.resolve(project['id'], model, debug_meta, dist)
         if batch:

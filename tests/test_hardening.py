@@ -199,3 +199,56 @@ def test_listing_monitors_stored_with_impossible_schedules_does_bounded_work(mak
     monitors = read(client, key, '/api/v1/monitors')['monitors']
     assert len(monitors) == 1000 and all(m['nextExpected'] is None for m in monitors)
     assert steps[0] <= 2 * 1000, steps[0]
+
+
+# -- 11. every stored item counts; bounded rows per envelope -------------------------------
+
+def log_envelope(count, items=1):
+    entries = [{'timestamp': time.time(), 'level': 'info', 'body': 'line %d' % n} for n in range(count)]
+    return envelope(*[({'type': 'log', 'item_count': count, 'content_type': 'application/vnd.sentry.items.log+json'},
+                       {'items': entries})] * items)
+
+
+@pytest.fixture
+def frozen_minute(monkeypatch):
+    start = (int(time.time()) // 60) * 60 + 1.0
+    monkeypatch.setattr(errorcapture, 'now', lambda: start)
+
+
+def test_sentry_log_entries_count_against_the_quota(make, frozen_minute):
+    client = make(rate_limit=10, sweep_interval=0)
+    key, project_id = new_project(client)
+    assert send_envelope(client, key, project_id, log_envelope(8)).status_int == 200
+    answer = send_envelope(client, key, project_id, log_envelope(5))
+    assert answer.status_int == 429, answer.body
+    assert 'log_item' in answer.headers['X-Sentry-Rate-Limits']
+    assert len(read(client, key, '/api/v1/logs', limit=1000)['logs']) == 8
+
+
+def test_check_ins_count_against_the_quota(make, frozen_minute):
+    client = make(rate_limit=3, sweep_interval=0)
+    key, project_id = new_project(client)
+    for _ in range(3):
+        assert send_envelope(client, key, project_id, checkin_envelope('job')).status_int == 200
+    answer = send_envelope(client, key, project_id, checkin_envelope('job'))
+    assert answer.status_int == 429 and 'monitor' in answer.headers['X-Sentry-Rate-Limits']
+    client.post('/api/v1/monitors?key=' + key, json.dumps({'slug': 'beat', 'schedule': '5m'}),
+                content_type='application/json')
+    answer = client.post('/ingest/v1/heartbeat', json.dumps({'slug': 'beat', 'status': 'success'}),
+                         headers={'X-SeeStack-Key': key}, content_type='application/json', expect_errors=True)
+    assert answer.status_int == 429
+    assert len(read(client, key, '/api/v1/monitors/job')['history']) == 3
+
+
+def test_one_small_gzip_envelope_cannot_store_more_than_a_thousand_rows(client):
+    import gzip
+    key, project_id = new_project(client)
+    body = gzip.compress(log_envelope(1000, items=3))
+    assert len(body) < 64 << 10
+    answer = send_envelope(client, key, project_id, body, **{'Content-Encoding': 'gzip'})
+    assert answer.status_int == 413, answer.body[:300]
+    answer = send_envelope(client, key, project_id, log_envelope(1001))
+    assert answer.status_int == 413  # refused whole, not cut to a thousand
+    assert read(client, key, '/api/v1/logs', limit=1000)['logs'] == []
+    assert send_envelope(client, key, project_id, log_envelope(1000)).status_int == 200
+    assert len(read(client, key, '/api/v1/logs', limit=1000)['logs']) == 1000

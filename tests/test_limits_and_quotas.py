@@ -319,7 +319,7 @@ def assert_rate_limited(response, dialect, sentry=False):
         first = limits.split(',')[0].split(':')
         assert first[0] == retry_after and len(first) >= 3, limits
         # the categories the quota counts, so SDKs keep sending sessions and client reports
-        assert set(first[1].split(';')) == {'default', 'error', 'transaction'}, limits
+        assert set(first[1].split(';')) == {'default', 'error', 'transaction', 'log_item', 'monitor'}, limits
     return reply
 
 
