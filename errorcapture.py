@@ -1896,6 +1896,19 @@ MIGRATIONS = [
     ALTER TABLE replay_sessions ADD COLUMN source TEXT NOT NULL DEFAULT 'seestack';
     ALTER TABLE replay_sessions ADD COLUMN meta TEXT NOT NULL DEFAULT '{}';
     ''',
+    # 14: telemetry is aged by arrival, as errors are: when each row came (rows
+    # from before have none, and their own time stands in).
+    '''
+    ALTER TABLE http_requests ADD COLUMN received REAL;
+    ALTER TABLE logs ADD COLUMN received REAL;
+    ALTER TABLE transactions ADD COLUMN received REAL;
+    ALTER TABLE ai_generations ADD COLUMN received REAL;
+    ALTER TABLE replay_sessions ADD COLUMN received REAL;
+    CREATE INDEX http_requests_received ON http_requests(project_id, received);
+    CREATE INDEX logs_received ON logs(project_id, received);
+    CREATE INDEX transactions_received ON transactions(project_id, received);
+    CREATE INDEX ai_generations_received ON ai_generations(project_id, received);
+    ''',
 ]
 
 
@@ -3410,10 +3423,11 @@ class Telemetry(Kind):
 
     def tx_add_http_requests(self, conn, project_id, requests):
         fields = [field for field, _ in self.HTTP_FIELDS]
+        received = now()
         conn.executemany(
-            'INSERT INTO http_requests(project_id, %s) VALUES (?, %s)' % (
+            'INSERT INTO http_requests(project_id, received, %s) VALUES (?, ?, %s)' % (
                 ', '.join(self.HTTP_COLUMNS), ', '.join('?' * len(self.HTTP_COLUMNS))),
-            [(project_id,) + tuple(request[f] for f in fields) for request in requests])
+            [(project_id, received) + tuple(request[f] for f in fields) for request in requests])
         return len(requests)
 
     @staticmethod
@@ -3528,13 +3542,14 @@ class Telemetry(Kind):
                 urls.append(url)
         if row is None:
             conn.execute('INSERT INTO replay_sessions(project_id, session_id, fingerprint, first_ms, last_ms, events,'
-                         ' urls, source, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                         ' urls, source, meta, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
                          (project_id, replay['sessionId'], replay['fingerprint'], min(stamps), max(stamps),
-                          len(events), dumps(urls), replay.get('source') or 'seestack', dumps(meta)))
+                          len(events), dumps(urls), replay.get('source') or 'seestack', dumps(meta), now()))
         else:
-            conn.execute('UPDATE replay_sessions SET first_ms=?, last_ms=?, events=events+?, urls=?, meta=?'
-                         ' WHERE project_id=? AND session_id=?',
+            conn.execute('UPDATE replay_sessions SET first_ms=?, last_ms=?, events=events+?, urls=?, meta=?,'
+                         ' received=? WHERE project_id=? AND session_id=?',
                          (min(row[0], min(stamps)), max(row[1], max(stamps)), len(events), dumps(urls), dumps(meta),
+                          now(),
                           project_id, replay['sessionId']))
         return len(events)
 
@@ -3575,11 +3590,12 @@ class Telemetry(Kind):
 
     def tx_add_logs(self, conn, project_id, entries):
         first = self.store.new_id(conn, 'logs')  # the rest follow it
+        received = now()
         conn.executemany(
-            'INSERT INTO logs(id, project_id, timestamp, level, message, service, trace_id, metadata)'
-            ' VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-            [(first if index == 0 else None, project_id, e['timestamp'], e['level'], e['message'], e.get('service'),
-              e.get('traceId'), dumps(e['metadata']) if e.get('metadata') is not None else None)
+            'INSERT INTO logs(id, project_id, received, timestamp, level, message, service, trace_id, metadata)'
+            ' VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+            [(first if index == 0 else None, project_id, received, e['timestamp'], e['level'], e['message'],
+              e.get('service'), e.get('traceId'), dumps(e['metadata']) if e.get('metadata') is not None else None)
              for index, e in enumerate(entries)])
         return len(entries)
 
@@ -3609,9 +3625,9 @@ class Telemetry(Kind):
                                                          'timestamp', 'segmentId') and v not in (None, [], {})}
         cursor = conn.execute(
             'INSERT INTO transactions(project_id, event_id, name, trace_id, duration_ms, status, timestamp, data,'
-            ' segment_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+            ' segment_id, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
             (project_id, tx.get('eventId'), tx['name'], tx.get('traceId'), tx['durationMs'], tx['status'],
-             tx['timestamp'], dumps(data), segment))
+             tx['timestamp'], dumps(data), segment, now()))
         if segment:
             self.store.spans.tx_adopt(conn, project_id, cursor.lastrowid, tx['traceId'], segment)
         return {'id': cursor.lastrowid, 'duplicate': False}
@@ -3698,10 +3714,11 @@ class Telemetry(Kind):
                                                           'outputTokens', 'totalCostUsd', 'latencyMs', 'status')
                 and v is not None}
         cursor = conn.execute(
-            'INSERT INTO ai_generations(project_id, %s, data, trace_id) VALUES (?, %s, ?, ?)' % (
+            'INSERT INTO ai_generations(project_id, received, %s, data, trace_id) VALUES (?, ?, %s, ?, ?)' % (
                 ', '.join(self.AI_COLUMNS), ', '.join('?' * len(self.AI_COLUMNS))),
-            (project_id, gen['timestamp'], gen['provider'], gen['model'], gen['inputTokens'], gen.get('outputTokens'),
-             gen.get('totalCostUsd'), gen.get('latencyMs'), gen['status'], dumps(data), gen.get('traceId')))
+            (project_id, now(), gen['timestamp'], gen['provider'], gen['model'], gen['inputTokens'],
+             gen.get('outputTokens'), gen.get('totalCostUsd'), gen.get('latencyMs'), gen['status'], dumps(data),
+             gen.get('traceId')))
         return {'id': cursor.lastrowid}
 
     def ai_usage(self, project_id, since, bucket_seconds):
@@ -4013,8 +4030,9 @@ class Retention(Kind):
             self.store.deleting(conn, 'issues', lambda: conn.execute('DELETE FROM issues WHERE id=?', (issue_id,)))
         return len(doomed)
 
-    # telemetry pruned by age, each by its timestamp column (epoch seconds)
-    TELEMETRY_TABLES = ('http_requests', 'transactions', 'ai_generations')
+    # Telemetry is aged by arrival, as errors are: an item whose own time is
+    # old (a client clock, a replayed backlog) stays as long as one sent today.
+    TELEMETRY_TABLES = ('http_requests', 'logs', 'transactions', 'ai_generations')
 
     def prune_telemetry(self, project_id, cutoff):
         return self.write(self._tx_prune_telemetry, project_id, cutoff)
@@ -4022,17 +4040,14 @@ class Retention(Kind):
     def _tx_prune_telemetry(self, conn, project_id, cutoff):
         deleted = 0
         for table in self.TELEMETRY_TABLES:
-            deleted += conn.execute(
-                'DELETE FROM %s WHERE id IN (SELECT id FROM %s WHERE project_id=? AND timestamp<? LIMIT ?)' % (
-                    table, table), (project_id, cutoff, self.PRUNE_BATCH)).rowcount
-        # logs: ids grow with time, so the oldest are a prefix
-        first = conn.execute('SELECT MAX(id) FROM (SELECT id FROM logs WHERE project_id=? AND timestamp<?'
-                             ' ORDER BY id LIMIT ?)', (project_id, cutoff, self.PRUNE_BATCH)).fetchone()[0]
-        if first is not None:
-            deleted += self.store.deleting(conn, 'logs', lambda: conn.execute(
-                'DELETE FROM logs WHERE project_id=? AND id<=? AND timestamp<?', (project_id, first, cutoff)).rowcount)
-        for (session_id,) in conn.execute('SELECT session_id FROM replay_sessions WHERE project_id=? AND last_ms<?'
-                                          ' LIMIT 100', (project_id, cutoff * 1000)).fetchall():
+            # rows stored before arrival times were kept (migration 14) go by their own time
+            for condition in ('received<?', 'received IS NULL AND timestamp<?'):
+                deleted += self.store.deleting(conn, table, lambda: conn.execute(
+                    'DELETE FROM %s WHERE id IN (SELECT id FROM %s WHERE project_id=? AND %s LIMIT ?)' % (
+                        table, table, condition), (project_id, cutoff, self.PRUNE_BATCH)).rowcount)
+        for (session_id,) in conn.execute(
+                'SELECT session_id FROM replay_sessions WHERE project_id=? AND (received<? OR (received IS NULL'
+                ' AND last_ms<?)) LIMIT 100', (project_id, cutoff, cutoff * 1000)).fetchall():
             deleted += conn.execute('DELETE FROM replay_events WHERE project_id=? AND session_id=?',
                                     (project_id, session_id)).rowcount
             conn.execute('DELETE FROM replay_sessions WHERE project_id=? AND session_id=?', (project_id, session_id))

@@ -252,3 +252,59 @@ def test_one_small_gzip_envelope_cannot_store_more_than_a_thousand_rows(client):
     assert read(client, key, '/api/v1/logs', limit=1000)['logs'] == []
     assert send_envelope(client, key, project_id, log_envelope(1000)).status_int == 200
     assert len(read(client, key, '/api/v1/logs', limit=1000)['logs']) == 1000
+
+
+# -- 10. telemetry aged by arrival -----------------------------------------------------------
+
+OLD = '2020-01-01T00:00:00.000Z'
+
+
+def seestack(client, key, path, body):
+    answer = client.post(path, json.dumps(body), headers={'X-SeeStack-Key': key},
+                         content_type='application/json', expect_errors=True)
+    assert answer.status_int == 202, answer.body[:300]
+
+
+def test_telemetry_with_an_old_timestamp_is_kept_like_errors(make):
+    client = make(retention_days=30, sweep_interval=0)
+    key, project_id = new_project(client)
+    seestack(client, key, '/ingest/v1/logs', {'level': 'info', 'message': 'from 2020', 'timestamp': OLD})
+    seestack(client, key, '/ingest/v1/http-requests', {'requests': [
+        {'traceId': 't', 'direction': 'inbound', 'method': 'GET', 'host': 'h', 'path': '/old', 'statusCode': 200,
+         'durationMs': 3, 'timestamp': OLD}]})
+    seestack(client, key, '/ingest/v1/replay', {'sessionId': 's-old', 'fingerprint': 'f', 'events': [
+        {'eventType': 'click', 'eventData': '{}', 'timestampMillis': 1577836800000}]})
+    assert post_open_sentry(client, key, [ai_item(timestamp=OLD),
+                                          {'type': 'transaction', 'name': 'GET /old', 'traceId': 't',
+                                           'durationMs': 5, 'timestamp': OLD}]).status_int == 202
+    sentry_log = envelope(({'type': 'log'}, {'items': [{'timestamp': 1577836800, 'level': 'info', 'body': 'old'}]}))
+    assert send_envelope(client, key, project_id, sentry_log).status_int == 200
+    transaction = {'type': 'transaction', 'transaction': '/sentry-old', 'event_id': uuid.uuid4().hex,
+                   'start_timestamp': 1577836800, 'timestamp': 1577836801,
+                   'contexts': {'trace': {'trace_id': 'a' * 32, 'span_id': 'b' * 16}}}
+    assert send_envelope(client, key, project_id, envelope(({'type': 'transaction'}, transaction))).status_int == 200
+
+    def everything():
+        return (len(read(client, key, '/api/v1/logs')['logs']), len(read(client, key, '/api/v1/http-requests')['requests']),
+                len(read(client, key, '/api/v1/replays')['sessions']),
+                len(read(client, key, '/api/v1/ai', days=1)['recent']),
+                len(read(client, key, '/api/v1/transactions/list')['transactions']))
+    assert everything() == (2, 1, 1, 1, 2)
+    client.wsgi.sweeper.sweep()  # a retention pass: what was acknowledged today stays
+    assert everything() == (2, 1, 1, 1, 2)
+    # with the time the client gave
+    assert read(client, key, '/api/v1/http-requests')['requests'][0]['timestamp'] == OLD
+    assert {entry['timestamp'] for entry in read(client, key, '/api/v1/logs')['logs']} == {OLD}
+
+
+def test_telemetry_goes_once_it_arrived_longer_ago_than_retention(make, monkeypatch):
+    client = make(retention_days=30, sweep_interval=0)
+    key, _ = new_project(client)
+    seestack(client, key, '/ingest/v1/logs', {'level': 'info', 'message': 'today'})
+    real_now = errorcapture.now
+    monkeypatch.setattr(errorcapture, 'now', lambda: real_now() + 29 * 86400)
+    client.wsgi.sweeper.sweep()
+    assert len(read(client, key, '/api/v1/logs')['logs']) == 1
+    monkeypatch.setattr(errorcapture, 'now', lambda: real_now() + 31 * 86400)
+    client.wsgi.sweeper.sweep()
+    assert read(client, key, '/api/v1/logs')['logs'] == []

@@ -54,7 +54,7 @@ def test_a_restart_after_a_clear_keeps_ids_and_change_numbers_growing(tmp_path):
         app.close()
 
 
-def test_the_logs_tail_sees_logs_sent_after_retention_emptied_it(make):
+def test_the_logs_tail_sees_logs_sent_after_retention_emptied_it(make, monkeypatch):
     client = make(sweep_interval=0)
     key = create_project(client, 'logs')['hash']
 
@@ -70,7 +70,10 @@ def test_the_logs_tail_sees_logs_sent_after_retention_emptied_it(make):
         send_log('ancient %d' % n, '2020-01-01T00:00:00.000Z')
     tail = client.get('/api/v1/logs?key=' + key).json
     assert len(tail['logs']) == 3
-    client.wsgi.sweeper.sweep()  # older than the 90-day retention: all three go
+    real_now = errorcapture.now
+    monkeypatch.setattr(errorcapture, 'now', lambda: real_now() + 91 * 86400)
+    client.wsgi.sweeper.sweep()  # 91 days later, past the 90-day retention: all three go
+    monkeypatch.setattr(errorcapture, 'now', real_now)
     assert client.get('/api/v1/logs?key=' + key).json['logs'] == []
     send_log('fresh')
     assert [entry['message'] for entry in client.get('/api/v1/logs?key=%s&since=%d' % (key, tail['cursor']))

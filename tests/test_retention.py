@@ -6,6 +6,7 @@ takes them, and app.store.write(...) for the received column."""
 import json
 import time
 
+import errorcapture
 from helpers import create_project
 
 DAY = 86400
@@ -219,7 +220,10 @@ def iso_days_ago(days):
     return time.strftime('%Y-%m-%dT%H:%M:%S.000Z', time.gmtime(time.time() - days * DAY))
 
 
-def test_telemetry_older_than_the_maximum_age_is_pruned(make):
+def test_telemetry_older_than_the_maximum_age_is_pruned(make, monkeypatch):
+    """Telemetry is aged by arrival, as errors are: an item whose own time is
+    100 days old stays (it was acknowledged today), and everything goes once
+    it arrived longer ago than the maximum age."""
     client = make(retention_days=30, sweep_interval=0)
     key = create_project(client, 'retention')['hash']
     headers = {'X-SeeStack-Key': key}
@@ -260,8 +264,11 @@ def test_telemetry_older_than_the_maximum_age_is_pruned(make):
                       'replays': ['session-new', 'session-old'], 'transactions': ['GET /new', 'GET /old'],
                       'ai': ['model-new', 'model-old']}
     client.wsgi.sweeper.sweep()
-    assert snapshot() == {'http': ['/new'], 'logs': ['new log'], 'replays': ['session-new'],
-                          'transactions': ['GET /new'], 'ai': ['model-new']}
+    assert snapshot() == before
+    later = time.time() + 31 * DAY
+    monkeypatch.setattr(errorcapture, 'now', lambda: later)
+    client.wsgi.sweeper.sweep()
+    assert snapshot() == {'http': [], 'logs': [], 'replays': [], 'transactions': [], 'ai': []}
     assert client.get('/api/v1/replays/session-old?key=' + key, expect_errors=True).status_int == 404
 
 
