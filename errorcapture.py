@@ -33,16 +33,17 @@ import functools
 import hashlib
 import hmac
 import io
+import ipaddress
 import itertools
 import json
 import logging
 import math
 import os
 import posixpath
-import queue
 import re
 import secrets
 import signal
+import socket
 import sqlite3
 import struct
 import sys
@@ -150,6 +151,8 @@ OPTIONS = [
     ('auto_create', bool, True, 'create a project when /api.php sees an unknown key (turn off when exposed)'),
     ('allow_get_clear', bool, True, 'allow the GET form of /api.php?action=clear (POST always works)'),
     ('admin_token', str, '', 'token that guards creating and listing projects (Authorization: Bearer ...)'),
+    ('allow_private_webhooks', bool, False, 'let webhooks reach loopback, private, link-local and metadata addresses'
+                                            ' (off: refused, so a key holder cannot make the server call inside)'),
     ('rate_limit', int, 0, 'accepted events per minute per project; 0 means unlimited'),
     ('max_queue', int, 20000, 'submissions waiting for the writer before ingest answers 503'),
     ('retention_events', int, 100000, 'error events kept per project (oldest pruned first); 0 keeps all'),
@@ -4577,6 +4580,94 @@ class Validation(object):
             raise ApiError(status, 'Validation failed', 'VALIDATION_ERROR', self.details)
 
 
+# Outbound webhooks. A key holder chooses the URL, so every target is checked
+# where it will really be reached: at configuration, again at delivery after
+# DNS (the connection goes to the address that was checked, so a rebinding
+# name cannot swap it), and on every redirect, which is followed by hand.
+
+class WebhookRefused(Exception):
+    """A webhook target that may not be called."""
+
+
+def internal_address(text):
+    """Whether an IP address is one a webhook may not reach unless the
+    operator allows it: loopback, private, link-local (cloud metadata at
+    169.254.169.254), shared, multicast, reserved or unspecified."""
+    address = ipaddress.ip_address(text.split('%', 1)[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return not address.is_global or address.is_multicast or address.is_reserved or address.is_unspecified
+
+
+def webhook_target(url, allow_private=False):
+    """(scheme, host, port, path, address to connect to) for a webhook URL,
+    or WebhookRefused saying why not. Resolves the host name."""
+    if not isinstance(url, str) or not url or len(url) >= 2000 or any(
+            ch.isspace() or ch < ' ' or ch in '\\\x7f' for ch in url):
+        raise WebhookRefused('webhookUrl must be an http(s) URL')
+    import urllib.parse
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ('http', 'https') or not parts.hostname:
+        raise WebhookRefused('webhookUrl must be an http(s) URL')
+    if '@' in parts.netloc:
+        raise WebhookRefused('webhookUrl must not hold a user name or password (user@host)')
+    try:
+        port = parts.port or (443 if parts.scheme == 'https' else 80)
+    except ValueError:
+        raise WebhookRefused('webhookUrl has a bad port')
+    host = parts.hostname
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise WebhookRefused('webhookUrl host %s does not resolve: %s' % (host[:100], exc))
+    addresses = [info[4][0] for info in found]
+    if not allow_private:
+        for address in addresses:
+            if internal_address(address):
+                raise WebhookRefused(
+                    'webhookUrl host %s is %s, an internal address (start the server with --allow-private-webhooks'
+                    ' to allow it)' % (host[:100], address))
+    path = (parts.path or '/') + ('?' + parts.query if parts.query else '')
+    return parts.scheme, host, port, path, addresses[0]
+
+
+def post_webhook(url, body, allow_private=False, timeout=10.0, redirects=3):
+    """POST body (JSON bytes) to url; the final HTTP status. Redirects are
+    followed by hand, each target checked as the first was; 301-303 go on as
+    GET, as browsers do, 307 and 308 repost."""
+    import http.client
+    import ssl
+    import urllib.parse
+    method = 'POST'
+    for _ in range(redirects + 1):
+        scheme, host, port, path, address = webhook_target(url, allow_private)
+
+        def connect(connection, address=address):
+            connection.sock = socket.create_connection((address, connection.port), connection.timeout)
+            if scheme == 'https':  # certificate and SNI for the name, connection to the checked address
+                connection.sock = connection._context.wrap_socket(connection.sock, server_hostname=host)
+        if scheme == 'https':
+            connection = http.client.HTTPSConnection(host, port, timeout=timeout, context=ssl.create_default_context())
+        else:
+            connection = http.client.HTTPConnection(host, port, timeout=timeout)
+        connection.connect = functools.partial(connect, connection)
+        try:
+            connection.request(method, path, body if method == 'POST' else None,
+                               {'Content-Type': 'application/json', 'User-Agent': 'errorcapture/' + __version__})
+            answer = connection.getresponse()
+            answer.read(64 << 10)
+            status, location = answer.status, answer.getheader('Location')
+        finally:
+            connection.close()
+        if status in (301, 302, 303, 307, 308) and location:
+            url = urllib.parse.urljoin(url, location)
+            if status in (301, 302, 303):
+                method = 'GET'
+            continue
+        return status
+    raise WebhookRefused('more than %d redirects' % redirects)
+
+
 class Context(object):
     """What adapters share: the store, the settings, quotas and URLs."""
 
@@ -7688,9 +7779,11 @@ def mount_projects_api(route, project, ctx):
             url = data['webhookUrl']
             if url in (None, ''):
                 settings.pop('webhookUrl', None)
-            elif not (isinstance(url, str) and re.match(r'^https?://[^\s]+$', url) and len(url) < 2000):
-                raise ApiError(400, 'webhookUrl must be an http(s) URL')
             else:
+                try:
+                    webhook_target(url, ctx.settings['allow_private_webhooks'])
+                except WebhookRefused as exc:
+                    raise ApiError(400, str(exc))
                 settings['webhookUrl'] = url
         store.update_project(current['id'], clip(name.strip(), 200) if name else None, settings)
         return reply({'project': ctx.project_json(store.project_by_id(current['id']), with_settings=True)})
@@ -8153,13 +8246,31 @@ def mount_read_api(app, ctx):
 # alerting never slows ingest.
 
 
-class Alerter(threading.Thread):
-    """Delivers alerts to each project's webhook URL."""
+class Alerter(object):
+    """Delivers alerts to each project's webhook URL. Each project has its
+    own bounded queue, delivered in order, one delivery in flight at a time;
+    a few threads take the projects in turn and wait for a retry without
+    holding a thread, so a webhook that never answers delays only its own
+    project's alerts."""
 
-    def __init__(self, store, delays=(1, 5, 30)):
-        threading.Thread.__init__(self, name='errorcapture-alerts', daemon=True)
-        self.store, self.delays = store, delays
-        self.queue = queue.Queue(maxsize=1000)
+    PER_PROJECT = 100   # alerts waiting per project; past it new ones are dropped (logged)
+    THREADS = 4
+    TIMEOUT = 10.0      # seconds per attempt (connect, then each read)
+
+    def __init__(self, store, delays=(1, 5, 30), allow_private=False):
+        self.store, self.delays, self.allow_private = store, delays, allow_private
+        self.pending = {}                    # project id -> deque of [due, attempt, url, body]
+        self.turns = collections.deque()     # projects with alerts and none in flight, in turn
+        self.changed = threading.Condition()
+        self.stopping = False
+        self.flying = set()                  # projects with a delivery in flight
+        self.threads = []
+
+    def start(self):
+        for number in range(self.THREADS):
+            thread = threading.Thread(target=self.run, name='errorcapture-alerts-%d' % number, daemon=True)
+            thread.start()
+            self.threads.append(thread)
 
     def on_notice(self, kind, payload):
         """Store listener: called after commit with new_issue, regression and cron_failed notices."""
@@ -8170,32 +8281,76 @@ class Alerter(threading.Thread):
         url = project and project['settings'].get('webhookUrl')
         if not url:
             return
-        try:
-            self.queue.put_nowait((url, alert_message(project, kind, payload)))
-        except queue.Full:
-            log.warning('alert queue full; dropped a %s alert for project %d', kind, project_id)
+        body = dumps(alert_message(project, kind, payload)).encode('utf-8')
+        with self.changed:
+            waiting = self.pending.setdefault(project_id, collections.deque())
+            if len(waiting) >= self.PER_PROJECT:
+                log.warning('alert queue of project %d full; dropped a %s alert', project_id, kind)
+                return
+            waiting.append([0.0, 0, url, body])
+            if project_id not in self.turns and project_id not in self.flying:
+                self.turns.append(project_id)
+            self.changed.notify()
 
     def stop(self):
-        self.queue.put(None)
+        """Never blocks on a full queue: threads stop after their current attempt."""
+        with self.changed:
+            self.stopping = True
+            self.changed.notify_all()
+        deadline = time.time() + 2.0  # a thread in a hanging call is a daemon: left behind, not waited for
+        for thread in self.threads:
+            thread.join(timeout=max(0.0, deadline - time.time()))
+
+    def _next(self):
+        """(project id, job) whose turn it is and whose retry is due, or None when stopping."""
+        with self.changed:
+            while not self.stopping:
+                at, soonest = time.time(), None
+                for _ in range(len(self.turns)):
+                    project_id = self.turns.popleft()
+                    job = self.pending[project_id][0]
+                    if job[0] <= at:
+                        self.pending[project_id].popleft()
+                        self.flying.add(project_id)
+                        return project_id, job
+                    self.turns.append(project_id)
+                    soonest = job[0] if soonest is None else min(soonest, job[0])
+                self.changed.wait(None if soonest is None else max(0.01, soonest - at))
+            return None
+
+    def _done(self, project_id, job, ok):
+        with self.changed:
+            self.flying.discard(project_id)
+            waiting = self.pending[project_id]
+            delays = tuple(self.delays)
+            if not ok and job[1] < len(delays):
+                job[0], job[1] = time.time() + delays[job[1]], job[1] + 1
+                waiting.appendleft(job)  # the same alert again, before the project's later ones
+            if waiting:
+                self.turns.append(project_id)  # behind the other projects: fair turns
+                self.changed.notify()
+            else:
+                del self.pending[project_id]
 
     def run(self):
-        import urllib.request
         name_os_thread('ec-alerts')
         while True:
-            job = self.queue.get()
-            if job is None:
+            taken = self._next()
+            if taken is None:
                 return
-            url, message = job
-            body = dumps(message).encode('utf-8')
-            for attempt, delay in enumerate((0,) + tuple(self.delays)):
-                time.sleep(delay)
-                try:
-                    request = urllib.request.Request(url, body, {'Content-Type': 'application/json'})
-                    with urllib.request.urlopen(request, timeout=10) as answer:
-                        if 200 <= answer.status < 300:
-                            break
-                except Exception as exc:
-                    log.warning('webhook %s failed (attempt %d): %s', url, attempt + 1, exc)
+            project_id, job = taken
+            ok = False
+            try:
+                status = post_webhook(job[2], job[3], self.allow_private, self.TIMEOUT)
+                ok = 200 <= status < 300
+                if not ok:
+                    log.warning('webhook %s answered %d (attempt %d)', job[2], status, job[1] + 1)
+            except WebhookRefused as exc:
+                log.warning('webhook of project %d refused: %s', project_id, exc)
+                job[1] = len(self.delays)  # no retry: it will not become allowed
+            except Exception as exc:
+                log.warning('webhook %s failed (attempt %d): %s', job[2], job[1] + 1, exc)
+            self._done(project_id, job, ok)
 
 
 ALERT_TITLES = {'new_issue': 'New issue', 'regression': 'Regression', 'cron_failed': 'Cron job failed',
@@ -8380,7 +8535,7 @@ def make_app(db_path=None, **options):
     store = Store(settings['db'], settings['synchronous'], settings['max_queue'])
     ctx = Context(store, settings)
     ctx.resolver = SourceMapResolver(store)
-    alerter = Alerter(store)
+    alerter = Alerter(store, allow_private=settings['allow_private_webhooks'])
     store.listeners.append(alerter.on_notice)
     alerter.start()
     sweeper = Sweeper(store, settings, alerter, settings['sweep_interval'], ctx.resolver)
