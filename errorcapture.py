@@ -2883,7 +2883,10 @@ class Events(Kind):
         return [loaded_form(*row) for row in rows]
 
     def clear(self, project_id):
-        """Delete a project's events and issues, in short transactions."""
+        """Delete a project's events and issues, in short transactions. Each
+        one lowers the counts of the issues whose events it deletes, so the
+        counts equal the stored events after every step: a crash midway
+        leaves a project partly cleared, and a second clear finishes it."""
         deleted = 0
         while True:
             count = self.write(self._tx_delete_some, project_id, 5000)
@@ -2894,9 +2897,41 @@ class Events(Kind):
         return deleted
 
     def _tx_delete_some(self, conn, project_id, batch):
-        return self.store.deleting(conn, 'events', lambda: conn.execute(
-            'DELETE FROM events WHERE id IN (SELECT id FROM events WHERE project_id=? LIMIT ?)',
-            (project_id, batch)).rowcount)
+        doomed = conn.execute('SELECT id, issue_id, received, tag_ids FROM events WHERE project_id=? ORDER BY id'
+                              ' LIMIT ?', (project_id, batch)).fetchall()
+        self.tx_forget(conn, project_id, doomed)
+        return len(doomed)
+
+    def tx_forget(self, conn, project_id, doomed):
+        """Delete events [(row id, issue id, received, tag ids)] and take
+        them off their issues' counts, sparklines and tag counts in the same
+        transaction; issues left without events go. Counts equal stored
+        events after it (clear and retention both delete this way)."""
+        if not doomed:
+            return
+        self.store.deleting(conn, 'events', lambda: conn.executemany(
+            'DELETE FROM events WHERE id=?', [(row[0],) for row in doomed]))
+        self.store.tags.tx_uncount(conn, doomed)
+        per_issue, per_hour = {}, {}
+        for _, issue_id, received, _ in doomed:
+            per_issue[issue_id] = per_issue.get(issue_id, 0) + 1
+            hour = (issue_id, int(received // 3600))
+            per_hour[hour] = per_hour.get(hour, 0) + 1
+        # a new seq: live viewers (changedSince) see the lower count
+        for issue_id, count in per_issue.items():
+            conn.execute('UPDATE issues SET count=count-?, seq=? WHERE id=?', (count, self.store.next_seq(), issue_id))
+        # the sparklines count what remains, like the issue
+        conn.executemany('UPDATE issue_hours SET count=count-? WHERE issue_id=? AND hour=?',
+                         [(count, issue_id, hour) for (issue_id, hour), count in per_hour.items()])
+        conn.execute('DELETE FROM issue_hours WHERE count<=0 AND issue_id IN (%s)' % ','.join('?' * len(per_issue)),
+                     list(per_issue))
+        pending = self.store.issues.pending_ids()  # counts not flushed yet
+        emptied = [r[0] for r in conn.execute(
+            'SELECT id FROM issues WHERE project_id=? AND count<=0', (project_id,)).fetchall() if r[0] not in pending]
+        for issue_id in emptied:
+            conn.execute('DELETE FROM issue_hours WHERE issue_id=?', (issue_id,))
+            self.store.tags.tx_issue_gone(conn, issue_id)
+            self.store.deleting(conn, 'issues', lambda: conn.execute('DELETE FROM issues WHERE id=?', (issue_id,)))
 
     def _tx_delete_rest(self, conn, project_id):
         # events that arrived while clear ran in batches go too, with any
@@ -4006,31 +4041,7 @@ class Retention(Kind):
         # The oldest rows by id: past the cap, or received before the cutoff
         # (received grows with id, but a clock step can reorder a few).
         doomed = [row for row in rows if row[0] <= threshold or row[2] < cutoff]
-        if not doomed:
-            return 0
-        self.store.deleting(conn, 'events', lambda: conn.executemany(
-            'DELETE FROM events WHERE id=?', [(row[0],) for row in doomed]))
-        self.store.tags.tx_uncount(conn, doomed)
-        per_issue, per_hour = {}, {}
-        for _, issue_id, received, _ in doomed:
-            per_issue[issue_id] = per_issue.get(issue_id, 0) + 1
-            hour = (issue_id, int(received // 3600))
-            per_hour[hour] = per_hour.get(hour, 0) + 1
-        # a new seq: live viewers (changedSince) see the lower count
-        for issue_id, count in per_issue.items():
-            conn.execute('UPDATE issues SET count=count-?, seq=? WHERE id=?', (count, self.store.next_seq(), issue_id))
-        # the sparklines count what remains, like the issue
-        conn.executemany('UPDATE issue_hours SET count=count-? WHERE issue_id=? AND hour=?',
-                         [(count, issue_id, hour) for (issue_id, hour), count in per_hour.items()])
-        conn.execute('DELETE FROM issue_hours WHERE count<=0 AND issue_id IN (%s)' % ','.join('?' * len(per_issue)),
-                     list(per_issue))
-        pending = self.store.issues.pending_ids()  # counts not flushed yet
-        emptied = [r[0] for r in conn.execute(
-            'SELECT id FROM issues WHERE project_id=? AND count<=0', (project_id,)).fetchall() if r[0] not in pending]
-        for issue_id in emptied:
-            conn.execute('DELETE FROM issue_hours WHERE issue_id=?', (issue_id,))
-            self.store.tags.tx_issue_gone(conn, issue_id)
-            self.store.deleting(conn, 'issues', lambda: conn.execute('DELETE FROM issues WHERE id=?', (issue_id,)))
+        self.store.events.tx_forget(conn, project_id, doomed)
         return len(doomed)
 
     # Telemetry is aged by arrival, as errors are: an item whose own time is
