@@ -148,6 +148,9 @@ OPTIONS = [
     ('db', str, 'errorcapture.db', 'path of the SQLite database file'),
     ('threads', int, 8, 'waitress worker threads'),
     ('public_url', str, '', 'base URL shown in DSNs and snippets (default: taken from each request)'),
+    ('allowed_hosts', str, '', 'comma-separated host names the read API and viewer answer to besides localhost,'
+                               ' 127.0.0.0/8, [::1] and the --public-url host (checked on a loopback --host, against'
+                               ' DNS rebinding; checked everywhere once set)'),
     ('auto_create', bool, True, 'create a project when /api.php sees an unknown key (turn off when exposed)'),
     ('allow_get_clear', bool, True, 'allow the GET form of /api.php?action=clear (POST always works)'),
     ('admin_token', str, '', 'token that guards creating and listing projects (Authorization: Bearer ...)'),
@@ -4352,12 +4355,14 @@ EXPOSED_HEADERS = 'Retry-After, X-Sentry-Rate-Limits'  # answer headers a browse
 
 
 def reply(obj, status=200, headers=None):
-    """A JSON answer (with CORS) for bottle to send."""
+    """A JSON answer for bottle to send; with CORS only on ingest requests
+    (browser SDKs need it there; nothing else is readable from another origin)."""
     response = bottle.response
     response.status = status
     response.content_type = 'application/json'
-    response.set_header('Access-Control-Allow-Origin', '*')
-    response.set_header('Access-Control-Expose-Headers', EXPOSED_HEADERS)
+    if bottle.request.environ.get('errorcapture.ingest'):
+        response.set_header('Access-Control-Allow-Origin', '*')
+        response.set_header('Access-Control-Expose-Headers', EXPOSED_HEADERS)
     for name, value in (headers or {}).items():
         response.set_header(name, value)
     return dumps(obj).encode('utf-8')
@@ -4499,12 +4504,85 @@ def replace_lone_surrogates(value, depth=0):
     return value
 
 
+# Who may call what. Ingest is for anyone holding a key, browsers on any
+# origin included (CORS). Everything else hands out keys, data or settings:
+# it answers only requests from its own origin (and scripts, which send no
+# Origin), and on loopback only to host names that are really loopback, so a
+# DNS-rebinding page cannot pose as one.
+SENTRY_ROUTE = re.compile(r'^/api/[0-9]{1,18}/')
+PROXY_HEADERS = ('HTTP_X_FORWARDED_FOR', 'HTTP_X_FORWARDED_HOST', 'HTTP_X_FORWARDED_PROTO', 'HTTP_X_FORWARDED_PORT',
+                 'HTTP_X_FORWARDED_BY', 'HTTP_FORWARDED')
+LOOPBACK_HOSTS = ('127.0.0.1', 'localhost', '::1')
+
+
+def is_ingest(environ):
+    """Whether a request is ingest (or the health check): the routes browser SDKs call."""
+    path = environ.get('PATH_INFO') or '/'
+    if path == '/api.php':
+        if environ.get('REQUEST_METHOD') not in ('POST', 'OPTIONS'):
+            return False  # generate, errors and clear
+        import urllib.parse
+        action = urllib.parse.parse_qs(environ.get('QUERY_STRING') or '').get('action', [None])[-1]
+        return action in (None, '', 'submit')
+    # every dialect's paths but the read API's, and anything a Sentry SDK may post under /api/<id>/
+    return (path.rstrip('/') in ('/health', '/stream') or bool(SENTRY_ROUTE.match(path))
+            or any(dialect.paths.match(path) for dialect in DIALECTS if dialect.name not in ('api_php', 'read_api')))
+
+
+def host_name(netloc):
+    """The host part of a Host header or an origin's netloc, lower case."""
+    netloc = netloc.strip().lower()
+    if netloc.startswith('['):
+        return netloc[:netloc.find(']') + 1] if ']' in netloc else netloc
+    return netloc.rsplit(':', 1)[0] if netloc.count(':') == 1 else netloc
+
+
+def without_default_port(netloc, scheme):
+    netloc = netloc.strip().lower()
+    default = {'http': ':80', 'https': ':443'}.get(scheme, '')
+    return netloc[:-len(default)] if default and netloc.endswith(default) else netloc
+
+
+def cross_origin_problem(environ, settings):
+    """Why a request that is not ingest is refused, or None: it comes from
+    another origin, or names a host this server does not answer to."""
+    import urllib.parse
+    public = urllib.parse.urlsplit(settings['public_url']) if settings['public_url'] else None
+    host = environ.get('HTTP_HOST') or ''
+    allowed = [name.strip().lower() for name in settings['allowed_hosts'].split(',') if name.strip()]
+    if host and (settings['host'] in LOOPBACK_HOSTS or allowed):
+        name = host_name(host)
+        if not (name == 'localhost' or name.endswith('.localhost') or name == '[::1]' or name in allowed
+                or (public is not None and name == (public.hostname or '').lower())
+                or re.match(r'^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$', name)):
+            return ('this server does not answer to the host name %s (a DNS-rebinding page?); list it in'
+                    ' --allowed-hosts' % name[:100])
+    site = environ.get('HTTP_SEC_FETCH_SITE')
+    if site in ('cross-site', 'same-site'):
+        return 'requests from other sites are refused here (Sec-Fetch-Site: %s)' % site
+    origin = environ.get('HTTP_ORIGIN')
+    if origin is not None:
+        parts = urllib.parse.urlsplit(origin)
+        mine = {without_default_port(host, environ.get('wsgi.url_scheme', 'http'))}
+        if public is not None:
+            mine.add(without_default_port(public.netloc, public.scheme))
+        if origin == 'null' or without_default_port(parts.netloc, parts.scheme) not in mine:
+            return 'requests from another origin (%s) are refused here' % origin[:100]
+    return None
+
+
 def guarded(render):
     """Decorate a handler so every failure is answered by render(status,
-    message, code, details, headers) in the dialect's own shape."""
+    message, code, details, headers) in the dialect's own shape. A request
+    that is not ingest must come from this server's own origin."""
     def decorator(handler):
         def wrapper(*args, **kwargs):
             try:
+                environ = bottle.request.environ
+                if not environ.get('errorcapture.ingest'):
+                    problem = cross_origin_problem(environ, environ['errorcapture.settings'])
+                    if problem:
+                        raise ApiError(403, problem, 'FORBIDDEN')
                 return handler(*args, **kwargs)
             except bottle.HTTPResponse:
                 raise
@@ -4831,6 +4909,9 @@ def mount_api_php(app, ctx):
         if not isinstance(data, dict):
             raise ApiError(400, 'body must be a JSON object')
         if data.get('action') == 'clear':
+            problem = cross_origin_problem(bottle.request.environ, ctx.settings)
+            if problem:  # a clear is not ingest, however it is sent
+                raise ApiError(403, problem)
             return clear(data.get('hash'))
         if 'hash' not in data or data['hash'] is None:
             raise ApiError(400, 'hash is required')
@@ -7756,8 +7837,14 @@ def mount_projects_api(route, project, ctx):
 
     @route('/api/v1/projects')
     def list_projects():
-        if not ctx.settings['admin_token'] and ctx.settings['host'] not in ('127.0.0.1', 'localhost', '::1'):
-            raise ApiError(403, 'listing projects needs an admin token on an exposed server')
+        environ = bottle.request.environ
+        if not ctx.settings['admin_token'] and (
+                ctx.settings['host'] not in LOOPBACK_HOSTS or ctx.settings['public_url']
+                or environ.get('errorcapture.proxied') or environ.get('HTTP_X_REAL_IP') or environ.get('HTTP_VIA')
+                or not re.match(r'^(127\.|::1$|::ffff:127\.)', environ.get('REMOTE_ADDR') or '127.0.0.1')):
+            # every key at once: without a token only for a local user on a
+            # loopback server, never through a proxy (which makes it public)
+            raise ApiError(403, 'listing projects needs an admin token on an exposed server (or behind a proxy)')
         ctx.require_admin()
         listed = []
         for item in sorted(store.projects(), key=lambda p: (p['name'].lower(), p['id'])):
@@ -8604,9 +8691,19 @@ class ErrorCaptureApp(object):
     def __call__(self, environ, start_response):
         method, path = environ.get('REQUEST_METHOD'), environ.get('PATH_INFO') or '/'
         cli_only = is_cli_only_path(path)
+        environ['errorcapture.ingest'] = ingest = is_ingest(environ) and not cli_only
+        environ['errorcapture.settings'] = self.settings
+        # Proxy headers are not trusted (bottle would build DSNs from them); a
+        # request that carries them came through a proxy, which listing
+        # projects without a token must know.
+        proxied = False
+        for name in PROXY_HEADERS:
+            proxied = environ.pop(name, None) is not None or proxied
+        environ['errorcapture.proxied'] = proxied
         if method == 'OPTIONS':
-            # the upload and token APIs are for CLIs: a page's preflight gets no approval
-            start_response('204 No Content', [('Content-Length', '0')] if cli_only else self.PREFLIGHT_HEADERS)
+            # a preflight is granted only where browsers may call us from anywhere
+            # (not the upload and token APIs, which are for CLIs)
+            start_response('204 No Content', self.PREFLIGHT_HEADERS if ingest else [('Content-Length', '0')])
             return [b'']
         if cli_only and method not in self.SAFE_METHODS and is_cross_origin(environ):
             # a simple (text/plain, form) POST needs no preflight: refuse it here
@@ -8626,8 +8723,9 @@ class ErrorCaptureApp(object):
 
 # waitress settings shared by the command line and serve_in_background: bodies
 # up to the largest dialect limit (the app answers 413 itself, in each dialect's
-# format), and room for many slow clients.
-WAITRESS_OPTIONS = dict(max_request_body_size=LIMIT_SENTRY_COMPRESSED + (1 << 20), clear_untrusted_proxy_headers=True,
+# format), and room for many slow clients. Proxy headers reach the app, which
+# drops them itself (ErrorCaptureApp) after noting that they were there.
+WAITRESS_OPTIONS = dict(max_request_body_size=LIMIT_SENTRY_COMPRESSED + (1 << 20), clear_untrusted_proxy_headers=False,
                         ident='errorcapture', connection_limit=1000, backlog=2048)
 
 
@@ -8658,6 +8756,9 @@ def create_server(app, host, port, threads, **options):
             parts = line.split(b'\r\n', 1)[0].split(b' ')
             path = parts[1].decode('latin-1').split('?', 1)[0] if len(parts) == 3 else '/'
             bottle.response.bind()  # this worker thread's response, outside any app call
+            environ = {'PATH_INFO': path, 'REQUEST_METHOD': parts[0].decode('latin-1') if len(parts) == 3 else 'GET'}
+            environ['errorcapture.ingest'] = is_ingest(environ)  # CORS as the path would get it
+            bottle.request.bind(environ)
             message = '%s: %s' % (error.reason, error.body)
             # waitress says 501 for a Transfer-Encoding it does not know; that is
             # the client's input, and bad input gets a 4xx here.

@@ -391,18 +391,22 @@ def test_preflight_on_api_php(client):
     assert 'POST' in methods and 'GET' in methods
 
 
-def test_responses_allow_any_origin(client, project_key):
+def test_submissions_allow_any_origin_and_the_other_actions_only_their_own(client, project_key):
+    """Browsers may submit from any page (CORS); generate, errors and clear
+    hand out keys and data or change them, so another origin is refused."""
     headers = {'Origin': 'http://example.com'}
     answers = [
         client.post('/api.php', json.dumps(minimal(project_key)), content_type='application/json', headers=headers),
-        client.get('/api.php?action=errors&hash=%s' % project_key, headers=headers),
-        client.get('/api.php?action=generate', headers=headers),
         post(client, b'not json', headers=headers),
-        client.get('/api.php?action=errors&hash=unknown', headers=headers, expect_errors=True),
-        client.get('/api.php?action=clear&hash=%s' % project_key, headers=headers),
     ]
     for answer in answers:
         assert answer.headers.get('Access-Control-Allow-Origin') == '*', answer.request.url
+    for path in ('/api.php?action=errors&hash=%s' % project_key, '/api.php?action=generate',
+                 '/api.php?action=clear&hash=%s' % project_key):
+        answer = client.get(path, headers=headers, expect_errors=True)
+        assert answer.status_int == 403 and answer.json['ok'] is False, path
+        assert 'Access-Control-Allow-Origin' not in answer.headers, path
+        assert client.get(path).status_int == 200, path  # curl and scripts send no Origin
 
 
 # -- generate ----------------------------------------------------------------------------
