@@ -147,6 +147,8 @@ OPTIONS = [
     ('port', int, 8080, 'TCP port to listen on'),
     ('db', str, 'errorcapture.db', 'path of the SQLite database file'),
     ('threads', int, 8, 'waitress worker threads'),
+    ('connections_per_client', int, 128, 'open connections one client address may hold (0: no cap); behind a proxy'
+                                         ' on the same host every client shares its address'),
     ('public_url', str, '', 'base URL shown in DSNs and snippets (default: taken from each request)'),
     ('allowed_hosts', str, '', 'comma-separated host names the read API and viewer answer to besides localhost,'
                                ' 127.0.0.0/8, [::1] and the --public-url host (checked on a loopback --host, against'
@@ -171,7 +173,7 @@ DEFAULTS = {name: default for name, _, default, _ in OPTIONS}
 # What a value may be: (lowest, highest) for numbers, the choices for text. A
 # negative retention would delete everything, threads 0 would answer nobody.
 OPTION_RULES = {
-    'port': (0, 65535), 'threads': (1, 256), 'rate_limit': (0, None), 'max_queue': (1, None),
+    'port': (0, 65535), 'threads': (1, 256), 'connections_per_client': (0, None), 'rate_limit': (0, None), 'max_queue': (1, None),
     'retention_events': (0, None), 'retention_days': (0, None), 'sweep_interval': (0, None),
     'synchronous': ('normal', 'full'), 'log_level': ('debug', 'info', 'warning', 'error'),
 }
@@ -8723,10 +8725,18 @@ class ErrorCaptureApp(object):
 
 # waitress settings shared by the command line and serve_in_background: bodies
 # up to the largest dialect limit (the app answers 413 itself, in each dialect's
-# format), and room for many slow clients. Proxy headers reach the app, which
+# format), room for many slow clients, and poll() rather than select(). Proxy headers reach the app, which
 # drops them itself (ErrorCaptureApp) after noting that they were there.
 WAITRESS_OPTIONS = dict(max_request_body_size=LIMIT_SENTRY_COMPRESSED + (1 << 20), clear_untrusted_proxy_headers=False,
-                        ident='errorcapture', connection_limit=1000, backlog=2048)
+                        ident='errorcapture', connection_limit=1000, backlog=2048, cleanup_interval=1,
+                        asyncore_use_poll=True)  # select() fails on descriptors past 1023: 1,000 connections reach them
+
+# A request must arrive in time: its headers within HEADER_DEADLINE seconds of
+# its first byte, its body at no less than BODY_MIN_RATE bytes a second after
+# that (waitress's own idle timeout is reset by every byte, so a client sending
+# one byte every few seconds would hold its connection forever).
+HEADER_DEADLINE = 30.0
+BODY_MIN_RATE = 32 << 10
 
 
 def create_server(app, host, port, threads, **options):
@@ -8771,9 +8781,53 @@ def create_server(app, host, port, threads, **options):
             self.content_length = len(body)
             self.write(body)
 
+    settings = getattr(app, 'settings', None) or DEFAULTS
+    per_client = settings['connections_per_client']
+    clients = collections.Counter()  # client address -> open connections (the server loop's thread only)
+
     class DialectErrorChannel(waitress.channel.HTTPChannel):
         parser_class = RequestLineParser
         error_task_class = DialectErrorTask
+        request_started = None  # when the first byte of the request being read came
+        client = None
+
+        def __init__(self, server, sock, addr, adj, map=None):
+            waitress.channel.HTTPChannel.__init__(self, server, sock, addr, adj, map)
+            self.client = addr[0] if isinstance(addr, tuple) else addr
+            clients[self.client] += 1
+            if per_client and clients[self.client] > per_client:
+                self.will_close = True  # closed at once: one address cannot take every connection
+
+        def del_channel(self, map=None):
+            if self.client is not None:
+                clients[self.client] -= 1
+                if clients[self.client] <= 0:
+                    del clients[self.client]
+                self.client = None
+            waitress.channel.HTTPChannel.del_channel(self, map)
+
+        def received(self, data):
+            if data and self.request_started is None:
+                self.request_started = time.time()
+            answer = waitress.channel.HTTPChannel.received(self, data)
+            if self.request is None:  # nothing half-read: the next request starts its own clock
+                self.request_started = None
+            return answer
+
+        def overdue(self, at):
+            request = self.request
+            if request is None or self.request_started is None:
+                return False
+            allowed = HEADER_DEADLINE
+            if request.headers_finished:
+                allowed += (getattr(request, 'content_length', 0) or 0) / float(BODY_MIN_RATE)
+            return at - self.request_started > allowed
+
+    def maintenance(listener, at):
+        type(listener).maintenance(listener, at)  # waitress's idle timeout
+        for channel in list(listener.active_channels.values()):
+            if isinstance(channel, DialectErrorChannel) and channel.overdue(at):
+                channel.will_close = True
 
     server = waitress.server.create_server(app, host=host, port=port, threads=threads,
                                            **dict(WAITRESS_OPTIONS, **options))
@@ -8781,6 +8835,7 @@ def create_server(app, host, port, threads, **options):
     for listener in [server] + list(getattr(server, 'map', {}).values()):
         if isinstance(listener, waitress.server.BaseWSGIServer):
             listener.channel_class = DialectErrorChannel
+            listener.maintenance = functools.partial(maintenance, listener)
     return server
 
 
