@@ -15,17 +15,13 @@ import time
 import pytest
 
 import errorcapture
+from helpers import free_port
 
 pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EVENTS, ISSUES = 150000, 300
 
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def seed(db):

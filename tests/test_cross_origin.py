@@ -12,19 +12,17 @@ import uuid
 import pytest
 
 import errorcapture
+from helpers import create_project
+
 
 EVIL = {'Origin': 'http://evil.example'}
 CROSS_SITE = {'Sec-Fetch-Site': 'cross-site'}
 
 
-def new_project(client, name='origin'):
-    answer = client.get('/api.php?action=generate&name=' + name).json
-    return answer['hash'], answer['id']
-
 
 @pytest.mark.parametrize('hostile', [EVIL, CROSS_SITE, {'Sec-Fetch-Site': 'same-site'}, {'Origin': 'null'}])
 def test_key_and_data_reads_from_another_origin_are_refused(client, hostile):
-    key, _ = new_project(client)
+    key = create_project(client)['hash']
     for path in ('/api/v1/projects', '/api/v1/project?key=' + key, '/api/v1/issues?key=' + key,
                  '/api/v1/events?key=' + key, '/api.php?action=errors&hash=' + key, '/api.php?action=generate'):
         answer = client.get(path, headers=hostile, expect_errors=True)
@@ -34,7 +32,7 @@ def test_key_and_data_reads_from_another_origin_are_refused(client, hostile):
 
 
 def test_no_cors_on_what_hands_out_keys_even_for_scripts(client):
-    key, _ = new_project(client)
+    key = create_project(client)['hash']
     for path in ('/api/v1/projects', '/api/v1/project?key=' + key, '/api.php?action=generate'):
         answer = client.get(path)
         assert answer.status_int == 200
@@ -46,7 +44,7 @@ def test_no_cors_on_what_hands_out_keys_even_for_scripts(client):
 
 def test_simple_posts_from_another_origin_change_nothing(client):
     """A form or fetch(no-cors) with text/plain needs no preflight."""
-    key, _ = new_project(client)
+    key = create_project(client)['hash']
     client.post('/api.php', json.dumps({'hash': key, 'level': 'error', 'message': 'kept'}),
                 content_type='application/json')
     for headers in (EVIL, CROSS_SITE):
@@ -65,7 +63,8 @@ def test_simple_posts_from_another_origin_change_nothing(client):
 
 
 def test_ingest_stays_open_to_every_origin(client):
-    key, project_id = new_project(client)
+    project = create_project(client)
+    key, project_id = project['hash'], project['id']
     answer = client.post('/api.php', json.dumps({'hash': key, 'level': 'error', 'message': 'from a page'}),
                          headers=EVIL, content_type='application/json')
     assert answer.headers['Access-Control-Allow-Origin'] == '*'
@@ -81,7 +80,7 @@ def test_ingest_stays_open_to_every_origin(client):
 
 
 def test_the_viewers_own_origin_is_served(client):
-    key, _ = new_project(client)
+    key = create_project(client)['hash']
     same = {'Origin': 'http://localhost', 'Sec-Fetch-Site': 'same-origin'}  # webtest's host is localhost:80
     assert client.get('/api/v1/project?key=' + key, headers=same).status_int == 200
     answer = client.put('/api/v1/project?key=' + key, json.dumps({'rateLimit': 5}), headers=same,
@@ -92,7 +91,7 @@ def test_the_viewers_own_origin_is_served(client):
 
 @pytest.mark.parametrize('host', ['evil.example:8080', 'evil.example', '10.0.0.5:8080', 'localhost.evil.example'])
 def test_a_rebinding_host_is_refused_on_loopback(client, host):
-    key, _ = new_project(client)
+    key = create_project(client)['hash']
     for path in ('/api/v1/projects', '/api/v1/project?key=' + key):
         answer = client.get(path, headers={'Host': host}, expect_errors=True)
         assert answer.status_int == 403, (host, path)
@@ -106,7 +105,7 @@ def test_loopback_host_names_are_served(client, host):
 
 def test_public_url_and_allowed_hosts_name_more_hosts(make):
     client = make(public_url='https://errors.example.com', allowed_hosts='errors.lan, other.lan')
-    key, _ = new_project(client)
+    key = create_project(client)['hash']
     for host in ('errors.example.com', 'errors.lan:8080', 'other.lan'):
         assert client.get('/api/v1/project?key=' + key, headers={'Host': host}).status_int == 200, host
     assert client.get('/api/v1/project?key=' + key, headers={'Host': 'evil.example'},
@@ -120,7 +119,7 @@ def test_public_url_and_allowed_hosts_name_more_hosts(make):
 
 def test_listing_every_key_without_a_token_is_for_local_users_only(make):
     client = make()
-    new_project(client)
+    create_project(client)
     assert client.get('/api/v1/projects').status_int == 200
     for extra in ({'X-Forwarded-For': '203.0.113.9'}, {'Forwarded': 'for=203.0.113.9'}, {'X-Real-IP': '203.0.113.9'},
                   {'Via': '1.1 proxy'}):

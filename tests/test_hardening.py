@@ -11,15 +11,10 @@ import uuid
 import pytest
 
 import errorcapture
+from helpers import create_project, sentry_auth
 
 
-def new_project(client, name='hardening'):
-    answer = client.get('/api.php?action=generate&name=' + name).json
-    return answer['hash'], answer['id']
 
-
-def sentry_headers(key):
-    return {'X-Sentry-Auth': 'Sentry sentry_key=%s, sentry_version=7, sentry_client=test/1.0' % key}
 
 
 def envelope(*items, header=None):
@@ -30,7 +25,7 @@ def envelope(*items, header=None):
 
 
 def send_envelope(client, key, project_id, body, **headers):
-    return client.post('/api/%d/envelope/' % project_id, body, headers=dict(sentry_headers(key), **headers),
+    return client.post('/api/%d/envelope/' % project_id, body, headers=dict(sentry_auth(key), **headers),
                        content_type='application/x-sentry-envelope', expect_errors=True)
 
 
@@ -44,11 +39,12 @@ def read(client, key, path, **params):
 # -- 3. printf widths --------------------------------------------------------------------
 
 def test_a_logentry_width_cannot_make_the_server_allocate(client):
-    key, project_id = new_project(client)
+    project = create_project(client)
+    key, project_id = project['hash'], project['id']
     event = {'event_id': uuid.uuid4().hex, 'logentry': {'message': '%100000000s', 'params': ['x']}}
     tracemalloc.start()
     try:
-        answer = client.post('/api/%d/store/' % project_id, json.dumps(event), headers=sentry_headers(key),
+        answer = client.post('/api/%d/store/' % project_id, json.dumps(event), headers=sentry_auth(key),
                              content_type='application/json', expect_errors=True)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -68,9 +64,10 @@ def test_a_logentry_width_cannot_make_the_server_allocate(client):
     ('only %s and %s', ['one'], 'only %s and %s'),  # does not fit its params: as sent
 ])
 def test_logentry_params_are_filled_in_without_widths(client, template, params, expected):
-    key, project_id = new_project(client)
+    project = create_project(client)
+    key, project_id = project['hash'], project['id']
     event = {'event_id': uuid.uuid4().hex, 'logentry': {'message': template, 'params': params}}
-    answer = client.post('/api/%d/store/' % project_id, json.dumps(event), headers=sentry_headers(key),
+    answer = client.post('/api/%d/store/' % project_id, json.dumps(event), headers=sentry_auth(key),
                          content_type='application/json', expect_errors=True)
     assert answer.status_int == 200, answer.body
     issue = read(client, key, '/api/v1/issues')['issues'][0]
@@ -93,7 +90,7 @@ def post_open_sentry(client, key, items):
 
 
 def test_token_counts_past_the_bound_are_refused_and_sums_stay_answerable(client):
-    key, _ = new_project(client)
+    key = create_project(client)['hash']
     answer = post_open_sentry(client, key, [ai_item(inputTokens=999999999999999999)] * 10)
     assert answer.status_int == 400, answer.body
     assert '[0].inputTokens' in answer.json['details']
@@ -111,7 +108,8 @@ def test_rows_stored_before_the_bounds_still_sum_without_a_500(make, tmp_path):
     import sqlite3
     db = str(tmp_path / 'old.db')
     client = make(db=db, sweep_interval=0)
-    key, project_id = new_project(client)
+    project = create_project(client)
+    key, project_id = project['hash'], project['id']
     assert post_open_sentry(client, key, [ai_item()]).status_int == 202
     conn = sqlite3.connect(db)
     with conn:
@@ -136,7 +134,8 @@ def checkin_envelope(slug, status='ok', **fields):
 
 
 def test_a_check_in_for_an_unknown_slug_without_config_makes_a_visible_monitor(client):
-    key, project_id = new_project(client)
+    project = create_project(client)
+    key, project_id = project['hash'], project['id']
     assert send_envelope(client, key, project_id, checkin_envelope('Nightly Export')).status_int == 200
     assert send_envelope(client, key, project_id, checkin_envelope('Nightly Export', 'error')).status_int == 200
     monitors = read(client, key, '/api/v1/monitors')['monitors']
@@ -156,7 +155,8 @@ def test_a_check_in_for_an_unknown_slug_without_config_makes_a_visible_monitor(c
 
 @pytest.mark.parametrize('schedule', ['0 0 31 2 *', '0 0 30 2 *', '0 0 31 4,6,9,11 *', '0 0 31 feb *'])
 def test_a_schedule_that_never_fires_is_refused(client, schedule):
-    key, project_id = new_project(client)
+    project = create_project(client)
+    key, project_id = project['hash'], project['id']
     answer = client.post('/api/v1/monitors?key=' + key, json.dumps({'slug': 'never', 'schedule': schedule}),
                          content_type='application/json', expect_errors=True)
     assert answer.status_int == 400 and 'schedule' in answer.json['error'], answer.body
@@ -168,7 +168,7 @@ def test_a_schedule_that_never_fires_is_refused(client, schedule):
 
 @pytest.mark.parametrize('schedule', ['0 0 29 2 *', '0 0 31 2 1', '0 0 31 * *', '*/5 * * * *'])
 def test_schedules_that_fire_rarely_are_taken(client, schedule):
-    key, _ = new_project(client)
+    key = create_project(client)['hash']
     answer = client.post('/api/v1/monitors?key=' + key, json.dumps({'slug': 'rare', 'schedule': schedule}),
                          content_type='application/json', expect_errors=True)
     assert answer.status_int == 201, answer.body
@@ -182,7 +182,8 @@ def test_listing_monitors_stored_with_impossible_schedules_does_bounded_work(mak
     import sqlite3
     db = str(tmp_path / 'monitors.db')
     client = make(db=db, sweep_interval=0)
-    key, project_id = new_project(client)
+    project = create_project(client)
+    key, project_id = project['hash'], project['id']
     conn = sqlite3.connect(db)
     with conn:
         conn.executemany('INSERT INTO monitors(project_id, slug, name, schedule, created) VALUES (?, ?, ?, ?, ?)',
@@ -217,7 +218,8 @@ def frozen_minute(monkeypatch):
 
 def test_sentry_log_entries_count_against_the_quota(make, frozen_minute):
     client = make(rate_limit=10, sweep_interval=0)
-    key, project_id = new_project(client)
+    project = create_project(client)
+    key, project_id = project['hash'], project['id']
     assert send_envelope(client, key, project_id, log_envelope(8)).status_int == 200
     answer = send_envelope(client, key, project_id, log_envelope(5))
     assert answer.status_int == 429, answer.body
@@ -227,7 +229,8 @@ def test_sentry_log_entries_count_against_the_quota(make, frozen_minute):
 
 def test_check_ins_count_against_the_quota(make, frozen_minute):
     client = make(rate_limit=3, sweep_interval=0)
-    key, project_id = new_project(client)
+    project = create_project(client)
+    key, project_id = project['hash'], project['id']
     for _ in range(3):
         assert send_envelope(client, key, project_id, checkin_envelope('job')).status_int == 200
     answer = send_envelope(client, key, project_id, checkin_envelope('job'))
@@ -242,7 +245,8 @@ def test_check_ins_count_against_the_quota(make, frozen_minute):
 
 def test_one_small_gzip_envelope_cannot_store_more_than_a_thousand_rows(client):
     import gzip
-    key, project_id = new_project(client)
+    project = create_project(client)
+    key, project_id = project['hash'], project['id']
     body = gzip.compress(log_envelope(1000, items=3))
     assert len(body) < 64 << 10
     answer = send_envelope(client, key, project_id, body, **{'Content-Encoding': 'gzip'})
@@ -267,7 +271,8 @@ def seestack(client, key, path, body):
 
 def test_telemetry_with_an_old_timestamp_is_kept_like_errors(make):
     client = make(retention_days=30, sweep_interval=0)
-    key, project_id = new_project(client)
+    project = create_project(client)
+    key, project_id = project['hash'], project['id']
     seestack(client, key, '/ingest/v1/logs', {'level': 'info', 'message': 'from 2020', 'timestamp': OLD})
     seestack(client, key, '/ingest/v1/http-requests', {'requests': [
         {'traceId': 't', 'direction': 'inbound', 'method': 'GET', 'host': 'h', 'path': '/old', 'statusCode': 200,
@@ -299,7 +304,7 @@ def test_telemetry_with_an_old_timestamp_is_kept_like_errors(make):
 
 def test_telemetry_goes_once_it_arrived_longer_ago_than_retention(make, monkeypatch):
     client = make(retention_days=30, sweep_interval=0)
-    key, _ = new_project(client)
+    key = create_project(client)['hash']
     seestack(client, key, '/ingest/v1/logs', {'level': 'info', 'message': 'today'})
     real_now = errorcapture.now
     monkeypatch.setattr(errorcapture, 'now', lambda: real_now() + 29 * 86400)

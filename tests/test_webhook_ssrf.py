@@ -12,6 +12,8 @@ import time
 import pytest
 
 import errorcapture
+from helpers import create_project
+
 
 WAIT = 20  # a bound on waiting for a delivery, not a speed claim
 
@@ -68,10 +70,6 @@ def receivers():
         receiver.close()
 
 
-def new_project(client, name='hooks'):
-    answer = client.get('/api.php?action=generate&name=' + name).json
-    return answer['hash'], answer['id']
-
 
 def set_webhook(client, key, url):
     return client.put('/api/v1/project?key=' + key, json.dumps({'webhookUrl': url}),
@@ -94,7 +92,7 @@ def new_issue(client, key, message):
 def test_internal_targets_are_refused_at_configuration(make, receivers, url):
     client = make(sweep_interval=0)
     receiver = receivers()
-    key, _ = new_project(client)
+    key = create_project(client)['hash']
     answer = set_webhook(client, key, url.format(port=receiver.server.server_address[1]))
     assert answer.status_int == 400, answer.body
     assert 'webhookUrl' in answer.json['error']
@@ -104,7 +102,7 @@ def test_internal_targets_are_refused_at_configuration(make, receivers, url):
 def test_the_operator_flag_allows_internal_targets(make, receivers):
     client = make(sweep_interval=0, allow_private_webhooks=True)
     receiver = receivers()
-    key, _ = new_project(client)
+    key = create_project(client)['hash']
     assert set_webhook(client, key, receiver.url).status_int == 200
     new_issue(client, key, 'Delivered inside')
     assert receiver.wait_for(1)
@@ -118,7 +116,8 @@ def test_a_stored_target_that_now_resolves_inside_is_not_called(make, receivers,
     (DNS rebinding, or a URL stored before these checks): checked again."""
     client = make(sweep_interval=0)
     receiver = receivers()
-    key, project_id = new_project(client)
+    project = create_project(client)
+    key, project_id = project['hash'], project['id']
     client.wsgi.store.update_project(project_id, settings={'webhookUrl': receiver.url})
     with caplog.at_level('WARNING', logger='errorcapture'):
         new_issue(client, key, 'Should not be delivered')
@@ -138,7 +137,7 @@ def test_a_redirect_to_an_internal_address_is_not_followed(make, receivers, monk
     monkeypatch.setattr(errorcapture, 'internal_address',
                         lambda address: address != '127.0.0.2' and (real(address) if real else True), raising=False)
     client = make(sweep_interval=0, allow_private_webhooks=real is None)  # main has no checks at all
-    key, _ = new_project(client)
+    key = create_project(client)['hash']
     assert set_webhook(client, key, outside.url).status_int == 200
     new_issue(client, key, 'Redirected')
     assert outside.wait_for(1)
@@ -150,7 +149,7 @@ def test_redirects_between_allowed_targets_are_followed(make, receivers):
     final = receivers()
     first = receivers(redirect_to=final.url)
     client = make(sweep_interval=0, allow_private_webhooks=True)
-    key, _ = new_project(client)
+    key = create_project(client)['hash']
     assert set_webhook(client, key, first.url).status_int == 200
     new_issue(client, key, 'Via a redirect')
     assert final.wait_for(1)
@@ -164,8 +163,8 @@ def test_a_webhook_that_never_answers_delays_only_its_own_project(make, receiver
         slow = receivers(hang=hang)
         fast = receivers()
         client = make(sweep_interval=0, allow_private_webhooks=True)
-        slow_key, _ = new_project(client, 'slow')
-        fast_key, _ = new_project(client, 'fast')
+        slow_key = create_project(client, 'slow')['hash']
+        fast_key = create_project(client, 'fast')['hash']
         assert set_webhook(client, slow_key, slow.url).status_int == 200
         assert set_webhook(client, fast_key, fast.url).status_int == 200
         words = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel', 'india', 'juliet']
