@@ -4511,7 +4511,7 @@ def replace_lone_surrogates(value, depth=0):
 # it answers only requests from its own origin (and scripts, which send no
 # Origin), and on loopback only to host names that are really loopback, so a
 # DNS-rebinding page cannot pose as one.
-SENTRY_ROUTE = re.compile(r'^/api/[0-9]{1,18}/')
+SENTRY_ROUTE = re.compile(r'^/api/[1-9][0-9]{0,17}/')  # not /api/0/: sentry-cli's upload API, by token
 PROXY_HEADERS = ('HTTP_X_FORWARDED_FOR', 'HTTP_X_FORWARDED_HOST', 'HTTP_X_FORWARDED_PROTO', 'HTTP_X_FORWARDED_PORT',
                  'HTTP_X_FORWARDED_BY', 'HTTP_FORWARDED')
 LOOPBACK_HOSTS = ('127.0.0.1', 'localhost', '::1')
