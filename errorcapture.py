@@ -4528,6 +4528,7 @@ def is_ingest(environ):
         return action in (None, '', 'submit')
     # every dialect's paths but the read API's, and anything a Sentry SDK may post under /api/<id>/
     return (path.rstrip('/') in ('/health', '/stream') or bool(SENTRY_ROUTE.match(path))
+            or path.startswith('/api/embed/')  # Sentry.showReportDialog's script and form, from the app's page
             or any(dialect.paths.match(path) for dialect in DIALECTS if dialect.name not in ('api_php', 'read_api')))
 
 
