@@ -27,9 +27,11 @@ export function setKey(key) {
 }
 
 export class ApiError extends Error {
-  constructor(message, status) {
+  /** details: the answer's "details" object (a bad search query names its key there). */
+  constructor(message, status, details) {
     super(message);
     this.status = status;
+    this.details = details && typeof details === "object" ? details : {};
   }
 }
 
@@ -65,7 +67,7 @@ export async function api(path, params, opts) {
   }
   if (!res.ok) {
     const msg = data && data.error ? valueText(data.error) : "HTTP " + res.status;
-    throw new ApiError(msg, res.status);
+    throw new ApiError(msg, res.status, data && data.details);
   }
   return data || {};
 }

@@ -41,6 +41,7 @@ const ROUTES = [
   [/^\/?$/, viewIssues, "issues"],
   [/^\/issues$/, viewIssues, "issues"],
   [/^\/issues\/([^/]+)$/, viewIssue, "issues"],
+  [/^\/issues\/([^/]+)\/events\/([^/]+)$/, viewIssue, "issues"],
   [/^\/events\/([^/]+)$/, viewEvent, "issues"],
   [/^\/requests$/, viewRequests, "requests"],
   [/^\/replays$/, viewReplays, "replays"],

@@ -1,7 +1,7 @@
-import { api } from "./api.js";
+import { api, getKey } from "./api.js";
 import { h, urlText } from "./dom.js";
-import { prettyJson, timeEl, truncate, valueText } from "./format.js";
-import { kvTable, levelBadge, section, table } from "./widgets.js";
+import { fmtBytes, prettyJson, timeEl, truncate, valueText } from "./format.js";
+import { kvTable, levelBadge, releaseLink, replayLink, section, table, traceLink } from "./widgets.js";
 
 // ==========================================================================
 // View: Event detail (and the event renderer the issue page reuses)
@@ -24,11 +24,15 @@ export function eventTitle(ev) {
   return ev.message || "(no message)";
 }
 
+/**
+ * The whole event, error first: message, exception (or stack trace, or
+ * location), then what was around it (meta, feedback, attachments,
+ * breadcrumbs, tags, user, request, contexts, extra, raw JSON).
+ */
 export function renderEvent(ev, opts) {
   opts = opts || {};
   const wrap = h("div", { class: "event", testid: "event-detail", data: { eventId: ev.id } });
   if (opts.title) wrap.appendChild(h("h1", { class: "issue-title", testid: "event-title" }, eventTitle(ev)));
-  wrap.appendChild(eventMeta(ev));
   const exceptions = Array.isArray(ev.exception) ? ev.exception : [];
   if (ev.message && (!exceptions.length || ev.message !== eventTitle(ev))) {
     wrap.appendChild(section("Message", h("pre", { class: "message", testid: "event-message" }, ev.message), "event-message-panel"));
@@ -41,6 +45,9 @@ export function renderEvent(ev, opts) {
   } else if (ev.file || ev.line) {
     wrap.appendChild(section("Location", h("div", { class: "mono", testid: "event-location" }, (ev.file || "?") + (ev.line ? ":" + ev.line : "")), "location-panel"));
   }
+  wrap.appendChild(eventMeta(ev));
+  if (Array.isArray(ev.feedback) && ev.feedback.length) wrap.appendChild(section("User feedback", feedbackList(ev.feedback), "event-feedback"));
+  if (Array.isArray(ev.attachments) && ev.attachments.length) wrap.appendChild(section("Attachments", attachmentList(ev.attachments), "attachments"));
   if (Array.isArray(ev.breadcrumbs) && ev.breadcrumbs.length) wrap.appendChild(section("Breadcrumbs", breadcrumbs(ev.breadcrumbs), "breadcrumbs"));
   if (ev.tags && Object.keys(ev.tags).length) wrap.appendChild(section("Tags", tagList(ev.tags), "tags"));
   if (ev.user && Object.keys(ev.user).length) wrap.appendChild(section("User", kvTable(ev.user, "user-table"), "user"));
@@ -64,7 +71,9 @@ export function eventMeta(ev) {
     item("Occurred", timeEl(ev.timestamp, "abs"), "event-timestamp"),
     item("Received", timeEl(ev.received, "abs")),
     item("Environment", ev.environment, "event-environment"),
-    item("Release", ev.release, "event-release"),
+    item("Release", ev.release ? releaseLink(ev.release, "event-release-link") : null, "event-release"),
+    item("Trace", traceLink(ev.traceId, "event-trace-link") || null, "event-trace"),
+    item("Replay", replayLink(ev.replayId, "event-replay-link") || null, "event-replay"),
     item("Server", ev.serverName || ev.hostname, "event-server"),
     item("Platform", ev.platform),
     item("SDK", sdk ? valueText(sdk) : null),
@@ -82,15 +91,47 @@ export function exceptionChain(exceptions) {
   return box;
 }
 
+/**
+ * Frames newest first.  In-app frames open with their source; the others are
+ * one line each, and a run of several folds into one "N more frames" line.
+ * A trace with no in-app frame at all opens its newest frame instead.
+ */
 export function frameList(frames) {
-  const newestFirst = frames.slice().reverse();
-  const hasInApp = frames.some((f) => f && f.inApp);
+  const newestFirst = frames.slice().reverse().map((f) => f || {});
+  const hasInApp = newestFirst.some((f) => f.inApp);
   const list = h("ol", { class: "frames", testid: "stack-frames" });
-  newestFirst.forEach((f, i) => {
-    const expand = f.inApp || (!hasInApp && i === 0);
-    list.appendChild(frameItem(f || {}, expand));
-  });
+  if (!hasInApp) {
+    newestFirst.forEach((f, i) => list.appendChild(frameItem(f, i === 0)));
+    return list;
+  }
+  let run = [];
+  const flush = () => {
+    if (run.length === 1) list.appendChild(frameItem(run[0], false));
+    else if (run.length) list.appendChild(frameFold(run));
+    run = [];
+  };
+  for (const f of newestFirst) {
+    if (f.inApp) {
+      flush();
+      list.appendChild(frameItem(f, true));
+    } else run.push(f);
+  }
+  flush();
   return list;
+}
+
+/** Several library frames in a row, folded behind one line that opens them. */
+function frameFold(frames) {
+  const label = () => (fold.classList.contains("open") ? "Hide " : "Show ") + frames.length + " more frames (not in app)";
+  const button = h("button", { type: "button", class: "frame-fold-toggle", testid: "frame-fold-toggle", "aria-label": "Show or hide library frames" });
+  const fold = h("li", { class: "frame-fold", testid: "frame-fold" }, button,
+    h("ol", { class: "frames fold-frames" }, frames.map((f) => frameItem(f, false))));
+  button.textContent = label();
+  button.addEventListener("click", () => {
+    fold.classList.toggle("open");
+    button.textContent = label();
+  });
+  return fold;
 }
 
 export function exceptionBlock(exc, isRaised) {
@@ -191,4 +232,38 @@ export function contextsInfo(contexts) {
   return h("div", { class: "contexts" }, Object.entries(contexts).map(([name, value]) =>
     h("div", { class: "context-block" }, h("h3", null, name),
       value && typeof value === "object" && !Array.isArray(value) ? kvTable(value) : h("div", { class: "mono" }, valueText(value)))));
+}
+
+/** Feedback people sent about this event (Sentry's widget, captureFeedback, user reports). */
+export function feedbackList(items) {
+  return h("ol", { class: "feedback-list", testid: "feedback-list" }, items.map((fb) =>
+    h("li", { class: "feedback", testid: "feedback" },
+      h("div", { class: "feedback-head" },
+        h("span", { class: "feedback-who", testid: "feedback-name" }, fb.name || fb.email || "Anonymous"),
+        fb.email && fb.name ? h("span", { class: "muted small" }, " <" + fb.email + ">") : null,
+        " ", timeEl(fb.timestamp),
+        fb.url ? h("span", { class: "muted small mono" }, " on ", urlText(fb.url)) : null,
+        fb.event && fb.event.id != null ? h("a", { href: "#/events/" + encodeURIComponent(fb.event.id), class: "small", testid: "feedback-event-link" }, " event") : null,
+        fb.replayId ? [" ", replayLink(fb.replayId, "feedback-replay-link")] : null),
+      h("div", { class: "feedback-message", testid: "feedback-message" }, fb.message == null ? "" : valueText(fb.message)))));
+}
+
+/** Files the SDK attached; each downloads (the server never serves them as pages). */
+export function attachmentList(items) {
+  const { table: tbl, tbody } = table(["Name", "Type", { label: "Size", cls: "num" }, ""], "attachments-table", "attachments-table");
+  for (const a of items) {
+    tbody.appendChild(h("tr", { testid: "attachment-row" },
+      h("td", { class: "mono wrap", testid: "attachment-name" }, a.name || "attachment"),
+      h("td", { class: "mono small" }, a.contentType || ""),
+      h("td", { class: "num" }, fmtBytes(a.size)),
+      h("td", null, h("a", { href: attachmentUrl(a), class: "btn btn-small", download: true, testid: "attachment-download" }, "Download"))));
+  }
+  return h("div", { class: "table-wrap" }, tbl);
+}
+
+/** The attachment's download URL with the key, absolute (h() links only http(s) and "#/"). */
+function attachmentUrl(a) {
+  const url = new URL(a.url || "/api/v1/attachments/" + encodeURIComponent(a.id), location.origin);
+  url.searchParams.set("key", getKey());
+  return url.href;
 }

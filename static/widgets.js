@@ -1,6 +1,6 @@
 import { flash } from "./api.js";
 import { $, clear, h } from "./dom.js";
-import { fmtClock, valueText } from "./format.js";
+import { fmtClock, fmtNum, truncate, valueText } from "./format.js";
 import { go, replaceQuery } from "./router.js";
 
 // ==========================================================================
@@ -208,4 +208,87 @@ export function copyButton(getText, testid) {
     setTimeout(() => { btn.textContent = "Copy"; }, 1500);
   });
   return btn;
+}
+
+// ----- links between kinds ------------------------------------------------
+
+/** A trace id as a link to its trace page ("" when there is none). */
+export function traceLink(traceId, testid) {
+  if (!traceId) return "";
+  return h("a", { href: "#/traces/" + encodeURIComponent(traceId), class: "mono small id-link", title: "Trace " + traceId, testid: testid || "trace-link" },
+    truncate(String(traceId), 16));
+}
+
+/** A replay id as a link to its session replay ("" when there is none). */
+export function replayLink(replayId, testid) {
+  if (!replayId) return "";
+  return h("a", { href: "#/replays/" + encodeURIComponent(replayId), class: "mono small id-link", title: "Session replay " + replayId, testid: testid || "replay-link" },
+    truncate(String(replayId), 16));
+}
+
+/** A release as a link to its release page. */
+export function releaseLink(version, testid) {
+  if (!version) return "—";
+  return h("a", { href: "#/releases/" + encodeURIComponent(version), class: "chip chip-release", testid: testid || "release" }, String(version));
+}
+
+/**
+ * Tabs over panels that render when first shown.
+ * tabs: [{id, label, testid, render() -> Node}]; onChange(id) after a switch.
+ * Returns {element, show(id), setLabel(id, text)}.
+ */
+export function tabs(list, initial, onChange) {
+  const bar = h("div", { class: "tabs", role: "tablist" });
+  const body = h("div", { class: "tab-body" });
+  const entries = new Map();
+  for (const tab of list) {
+    const button = h("button", { type: "button", class: "tab", role: "tab", testid: tab.testid || "tab-" + tab.id }, tab.label);
+    const panel = h("div", { class: "tab-panel", role: "tabpanel", testid: "tab-panel-" + tab.id, hidden: true });
+    button.addEventListener("click", () => show(tab.id, true));
+    bar.appendChild(button);
+    body.appendChild(panel);
+    entries.set(tab.id, { tab: tab, button: button, panel: panel, rendered: false });
+  }
+  function show(id, byUser) {
+    if (!entries.has(id)) id = list[0].id;
+    for (const [key, entry] of entries) {
+      const on = key === id;
+      entry.button.classList.toggle("active", on);
+      entry.button.setAttribute("aria-selected", on ? "true" : "false");
+      entry.panel.hidden = !on;
+      if (on && !entry.rendered) {
+        entry.rendered = true;
+        entry.panel.appendChild(entry.tab.render());
+      }
+    }
+    if (byUser && onChange) onChange(id);
+  }
+  show(initial);
+  return {
+    element: h("div", { class: "tabbed" }, bar, body),
+    show: show,
+    setLabel: (id, text) => { if (entries.has(id)) entries.get(id).button.textContent = text; },
+  };
+}
+
+/** "N new, refresh": a notice that waits above a list instead of moving it. */
+export function newItemsNotice(testid) {
+  const button = h("button", { type: "button", class: "btn btn-small btn-primary" }, "Show");
+  const text = h("span");
+  const box = h("div", { class: "new-items", testid: testid || "new-items", hidden: true, role: "status" }, text, " ", button);
+  let onShow = null;
+  button.addEventListener("click", () => {
+    box.hidden = true;
+    if (onShow) onShow();
+  });
+  return {
+    element: box,
+    /** n new items; show() runs when the reader asks for them. */
+    set(n, label, show) {
+      onShow = show;
+      box.hidden = !(n > 0);
+      text.textContent = fmtNum(n) + " new " + label + (n === 1 ? "" : "s") + " since this page loaded.";
+    },
+    hide() { box.hidden = true; },
+  };
 }

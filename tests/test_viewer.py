@@ -429,7 +429,6 @@ def test_issue_detail_stack_trace_and_actions(page):
     releases = page.one(page.tid('issue-releases')).text
     assert 'shop@1.2.3' in releases and 'shop@1.2.2' in releases
     assert page.one(page.tid('issue-first-seen')).text and page.one(page.tid('issue-last-seen')).text
-    page.wait_count(page.tid('event-row'), 2)
 
     # the latest event is shown: exception chain, raised exception first, newest frame first
     page.wait_css(page.tid('exception-chain'))
@@ -463,10 +462,86 @@ def test_issue_detail_stack_trace_and_actions(page):
     page.wait(lambda: page.one(page.tid('issue-status')).text == 'ignored', message='ignored')
     assert p.read('/api/v1/issues/%s' % issue['id'])['issue']['status'] == 'ignored'
 
-    # pick the older event in the table
+    # the events tab lists both; picking the older one shows it, with its id in the URL
+    page.one(page.tid('tab-events')).click()
+    page.wait_count(page.tid('event-row'), 2)
     rows = page.all(page.tid('event-row'))
+    older_id = rows[1].get_attribute('data-event-id')
     rows[1].find_elements(By.TAG_NAME, 'td')[1].click()
     page.wait(lambda: 'shop@1.2.2' in page.one(page.tid('event-release')).text, message='older event shown')
+    assert page.d.execute_script('return location.hash') == '#/issues/%s/events/%s' % (issue['id'], older_id)
+
+
+def deep_stack_event(value='card declined', release='shop@2.0.0'):
+    """A Flask-shaped error: three library frames under two in-app frames, each with 11 lines of context."""
+    context = ['    step_%d()' % i for i in range(5)]
+    return {
+        'event_id': uuid.uuid4().hex, 'level': 'error', 'platform': 'python', 'release': release,
+        'environment': 'production', 'user': {'id': 'u-1'},
+        'exception': {'values': [{'type': 'PaymentError', 'value': value, 'stacktrace': {'frames': [
+            {'filename': 'lib/socketserver.py', 'function': 'serve_forever', 'lineno': 240, 'in_app': False,
+             'pre_context': context, 'context_line': '    self._handle()', 'post_context': context},
+            {'filename': 'lib/flask/app.py', 'function': 'wsgi_app', 'lineno': 1498, 'in_app': False,
+             'pre_context': context, 'context_line': '    response = self.full_dispatch_request()', 'post_context': context},
+            {'filename': 'lib/flask/app.py', 'function': 'dispatch_request', 'lineno': 880, 'in_app': False,
+             'pre_context': context, 'context_line': '    return view(**req.view_args)', 'post_context': context},
+            {'filename': 'shop/views.py', 'function': 'pay', 'lineno': 41, 'in_app': True,
+             'pre_context': context, 'context_line': '    charge(card)', 'post_context': context},
+            {'filename': 'shop/billing.py', 'function': 'charge', 'lineno': 17, 'in_app': True,
+             'pre_context': context, 'context_line': "    raise PaymentError('card declined')", 'post_context': context},
+        ]}}]},
+        'breadcrumbs': {'values': [{'timestamp': time.time() - i, 'category': 'log', 'message': 'step %d' % i}
+                                   for i in range(30)]},
+        'tags': {'browser': 'Firefox'},
+    }
+
+
+def at_viewport(page, width, height):
+    """Make the page's viewport exactly width x height CSS pixels (the window frame does not count)."""
+    page.d.execute_cdp_cmd('Emulation.setDeviceMetricsOverride',
+                           {'width': width, 'height': height, 'deviceScaleFactor': 1, 'mobile': False})
+
+
+def test_issue_page_opens_on_the_error_above_the_fold(page):
+    p = page.project
+    p.sentry_store(deep_stack_event())
+    issue = p.issue_matching('card declined')
+    at_viewport(page, 1400, 900)
+    try:
+        page.open('/issues/%s' % issue['id'])
+        page.wait_css(page.tid('exception'))
+        visible = page.d.execute_script('''
+            var inView = function (el) { var r = el.getBoundingClientRect(); return r.height > 0 && r.top >= 0 && r.bottom <= innerHeight; };
+            var exc = document.querySelector('[data-testid="exception"]');
+            var heads = Array.from(exc.querySelectorAll('.frame.in-app > .frame-head'));
+            return {viewport: [innerWidth, innerHeight],
+                    type: inView(exc.querySelector('[data-testid="exception-type"]')),
+                    value: inView(exc.querySelector('[data-testid="exception-value"]')),
+                    frames: heads.map(inView),
+                    raised: inView(exc.querySelector('[data-testid="context-line"]'))};
+        ''')
+        os.makedirs(SCREENSHOTS, exist_ok=True)
+        page.d.save_screenshot(os.path.join(SCREENSHOTS, 'issue-1400x900.png'))
+    finally:
+        page.d.execute_cdp_cmd('Emulation.clearDeviceMetricsOverride', {})
+    assert visible['viewport'] == [1400, 900]
+    assert visible['type'] and visible['value'], 'exception type and value above the fold: %r' % visible
+    assert visible['frames'] == [True, True], 'both in-app frames above the fold: %r' % visible
+    assert visible['raised'], 'the line that raised is above the fold'
+    # in-app frames open with their source; the three library frames fold into one line
+    frames = page.all(page.tid('stack-frame'))
+    in_app = [f for f in frames if f.get_attribute('data-in-app') == 'true']
+    library = [f for f in frames if f.get_attribute('data-in-app') == 'false']
+    assert len(in_app) == 2 and len(library) == 3
+    assert all('expanded' in f.get_attribute('class') for f in in_app)
+    assert not any(f.is_displayed() for f in library)
+    fold = page.one(page.tid('frame-fold-toggle'))
+    assert '3 more frames' in fold.text
+    fold.click()
+    page.wait(lambda: all(f.is_displayed() for f in library), message='library frames unfold')
+    assert not any('expanded' in f.get_attribute('class') for f in library)
+    # the events list is a tab, not above the trace
+    assert not page.one(page.tid('tab-panel-events')).is_displayed()
 
 
 def test_event_page_raw_json_and_system_frames_toggle(page):
