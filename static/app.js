@@ -20,16 +20,20 @@ import { getKey, loadProject } from "./api.js";
 import { $, clear, h } from "./dom.js";
 import { viewEvent } from "./event.js";
 import { fmtAgo } from "./format.js";
+import { switcherFollowsKey, viewSettings } from "./projects.js";
 import { highlightNav, parseHash, safeDecode, ViewContext } from "./router.js";
 import { viewAI } from "./view-ai.js";
 import { viewCron, viewCrons } from "./view-crons.js";
+import { viewFeedback } from "./view-feedback.js";
 import { viewIssue } from "./view-issue.js";
 import { viewIssues } from "./view-issues.js";
 import { viewLogs } from "./view-logs.js";
 import { viewPerformance, viewTransaction } from "./view-performance.js";
+import { viewRelease, viewReleases } from "./view-releases.js";
 import { viewReplay, viewReplays } from "./view-replays.js";
 import { viewRequests } from "./view-requests.js";
 import { viewSetup } from "./view-setup.js";
+import { viewTrace } from "./view-trace.js";
 import { errorBox } from "./widgets.js";
 
 // ==========================================================================
@@ -49,10 +53,15 @@ const ROUTES = [
   [/^\/logs$/, viewLogs, "logs"],
   [/^\/performance$/, viewPerformance, "performance"],
   [/^\/transactions\/([^/]+)$/, viewTransaction, "performance"],
+  [/^\/traces\/([^/]+)$/, viewTrace, "performance"],
+  [/^\/releases$/, viewReleases, "releases"],
+  [/^\/releases\/(.+)$/, viewRelease, "releases"],
+  [/^\/feedback$/, viewFeedback, "feedback"],
   [/^\/ai$/, viewAI, "ai"],
   [/^\/crons$/, viewCrons, "crons"],
   [/^\/crons\/(.+)$/, viewCron, "crons"],
   [/^\/setup$/, viewSetup, "setup"],
+  [/^\/settings$/, viewSettings, "settings"],
 ];
 
 let currentView = null;
@@ -86,6 +95,7 @@ async function route() {
   const args = match ? match.slice(1).map(safeDecode) : [];
   try {
     if (handler !== viewSetup) await loadProject();
+    switcherFollowsKey();
     if (ctx.dead) return;
     await handler(ctx, main, query, ...args);
   } catch (e) {

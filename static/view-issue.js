@@ -4,6 +4,7 @@ import { clear, h } from "./dom.js";
 import { feedbackList, renderEvent } from "./event.js";
 import { fmtDateTime, fmtNum, pad, timeEl, truncate } from "./format.js";
 import { go, replaceQuery } from "./router.js";
+import { quoteValue } from "./search.js";
 import {
   card, clickableRow, emptyRow, levelBadge, liveIndicator, newItemsNotice, releaseLink, replayLink, section, setLiveStatus,
   statusBadge, table, tabs, traceLink,
@@ -311,11 +312,4 @@ function facetValue(issueId, key, v) {
     h("a", { href: "#/issues/" + encodeURIComponent(issueId) + "?tab=events&query=" + encodeURIComponent(term), class: "facet-label" }, truncate(String(v.value), 40)),
     meter(share, "facet-meter"),
     h("span", { class: "facet-pct", testid: "facet-pct" }, Math.round(share * 100) + "%"));
-}
-
-/** A value as the search grammar reads it: bare when it is one word, else quoted. */
-export function quoteValue(value) {
-  const text = String(value);
-  // (\x22 is the double quote: regular expressions here stay free of quote characters)
-  return /^[^\s\x22[\]]+$/.test(text) ? text : '"' + text.replace(/\\/g, "\\\\").replace(/\x22/g, '\\"') + '"';
 }

@@ -1,7 +1,7 @@
 import { api } from "./api.js";
 import { $, clear, h } from "./dom.js";
 import { prettyJson, timeEl, truncate, valueText } from "./format.js";
-import { emptyRow, levelBadge, liveIndicator, pageHeader, setLiveStatus, table, urlFilterBar } from "./widgets.js";
+import { emptyRow, levelBadge, liveIndicator, pageHeader, setLiveStatus, table, traceLink, urlFilterBar } from "./widgets.js";
 
 // ==========================================================================
 // View: Logs (live tail)
@@ -74,5 +74,5 @@ export function logRow(log, isNew) {
     h("td", null, levelBadge(log.level)),
     h("td", { class: "mono small", testid: "log-service" }, log.service || ""),
     msgCell,
-    h("td", { class: "mono small" }, truncate(log.traceId || "", 16)));
+    h("td", null, traceLink(log.traceId)));
 }

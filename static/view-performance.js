@@ -2,7 +2,7 @@ import { api } from "./api.js";
 import { meter } from "./charts.js";
 import { clear, h, s } from "./dom.js";
 import { fmtDateTime, fmtMs, fmtNum, timeEl, truncate } from "./format.js";
-import { card, clickableRow, emptyRow, pageHeader, pagedTable, section, statusBadge, table, urlFilterBar } from "./widgets.js";
+import { card, clickableRow, emptyRow, errorList, kvTable, levelBadge, pageHeader, pagedTable, releaseLink, replayLink, section, statusBadge, table, traceLink, urlFilterBar } from "./widgets.js";
 
 // ==========================================================================
 // View: Performance (transactions by name -> list -> span waterfall)
@@ -80,7 +80,7 @@ export function transactionRow(t) {
     h("td", { class: "num" }, fmtMs(t.durationMs)),
     h("td", { class: "col-graph" }, bar),
     h("td", null, statusBadge(t.status || "ok")),
-    h("td", { class: "mono small" }, t.traceId || "")), href);
+    h("td", null, traceLink(t.traceId))), href);
   return { tr: tr, t: t, fill: bar.firstChild };
 }
 
@@ -96,11 +96,40 @@ export async function viewTransaction(ctx, root, query, txnId) {
     card("Duration", fmtMs(t.durationMs), "txn-duration"),
     card("Spans", fmtNum((t.spans || []).length), "txn-span-count"),
     card("Started", timeEl(t.timestamp, "abs")),
-    card("Trace", h("span", { class: "mono small" }, t.traceId || "—")),
+    card("Trace", traceLink(t.traceId, "txn-trace-link") || "—"),
     card("Environment", t.environment || "—"),
-    card("Release", t.release || "—")));
+    card("Release", t.release ? releaseLink(t.release) : "—"),
+    t.replayId ? card("Replay", replayLink(t.replayId, "txn-replay-link")) : null));
+  const vitals = t.webVitals && typeof t.webVitals === "object" ? t.webVitals : {};
+  if (Object.keys(vitals).length) root.appendChild(section("Web vitals", webVitals(vitals), "web-vitals"));
+  const errors = data.errors || t.errors || [];
+  if (errors.length) root.appendChild(section("Errors in this trace", errorList(errors), "txn-errors"));
   root.appendChild(section("Span waterfall", waterfall(t), "waterfall-panel"));
 }
+
+// Google's thresholds: [good up to, poor from]; values in ms except CLS.
+const VITALS = [
+  ["lcp", "LCP", "Largest contentful paint", 2500, 4000],
+  ["fcp", "FCP", "First contentful paint", 1800, 3000],
+  ["inp", "INP", "Interaction to next paint", 200, 500],
+  ["cls", "CLS", "Cumulative layout shift", 0.1, 0.25],
+  ["ttfb", "TTFB", "Time to first byte", 800, 1800],
+  ["fp", "FP", "First paint", 1800, 3000],
+];
+
+/** The page load's web vitals, each rated good / needs improvement / poor. */
+export function webVitals(vitals) {
+  return h("div", { class: "stat-grid vitals" }, VITALS.filter(([key]) => vitals[key] && vitals[key].value != null).map(([key, short, long, good, poor]) => {
+    const value = Number(vitals[key].value);
+    const rating = value <= good ? "good" : value < poor ? "meh" : "poor";
+    const text = key === "cls" ? value.toFixed(3) : fmtMs(value);
+    return h("div", { class: "stat-card vital vital-" + rating, testid: "web-vital", data: { vital: key, rating: rating }, title: long },
+      h("div", { class: "stat-label" }, short),
+      h("div", { class: "stat-value", testid: "web-vital-" + key }, text),
+      h("div", { class: "stat-hint" }, { good: "good", meh: "needs improvement", poor: "poor" }[rating]));
+  }));
+}
+
 
 /** Order spans as a tree (parents before children, siblings by start). */
 export function spanTree(spans) {
@@ -174,17 +203,19 @@ export function waterfall(t) {
       opClass(sp.op) + (sp.status && sp.status !== "ok" ? " wf-error" : ""),
       label + " — starts +" + fmtMs(sp.startMs) + ", " + fmtMs(sp.durationMs) + (sp.status ? ", " + sp.status : ""), "span-row");
   });
-  const list = table(["Op", "Description", { label: "Start", cls: "num" }, { label: "Duration", cls: "num" }, "Status"], "spans-table", "spans-table");
+  const list = table(["Op", "Description", { label: "Start", cls: "num" }, { label: "Duration", cls: "num" }, "Status", "Attributes"], "spans-table", "spans-table");
   for (const r of rows) {
     const sp = r.span;
+    const attrs = sp.attributes && typeof sp.attributes === "object" && Object.keys(sp.attributes).length ? sp.attributes : null;
     list.tbody.appendChild(h("tr", { testid: "span-table-row" },
       h("td", { class: "mono small" }, sp.op || ""),
       h("td", { class: "mono wrap", testid: "span-description" }, sp.description || ""),
       h("td", { class: "num" }, "+" + fmtMs(sp.startMs)),
       h("td", { class: "num" }, fmtMs(sp.durationMs)),
-      h("td", null, sp.status || "")));
+      h("td", null, sp.status || ""),
+      h("td", null, attrs ? h("details", { class: "span-attrs" }, h("summary", null, Object.keys(attrs).length + " attributes"), kvTable(attrs, "span-attributes")) : "")));
   }
-  if (!rows.length) list.tbody.appendChild(emptyRow(5, "This transaction has no spans."));
+  if (!rows.length) list.tbody.appendChild(emptyRow(6, "This transaction has no spans."));
   return h("div", null, h("div", { class: "waterfall-wrap" }, svg),
     h("details", { class: "raw" }, h("summary", null, "Span table"), h("div", { class: "table-wrap" }, list.table)));
 }

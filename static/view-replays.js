@@ -1,7 +1,7 @@
 import { api } from "./api.js";
 import { h, s, urlText } from "./dom.js";
 import { fmtMs, fmtNum, timeEl, toDate, truncate, valueText } from "./format.js";
-import { clickableRow, pageHeader, pagedTable, section } from "./widgets.js";
+import { card, clickableRow, errorList, pageHeader, pagedTable, releaseLink, section, traceLink } from "./widgets.js";
 
 // ==========================================================================
 // View: Replays (session list and one session's timeline)
@@ -9,7 +9,7 @@ import { clickableRow, pageHeader, pagedTable, section } from "./widgets.js";
 
 export async function viewReplays(ctx, root) {
   const sessions = pagedTable(ctx, {
-    columns: ["Session", { label: "Events", cls: "num" }, { label: "Duration", cls: "num" }, "Pages", "First seen", "Last seen"],
+    columns: ["Session", { label: "Events", cls: "num" }, { label: "Errors", cls: "num" }, { label: "Duration", cls: "num" }, "Pages", "First seen", "Last seen"],
     cls: "replays-table", testid: "replays-table", moreTestid: "replays-load-more",
     fetch: (page) => api("/api/v1/replays", page),
     items: (data) => data.sessions, row: replayRow, empty: "No replay sessions yet.",
@@ -28,6 +28,7 @@ export function replayRow(sess) {
     h("td", null, h("a", { href: href, class: "mono", testid: "replay-link" }, sess.sessionId || "(no id)"),
       sess.fingerprint && sess.fingerprint !== sess.sessionId ? h("div", { class: "muted small mono" }, sess.fingerprint) : null),
     h("td", { class: "num" }, fmtNum(sess.events)),
+    h("td", { class: "num" + (sess.errorCount ? " text-error" : ""), testid: "replay-error-count" }, sess.errorCount == null ? "—" : fmtNum(sess.errorCount)),
     h("td", { class: "num" }, first && last ? fmtMs(last - first) : "—"),
     h("td", { class: "wrap" }, urls.slice(0, 3).map((u) => h("div", { class: "mono small", testid: "replay-url" }, truncate(u, 90))),
       urls.length > 3 ? h("div", { class: "muted small" }, "+" + (urls.length - 3) + " more") : null),
@@ -43,6 +44,16 @@ export async function viewReplay(ctx, root, query, sessionId) {
   const end = events.length ? eventMillis(events[events.length - 1]) : 0;
   root.appendChild(h("div", { class: "crumbs" }, h("a", { href: "#/replays" }, "← Replays")));
   root.appendChild(pageHeader("Session " + (data.sessionId || sessionId), events.length + " events over " + fmtMs(end - start)));
+  const traces = Array.isArray(data.traceIds) ? data.traceIds : [];
+  root.appendChild(h("div", { class: "stat-grid" },
+    data.source ? card("Source", data.source === "sentry" ? "Sentry SDK" : data.source, "replay-source") : null,
+    card("Started", events.length ? timeEl(events[0].timestamp, "abs") : "—"),
+    data.environment ? card("Environment", data.environment) : null,
+    data.release ? card("Release", releaseLink(data.release)) : null,
+    data.segments != null ? card("Segments", fmtNum(data.segments)) : null,
+    traces.length ? card("Traces", h("span", { class: "chips" }, traces.slice(0, 4).map((t) => traceLink(t, "replay-trace-link")))) : null));
+  const errors = Array.isArray(data.errors) ? data.errors : [];
+  if (errors.length) root.appendChild(section("Errors in this session", errorList(errors), "replay-errors"));
   root.appendChild(section("Timeline", replayTimeline(events, start, end), "replay-timeline-panel"));
   root.appendChild(section("Events", replayEventList(events, start), "replay-events-panel"));
 }
@@ -53,7 +64,10 @@ export function eventMillis(ev) {
   return d ? d.getTime() : 0;
 }
 
-export const REPLAY_TYPE_CLASS = { navigation: "t-nav", mouse_click: "t-click", click: "t-click", input: "t-input", scroll: "t-scroll", error: "t-error", console: "t-console" };
+export const REPLAY_TYPE_CLASS = {
+  navigation: "t-nav", mouse_click: "t-click", click: "t-click", input: "t-input", scroll: "t-scroll", error: "t-error",
+  console: "t-console", network: "t-network", web_vital: "t-vital", feedback: "t-feedback", breadcrumb: "t-other",
+};
 
 export function replayTypeClass(type) {
   return REPLAY_TYPE_CLASS[String(type || "").toLowerCase()] || "t-other";
@@ -123,6 +137,7 @@ export function replayEventList(events, start) {
     list.appendChild(h("li", { class: "replay-event", testid: "replay-event", data: { type: ev.eventType } },
       h("span", { class: "offset mono" }, "+" + fmtMs(eventMillis(ev) - start)),
       h("span", { class: "badge type " + replayTypeClass(ev.eventType) }, ev.eventType || "event"),
+      replaySummary(ev),
       h("code", { class: "event-data", testid: "replay-event-data" }, replayData(ev.eventData))));
   }
   if (events.length > MAX) list.appendChild(h("li", { class: "muted" }, (events.length - MAX) + " more events not shown"));
@@ -140,4 +155,30 @@ export function replayData(data) {
     }
   }
   return valueText(data);
+}
+
+/** One line that says what happened (a click on what, which request, what the console said). */
+export function replaySummary(ev) {
+  let d = ev.eventData;
+  if (typeof d === "string") {
+    try {
+      d = JSON.parse(d);
+    } catch (e) {
+      return null;
+    }
+  }
+  if (!d || typeof d !== "object") return null;
+  const text = (value) => (value == null ? "" : valueText(value));
+  let line = null;
+  switch (String(ev.eventType || "").toLowerCase()) {
+    case "navigation": line = (d.method ? d.method + " " : "") + "→ " + text(d.to || ev.url); break;
+    case "click": case "mouse_click": line = text(d.target) + (d.text ? " “" + truncate(text(d.text), 60) + "”" : ""); break;
+    case "input": line = (d.target || d.field ? text(d.target || d.field) + " = " : "") + text(d.value); break;
+    case "console": line = "[" + text(d.level || "log") + "] " + truncate(text(d.message), 200); break;
+    case "network": line = (d.method ? d.method + " " : "") + text(d.url) + (d.statusCode != null ? " · " + d.statusCode : "") + (d.durationMs != null ? " · " + fmtMs(d.durationMs) : ""); break;
+    case "web_vital": line = text(d.name) + " " + text(d.value) + (d.rating ? " (" + text(d.rating) + ")" : ""); break;
+    case "breadcrumb": line = text(d.category) + (d.message ? ": " + truncate(text(d.message), 200) : ""); break;
+    default: return null;
+  }
+  return h("span", { class: "replay-summary", testid: "replay-summary" }, line);
 }

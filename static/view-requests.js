@@ -2,7 +2,7 @@ import { api } from "./api.js";
 import { barChart, meter } from "./charts.js";
 import { clear, h } from "./dom.js";
 import { fmtBytes, fmtMs, fmtNum, timeEl, truncate } from "./format.js";
-import { card, emptyRow, httpStatusBadge, pageHeader, pagedTable, section, table, urlFilterBar } from "./widgets.js";
+import { card, emptyRow, httpStatusBadge, pageHeader, pagedTable, section, table, traceLink, urlFilterBar } from "./widgets.js";
 
 // ==========================================================================
 // View: HTTP requests
@@ -95,6 +95,6 @@ export function requestRow(r) {
     h("td", { class: "num" }, fmtMs(r.durationMs)),
     h("td", { class: "num" }, fmtBytes(r.requestSize)),
     h("td", { class: "num" }, fmtBytes(r.responseSize)),
-    h("td", { class: "mono small" }, truncate(r.traceId || "", 16)),
+    h("td", null, traceLink(r.traceId)),
     h("td", { class: "mono small" }, r.userId || ""));
 }

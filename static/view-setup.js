@@ -1,5 +1,6 @@
 import { api, getKey, loadProject, setKey, state, updateProjectName } from "./api.js";
 import { clear, h } from "./dom.js";
+import { adminHeaders, projectList, refreshSwitcher, setAdminToken } from "./projects.js";
 import { go } from "./router.js";
 import { copyButton, kvTable, pageHeader, section } from "./widgets.js";
 
@@ -15,6 +16,7 @@ export async function viewSetup(ctx, root, query) {
   root.appendChild(h("div", { class: "grid-2" },
     section("Use an existing project", keyForm(), "key-panel"),
     section("Create a project", createForm(current), "create-panel")));
+  root.appendChild(section("Projects on this server", projectList(ctx), "projects-panel"));
   if (key) {
     const project = await loadProject();
     if (ctx.dead) return;
@@ -62,7 +64,9 @@ export function createForm(target) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     error.hidden = true;
-    const headers = token.value.trim() ? { Authorization: "Bearer " + token.value.trim() } : {};
+    // a token typed here also lists the projects (kept for this browser session)
+    if (token.value.trim()) setAdminToken(token.value.trim());
+    const headers = adminHeaders();
     try {
       const data = await api("/api/v1/projects", null, { method: "POST", body: { name: name.value.trim() }, noKey: true, headers: headers });
       const project = data.project;
@@ -70,6 +74,7 @@ export function createForm(target) {
       state.project = project;
       updateProjectName();
       clear(target).appendChild(projectInfo(project, true));
+      refreshSwitcher();
       target.scrollIntoView({ block: "start" });
       form.reset();
     } catch (e) {

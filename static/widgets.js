@@ -1,6 +1,6 @@
 import { flash } from "./api.js";
 import { $, clear, h } from "./dom.js";
-import { fmtClock, fmtNum, truncate, valueText } from "./format.js";
+import { fmtClock, fmtNum, timeEl, truncate, valueText } from "./format.js";
 import { go, replaceQuery } from "./router.js";
 
 // ==========================================================================
@@ -75,7 +75,7 @@ export function newBadge(kind) {
   return h("span", { class: "badge badge-new", testid: "new-badge" }, kind || "new");
 }
 
-/** Simple filter bar: fields = [{name, label, type: select|text, options}] */
+/** Simple filter bar: fields = [{name, label, short, type: select|text, options, input + element (own control), grow}] */
 export function filterBar(fields, values, onChange, testid) {
   const form = h("form", { class: "filters", testid: testid || "filters", autocomplete: "off" });
   const inputs = {};
@@ -89,11 +89,13 @@ export function filterBar(fields, values, onChange, testid) {
           return opt;
         }));
       input.addEventListener("change", () => form.requestSubmit());
+    } else if (f.input) {
+      input = f.input; // a control of its own (the search box): f.element holds it
     } else {
       input = h("input", { type: "search", name: f.name, placeholder: f.label, testid: "filter-" + f.name, "aria-label": f.label, value: values[f.name] || "" });
     }
     inputs[f.name] = input;
-    form.appendChild(h("label", { class: "filter" }, h("span", { class: "filter-label" }, f.short || f.label), input));
+    form.appendChild(h("label", { class: "filter" + (f.grow ? " grow" : "") }, h("span", { class: "filter-label" }, f.short || f.label), f.element || input));
   }
   form.appendChild(h("button", { type: "submit", class: "btn", testid: "filter-apply" }, "Apply"));
   form.addEventListener("submit", (ev) => {
@@ -291,4 +293,17 @@ export function newItemsNotice(testid) {
     },
     hide() { box.hidden = true; },
   };
+}
+
+/** Error events (E-summary + issueId) as links to their issue pages. */
+export function errorList(errors) {
+  const { table: tbl, tbody } = table(["Error", "Level", "Time"], "errors-table", "linked-errors");
+  for (const ev of errors) {
+    tbody.appendChild(h("tr", { testid: "linked-error" },
+      h("td", { class: "wrap" }, h("a", { href: "#/issues/" + encodeURIComponent(ev.issueId) + "/events/" + encodeURIComponent(ev.id), testid: "linked-error-link" },
+        truncate(ev.message || ev.title || "error " + (ev.eventId || ev.id), 200))),
+      h("td", null, levelBadge(ev.level)),
+      h("td", null, timeEl(ev.timestamp))));
+  }
+  return h("div", { class: "table-wrap" }, tbl);
 }

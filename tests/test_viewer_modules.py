@@ -13,6 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATIC = os.path.join(ROOT, 'static')
 MODULES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(STATIC, '*.js')))
 DECLARATION = re.compile(r'^(export\s+)?(?:async\s+function|function|const|let|class)\s+([A-Za-z_$][\w$]*)', re.M)
+LOCAL_DECLARATION = re.compile(r'^\s*(?:export\s+)?(?:async\s+function|function|const|let|class)\s+([A-Za-z_$][\w$]*)', re.M)
 IMPORT = re.compile(r'^import \{([^}]*)\} from "\./([^"]+)";$', re.M)
 NAME = re.compile(r'(?<![\w$.])([A-Za-z_$][\w$]*)(?![\w$])')
 
@@ -97,7 +98,7 @@ def test_no_module_uses_a_siblings_name_without_importing_it():
     exported = exports()
     for module in MODULES:
         text = source(module)
-        own = {name for _, name in DECLARATION.findall(text)}
+        own = set(LOCAL_DECLARATION.findall(text))  # a local of the same name shadows a sibling's
         imported = {n.strip() for names, _ in IMPORT.findall(text) for n in names.split(',')}
         for name in set(NAME.findall(code_only(text))):
             if name in exported and exported[name] != module:
