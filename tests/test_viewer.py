@@ -377,16 +377,18 @@ def test_issue_filters_and_sort(page):
     page.wait(lambda: 'Disk almost full' in page.all(page.tid('issue-row'))[0].text, message='sorted by count')
     assert 'sort=count' in page.d.execute_script('return location.hash')
 
-    box = page.one(page.tid('filter-q'))
-    box.send_keys('gateway')
+    box = page.one(page.tid('search-query'))
+    assert box.get_attribute('value') == 'is:unresolved'
+    box.send_keys(' gateway')
     page.one(page.tid('filter-apply')).click()
     page.wait(lambda: len(page.all(page.tid('issue-row'))) == 1 and 'gateway' in page.all(page.tid('issue-row'))[0].text,
               message='text filter')
     box.clear()
-    page.one(page.tid('filter-environment')).send_keys('staging')
+    box.send_keys('is:unresolved environment:staging')
     page.one(page.tid('filter-apply')).click()
     page.wait(lambda: len(page.all(page.tid('issue-row'))) == 1 and 'staging only' in page.all(page.tid('issue-row'))[0].text,
               message='environment filter')
+    assert 'query=is%3Aunresolved+environment%3Astaging' in page.d.execute_script('return location.hash')
 
     # resolve one through the API; the status filter hides/shows it
     issue = p.issue_matching('staging only')
