@@ -2,7 +2,7 @@ import { api } from "./api.js";
 import { barChart, legend, meter } from "./charts.js";
 import { clear, h } from "./dom.js";
 import { fmtCompact, fmtDateTime, fmtMs, fmtNum, fmtUsd, pad, timeEl, toDate } from "./format.js";
-import { card, emptyRow, pageHeader, section, statusBadge, table, urlFilterBar } from "./widgets.js";
+import { card, emptyRow, liveIndicator, offerNew, pageHeader, section, statusBadge, table, urlFilterBar } from "./widgets.js";
 
 // ==========================================================================
 // View: AI generations (cost & tokens)
@@ -11,15 +11,21 @@ import { card, emptyRow, pageHeader, section, statusBadge, table, urlFilterBar }
 export async function viewAI(ctx, root, query) {
   const filters = { days: query.get("days") || "7" };
   const body = h("div", { testid: "ai-body" });
-  root.appendChild(pageHeader("AI usage", "LLM generations: cost, tokens and latency"));
+  let seen = 0; // generations counted when the dashboard was drawn
+  root.appendChild(pageHeader("AI usage", "LLM generations: cost, tokens and latency", liveIndicator()));
   root.appendChild(urlFilterBar("/ai", [
     { name: "days", label: "Window", type: "select", options: [["1", "24 hours"], ["7", "7 days"], ["30", "30 days"], ["90", "90 days"]] },
   ], filters, load, "ai-filters"));
+  root.appendChild(offerNew(ctx, "generation", async () => {
+    const data = await api("/api/v1/ai", { days: filters.days }, { quiet: true });
+    return (Number(data.totals && data.totals.count) || 0) - seen;
+  }, load, "ai-new"));
   root.appendChild(body);
 
   async function load() {
     const data = await api("/api/v1/ai", { days: filters.days });
     if (ctx.dead) return;
+    seen = Number(data.totals && data.totals.count) || 0;
     clear(body).appendChild(aiDashboard(data, Number(filters.days)));
   }
   await load();

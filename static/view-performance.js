@@ -2,7 +2,7 @@ import { api } from "./api.js";
 import { meter } from "./charts.js";
 import { clear, h, s } from "./dom.js";
 import { fmtDateTime, fmtMs, fmtNum, timeEl, truncate } from "./format.js";
-import { card, clickableRow, emptyRow, errorList, kvTable, levelBadge, pageHeader, pagedTable, releaseLink, replayLink, section, statusBadge, table, traceLink, urlFilterBar } from "./widgets.js";
+import { card, clickableRow, emptyRow, errorList, kvTable, levelBadge, liveIndicator, offerNew, pageHeader, pagedTable, releaseLink, replayLink, section, statusBadge, table, traceLink, urlFilterBar } from "./widgets.js";
 
 // ==========================================================================
 // View: Performance (transactions by name -> list -> span waterfall)
@@ -15,10 +15,16 @@ export async function viewPerformance(ctx, root, query) {
   const { table: tbl, tbody } = table([
     { label: "Transaction", cls: "col-issue" }, { label: "Count", cls: "num" }, { label: "Errors", cls: "num" }, { label: "p50", cls: "num" }, { label: "p95", cls: "num" }, { label: "p95 (relative)", cls: "col-graph" }, { label: "Avg", cls: "num" }, "Last seen",
   ], "txn-table", "transactions-table");
-  root.appendChild(pageHeader("Performance", "Transactions grouped by name"));
+  root.appendChild(pageHeader("Performance", "Transactions grouped by name", liveIndicator()));
   root.appendChild(urlFilterBar("/performance", [
     { name: "hours", label: "Window", type: "select", options: [["1", "1 hour"], ["24", "24 hours"], ["168", "7 days"], ["720", "30 days"]] },
   ], filters, load, "perf-filters"));
+  let seen = 0; // transactions counted when the table was drawn
+  const total = (rows) => rows.reduce((sum, r) => sum + (Number(r.count) || 0), 0);
+  root.appendChild(offerNew(ctx, "transaction", async () => {
+    const data = await api("/api/v1/transactions", { hours: filters.hours }, { quiet: true });
+    return total(data.transactions || []) - seen;
+  }, load, "performance-new"));
   root.appendChild(h("div", { class: "table-wrap" }, tbl));
 
   async function load() {
@@ -26,6 +32,7 @@ export async function viewPerformance(ctx, root, query) {
     if (ctx.dead) return;
     clear(tbody);
     const rows = data.transactions || [];
+    seen = total(rows);
     const maxP95 = Math.max(1, ...rows.map((r) => Number(r.p95) || 0));
     for (const t of rows) tbody.appendChild(transactionNameRow(t, maxP95));
     if (!rows.length) tbody.appendChild(emptyRow(8, "No transactions in this window."));

@@ -2,7 +2,7 @@ import { api } from "./api.js";
 import { barChart, meter } from "./charts.js";
 import { clear, h } from "./dom.js";
 import { fmtBytes, fmtMs, fmtNum, timeEl, truncate } from "./format.js";
-import { card, emptyRow, httpStatusBadge, pageHeader, pagedTable, section, table, traceLink, urlFilterBar } from "./widgets.js";
+import { card, emptyRow, httpStatusBadge, liveIndicator, offerNew, pageHeader, pagedTable, section, table, traceLink, urlFilterBar } from "./widgets.js";
 
 // ==========================================================================
 // View: HTTP requests
@@ -15,14 +15,18 @@ export async function viewRequests(ctx, root, query) {
     status: query.get("status") || "", hours: query.get("hours") || "24",
   };
   const statsBox = h("div", { testid: "request-stats" });
+  let newest = null; // the highest id the page has shown, for "N new"
   const rows = pagedTable(ctx, {
     columns: ["Time", "Dir", "Method", "Host", "Path", "Status", { label: "Duration", cls: "num" }, { label: "Req", cls: "num" }, { label: "Resp", cls: "num" }, "Trace", "User"],
     cls: "requests-table", testid: "requests-table", moreTestid: "requests-load-more",
     fetch: (page) => api("/api/v1/http-requests", params(page)),
     items: (data) => data.requests, row: requestRow, empty: "No requests recorded.",
+    onPage: (data, reset) => {
+      if (reset) newest = data.newestId != null ? Number(data.newestId) : maxId(data.requests);
+    },
   });
 
-  root.appendChild(pageHeader("HTTP requests", "Inbound and outbound request telemetry"));
+  root.appendChild(pageHeader("HTTP requests", "Inbound and outbound request telemetry", liveIndicator()));
   root.appendChild(urlFilterBar("/requests", [
     { name: "direction", label: "Direction", type: "select", options: [["", "Both directions"], ["inbound", "Inbound"], ["outbound", "Outbound"]] },
     { name: "method", label: "Method", type: "select", options: [["", "Any method"], ["GET", "GET"], ["POST", "POST"], ["PUT", "PUT"], ["PATCH", "PATCH"], ["DELETE", "DELETE"], ["HEAD", "HEAD"], ["OPTIONS", "OPTIONS"]] },
@@ -32,7 +36,12 @@ export async function viewRequests(ctx, root, query) {
     { name: "hours", label: "Stats window", short: "Window", type: "select", options: [["1", "1 hour"], ["6", "6 hours"], ["24", "24 hours"], ["168", "7 days"], ["720", "30 days"]] },
   ], filters, reload, "request-filters"));
   root.appendChild(statsBox);
-  root.appendChild(section("Requests", rows.elements, "requests-panel"));
+  const fresh = offerNew(ctx, "request", async () => {
+    if (newest == null) return 0;
+    const data = await api("/api/v1/http-requests", params({ since: newest, limit: 500 }), { quiet: true });
+    return (data.requests || []).length;
+  }, reload, "requests-new");
+  root.appendChild(section("Requests", [fresh, ...rows.elements], "requests-panel"));
 
   function params(extra) {
     const { hours, ...rest } = filters;
@@ -97,4 +106,8 @@ export function requestRow(r) {
     h("td", { class: "num" }, fmtBytes(r.responseSize)),
     h("td", null, traceLink(r.traceId)),
     h("td", { class: "mono small" }, r.userId || ""));
+}
+
+function maxId(items) {
+  return (items || []).reduce((max, item) => Math.max(max, Number(item.id) || 0), 0) || null;
 }

@@ -307,3 +307,19 @@ export function errorList(errors) {
   }
   return h("div", { class: "table-wrap" }, tbl);
 }
+
+/**
+ * Live without moving the page: every 5 s count() says how many items arrived
+ * since the view last loaded; they are offered as "N new ... Show", and show()
+ * loads them when the reader asks.  Returns the notice's element.
+ */
+export function offerNew(ctx, label, count, show, testid) {
+  const notice = newItemsNotice(testid);
+  ctx.poll(async () => {
+    const n = await count();
+    if (ctx.dead) return;
+    notice.set(n, label, () => { show().catch((e) => flash(e.message)); });
+    setLiveStatus(true);
+  }, 5000);
+  return notice.element;
+}
