@@ -7,21 +7,31 @@ import { valueText } from "./format.js";
 
 export const KEY_STORAGE = "errorcapture.key";
 
-export function getKey() {
+/** A value kept in localStorage or sessionStorage ("" when the browser keeps none). */
+export function stored(storage, name) {
   try {
-    return localStorage.getItem(KEY_STORAGE) || "";
+    return storage.getItem(name) || "";
   } catch (e) {
     return "";
   }
 }
 
-export function setKey(key) {
+/** Keep value (or forget it when empty); in private mode it lives for this page only. */
+export function store(storage, name, value) {
   try {
-    if (key) localStorage.setItem(KEY_STORAGE, key);
-    else localStorage.removeItem(KEY_STORAGE);
+    if (value) storage.setItem(name, value);
+    else storage.removeItem(name);
   } catch (e) {
-    /* private mode: key only lives for this page */
+    /* private mode */
   }
+}
+
+export function getKey() {
+  return stored(localStorage, KEY_STORAGE);
+}
+
+export function setKey(key) {
+  store(localStorage, KEY_STORAGE, key);
   state.project = null;
   updateProjectName();
 }

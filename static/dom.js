@@ -12,7 +12,7 @@ export const SAFE_ATTRS = new Set([
   "rowspan", "min", "max", "step", "disabled", "checked", "selected", "target",
   "rel", "autocomplete", "spellcheck", "role", "aria-label", "aria-live",
   "readonly", "size", "open", "required", "list", "hidden", "tabindex",
-  "maxlength", "pattern", "datetime", "lang", "download", "aria-selected",
+  "maxlength", "pattern", "datetime", "lang", "download", "aria-selected", "aria-disabled",
 ]);
 
 /** Create an HTML element.  props: class, text, testid, data{}, on{}, href, attrs. */

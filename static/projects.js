@@ -1,4 +1,4 @@
-import { api, flash, getKey, setKey, state, updateProjectName } from "./api.js";
+import { api, flash, getKey, setKey, state, store, stored, updateProjectName } from "./api.js";
 import { $, clear, h } from "./dom.js";
 import { fmtNum, timeEl } from "./format.js";
 import { go } from "./router.js";
@@ -14,20 +14,11 @@ import { clickableRow, emptyRow, pageHeader, section, table } from "./widgets.js
 const TOKEN_STORAGE = "errorcapture.adminToken";
 
 export function adminToken() {
-  try {
-    return sessionStorage.getItem(TOKEN_STORAGE) || "";
-  } catch (e) {
-    return "";
-  }
+  return stored(sessionStorage, TOKEN_STORAGE);
 }
 
 export function setAdminToken(token) {
-  try {
-    if (token) sessionStorage.setItem(TOKEN_STORAGE, token);
-    else sessionStorage.removeItem(TOKEN_STORAGE);
-  } catch (e) {
-    /* private mode: the token lives for this page only */
-  }
+  store(sessionStorage, TOKEN_STORAGE, token);
 }
 
 export function adminHeaders() {

@@ -822,6 +822,7 @@ def test_xss_corpus_stays_inert_everywhere(page):
             {'slug': 'xss-monitor', 'name': x('monitor name'), 'schedule': '*/5 * * * *', 'grace': 5}), 'monitor')
     p.seestack('heartbeat', {'slug': 'xss-monitor', 'status': 'success', 'message': x('beat')})
 
+    ok(http('PUT', '%s/api/v1/project?key=%s' % (p.base, p.key), {'name': x('project name')}), 'rename')
     issues = p.read('/api/v1/issues', status='all', limit=100)['issues']
     assert len(issues) >= 4
     txn_id = p.read('/api/v1/transactions/list', name=x('txn name'))['transactions'][0]['id']
@@ -838,7 +839,9 @@ def test_xss_corpus_stays_inert_everywhere(page):
         ('/ai', 'ai-model-row', [x('prov'), x('model')]),
         ('/crons', 'monitor-row', [x('monitor name')]),
         ('/crons/xss-monitor', 'monitor-history-row', [x('monitor name'), x('beat')]),
-        ('/setup', 'project-info', []),
+        ('/setup', 'project-row', [x('project name')]),
+        ('/settings', 'settings-form', []),
+        ('/issues?query=' + urllib.parse.quote(x('q')), 'search-hint', ['javascript']),
     ]
     for issue in issues:
         routes.append(('/issues/%s' % issue['id'], 'event-detail', [issue['title']]))
