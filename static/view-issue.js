@@ -47,8 +47,23 @@ export async function viewIssue(ctx, root, query, issueId, eventId) {
       section("Last 24 hours", chartBox, "issue-chart", liveIndicator()),
       section("Tags", facets, "issue-tags-panel"))));
 
+  // Each part is drawn again only when what it shows changed, so a live poll
+  // never swaps the buttons (or anything else) out from under the reader.
+  const drawn = {};
+  const changed = (part, value) => {
+    const text = JSON.stringify(value);
+    if (drawn[part] === text) return false;
+    drawn[part] = text;
+    return true;
+  };
+
   function renderIssue() {
-    clear(head).appendChild(issueHeader(issue, setStatus));
+    if (changed("head", [issue.status, issue.title, issue.culprit, issue.level, issue.regression])) {
+      clear(head).appendChild(issueHeader(issue, setStatus));
+    }
+    if (changed("chart", issue.histogram24h)) clear(chartBox).appendChild(hourChart(issue.histogram24h, true));
+    if (!changed("stats", [issue.count, issue.totalCount, issue.userCount, issue.firstSeen, issue.lastSeen, issue.releases,
+      issue.lastRelease, issue.firstRelease, issue.regressedIn, issue.statusDetails, issue.environments])) return;
     clear(stats).append(
       card("Events", fmtNum(issue.count), "issue-count", issue.totalCount != null && issue.totalCount !== issue.count ? "of " + fmtNum(issue.totalCount) : null),
       card("Users", issue.userCount == null ? "—" : fmtNum(issue.userCount), "issue-users"),
@@ -56,7 +71,6 @@ export async function viewIssue(ctx, root, query, issueId, eventId) {
       card("Last seen", timeEl(issue.lastSeen), "issue-last-seen", fmtDateTime(issue.lastSeen)),
       card("Releases", releaseList(issue), "issue-releases", releaseHint(issue)),
       card("Environments", (issue.environments || []).length ? (issue.environments || []).map((e) => h("span", { class: "chip" }, e)) : "—", "issue-environments"));
-    clear(chartBox).appendChild(hourChart(issue.histogram24h, true));
   }
 
   async function setStatus(status, extra) {
