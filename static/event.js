@@ -136,13 +136,28 @@ function frameFold(frames) {
 
 export function exceptionBlock(exc, isRaised) {
   const frames = Array.isArray(exc.frames) ? exc.frames : [];
-  const list = frameList(frames);
+  let list = frameList(frames);
+  // frames mapped through a source map: the minified ones are kept in rawFrames
+  const raw = Array.isArray(exc.rawFrames) && exc.rawFrames.length ? exc.rawFrames : null;
+  let toggle = null;
+  if (raw) {
+    let showingRaw = false;
+    toggle = h("button", { type: "button", class: "btn btn-small", testid: "toggle-minified-frames" }, "Show minified");
+    toggle.addEventListener("click", () => {
+      showingRaw = !showingRaw;
+      const next = frameList(showingRaw ? raw : frames);
+      list.replaceWith(next);
+      list = next;
+      toggle.textContent = showingRaw ? "Show original" : "Show minified";
+    });
+  }
   return h("div", { class: "exception" + (isRaised ? " raised" : ""), testid: "exception" },
     h("div", { class: "exc-head" },
       h("span", { class: "exc-type", testid: "exception-type" }, exc.type || "Error"),
-      exc.module ? h("span", { class: "muted mono" }, " (" + exc.module + ")") : null),
+      exc.module ? h("span", { class: "muted mono" }, " (" + exc.module + ")") : null,
+      toggle),
     exc.value ? h("pre", { class: "exc-value", testid: "exception-value" }, exc.value) : null,
-    frames.length ? h("div", { class: "frames-note muted" }, frames.length + " frame" + (frames.length === 1 ? "" : "s") + ", most recent call first") : h("div", { class: "muted" }, "No stack trace"),
+    frames.length ? h("div", { class: "frames-note muted" }, frames.length + " frame" + (frames.length === 1 ? "" : "s") + ", most recent call first" + (raw ? ", mapped through source maps" : "")) : h("div", { class: "muted" }, "No stack trace"),
     list);
 }
 
@@ -153,7 +168,10 @@ export function frameItem(f, expanded) {
     h("span", { class: "frame-file", testid: "frame-filename" }, where),
     f.function ? [h("span", { class: "frame-in" }, " in "), h("span", { class: "frame-fn", testid: "frame-function" }, f.function)] : null,
     f.lineno != null ? h("span", { class: "frame-line" }, " at line " + f.lineno + (f.colno != null ? ":" + f.colno : "")) : null,
-    f.inApp ? h("span", { class: "badge in-app", testid: "in-app-badge" }, "In App") : null);
+    f.inApp ? h("span", { class: "badge in-app", testid: "in-app-badge" }, "In App") : null,
+    f.sourceMapError && typeof f.sourceMapError === "object"
+      ? h("span", { class: "badge sourcemap-error", testid: "sourcemap-error", title: String(f.sourceMapError.message || "") }, "not mapped: " + String(f.sourceMapError.type || "?"))
+      : null);
   const li = h("li", { class: "frame " + (f.inApp ? "in-app" : "system") + (expanded && hasDetail ? " expanded" : ""), testid: "stack-frame", data: { inApp: f.inApp ? "true" : "false" } }, head);
   if (hasDetail) {
     head.classList.add("clickable");
