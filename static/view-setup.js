@@ -13,10 +13,10 @@ export async function viewSetup(ctx, root, query) {
   root.appendChild(pageHeader("Project & setup", key ? "Connect your apps to this project, or switch project" : "Paste a project key or create a new project"));
   const current = h("div", { testid: "current-project" });
   root.appendChild(current);
+  root.appendChild(section("Projects on this server", projectList(ctx), "projects-panel"));
   root.appendChild(h("div", { class: "grid-2" },
     section("Use an existing project", keyForm(), "key-panel"),
     section("Create a project", createForm(current), "create-panel")));
-  root.appendChild(section("Projects on this server", projectList(ctx), "projects-panel"));
   if (key) {
     const project = await loadProject();
     if (ctx.dead) return;
