@@ -4370,10 +4370,19 @@ def reply(obj, status=200, headers=None):
     return dumps(obj).encode('utf-8')
 
 
-try:  # optional: brotli bodies need the 'brotli' package (pip install 'errorcapture[brotli]')
+# brotli is a run-time dependency (sentry-sdk sends br whenever the client has
+# it), but the module still runs from a lone copy without it: br is then
+# refused with 415 and make_app logs one warning.
+try:
     import brotli as _brotli
 except ImportError:
-    _brotli = None
+    try:
+        import brotlicffi as _brotli
+    except ImportError:
+        _brotli = None
+BROTLI_MISSING = ("the 'brotli' package is not installed: Sentry SDKs that send br bodies "
+                  "(sentry-sdk does whenever brotli is installed beside it) get 415 and lose their data; "
+                  "pip install brotli")
 
 
 # Only one request at a time may hold a decompressed body past this size, so
@@ -4427,17 +4436,48 @@ def decompress(body, encoding, limit):
         return bytes(out)
     if encoding == 'br':
         if _brotli is None:
-            raise ApiError(415, "Content-Encoding br needs the optional 'brotli' package on the server "
-                                "(pip install 'errorcapture[brotli]'); send gzip or deflate instead")
-        decoder = _brotli.Decompressor()
-        out = bytearray()
-        try:
-            for start in range(0, len(body), 4096):  # 4 KiB of br expands to at most a few MiB
-                grow(out, decoder.process(body[start:start + 4096]), limit)
-        except _brotli.error as exc:
-            raise ApiError(400, 'body is not valid br: %s' % exc)
-        return bytes(out)
+            raise ApiError(415, "Content-Encoding br needs the 'brotli' package on the server "
+                                "(pip install brotli); send gzip or deflate instead", 'UNSUPPORTED_MEDIA_TYPE')
+        return brotli_decompress(body, limit)
     raise ApiError(415, 'unsupported Content-Encoding: %s' % encoding[:50], 'UNSUPPORTED_MEDIA_TYPE')
+
+
+def brotli_decompress(body, limit):
+    """br in bounded steps, like gzip above: brotli >= 1.2 caps each step's
+    output (output_buffer_limit); older bindings get the body a few bytes at a
+    time (one br byte can stand for megabytes), so no step makes more than a
+    few MiB before the limit is checked."""
+    decoder = _brotli.Decompressor()
+    out = bytearray()
+    try:
+        if BROTLI_BOUNDED:
+            chunk = decoder.process(body, output_buffer_limit=1 << 20)
+            while chunk:  # an empty step: done, or the body ended early
+                grow(out, chunk, limit)
+                if decoder.is_finished():
+                    break
+                chunk = decoder.process(b'', output_buffer_limit=1 << 20)
+        else:
+            for start in range(0, len(body), 16):
+                grow(out, decoder.process(body[start:start + 16]), limit)
+                if decoder.is_finished():
+                    break
+    except _brotli.error as exc:
+        raise ApiError(400, 'body is not valid br: %s' % exc)
+    if not decoder.is_finished():
+        raise ApiError(400, 'body is not valid br: truncated')
+    return bytes(out)
+
+
+def _brotli_bounded():
+    try:
+        _brotli.Decompressor().process(b'', output_buffer_limit=1)
+        return True
+    except Exception:  # TypeError: a binding without output limits
+        return False
+
+
+BROTLI_BOUNDED = _brotli is not None and _brotli_bounded()
 
 
 def header(name):
@@ -8633,6 +8673,8 @@ def make_app(db_path=None, **options):
     if db_path is not None:
         options['db'] = db_path
     settings = resolve_options(options)
+    if _brotli is None:
+        log.warning(BROTLI_MISSING)
     store = Store(settings['db'], settings['synchronous'], settings['max_queue'])
     ctx = Context(store, settings)
     ctx.resolver = SourceMapResolver(store)
