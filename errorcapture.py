@@ -4353,7 +4353,13 @@ class RateLimited(ApiError):
         self.retry_after, self.scope = retry_after, scope
 
 
-EXPOSED_HEADERS = 'Retry-After, X-Sentry-Rate-Limits'  # answer headers a browser SDK may read
+EXPOSED_HEADERS = 'Retry-After, X-Sentry-Rate-Limits, X-Sentry-Error'  # answer headers a browser SDK may read
+
+
+def header_text(text, limit=200):
+    """Text safe for an HTTP header value: printable ASCII, one line, short."""
+    text = ''.join(c if ' ' <= c <= '~' else '?' for c in str(text)[:limit])
+    return text.strip() or '?'
 
 
 def reply(obj, status=200, headers=None):
@@ -5455,6 +5461,9 @@ def mount_open_sentry(app, ctx):
 
 def sentry_error(status, message, code=None, details=None, headers=None):
     headers = dict(headers or {})
+    if 400 <= status < 500:
+        # Sentry clients log this header, not the body (raven: "HTTP Error (400): <reason>")
+        headers['X-Sentry-Error'] = header_text(message)
     if status == 429 and 'Retry-After' in headers:
         # only the kinds the quota counts: an empty list would stop sessions and reports too
         headers['X-Sentry-Rate-Limits'] = ('%s:default;error;transaction;log_item;monitor:project:quota_exceeded'
@@ -5633,9 +5642,34 @@ def sentry_replay_id(event):
     return None
 
 
+# raven-python sends the logging module's numbers ("level": 40), as Relay still reads them
+PYTHON_LEVELS = ((10, 'debug'), (20, 'info'), (30, 'warning'), (40, 'error'))
+
+
+# The interface names raven clients still send, under today's keys (as Relay maps them).
+LEGACY_INTERFACES = tuple(('sentry.interfaces.' + old, new) for old, new in (
+    ('Message', 'logentry'), ('Exception', 'exception'), ('Stacktrace', 'stacktrace'), ('Http', 'request'),
+    ('User', 'user'), ('Breadcrumbs', 'breadcrumbs'), ('Contexts', 'contexts'), ('Threads', 'threads')))
+
+
+def sentry_level(value):
+    """A Sentry level: a word, or a Python logging number from 10 to 50 (a
+    custom level between them counts as the standard one above it)."""
+    if is_int(value) and 10 <= value <= 50:
+        return next((word for top, word in PYTHON_LEVELS if value <= top), 'fatal')
+    require(value is None or isinstance(value, str), 'must be a string or a logging level number (10-50)', 'level')
+    return value
+
+
 def sentry_error_event(event, event_id=None):
     """A Sentry error event (dict) -> the event model."""
     require(isinstance(event, dict), 'event must be a JSON object')
+    legacy = [(old, new) for old, new in LEGACY_INTERFACES if old in event and event.get(new) is None]
+    if legacy or event.get('level') is not None:
+        event = dict(event)
+        for old, new in legacy:
+            event[new] = event.pop(old)
+        event['level'] = sentry_level(event.get('level'))
     for field in SENTRY_STRING_FIELDS:
         require(event.get(field) is None or isinstance(event[field], str), 'must be a string', field)
     for field in SENTRY_OBJECT_FIELDS:
@@ -6213,6 +6247,27 @@ def sentry_report_dialog(data, event_id):
                          source='report_dialog', associated_event_id=event_id)
 
 
+def legacy_store_body(data):
+    """A /store/ body as the legacy clients send it: JSON, or base64 of JSON
+    (raven-js), or base64 of zlib-deflated JSON (raven-node), read as Relay
+    reads them: anything that does not open with "{" is base64."""
+    start = data.lstrip(b' \t\r\n')
+    if not start or start[:1] in (b'{', b'[') or start.startswith(b'\xef\xbb\xbf'):
+        return data
+    try:
+        decoded = base64.b64decode(start, validate=False) if BASE64_BODY.match(start) else None
+    except (ValueError, binascii.Error):
+        decoded = None
+    if not decoded:
+        raise ApiError(400, 'event body is neither JSON nor base64', 'INVALID_JSON')
+    if decoded.lstrip()[:1] == b'{':
+        return decoded
+    return decompress(decoded, 'deflate', LIMIT_SENTRY_EVENT)
+
+
+BASE64_BODY = re.compile(rb'^[A-Za-z0-9+/=\s]+$')  # one class, no nesting: linear
+
+
 def mount_sentry(app, ctx):
     store = ctx.store
 
@@ -6325,6 +6380,7 @@ def mount_sentry(app, ctx):
         else:
             project = authenticate(project_id)
             data = body()
+        data = legacy_store_body(data)
         if len(data) > LIMIT_SENTRY_EVENT:
             raise ApiError(413, 'event exceeds %d bytes' % LIMIT_SENTRY_EVENT)
         event = parse_json(data)
