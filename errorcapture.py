@@ -571,10 +571,117 @@ def _parse_stack_trace(lines):
     return cap_frames(frames)
 
 
-def frame_location(f):
-    """The part of a frame that identifies code independent of line numbers."""
-    where = f.get('module') or (f.get('filename') or f.get('absPath') or '').rpartition('/')[2]
+def frame_location(f, javascript=False):
+    """The part of a frame that identifies code independent of line numbers
+    and of the deploy: a bundle's content hash or version is left out."""
+    module = f.get('module')
+    if module:
+        where = grouping_module(module) if javascript or is_javascript_file(f) else module
+    else:
+        where = grouping_file_name((f.get('filename') or f.get('absPath') or '').rpartition('/')[2])
     return '%s:%s' % (where, f.get('function') or '?')
+
+
+# Grouping must survive a deploy: bundlers put a content hash or a version in
+# file names (main.3f2a1b9c.js, chunk-4f3a9b.js, index-BkTq3xY2.js, app.js?v=123,
+# jquery-3.6.0.min.js). Sentry's JavaScript grouping drops these (its made-up
+# module names lose version folders and a trailing commit-ish); so do we, for
+# grouping only, with string scanning rather than patterns (file names are
+# client text). The frames shown keep their real names.
+JAVASCRIPT_EXTENSIONS = ('.js', '.mjs', '.cjs', '.jsx', '.ts', '.tsx', '.mts', '.cts', '.vue', '.svelte')
+HEX_DIGITS = frozenset('0123456789abcdefABCDEF')
+HASH_CHARACTERS = frozenset('0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-')
+NAME_SEPARATORS = '.-_~@'
+
+
+def is_javascript_file(f):
+    name = (f.get('filename') or f.get('absPath') or '').partition('?')[0].partition('#')[0].lower()
+    return name.endswith(JAVASCRIPT_EXTENSIONS)
+
+
+def grouping_file_name(name):
+    """A file name as grouping sees it: no query or fragment, and for
+    JavaScript bundles no content hash or version segment."""
+    name = name.partition('?')[0].partition('#')[0]
+    lower = name.lower()
+    extension = next((e for e in JAVASCRIPT_EXTENSIONS if lower.endswith(e)), None)
+    if extension is None:
+        return name
+    stem = name[:-len(extension)]
+    minified = stem.lower().endswith('.min')
+    if minified:
+        stem = stem[:-4]
+    return strip_build_marks(stem) + ('.min' if minified else '') + name[-len(extension):]
+
+
+def grouping_module(module):
+    """A JavaScript module name (@sentry/node makes them from paths:
+    "dist:main.3f2a1b9c") without a content hash or version in its last part."""
+    cut = max(module.rfind('/'), module.rfind(':'))
+    return module[:cut + 1] + strip_build_marks(module[cut + 1:])
+
+
+def strip_build_marks(stem):
+    """Drop trailing segments a build adds: a content hash, a version. One
+    backward pass: each character is looked at a bounded number of times."""
+    end, in_version = len(stem), False
+    while True:
+        cut = previous_separator(stem, end)
+        if cut <= 0:
+            return stem[:end]  # the first segment is the file's own name
+        tail = stem[cut + 1:end]
+        if (in_version and tail.isdigit() and len(tail) <= 12) or is_version(tail, stem, cut):
+            end, in_version = cut, True  # "3" of "3.6.0", once "6.0" is gone
+            continue
+        if is_hash_segment(tail):
+            end, in_version = cut, False
+            continue
+        # Vite, Rollup, esbuild: name-<8 characters of base64url>, which may hold "-" or "_"
+        if end > 9 and stem[end - 9] == '-' and is_bundler_hash(stem[end - 8:end]):
+            end, in_version = end - 9, False
+            continue
+        return stem[:end]
+
+
+def previous_separator(stem, end):
+    """Index of the last separator before end, or -1."""
+    index = end - 1
+    while index >= 0 and stem[index] not in NAME_SEPARATORS:
+        index -= 1
+    return index
+
+
+def is_version(tail, stem, cut):
+    """A version part: v2, or a number that follows or precedes another
+    (3.6.0 is three of them; step-1 is a name)."""
+    if tail[:1] in 'vV' and tail[1:].isdigit():
+        return True
+    if not tail.isdigit() or len(tail) > 12:
+        return False
+    before = previous_separator(stem, cut)
+    previous = stem[before + 1:cut]
+    return before > 0 and stem[cut] == '.' and (previous.isdigit() or (previous[:1] in 'vV' and previous[1:].isdigit()))
+
+
+def is_hash_segment(text):
+    """Hex of one case, with a digit and a letter (4f3a9b) or long (deadbeef)."""
+    if len(text) < 5 or len(text) > 64 or text.isdigit():
+        return False
+    if not all(c in HEX_DIGITS for c in text) or not (text.islower() or text.isupper()):
+        return False
+    return len(text) >= 7 or any(c.isdigit() for c in text)
+
+
+def is_bundler_hash(text):
+    """Eight base64url characters as Vite and Rollup (BkTq3xY2) or esbuild
+    (LJ4GZ5FD) write them: digits and letters, or mixed case; not a word."""
+    if not all(c in HASH_CHARACTERS for c in text):
+        return False
+    letters = [c for c in text if c.isalpha()]
+    if not letters or text[1:].islower():
+        return False
+    has_digit = any(c.isdigit() for c in text)
+    return has_digit or (any(c.isupper() for c in letters) and any(c.islower() for c in letters))
 
 
 def default_grouping(event):
@@ -588,7 +695,8 @@ def default_grouping(event):
         chosen = [f for f in chosen if 'function' in f or 'filename' in f or 'module' in f]
         type_ = '' if is_synthetic(raised) else raised.get('type') or ''
         if chosen:
-            return ['type', type_] + [frame_location(f) for f in chosen]
+            javascript = event.get('platform') in ('javascript', 'node')
+            return ['type', type_] + [frame_location(f, javascript) for f in chosen]
         return ['type', type_, normalize_message(event.get('messageTemplate') or raised.get('value')
                                                  or event.get('message'))]
     if event.get('file'):
