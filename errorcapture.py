@@ -1560,6 +1560,9 @@ def next_run(schedule, after, tz_name='UTC'):
     return None
 
 
+DEFAULT_MAX_RUNTIME = 30  # minutes an in-progress run may take without its own max_runtime, as in Sentry
+
+
 def monitor_state(monitor, at=None):
     """Status and next expected time of a monitor, from its last ping and the
     clock: pending, healthy, late (within grace), missed, failed, running or
@@ -1570,8 +1573,8 @@ def monitor_state(monitor, at=None):
     expected = next_run(monitor['schedule'], last if last is not None else monitor['created'],
                         monitor.get('timezone') or 'UTC')
     if monitor.get('runningSince') is not None:
-        limit = monitor.get('maxRuntime')
-        if limit and at > monitor['runningSince'] + limit * 60:
+        limit = monitor.get('maxRuntime') or DEFAULT_MAX_RUNTIME
+        if at > monitor['runningSince'] + limit * 60:
             return 'timeout', expected
         return 'running', expected
     if last is None:
@@ -2022,6 +2025,21 @@ MIGRATIONS = [
     ALTER TABLE replay_sessions ADD COLUMN received REAL;
     CREATE INDEX transactions_received ON transactions(project_id, received);
     CREATE INDEX ai_generations_received ON ai_generations(project_id, received);
+    ''',
+    # 15: Sentry check-ins matched to their run by check_in_id, whatever the arrival
+    # order; closing check-ins that came before their monitor existed wait here.
+    '''
+    CREATE INDEX checkins_run ON checkins(monitor_id, checkin_id) WHERE checkin_id IS NOT NULL;
+    CREATE TABLE early_checkins(
+        project_id INTEGER NOT NULL,
+        slug TEXT NOT NULL,
+        checkin_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        duration_ms REAL,
+        message TEXT,
+        timestamp REAL NOT NULL,
+        PRIMARY KEY(project_id, slug, checkin_id)) WITHOUT ROWID;
+    CREATE INDEX early_checkins_time ON early_checkins(project_id, timestamp);
     ''',
 ]
 
@@ -4094,32 +4112,79 @@ class Monitors(Kind):
         Returns the monitor id, or None when the slug is unknown."""
         return self.write(self._tx_add_checkin, project_id, slug, checkin, upsert)
 
+    EARLY_CHECKINS = 1000  # closing check-ins kept per project while their monitor does not exist yet
+
     def _tx_add_checkin(self, conn, project_id, slug, checkin, upsert):
+        """A check-in settles its run (check_in_id) as Sentry does, whatever
+        the order: a closing check-in that comes before its in_progress one
+        closes the run, and the late in_progress does not reopen it."""
         if upsert:
             self._tx_save(conn, project_id, dict(upsert, slug=slug), None, keep_name=True)
-        row = conn.execute('SELECT id, running_since, running_id, name FROM monitors WHERE project_id=? AND slug=?',
-                           (project_id, slug)).fetchone()
+        row = conn.execute('SELECT id, running_since, running_id, name, max_runtime FROM monitors'
+                           ' WHERE project_id=? AND slug=?', (project_id, slug)).fetchone()
+        run, status = checkin.get('checkinId'), checkin['status']
         if row is None:
+            # @sentry/node's withMonitor sends monitor_config with in_progress
+            # only: its closing check-in can beat the one that makes the monitor
+            if status != 'in_progress' and run and conn.execute(
+                    'SELECT COUNT(*) FROM early_checkins WHERE project_id=?', (project_id,)).fetchone()[0] < \
+                    self.EARLY_CHECKINS:
+                conn.execute('INSERT OR REPLACE INTO early_checkins(project_id, slug, checkin_id, status, duration_ms,'
+                             ' message, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)',
+                             (project_id, slug, run, status, checkin.get('durationMs'), checkin.get('message'),
+                              checkin['timestamp']))
             return None
-        monitor_id, running_since, running_id, name = row
-        at, status = checkin['timestamp'], checkin['status']
-        duration = checkin.get('durationMs')
+        monitor_id = row[0]
         if status == 'in_progress':
-            conn.execute('UPDATE monitors SET running_since=?, running_id=? WHERE id=?',
-                         (at, checkin.get('checkinId'), monitor_id))
-        else:
-            if duration is None and running_since is not None and (
-                    not checkin.get('checkinId') or checkin.get('checkinId') == running_id):
-                duration = round((at - running_since) * 1000.0, 3)
-            conn.execute('UPDATE monitors SET last_ping=?, last_status=?, running_since=NULL, running_id=NULL,'
-                         ' alerted=NULL WHERE id=?', (at, status, monitor_id))
-            if status == 'failed':
-                self.store.notify('cron_failed', {'projectId': project_id, 'slug': slug, 'name': name,
-                                                  'message': checkin.get('message')})
-        conn.execute('INSERT INTO checkins(monitor_id, timestamp, status, duration_ms, message, checkin_id)'
-                     ' VALUES (?, ?, ?, ?, ?, ?)', (monitor_id, at, status, duration, checkin.get('message'),
-                                                    checkin.get('checkinId')))
+            early = run and conn.execute(
+                'SELECT status, duration_ms, message, timestamp FROM early_checkins'
+                ' WHERE project_id=? AND slug=? AND checkin_id=?', (project_id, slug, run)).fetchone()
+            if early:
+                conn.execute('DELETE FROM early_checkins WHERE project_id=? AND slug=? AND checkin_id=?',
+                             (project_id, slug, run))
+                self._tx_close_run(conn, project_id, slug, row, {
+                    'status': early[0], 'durationMs': early[1], 'message': early[2], 'timestamp': early[3],
+                    'checkinId': run})
+            elif not (run and conn.execute(
+                    "SELECT 1 FROM checkins WHERE monitor_id=? AND checkin_id=? AND status!='in_progress' LIMIT 1",
+                    (monitor_id, run)).fetchone()):  # its run has not closed already
+                conn.execute('UPDATE monitors SET running_since=?, running_id=? WHERE id=?',
+                             (checkin['timestamp'], run, monitor_id))
+                self._tx_record_checkin(conn, monitor_id, checkin)
+            return monitor_id
+        self._tx_close_run(conn, project_id, slug, row, checkin)
         return monitor_id
+
+    def _tx_close_run(self, conn, project_id, slug, row, checkin):
+        monitor_id, running_since, running_id, name, max_runtime = row
+        at, status, run = checkin['timestamp'], checkin['status'], checkin.get('checkinId')
+        checkin = dict(checkin)
+        if checkin.get('durationMs') is None:
+            started = running_since if (not run or run == running_id) else conn.execute(
+                "SELECT MIN(timestamp) FROM checkins WHERE monitor_id=? AND checkin_id=? AND status='in_progress'",
+                (monitor_id, run)).fetchone()[0]
+            if started is not None:
+                checkin['durationMs'] = round(max(0.0, at - started) * 1000.0, 3)
+        # The run in progress ends with its own closing check-in (or one that
+        # names no run); another run's closing leaves it running, unless it
+        # has timed out already (its own closing was lost).
+        timed_out = running_since is not None and at > running_since + (max_runtime or DEFAULT_MAX_RUNTIME) * 60
+        ends_run = 1 if (not run or not running_id or run == running_id or timed_out) else 0
+        conn.execute('UPDATE monitors SET last_ping=MAX(COALESCE(last_ping, 0), ?), last_status=?,'
+                     ' running_since=CASE WHEN ? THEN NULL ELSE running_since END,'
+                     ' running_id=CASE WHEN ? THEN NULL ELSE running_id END, alerted=NULL WHERE id=?',
+                     (at, status, ends_run, ends_run, monitor_id))
+        if status == 'failed':
+            self.store.notify('cron_failed', {'projectId': project_id, 'slug': slug, 'name': name,
+                                         'message': checkin.get('message')})
+        self._tx_record_checkin(conn, monitor_id, checkin)
+
+    @staticmethod
+    def _tx_record_checkin(conn, monitor_id, checkin):
+        conn.execute('INSERT INTO checkins(monitor_id, timestamp, status, duration_ms, message, checkin_id)'
+                     ' VALUES (?, ?, ?, ?, ?, ?)', (monitor_id, checkin['timestamp'], checkin['status'],
+                                                    checkin.get('durationMs'), checkin.get('message'),
+                                                    checkin.get('checkinId')))
 
     def mark_alerted(self, monitor_id, what):
         self.write(self._tx_mark_alerted, monitor_id, what)
@@ -4187,6 +4252,9 @@ class Retention(Kind):
         conn.execute('DELETE FROM checkins WHERE id IN (SELECT c.id FROM checkins c JOIN monitors m'
                      ' ON m.id=c.monitor_id WHERE m.project_id=? AND c.timestamp<? LIMIT ?)',
                      (project_id, cutoff, self.PRUNE_BATCH))
+        # a closing check-in whose monitor never came is kept a day at most
+        conn.execute('DELETE FROM early_checkins WHERE project_id=? AND timestamp<?',
+                     (project_id, max(cutoff, now() - 86400)))
         return deleted
 
 
