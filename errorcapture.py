@@ -2041,6 +2041,15 @@ MIGRATIONS = [
         PRIMARY KEY(project_id, slug, checkin_id)) WITHOUT ROWID;
     CREATE INDEX early_checkins_time ON early_checkins(project_id, timestamp);
     ''',
+    # 16: Sentry envelope items accepted but not stored, counted by type.
+    '''
+    CREATE TABLE item_counts(
+        project_id INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        last_seen REAL NOT NULL,
+        PRIMARY KEY(project_id, type)) WITHOUT ROWID;
+    ''',
 ]
 
 
@@ -2433,6 +2442,7 @@ class Store(object):
         self.sourcemaps = SourceMaps(self)
         self.tags = Tags(self)
         self.releases = Releases(self)
+        self.item_counts = ItemCounts(self)
         # What add_batch stores, by the model's kind: a new kind of data is a
         # class below and a line here.
         self.adders = {
@@ -2444,6 +2454,7 @@ class Store(object):
             'spans': self.spans.tx_add,
             'feedback': self.feedback.tx_add,
             'ai_generation': self.telemetry.tx_add_ai_generation,
+            'not_stored': self.item_counts.tx_add,
         }
         self.writer = Writer(path, synchronous, max_queue)
         self.writer.on_commit = self._deliver
@@ -4194,6 +4205,31 @@ class Monitors(Kind):
         conn.execute('UPDATE monitors SET alerted=? WHERE id=?', (what, monitor_id))
 
 
+class ItemCounts(Kind):
+    """Sentry envelope items accepted but not stored, counted by type, so
+    nothing is dropped without a trace (sessions, client reports, profiles,
+    metrics, types from newer SDKs, attachments past their caps)."""
+
+    TYPES = 100  # distinct type names counted per project; the rest count as "other"
+
+    def tx_add(self, conn, project_id, counts):
+        """counts: {item type: how many} of one submission."""
+        known = {row[0] for row in conn.execute('SELECT type FROM item_counts WHERE project_id=?', (project_id,))}
+        for kind, count in sorted(counts.items()):
+            if kind not in known and len(known) >= self.TYPES:
+                kind = 'other'
+            known.add(kind)
+            conn.execute('INSERT INTO item_counts(project_id, type, count, last_seen) VALUES (?, ?, ?, ?)'
+                         ' ON CONFLICT(project_id, type) DO UPDATE SET count=count+excluded.count,'
+                         ' last_seen=excluded.last_seen', (project_id, kind, count, now()))
+        return sum(counts.values())
+
+    def list(self, project_id):
+        """[(type, count, last seen)], most first."""
+        return self.query('SELECT type, count, last_seen FROM item_counts WHERE project_id=?'
+                          ' ORDER BY count DESC, type', (project_id,))
+
+
 class Retention(Kind):
     """Pruning in short transactions: error events past a project's cap or age
     (issue counts and sparklines follow), telemetry past its age."""
@@ -4988,7 +5024,6 @@ class Context(object):
     def __init__(self, store, settings):
         self.store, self.settings = store, settings
         self._windows = {}  # project id -> [minute, accepted count]
-        self.other_items = {}  # project id -> Sentry items accepted but not shown
         self._quota_lock = threading.Lock()
 
     def base_url(self):
@@ -5013,7 +5048,9 @@ class Context(object):
                 'retentionEvents': settings.get('retentionEvents', self.settings['retention_events']),
                 'retentionDays': settings.get('retentionDays', self.settings['retention_days']),
                 'webhookUrl': settings.get('webhookUrl')}
-            out['otherSentryItems'] = self.other_items.get(project['id'], 0)
+            counts = {kind: count for kind, count, _ in self.store.item_counts.list(project['id'])}
+            out['notStored'] = counts
+            out['otherSentryItems'] = sum(counts.values())
         return out
 
     def require_admin(self):
@@ -5026,11 +5063,6 @@ class Context(object):
         given = given[7:] if given.startswith('Bearer ') else bottle.request.query.getunicode('admin_token') or ''
         if not keys_equal(given, token):
             raise ApiError(401, 'admin token required (Authorization: Bearer ...)')
-
-    def count_other(self, project_id, count):
-        """Sentry items we accept but do not show (sessions, client reports...)."""
-        with self._quota_lock:
-            self.other_items[project_id] = self.other_items.get(project_id, 0) + count
 
     def admit(self, project, count=1):
         """Count accepted items against the project's per-minute quota."""
@@ -5828,6 +5860,20 @@ LEGACY_INTERFACES = tuple(('sentry.interfaces.' + old, new) for old, new in (
     ('User', 'user'), ('Breadcrumbs', 'breadcrumbs'), ('Contexts', 'contexts'), ('Threads', 'threads')))
 
 
+def inferred_user(event, client_ip):
+    """The event's user with the client address where the SDK asked for it,
+    or None when nothing changes."""
+    user = event.get('user')
+    if not client_ip or (user is not None and not isinstance(user, dict)):
+        return None
+    asked = user.get('ip_address') if user else None
+    sdk = event.get('sdk') if isinstance(event.get('sdk'), dict) else {}
+    settings = sdk.get('settings') if isinstance(sdk.get('settings'), dict) else {}
+    if asked == '{{auto}}' or (asked is None and settings.get('infer_ip') == 'auto'):
+        return dict(user or {}, ip_address=client_ip)
+    return None
+
+
 def sentry_level(value):
     """A Sentry level: a word, or a Python logging number from 10 to 50 (a
     custom level between them counts as the standard one above it)."""
@@ -5837,8 +5883,9 @@ def sentry_level(value):
     return value
 
 
-def sentry_error_event(event, event_id=None):
-    """A Sentry error event (dict) -> the event model."""
+def sentry_error_event(event, event_id=None, client_ip=None):
+    """A Sentry error event (dict) -> the event model. client_ip fills a user
+    IP the SDK asked us to infer ({{auto}}, or sdk.settings.infer_ip "auto")."""
     require(isinstance(event, dict), 'event must be a JSON object')
     legacy = [(old, new) for old, new in LEGACY_INTERFACES if old in event and event.get(new) is None]
     if legacy or event.get('level') is not None:
@@ -5846,6 +5893,9 @@ def sentry_error_event(event, event_id=None):
         for old, new in legacy:
             event[new] = event.pop(old)
         event['level'] = sentry_level(event.get('level'))
+    user = inferred_user(event, client_ip)
+    if user is not None:
+        event = dict(event, user=user)
     for field in SENTRY_STRING_FIELDS:
         require(event.get(field) is None or isinstance(event[field], str), 'must be a string', field)
     for field in SENTRY_OBJECT_FIELDS:
@@ -6470,16 +6520,17 @@ def mount_sentry(app, ctx):
         against the quota, and an envelope may not store more than
         MAX_ROWS_PER_SUBMISSION (a small gzip envelope once made a million
         rows in one write)."""
-        batch, checkins, answer_id, counted, rows = [], [], event_id, 0, 0
+        batch, checkins, answer_id, not_stored, rows = [], [], event_id, {}, 0
         to_resolve = []
         replay_event = recording = None
+        client_ip = bottle.request.environ.get('REMOTE_ADDR')
         for header, payload in items:
             kind = header['type']
             if rows > MAX_ROWS_PER_SUBMISSION:
                 break
             if kind == 'event':
                 raw = parse_item_json(payload, 'event')
-                model = sentry_error_event(raw, event_id)
+                model = sentry_error_event(raw, event_id, client_ip)
                 batch.append(('error', model))
                 to_resolve.append((model, raw.get('debug_meta'), raw.get('dist')))
                 answer_id = answer_id or model['eventId']
@@ -6507,10 +6558,11 @@ def mount_sentry(app, ctx):
                 spans = sentry_span_batch(header, parse_item_json(payload, 'span', LIMIT_SENTRY_SPANS))
                 batch.extend(spans)
                 rows += len(spans) - 1
-            elif kind in ('session', 'sessions', 'client_report', 'attachment', 'profile', 'statsd',
-                          'metric_buckets'):
-                counted += 1  # accepted; not shown by this tracker
-            # unknown item types are skipped, as Relay does for forward compatibility
+            else:
+                # accepted and counted by type, not stored: sessions, client reports,
+                # profiles, metrics, and types from newer SDKs (Relay skips those too)
+                name = header_text(kind, 64)
+                not_stored[name] = not_stored.get(name, 0) + 1
             if kind in ('event', 'transaction', 'check_in', 'log', 'feedback', 'user_report', 'span'):
                 rows += 1
         if replay_event is not None or recording is not None:
@@ -6522,12 +6574,12 @@ def mount_sentry(app, ctx):
             ctx.admit(project, rows)
         for model, debug_meta, dist in to_resolve:  # minified frames -> original ones (Source maps)
             ctx.resolver.resolve(project['id'], model, debug_meta, dist)
+        if not_stored:
+            batch.append(('not_stored', not_stored))
         if batch:
             store.add_batch(project['id'], batch)
         for slug, checkin, upsert in checkins:
             store.monitors.add_checkin(project['id'], slug, checkin, upsert)
-        if counted:
-            ctx.count_other(project['id'], counted)
         return answer_id
 
     def ingest_envelope(project_id, data):
@@ -8130,6 +8182,12 @@ def mount_projects_api(route, project, ctx):
     @route('/api/v1/project')
     def show_project():
         return reply({'project': ctx.project_json(project(), with_settings=True)})
+
+    @route('/api/v1/stats')
+    def project_stats():
+        current = project()
+        return reply({'notStored': [{'type': kind, 'count': count, 'lastSeen': iso(last)}
+                                    for kind, count, last in store.item_counts.list(current['id'])]})
 
     @route('/api/v1/project', ['PUT', 'PATCH', 'POST'])
     def change_project():
