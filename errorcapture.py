@@ -162,6 +162,7 @@ OPTIONS = [
     ('max_queue', int, 20000, 'submissions waiting for the writer before ingest answers 503'),
     ('retention_events', int, 100000, 'error events kept per project (oldest pruned first); 0 keeps all'),
     ('retention_days', int, 90, 'days any stored item is kept; 0 keeps forever'),
+    ('attachment_storage_mb', int, 1024, 'MiB of Sentry attachments kept per project (past it, new ones are counted, not stored); 0: no limit'),
     ('sweep_interval', float, 60.0, 'seconds between background passes (retention, missed cron runs); 0 turns them off'),
     ('synchronous', str, 'normal', 'SQLite synchronous mode: normal (survives a process crash) or full (also power loss)'),
     ('log_level', str, 'info', 'log level: debug, info, warning or error'),
@@ -174,7 +175,8 @@ DEFAULTS = {name: default for name, _, default, _ in OPTIONS}
 # negative retention would delete everything, threads 0 would answer nobody.
 OPTION_RULES = {
     'port': (0, 65535), 'threads': (1, 256), 'connections_per_client': (0, None), 'rate_limit': (0, None), 'max_queue': (1, None),
-    'retention_events': (0, None), 'retention_days': (0, None), 'sweep_interval': (0, None),
+    'retention_events': (0, None), 'retention_days': (0, None), 'attachment_storage_mb': (0, None),
+    'sweep_interval': (0, None),
     'synchronous': ('normal', 'full'), 'log_level': ('debug', 'info', 'warning', 'error'),
 }
 
@@ -190,6 +192,8 @@ LIMIT_SENTRY_COMPRESSED = 20 << 20 # a Sentry body as sent
 LIMIT_SENTRY_DECOMPRESSED = 100 << 20
 LIMIT_READ_API = 64 << 10          # bodies of read-API calls (status changes, monitors)
 MAX_ROWS_PER_SUBMISSION = 1000     # rows one request may store (a Sentry envelope's items and log entries)
+LIMIT_ATTACHMENT = 1 << 20         # one Sentry attachment kept (a bigger one is counted, not stored)
+LIMIT_EVENT_ATTACHMENTS = 20 << 20 # all the attachments of one event
 
 # Source map uploads (sentry-cli): what a bundle and its chunks may be.
 MAX_BUNDLE_BYTES = 32 << 20        # one assembled artifact bundle, as uploaded (zip)
@@ -816,6 +820,13 @@ def make_error_event(dialect, level=None, message=None, exception=None, timestam
         event['fingerprint'] = [clip(str(p), 512) for p in fingerprint[:20]]
     finish_grouping(event)
     return event
+
+
+def make_attachment(event_id, name, content_type, attachment_type, data):
+    """A file an SDK attached to an event (scope.add_attachment)."""
+    return {'eventId': event_id, 'name': clip(name or 'attachment', 200),
+            'contentType': clip(content_type, 200) if content_type else None,
+            'attachmentType': clip(attachment_type or 'event.attachment', 100), 'data': bytes(data)}
 
 
 def finish_grouping(event):
@@ -2050,6 +2061,21 @@ MIGRATIONS = [
         last_seen REAL NOT NULL,
         PRIMARY KEY(project_id, type)) WITHOUT ROWID;
     ''',
+    # 16: attachments (Sentry `attachment` items), kept with the event they name.
+    '''
+    CREATE TABLE attachments(
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        content_type TEXT,
+        attachment_type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created REAL NOT NULL,
+        data BLOB NOT NULL);
+    CREATE INDEX attachments_event ON attachments(project_id, event_id);
+    CREATE INDEX attachments_created ON attachments(project_id, created, size);
+    ''',
 ]
 
 
@@ -2443,6 +2469,7 @@ class Store(object):
         self.tags = Tags(self)
         self.releases = Releases(self)
         self.item_counts = ItemCounts(self)
+        self.attachments = Attachments(self)
         # What add_batch stores, by the model's kind: a new kind of data is a
         # class below and a line here.
         self.adders = {
@@ -2455,6 +2482,7 @@ class Store(object):
             'feedback': self.feedback.tx_add,
             'ai_generation': self.telemetry.tx_add_ai_generation,
             'not_stored': self.item_counts.tx_add,
+            'attachment': self.attachments.tx_add,
         }
         self.writer = Writer(path, synchronous, max_queue)
         self.writer.on_commit = self._deliver
@@ -3079,6 +3107,7 @@ class Events(Kind):
         self.store.deleting(conn, 'events', lambda: conn.execute('DELETE FROM events WHERE project_id=?',
                                                                  (project_id,)))
         self.store.issues.tx_delete_project(conn, project_id)
+        self.store.attachments.tx_delete_project(conn, project_id)
 
     def of_issue(self, project_id, issue_id, cursor=None, limit=50, since=None, sets=()):
         """Events of one issue, newest first by their own timestamp (see
@@ -4205,6 +4234,57 @@ class Monitors(Kind):
         conn.execute('UPDATE monitors SET alerted=? WHERE id=?', (what, monitor_id))
 
 
+class Attachments(Kind):
+    """Files SDKs attach to events, kept with the event they name (by its
+    event id) within their caps; one past a cap is counted as not stored."""
+
+    COLUMNS = 'id, event_id, name, content_type, attachment_type, size, created'
+    FIELDS = ('id', 'eventId', 'name', 'contentType', 'attachmentType', 'size', 'created')
+
+    def tx_add(self, conn, project_id, item):
+        """item: (attachment from make_attachment, the project's cap in bytes or 0)."""
+        attachment, project_cap = item
+        size = len(attachment['data'])
+        event_total = conn.execute('SELECT COALESCE(SUM(size), 0) FROM attachments WHERE project_id=? AND event_id=?',
+                                   (project_id, attachment['eventId'])).fetchone()[0]
+        over = size > LIMIT_ATTACHMENT or event_total + size > LIMIT_EVENT_ATTACHMENTS
+        if not over and project_cap:
+            over = conn.execute('SELECT COALESCE(SUM(size), 0) FROM attachments WHERE project_id=?',
+                                (project_id,)).fetchone()[0] + size > project_cap
+        if over:
+            self.store.item_counts.tx_add(conn, project_id, {'attachment': 1})
+            return {'stored': False}
+        cursor = conn.execute(
+            'INSERT INTO attachments(project_id, event_id, name, content_type, attachment_type, size, created, data)'
+            ' VALUES (?, ?, ?, ?, ?, ?, ?, ?)', (project_id, attachment['eventId'], attachment['name'],
+                                                 attachment['contentType'], attachment['attachmentType'], size, now(),
+                                                 sqlite3.Binary(attachment['data'])))
+        return {'stored': True, 'id': cursor.lastrowid}
+
+    def of_event(self, project_id, event_id):
+        """The attachments of one event (by its event id), oldest first, without their bytes."""
+        if not event_id:
+            return []
+        return [dict(zip(self.FIELDS, row)) for row in self.query(
+            'SELECT %s FROM attachments WHERE project_id=? AND event_id=? ORDER BY id' % self.COLUMNS,
+            (project_id, event_id))]
+
+    def get(self, project_id, attachment_id):
+        """One attachment as of_event lists it, with its bytes ('data'), or None."""
+        rows = self.query('SELECT %s, data FROM attachments WHERE project_id=? AND id=?' % self.COLUMNS,
+                          (project_id, attachment_id))
+        return dict(zip(self.FIELDS + ('data',), rows[0])) if rows else None
+
+    def totals(self, project_id):
+        """(count, bytes) of a project's attachments."""
+        return self.query('SELECT COUNT(*), COALESCE(SUM(size), 0) FROM attachments WHERE project_id=?',
+                          (project_id,))[0]
+
+    @staticmethod
+    def tx_delete_project(conn, project_id):
+        conn.execute('DELETE FROM attachments WHERE project_id=?', (project_id,))
+
+
 class ItemCounts(Kind):
     """Sentry envelope items accepted but not stored, counted by type, so
     nothing is dropped without a trace (sessions, client reports, profiles,
@@ -4248,11 +4328,15 @@ class Retention(Kind):
         return self.write(self._tx_prune_events, project_id, threshold, cutoff or 0)
 
     def _tx_prune_events(self, conn, project_id, threshold, cutoff):
-        rows = conn.execute('SELECT id, issue_id, received, tag_ids FROM events WHERE project_id=? ORDER BY id'
-                            ' LIMIT ?', (project_id, self.PRUNE_BATCH)).fetchall()
+        rows = conn.execute('SELECT id, issue_id, received, tag_ids, event_id FROM events WHERE project_id=?'
+                            ' ORDER BY id LIMIT ?', (project_id, self.PRUNE_BATCH)).fetchall()
         # The oldest rows by id: past the cap, or received before the cutoff
         # (received grows with id, but a clock step can reorder a few).
-        doomed = [row for row in rows if row[0] <= threshold or row[2] < cutoff]
+        chosen = [row for row in rows if row[0] <= threshold or row[2] < cutoff]
+        # attachments go with their event
+        conn.executemany('DELETE FROM attachments WHERE project_id=? AND event_id=?',
+                         [(project_id, row[4]) for row in chosen if row[4]])
+        doomed = [row[:4] for row in chosen]
         self.store.events.tx_forget(conn, project_id, doomed)
         return len(doomed)
 
@@ -4288,6 +4372,15 @@ class Retention(Kind):
         conn.execute('DELETE FROM checkins WHERE id IN (SELECT c.id FROM checkins c JOIN monitors m'
                      ' ON m.id=c.monitor_id WHERE m.project_id=? AND c.timestamp<? LIMIT ?)',
                      (project_id, cutoff, self.PRUNE_BATCH))
+        deleted += conn.execute(
+            'DELETE FROM attachments WHERE id IN (SELECT id FROM attachments WHERE project_id=? AND created<?'
+            ' LIMIT ?)', (project_id, cutoff, self.PRUNE_BATCH)).rowcount
+        # an attachment whose event never came (or was not stored) goes after a day
+        deleted += conn.execute(
+            'DELETE FROM attachments WHERE id IN (SELECT a.id FROM attachments a WHERE a.project_id=? AND a.created<?'
+            ' AND NOT EXISTS (SELECT 1 FROM events e WHERE e.project_id=a.project_id AND e.event_id=a.event_id)'
+            ' AND NOT EXISTS (SELECT 1 FROM transactions t WHERE t.project_id=a.project_id AND t.event_id=a.event_id)'
+            ' LIMIT ?)', (project_id, now() - 86400, self.PRUNE_BATCH)).rowcount
         # a closing check-in whose monitor never came is kept a day at most
         conn.execute('DELETE FROM early_checkins WHERE project_id=? AND timestamp<?',
                      (project_id, max(cutoff, now() - 86400)))
@@ -6558,6 +6651,11 @@ def mount_sentry(app, ctx):
                 spans = sentry_span_batch(header, parse_item_json(payload, 'span', LIMIT_SENTRY_SPANS))
                 batch.extend(spans)
                 rows += len(spans) - 1
+            elif kind == 'attachment' and event_id:
+                text = lambda key: header[key] if isinstance(header.get(key), str) else None
+                attachment = make_attachment(event_id, text('filename'), text('content_type'),
+                                             text('attachment_type'), payload)
+                batch.append(('attachment', (attachment, ctx.settings['attachment_storage_mb'] << 20)))
             else:
                 # accepted and counted by type, not stored: sessions, client reports,
                 # profiles, metrics, and types from newer SDKs (Relay skips those too)
@@ -8120,6 +8218,45 @@ def trace_items(errors, others):
     return items
 
 
+def attachment_json(attachment):
+    out = {key: attachment[key] for key in Attachments.FIELDS}
+    out.update(created=iso(attachment['created']), url='/api/v1/attachments/%d' % attachment['id'])
+    return out
+
+
+# Types a browser may be handed as they are: they cannot run script. Anything
+# else (html, svg, xml, javascript, pdf, unknown) is a plain download.
+INERT_TYPES = ('image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif', 'image/bmp', 'application/json',
+               'application/zip', 'application/gzip', 'application/x-tar', 'application/octet-stream')
+
+
+def served_type(content_type):
+    base = (content_type or '').split(';')[0].strip().lower()
+    if base in INERT_TYPES:
+        return base
+    if base.startswith('text/') or base in ('application/x-ndjson', 'application/x-yaml'):
+        return 'text/plain; charset=utf-8'  # text/html and friends too: shown as text, never rendered
+    return 'application/octet-stream'
+
+
+def attachment_download(attachment):
+    """An attachment's bytes, always as a download that cannot run in our
+    origin: Content-Disposition attachment, nosniff, a sandboxing CSP and a
+    content type that no browser renders as a page."""
+    name, content_type, data = attachment['name'], attachment['contentType'], attachment['data']
+    plain = ''.join(c if c.isascii() and (c.isalnum() or c in '._-') else '_' for c in name)[:100] or 'attachment'
+    quoted = ''.join(c if c.isascii() and (c.isalnum() or c in '._-~') else
+                     ''.join('%%%02X' % b for b in c.encode('utf-8')) for c in name[:200])
+    return bottle.HTTPResponse(bytes(data), 200, {
+        'Content-Type': served_type(content_type),
+        'Content-Disposition': 'attachment; filename="%s"; filename*=UTF-8\'\'%s' % (plain, quoted),
+        'Content-Length': str(len(data)),
+        'X-Content-Type-Options': 'nosniff',
+        'Content-Security-Policy': "sandbox; default-src 'none'",
+        'Cache-Control': 'private, no-store',
+        'Referrer-Policy': 'no-referrer'})
+
+
 def read_route(app):
     """route(path, methods) decorates a read-API handler: every failure answers as read_api_error."""
     return lambda path, method='GET': lambda fn: app.route(path, method=method)(guarded(read_api_error)(fn))
@@ -8186,8 +8323,10 @@ def mount_projects_api(route, project, ctx):
     @route('/api/v1/stats')
     def project_stats():
         current = project()
+        count, size = store.attachments.totals(current['id'])
         return reply({'notStored': [{'type': kind, 'count': count, 'lastSeen': iso(last)}
-                                    for kind, count, last in store.item_counts.list(current['id'])]})
+                                    for kind, count, last in store.item_counts.list(current['id'])],
+                      'attachments': {'count': count, 'bytes': size}})
 
     @route('/api/v1/project', ['PUT', 'PATCH', 'POST'])
     def change_project():
@@ -8446,7 +8585,20 @@ def mount_issues_api(route, project, ctx):
                 current['id'], event_id=event['eventId'], limit=100)[0]]
         else:
             event['feedback'] = []
+        event['attachments'] = [attachment_json(row) for row in store.attachments.of_event(current['id'], event['eventId'])]
         return reply({'event': event})
+
+    @route('/api/v1/events/<event_id:id>/attachments')
+    def list_event_attachments(event_id):
+        current = project()
+        event = found(store.events.get(current['id'], event_id), 'event')
+        return reply({'attachments': [attachment_json(row) for row in
+                                      store.attachments.of_event(current['id'], event['eventId'])]})
+
+    @route('/api/v1/attachments/<attachment_id:id>')
+    def download_attachment(attachment_id):
+        row = found(store.attachments.get(project()['id'], attachment_id), 'attachment')
+        return attachment_download(row)
 
 
 def mount_feedback_api(route, project, ctx):
