@@ -159,6 +159,8 @@ OPTIONS = [
     ('allow_private_webhooks', bool, False, 'let webhooks reach loopback, private, link-local and metadata addresses'
                                             ' (off: refused, so a key holder cannot make the server call inside)'),
     ('rate_limit', int, 0, 'accepted events per minute per project; 0 means unlimited'),
+    ('spotlight', str, 'loopback',
+     "who may send to Spotlight's POST /stream (project 'spotlight', no key): loopback, any or off"),
     ('max_queue', int, 20000, 'submissions waiting for the writer before ingest answers 503'),
     ('retention_events', int, 100000, 'error events kept per project (oldest pruned first); 0 keeps all'),
     ('retention_days', int, 90, 'days any stored item is kept; 0 keeps forever'),
@@ -177,7 +179,7 @@ OPTION_RULES = {
     'port': (0, 65535), 'threads': (1, 256), 'connections_per_client': (0, None), 'rate_limit': (0, None), 'max_queue': (1, None),
     'retention_events': (0, None), 'retention_days': (0, None), 'attachment_storage_mb': (0, None),
     'sweep_interval': (0, None),
-    'synchronous': ('normal', 'full'), 'log_level': ('debug', 'info', 'warning', 'error'),
+    'synchronous': ('normal', 'full'), 'spotlight': ('loopback', 'any', 'off'), 'log_level': ('debug', 'info', 'warning', 'error'),
 }
 
 # Size limits, per dialect (documented in the README). Bodies larger than these are
@@ -6587,6 +6589,16 @@ def legacy_store_body(data):
 BASE64_BODY = re.compile(rb'^[A-Za-z0-9+/=\s]+$')  # one class, no nesting: linear
 
 
+SPOTLIGHT_PROJECT = 'spotlight'
+
+
+def is_loopback(address):
+    address = (address or '').lower()
+    if address.startswith('::ffff:'):
+        address = address[7:]
+    return address == '::1' or address.startswith('127.')
+
+
 def mount_sentry(app, ctx):
     store = ctx.store
 
@@ -6607,12 +6619,13 @@ def mount_sentry(app, ctx):
             raise ApiError(413, '%s exceeds %d bytes' % (what, limit))
         return parse_json(payload, 'invalid %s payload' % what)
 
-    def ingest_items(project, items, event_id=None):
+    def ingest_items(project, items, event_id=None, quota=True):
         """Validate every item, then store them: events, transactions and logs
         in one submission, then each check-in. Every row it would store counts
         against the quota, and an envelope may not store more than
         MAX_ROWS_PER_SUBMISSION (a small gzip envelope once made a million
-        rows in one write)."""
+        rows in one write). quota: whether they count against the
+        project's rate limit (Spotlight's do not)."""
         batch, checkins, answer_id, not_stored, rows = [], [], event_id, {}, 0
         to_resolve = []
         replay_event = recording = None
@@ -6668,7 +6681,7 @@ def mount_sentry(app, ctx):
         if rows > MAX_ROWS_PER_SUBMISSION:
             raise ApiError(413, 'an envelope may store at most %d items (events, transactions, check-ins and'
                                 ' log entries together)' % MAX_ROWS_PER_SUBMISSION, 'PAYLOAD_TOO_LARGE')
-        if rows:
+        if rows and quota:
             ctx.admit(project, rows)
         for model, debug_meta, dist in to_resolve:  # minified frames -> original ones (Source maps)
             ctx.resolver.resolve(project['id'], model, debug_meta, dist)
@@ -6680,16 +6693,19 @@ def mount_sentry(app, ctx):
             store.monitors.add_checkin(project['id'], slug, checkin, upsert)
         return answer_id
 
+    def envelope_event_id(header):
+        event_id = header.get('event_id')
+        if event_id is None:
+            return None
+        try:
+            return sentry_event_id(event_id)
+        except Invalid:
+            raise ApiError(400, 'invalid envelope header: bad event_id')
+
     def ingest_envelope(project_id, data):
         header, items = parse_envelope(data)
         project = authenticate(project_id, header)
-        event_id = header.get('event_id')
-        if event_id is not None:
-            try:
-                event_id = sentry_event_id(event_id)
-            except Invalid:
-                raise ApiError(400, 'invalid envelope header: bad event_id')
-        answer_id = ingest_items(project, items, event_id)
+        answer_id = ingest_items(project, items, envelope_event_id(header))
         return reply({'id': answer_id} if answer_id else {})
 
     @guarded(sentry_error)
@@ -6754,6 +6770,31 @@ def mount_sentry(app, ctx):
         app.route('/api/<project_id:id>/store' + suffix, method='POST', callback=store_endpoint)
         app.route('/api/embed/error-page' + suffix, method='GET', callback=report_dialog_script)
         app.route('/api/embed/error-page' + suffix, method='POST', callback=report_dialog_submit)
+
+    spotlight_lock, spotlight_id = threading.Lock(), []
+
+    def spotlight_project():
+        """The local project Spotlight's envelopes go to, made on first use."""
+        with spotlight_lock:
+            if not spotlight_id:
+                existing = next((p for p in store.projects() if p['name'] == SPOTLIGHT_PROJECT), None)
+                spotlight_id.append((existing or store.create_project(name=SPOTLIGHT_PROJECT))['id'])
+        return store.project_by_id(spotlight_id[0])
+
+    @guarded(sentry_error)
+    def spotlight_stream():
+        """Spotlight's sidecar: SDKs in development post every envelope here
+        (SENTRY_SPOTLIGHT=http://127.0.0.1:8080/stream), with no key."""
+        allowed = ctx.settings['spotlight']
+        if allowed == 'off':
+            raise ApiError(404, 'Spotlight is turned off on this server (--spotlight)')
+        if allowed == 'loopback' and not is_loopback(bottle.request.environ.get('REMOTE_ADDR')):
+            raise ApiError(403, 'Spotlight takes envelopes from this machine only (--spotlight any to allow others)')
+        header, items = parse_envelope(body())
+        answer_id = ingest_items(spotlight_project(), items, envelope_event_id(header), quota=False)
+        return reply({'id': answer_id} if answer_id else {})
+
+    app.route('/stream', method='POST', callback=spotlight_stream)
 
 
 ###############################################################################
@@ -9058,7 +9099,7 @@ DIALECTS = (
             ('seestack', lambda base, dsn: base + '/ingest/v1')),
     Dialect('open_sentry', re.compile(r'/v1/ingest/*\Z'), open_sentry_error, mount_open_sentry,
             ('X-Open-Sentry-Key', 'X-Sentry-Clone-Key'), ('open_sentry', lambda base, dsn: base + '/v1/ingest')),
-    Dialect('sentry', re.compile(r'^/api/([^/]+/(envelope|store)|embed/error-page)/?$'), sentry_error, mount_sentry,
+    Dialect('sentry', re.compile(r'^(/api/([^/]+/(envelope|store)|embed/error-page)/?|/stream)$'), sentry_error, mount_sentry,
             ('X-Sentry-Auth', 'Authorization', 'sentry-trace', 'baggage'), ('sentry_dsn', lambda base, dsn: dsn)),
     Dialect('sentry_web_api', re.compile(r'/api/0/'), sentry_api_error, mount_sourcemap_api, (), None),
     Dialect('read_api', re.compile(''), read_api_error, mount_read_api, ('X-ErrorCapture-Key', 'Authorization'),
