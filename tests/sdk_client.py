@@ -1,17 +1,23 @@
 """Drive the real sentry-sdk against an ErrorCapture DSN, in its own process.
 
-    python tests/sdk_client.py DSN SCENARIO [gzip|none]
+    python tests/sdk_client.py DSN SCENARIO [gzip|none|default|default-without-brotli]
 
 The tests run this in a subprocess: inside pytest, the SDK's auto-enabled
 integrations would instrument the server under test itself. Prints one JSON
 line with what the scenario sent (event ids, trace ids) and exits 0 after
-sentry_sdk.flush()."""
+sentry_sdk.flush(). "default" leaves the transport as the SDK sets it up (br
+when brotli is installed, as it is beside ErrorCapture); "default-without-brotli"
+is an app without brotli: the import fails and the SDK falls back to gzip."""
 import json
 import logging
 import sys
 
-import sentry_sdk
-from sentry_sdk.crons import monitor
+if len(sys.argv) > 3 and sys.argv[3] == 'default-without-brotli':
+    sys.modules['brotli'] = None  # "import brotli" raises ImportError, as where it is not installed
+    sys.modules['brotlicffi'] = None
+
+import sentry_sdk  # noqa: E402
+from sentry_sdk.crons import monitor  # noqa: E402
 
 CRON_CONFIG = {'schedule': {'type': 'crontab', 'value': '0 3 * * *'}, 'checkin_margin': 10, 'max_runtime': 30,
                'timezone': 'Europe/Berlin'}
@@ -84,14 +90,29 @@ def scenario_logs(sent):
     sent['logs'] = 2
 
 
+ATTACHED_LOG = b'\n'.join(b'2026-12-01 10:00:%02d INFO step %d of the import' % (i, i) for i in range(40))
+
+
+def scenario_attachment(sent):
+    scope = sentry_sdk.get_isolation_scope()
+    scope.add_attachment(bytes=ATTACHED_LOG, filename='import.log', content_type='text/plain')
+    scope.add_attachment(bytes=b'{"rows": 1204, "failed": 3}', filename='summary.json',
+                         content_type='application/json')
+    try:
+        split_bill({'total': 5, 'people': 0})
+    except ZeroDivisionError:
+        sent['eventIds'] = [sentry_sdk.capture_exception()]
+    sent['attached'] = {'import.log': len(ATTACHED_LOG)}
+
+
 SCENARIOS = {name[len('scenario_'):]: fn for name, fn in globals().items() if name.startswith('scenario_')}
 
 
 def main(argv):
     dsn, name = argv[1], argv[2]
     compression = argv[3] if len(argv) > 3 else 'gzip'
-    experiments = {'transport_compression_algo': 'gzip'} if compression == 'gzip' else {
-        'transport_compression_level': 0}
+    experiments = {'gzip': {'transport_compression_algo': 'gzip'},
+                   'none': {'transport_compression_level': 0}}.get(compression, {})
     sentry_sdk.init(dsn=dsn, traces_sample_rate=1.0, release='sdk-client@1.0', environment='test',
                     server_name='sdk-box', enable_logs=(name == 'logs'), _experiments=experiments)
     sent = {}

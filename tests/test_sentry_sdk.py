@@ -31,7 +31,8 @@ class Recorder(object):
         path = environ.get('PATH_INFO', '')
         if not path.startswith('/api/') or path.startswith('/api/v1/'):
             return self.app(environ, start_response)
-        record = {'path': path, 'encoding': environ.get('HTTP_CONTENT_ENCODING'), 'status': None}
+        record = {'path': path, 'encoding': environ.get('HTTP_CONTENT_ENCODING'), 'status': None,
+                  'length': int(environ.get('CONTENT_LENGTH') or 0)}
         with self.lock:
             self.seen.append(record)
 
@@ -208,3 +209,54 @@ def test_uncompressed_bodies_work_too(server):
     assert server.read('/api/v1/issues')['issues'][0]['count'] == 2
     assert len(sent['eventIds']) == 2
     assert_all_accepted(server, encoding=None)
+
+
+# -- default options: br where the app has brotli (as every ErrorCapture install does) --
+
+def test_default_options_send_br_and_everything_arrives(server):
+    """sentry-sdk compresses with br whenever brotli is importable; the server
+    sees Content-Encoding: br on every request and stores all of it."""
+    import brotli  # noqa: F401  a run-time dependency of ErrorCapture: installed beside it
+    sent = server.run('error_twice', compression='default')
+    issue = server.read('/api/v1/issues')['issues'][0]
+    assert issue['count'] == 2 and issue['title'].startswith('ZeroDivisionError')
+    event = server.read('/api/v1/events/%d' % server.read('/api/v1/events')['events'][0]['id'])['event']
+    assert [f['function'] for f in event['exception'][-1]['frames']][-2:] == ['split_bill', 'divide']
+    assert sorted(e['eventId'] for e in server.read('/api/v1/events')['events']) == sorted(sent['eventIds'])
+    tx = server.run('transaction', compression='default')
+    rows = server.read('/api/v1/transactions/list')['transactions']
+    assert [r['traceId'] for r in rows] == [tx['traceId']]
+    spans = server.read('/api/v1/transactions/%d' % rows[0]['id'])['transaction']['spans']
+    assert sorted(s['op'] for s in spans) == ['db.query', 'http.client', 'serialize']
+    server.run('cron_ok', compression='default')
+    assert server.read('/api/v1/monitors/nightly-report')['monitor']['status'] == 'healthy'
+    server.run('logs', compression='default')
+    assert len(server.read('/api/v1/logs')['logs']) == 2
+    assert_all_accepted(server, encoding='br')
+
+
+def test_without_brotli_the_sdk_sends_gzip_and_everything_arrives(server):
+    sent = server.run('error_twice', compression='default-without-brotli')
+    assert server.read('/api/v1/issues')['issues'][0]['count'] == 2
+    assert sorted(e['eventId'] for e in server.read('/api/v1/events')['events']) == sorted(sent['eventIds'])
+    assert_all_accepted(server, encoding='gzip')
+
+
+@pytest.mark.parametrize('compression, encoding', [('default', 'br'), ('default-without-brotli', 'gzip')])
+def test_attachments_arrive_byte_for_byte(server, compression, encoding):
+    sent = server.run('attachment', compression=compression)
+    row = server.read('/api/v1/events')['events'][0]
+    assert row['eventId'] == sent['eventIds'][0]
+    event = server.read('/api/v1/events/%d' % row['id'])['event']
+    listed = {a['name']: a for a in event['attachments']}
+    assert sorted(listed) == ['import.log', 'summary.json']
+    assert listed['import.log']['size'] == sent['attached']['import.log']
+    assert listed['import.log']['contentType'] == 'text/plain'
+    with urllib.request.urlopen('%s%s?key=%s' % (server.url, listed['import.log']['url'], server.key)) as answer:
+        body = answer.read()
+        assert answer.headers['Content-Disposition'].startswith('attachment;')
+    assert body.startswith(b'2026-12-01 10:00:00 INFO step 0 of the import') and len(body) == listed['import.log']['size']
+    with urllib.request.urlopen('%s%s?key=%s' % (server.url, listed['summary.json']['url'], server.key)) as answer:
+        assert json.loads(answer.read()) == {'rows': 1204, 'failed': 3}
+    assert_all_accepted(server, encoding=encoding)
+
