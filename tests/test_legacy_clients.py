@@ -234,3 +234,65 @@ def test_successes_carry_no_x_sentry_error(client):
     project = create_project(client)
     answer = post_store(client, project, json.dumps(legacy_event()).encode())
     assert answer.status_int == 200 and 'X-Sentry-Error' not in answer.headers
+
+
+# -- raven-js, for real, in headless Chromium on another origin ---------------------
+
+RAVEN_JS_PAGE = '''<!doctype html>
+<html><head><meta charset="utf-8"><title>legacy shop</title>
+<script src="/raven.min.js"></script>
+<script>
+  Raven.config(%(dsn)s, {release: 'legacy-web@1.4', environment: 'production'}).install();
+  function priceOf(item) { return item.price.amount; }
+  function renderBasket(items) { return items.map(priceOf); }
+  window.addEventListener('load', function () {
+    try { renderBasket([{price: {amount: 3}}, {}]); } catch (e) { Raven.captureException(e); }
+    Raven.captureMessage('Basket rendered with gaps', {level: 'warning'});
+  });
+</script></head><body>shop</body></html>'''
+
+
+@pytest.mark.browser
+def test_raven_js_in_a_browser_on_another_origin(live_server, chromium_driver):
+    """raven-js 3 (the browser client before @sentry/browser) posts JSON with the
+    key in the query string, from the page's origin (here another port)."""
+    import http.server
+    import threading
+    modules = npm_modules('raven-js@3')
+    script = (modules / 'node_modules' / 'raven-js' / 'dist' / 'raven.min.js').read_bytes()
+    project = create_project(live_server, 'raven-js')
+    page = (RAVEN_JS_PAGE % {'dsn': json.dumps(project['dsn'])}).encode()
+
+    class Site(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body, kind = (script, 'application/javascript') if self.path == '/raven.min.js' else (page, 'text/html')
+            self.send_response(200)
+            self.send_header('Content-Type', kind)
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+    site = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Site)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        chromium_driver.get('http://127.0.0.1:%d/' % site.server_address[1])
+        import time
+        deadline = time.time() + 30
+        while time.time() < deadline and len(read(live_server, project['key'], '/api/v1/events')['events']) < 2:
+            time.sleep(0.2)
+    finally:
+        site.shutdown()
+    events = list(stored_events(live_server, project['key']).values())
+    assert len(events) == 2, chromium_driver.get_log('browser')
+    error = next(e for e in events if e.get('exception'))
+    raised = error['exception'][-1]
+    assert raised['type'] == 'TypeError'
+    assert raised['value'] == "Cannot read properties of undefined (reading 'amount')"
+    functions = [f.get('function') for f in raised['frames']]
+    assert functions[-1] == 'priceOf' and 'renderBasket' in functions
+    assert error['release'] == 'legacy-web@1.4' and error['platform'] == 'javascript'
+    assert error['request']['url'].startswith('http://127.0.0.1:')  # the page, on its own origin
+    message = next(e for e in events if not e.get('exception'))
+    assert (message['level'], message['message']) == ('warning', 'Basket rendered with gaps')
