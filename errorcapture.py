@@ -164,7 +164,8 @@ OPTIONS = [
     ('max_queue', int, 20000, 'submissions waiting for the writer before ingest answers 503'),
     ('retention_events', int, 100000, 'error events kept per project (oldest pruned first); 0 keeps all'),
     ('retention_days', int, 90, 'days any stored item is kept; 0 keeps forever'),
-    ('attachment_storage_mb', int, 1024, 'MiB of Sentry attachments kept per project (past it, new ones are counted, not stored); 0: no limit'),
+    ('attachment_storage_mb', int, 1024,
+     'MiB of Sentry attachments kept per project (past it new ones are counted, not stored); 0: no limit'),
     ('sweep_interval', float, 60.0, 'seconds between background passes (retention, missed cron runs); 0 turns them off'),
     ('synchronous', str, 'normal', 'SQLite synchronous mode: normal (survives a process crash) or full (also power loss)'),
     ('log_level', str, 'info', 'log level: debug, info, warning or error'),
@@ -176,10 +177,10 @@ DEFAULTS = {name: default for name, _, default, _ in OPTIONS}
 # What a value may be: (lowest, highest) for numbers, the choices for text. A
 # negative retention would delete everything, threads 0 would answer nobody.
 OPTION_RULES = {
-    'port': (0, 65535), 'threads': (1, 256), 'connections_per_client': (0, None), 'rate_limit': (0, None), 'max_queue': (1, None),
-    'retention_events': (0, None), 'retention_days': (0, None), 'attachment_storage_mb': (0, None),
-    'sweep_interval': (0, None),
-    'synchronous': ('normal', 'full'), 'spotlight': ('loopback', 'any', 'off'), 'log_level': ('debug', 'info', 'warning', 'error'),
+    'port': (0, 65535), 'threads': (1, 256), 'connections_per_client': (0, None), 'rate_limit': (0, None),
+    'max_queue': (1, None), 'retention_events': (0, None), 'retention_days': (0, None),
+    'attachment_storage_mb': (0, None), 'sweep_interval': (0, None), 'synchronous': ('normal', 'full'),
+    'spotlight': ('loopback', 'any', 'off'), 'log_level': ('debug', 'info', 'warning', 'error'),
 }
 
 # Size limits, per dialect (documented in the README). Bodies larger than these are
@@ -4218,7 +4219,7 @@ class Monitors(Kind):
                      (at, status, ends_run, ends_run, monitor_id))
         if status == 'failed':
             self.store.notify('cron_failed', {'projectId': project_id, 'slug': slug, 'name': name,
-                                         'message': checkin.get('message')})
+                                              'message': checkin.get('message')})
         self._tx_record_checkin(conn, monitor_id, checkin)
 
     @staticmethod
@@ -8626,7 +8627,7 @@ def mount_issues_api(route, project, ctx):
                 current['id'], event_id=event['eventId'], limit=100)[0]]
         else:
             event['feedback'] = []
-        event['attachments'] = [attachment_json(row) for row in store.attachments.of_event(current['id'], event['eventId'])]
+        event['attachments'] = [attachment_json(a) for a in store.attachments.of_event(current['id'], event['eventId'])]
         return reply({'event': event})
 
     @route('/api/v1/events/<event_id:id>/attachments')
