@@ -2040,20 +2040,9 @@ MIGRATIONS = [
     CREATE INDEX transactions_received ON transactions(project_id, received);
     CREATE INDEX ai_generations_received ON ai_generations(project_id, received);
     ''',
-    # 15: Sentry check-ins matched to their run by check_in_id, whatever the arrival
-    # order; closing check-ins that came before their monitor existed wait here.
+    # 15: Sentry check-ins matched to their run by check_in_id, whatever the arrival order.
     '''
     CREATE INDEX checkins_run ON checkins(monitor_id, checkin_id) WHERE checkin_id IS NOT NULL;
-    CREATE TABLE early_checkins(
-        project_id INTEGER NOT NULL,
-        slug TEXT NOT NULL,
-        checkin_id TEXT NOT NULL,
-        status TEXT NOT NULL,
-        duration_ms REAL,
-        message TEXT,
-        timestamp REAL NOT NULL,
-        PRIMARY KEY(project_id, slug, checkin_id)) WITHOUT ROWID;
-    CREATE INDEX early_checkins_time ON early_checkins(project_id, timestamp);
     ''',
     # 16: Sentry envelope items accepted but not stored, counted by type.
     '''
@@ -4155,8 +4144,6 @@ class Monitors(Kind):
         Returns the monitor id, or None when the slug is unknown."""
         return self.write(self._tx_add_checkin, project_id, slug, checkin, upsert)
 
-    EARLY_CHECKINS = 1000  # closing check-ins kept per project while their monitor does not exist yet
-
     def _tx_add_checkin(self, conn, project_id, slug, checkin, upsert):
         """A check-in settles its run (check_in_id) as Sentry does, whatever
         the order: a closing check-in that comes before its in_progress one
@@ -4167,28 +4154,12 @@ class Monitors(Kind):
                            ' WHERE project_id=? AND slug=?', (project_id, slug)).fetchone()
         run, status = checkin.get('checkinId'), checkin['status']
         if row is None:
-            # @sentry/node's withMonitor sends monitor_config with in_progress
-            # only: its closing check-in can beat the one that makes the monitor
-            if status != 'in_progress' and run and conn.execute(
-                    'SELECT COUNT(*) FROM early_checkins WHERE project_id=?', (project_id,)).fetchone()[0] < \
-                    self.EARLY_CHECKINS:
-                conn.execute('INSERT OR REPLACE INTO early_checkins(project_id, slug, checkin_id, status, duration_ms,'
-                             ' message, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)',
-                             (project_id, slug, run, status, checkin.get('durationMs'), checkin.get('message'),
-                              checkin['timestamp']))
+            # a Sentry check-in always names its monitor (an unknown slug without
+            # monitor_config makes one without a schedule); others ping known slugs
             return None
         monitor_id = row[0]
         if status == 'in_progress':
-            early = run and conn.execute(
-                'SELECT status, duration_ms, message, timestamp FROM early_checkins'
-                ' WHERE project_id=? AND slug=? AND checkin_id=?', (project_id, slug, run)).fetchone()
-            if early:
-                conn.execute('DELETE FROM early_checkins WHERE project_id=? AND slug=? AND checkin_id=?',
-                             (project_id, slug, run))
-                self._tx_close_run(conn, project_id, slug, row, {
-                    'status': early[0], 'durationMs': early[1], 'message': early[2], 'timestamp': early[3],
-                    'checkinId': run})
-            elif not (run and conn.execute(
+            if not (run and conn.execute(
                     "SELECT 1 FROM checkins WHERE monitor_id=? AND checkin_id=? AND status!='in_progress' LIMIT 1",
                     (monitor_id, run)).fetchone()):  # its run has not closed already
                 conn.execute('UPDATE monitors SET running_since=?, running_id=? WHERE id=?',
@@ -4384,9 +4355,6 @@ class Retention(Kind):
             ' AND NOT EXISTS (SELECT 1 FROM events e WHERE e.project_id=a.project_id AND e.event_id=a.event_id)'
             ' AND NOT EXISTS (SELECT 1 FROM transactions t WHERE t.project_id=a.project_id AND t.event_id=a.event_id)'
             ' LIMIT ?)', (project_id, now() - 86400, self.PRUNE_BATCH)).rowcount
-        # a closing check-in whose monitor never came is kept a day at most
-        conn.execute('DELETE FROM early_checkins WHERE project_id=? AND timestamp<?',
-                     (project_id, max(cutoff, now() - 86400)))
         return deleted
 
 
