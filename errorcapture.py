@@ -5083,10 +5083,12 @@ def post_webhook(url, body, allow_private=False, timeout=10.0, redirects=3):
 
 
 class Context(object):
-    """What adapters share: the store, the settings, quotas and URLs."""
+    """What adapters share: the store, the settings, quotas and URLs.
+    endpoints are the setup page's (label, url(base URL, DSN)) pairs, one per
+    dialect that has one (the app factory passes them from DIALECTS)."""
 
-    def __init__(self, store, settings):
-        self.store, self.settings = store, settings
+    def __init__(self, store, settings, endpoints=()):
+        self.store, self.settings, self.endpoints = store, settings, tuple(endpoints)
         self._windows = {}  # project id -> [minute, accepted count]
         self._quota_lock = threading.Lock()
 
@@ -5103,8 +5105,7 @@ class Context(object):
     def project_json(self, project, with_settings=False):
         base, dsn = self.base_url(), self.dsn(project)
         out = {'id': project['id'], 'key': project['key'], 'name': project['name'], 'created': iso(project['created']),
-               'dsn': dsn, 'endpoints': {label: url(base, dsn) for label, url in
-                                         (dialect.endpoint for dialect in DIALECTS if dialect.endpoint)}}
+               'dsn': dsn, 'endpoints': {label: url(base, dsn) for label, url in self.endpoints}}
         if with_settings:
             settings = project['settings']
             out['settings'] = {
@@ -9128,7 +9129,7 @@ def make_app(db_path=None, **options):
     if _brotli is None:
         log.warning(BROTLI_MISSING)
     store = Store(settings['db'], settings['synchronous'], settings['max_queue'])
-    ctx = Context(store, settings)
+    ctx = Context(store, settings, endpoints=[dialect.endpoint for dialect in DIALECTS if dialect.endpoint])
     ctx.resolver = SourceMapResolver(store)
     alerter = Alerter(store, allow_private=settings['allow_private_webhooks'])
     store.listeners.append(alerter.on_notice)
