@@ -183,6 +183,16 @@ OPTION_RULES = {
     'spotlight': ('loopback', 'any', 'off'), 'log_level': ('debug', 'info', 'warning', 'error'),
 }
 
+# Settings a project may set for itself (through the read API), each falling
+# back to a server option: name -> (the option, lowest, highest).
+PROJECT_SETTINGS = {'rateLimit': ('rate_limit', 0, 10 ** 9), 'retentionEvents': ('retention_events', 0, 10 ** 9),
+                    'retentionDays': ('retention_days', 0, 36500)}
+
+
+def project_setting(project, name, settings):
+    """The value of one of PROJECT_SETTINGS for a project: its own, else the server's."""
+    return project['settings'].get(name, settings[PROJECT_SETTINGS[name][0]])
+
 # Size limits, per dialect (documented in the README). Bodies larger than these are
 # refused with 413 before they are parsed.
 LIMIT_API_PHP = 1 << 20            # ErrorCapture API body
@@ -5107,12 +5117,8 @@ class Context(object):
         out = {'id': project['id'], 'key': project['key'], 'name': project['name'], 'created': iso(project['created']),
                'dsn': dsn, 'endpoints': {label: url(base, dsn) for label, url in self.endpoints}}
         if with_settings:
-            settings = project['settings']
-            out['settings'] = {
-                'rateLimit': settings.get('rateLimit', self.settings['rate_limit']),
-                'retentionEvents': settings.get('retentionEvents', self.settings['retention_events']),
-                'retentionDays': settings.get('retentionDays', self.settings['retention_days']),
-                'webhookUrl': settings.get('webhookUrl')}
+            out['settings'] = {name: project_setting(project, name, self.settings) for name in PROJECT_SETTINGS}
+            out['settings']['webhookUrl'] = project['settings'].get('webhookUrl')
             counts = {kind: count for kind, count, _ in self.store.item_counts.list(project['id'])}
             out['notStored'] = counts
             out['otherSentryItems'] = sum(counts.values())
@@ -5131,7 +5137,7 @@ class Context(object):
 
     def admit(self, project, count=1):
         """Count accepted items against the project's per-minute quota."""
-        limit = project['settings'].get('rateLimit', self.settings['rate_limit'])
+        limit = project_setting(project, 'rateLimit', self.settings)
         if not limit:
             return
         minute = int(now() // 60)
@@ -8056,10 +8062,6 @@ def text_param(name, limit=500):
     return value[:limit] if value else None
 
 
-# Per-project settings a key holder may change, with their allowed ranges.
-PROJECT_LIMITS = {'rateLimit': (0, 10 ** 9), 'retentionEvents': (0, 10 ** 9), 'retentionDays': (0, 36500)}
-
-
 def with_times(item, *fields):
     """item with the named epoch-second fields as ISO-8601 text."""
     out = dict(item)
@@ -8347,7 +8349,7 @@ def mount_projects_api(route, project, ctx):
         name = data.get('name')
         if name is not None and not (isinstance(name, str) and name.strip()):
             raise ApiError(400, 'name must be a non-empty string')
-        for field, (low, high) in PROJECT_LIMITS.items():
+        for field, (_, low, high) in PROJECT_SETTINGS.items():
             if field in data:
                 value = data[field]
                 if value is None:
@@ -8985,9 +8987,8 @@ class Sweeper(threading.Thread):
 
     def sweep(self):
         for project in self.store.projects():
-            settings = project['settings']
-            cap = settings.get('retentionEvents', self.settings['retention_events'])
-            days = settings.get('retentionDays', self.settings['retention_days'])
+            cap = project_setting(project, 'retentionEvents', self.settings)
+            days = project_setting(project, 'retentionDays', self.settings)
             cutoff = now() - days * 86400 if days else 0
             while not self.stopping.is_set() and self.store.retention.prune_events(project['id'], cap, cutoff):
                 time.sleep(0.01)  # short transactions: let ingest in between
