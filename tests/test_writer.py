@@ -40,30 +40,12 @@ def writer_held(store):
 def test_a_failing_job_fails_alone_while_its_batch_commits(tmp_path):
     store = make_store(tmp_path)
     try:
-        results, errors = {}, {}
-
-        def submit(name, job):
-            try:
-                results[name] = store.write(job)
-            except Exception as exc:
-                errors[name] = exc
-
         def broken(conn):
             conn.execute('INSERT INTO projects(key, name, created) VALUES (?, ?, 0)', ('half', 'half'))
             raise ValueError('bad job')
 
-        threads = [threading.Thread(target=submit, args=('a', insert_project('a'))),
-                   threading.Thread(target=submit, args=('bad', broken)),
-                   threading.Thread(target=submit, args=('b', insert_project('b')))]
-        with writer_held(store):
-            for thread in threads:
-                thread.start()
-            deadline = time.time() + 10
-            while store.writer.queued() < 3 and time.time() < deadline:
-                time.sleep(0.001)
-            assert store.writer.queued() == 3
-        for thread in threads:
-            thread.join(10)
+        results, errors = queue_as_one_batch(store, [('a', insert_project('a')), ('bad', broken),
+                                                     ('b', insert_project('b'))])
         assert results == {'a': 'a', 'b': 'b'}
         assert isinstance(errors['bad'], ValueError)
         keys = {row[0] for row in store.query('SELECT key FROM projects')}
