@@ -2365,9 +2365,11 @@ class Writer(threading.Thread):
                     self._fail([job], job.error or StorageUnavailable('storage fault'))
 
     def _run(self, batch):
-        """One transaction; True when committed (every job answered), False
-        when a job raised and nothing was committed (jobs not yet answered if
-        the batch will be retried one by one)."""
+        """One transaction. True when every job of the batch has its answer:
+        committed; failed whole by _fail (a storage fault, BEGIN or COMMIT
+        failing); or, alone in its batch, failed by its own error. False when a
+        job of a larger batch raised: the batch was rolled back and its jobs,
+        not answered yet, are to be retried one by one."""
         conn = self.conn
         try:
             conn.execute('BEGIN IMMEDIATE')
@@ -2441,9 +2443,12 @@ class Store(object):
     one read connection per thread), the migrations, the id floors and the
     projects; each kind of data has a class of its own below, reached as
     store.issues, store.events, store.telemetry, store.monitors,
-    store.retention and store.sourcemaps. Write methods run on the writer thread (their names start
-    with tx_ or _tx_ and take the writer's connection); read methods run on the
-    caller's thread with that thread's own read connection."""
+    store.retention and store.sourcemaps. On the writer thread run the tx_ and
+    _tx_ methods (they take the writer's connection first), the writer's hooks
+    (tx_flush before COMMIT, forget after a rollback) and what only those call
+    (new_id, deleting, next_seq, notify, pending_ids). Every other method runs
+    on the caller's thread: a change hands a tx_ method to the writer and waits
+    for its COMMIT; a read uses that thread's own read connection."""
 
     def __init__(self, path, synchronous='normal', max_queue=20000):
         self.path = path
@@ -3004,8 +3009,8 @@ class Issues(Kind):
 
 
 class Events(Kind):
-    """Error events: stored in the model's stored_form, each grouped into an issue;
-    listed, shown and cleared."""
+    """Error events: stored in their stored_form (above), each grouped into an
+    issue; listed, shown and cleared."""
 
     def add(self, project_id, events):
         """Store error events (dicts from the event model), grouping each into an
