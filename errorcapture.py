@@ -5195,6 +5195,7 @@ def api_php_event(data):
         require(request.get('get') is None or isinstance(request.get('get'), (dict, list)),
                 'must be an object', 'request.get')
         model_request = {'method': method, 'url': url, 'query': request.get('get'), 'data': request.get('post')}
+    # 'errorcapture' is the dialect tag events of /api.php have always been stored with: kept for existing data
     return make_error_event('errorcapture', level=level, message=message, file=file_, line=line,
                             hostname=hostname, request=model_request)
 

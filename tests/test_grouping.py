@@ -210,7 +210,7 @@ def test_unit_default_placeholder():
 
 # -- ErrorCapture (/api.php) events: file, line and message --------------------------------------
 
-def test_errorcapture_same_file_and_line_is_one_issue(client):
+def test_api_php_same_file_and_line_is_one_issue(client):
     key = create_project(client, 'grouping')['hash']
     api_php(client, key, 'Undefined index 17', '/var/www/app/cart.php', 31)
     api_php(client, key, 'Undefined index 18', '/var/www/app/cart.php', 31)
@@ -218,21 +218,21 @@ def test_errorcapture_same_file_and_line_is_one_issue(client):
     assert issue['count'] == 2
 
 
-def test_errorcapture_different_lines_are_two_issues(client):
+def test_api_php_different_lines_are_two_issues(client):
     key = create_project(client, 'grouping')['hash']
     api_php(client, key, 'Undefined index 17', '/var/www/app/cart.php', 31)
     api_php(client, key, 'Undefined index 17', '/var/www/app/cart.php', 32)
     assert sorted(i['count'] for i in issues(client, key)) == [1, 1]
 
 
-def test_errorcapture_different_files_are_two_issues(client):
+def test_api_php_different_files_are_two_issues(client):
     key = create_project(client, 'grouping')['hash']
     api_php(client, key, 'Undefined index 17', '/var/www/app/cart.php', 31)
     api_php(client, key, 'Undefined index 17', '/var/www/app/user.php', 31)
     assert len(issues(client, key)) == 2
 
 
-def test_errorcapture_without_file_groups_by_message(client):
+def test_api_php_without_file_groups_by_message(client):
     key = create_project(client, 'grouping')['hash']
     api_php(client, key, 'Deploy failed: migration 17 returned non-zero')
     api_php(client, key, 'Deploy failed: migration 18 returned non-zero')
@@ -262,7 +262,7 @@ def test_issue_fields(client):
     assert (issue['type'], issue['value']) == ('TypeError', 'x is undefined')
 
 
-def test_errorcapture_issue_title_and_level(client):
+def test_api_php_issue_title_and_level(client):
     key = create_project(client, 'grouping')['hash']
     api_php(client, key, 'Undefined variable $foo', '/var/www/app/index.php', 42, level='Warning')
     (issue,) = issues(client, key)
