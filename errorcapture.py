@@ -9221,13 +9221,13 @@ class ErrorCaptureApp(object):
         return self.bottle(environ, start_response)
 
     def close(self):
-        """Stop the sweeper and the alerter, waiting up to 10 s for each to
-        finish what it is doing, then drain the writer and close the database."""
+        """Stop the sweeper (waiting up to 10 s for its pass to finish) and the
+        alerter (its stop waits for its threads), then drain the writer and
+        close the database."""
         self.sweeper.stop()
         self.alerter.stop()
-        for thread in (self.sweeper, self.alerter):
-            if thread.ident is not None:  # started: the sweeper is not when sweep_interval is 0
-                thread.join(10)
+        if self.sweeper.ident is not None:  # started: it is not when sweep_interval is 0
+            self.sweeper.join(10)
         self.store.close()
 
 
