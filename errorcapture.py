@@ -1459,7 +1459,9 @@ def event_tags(event):
 # monitor's time zone, UTC by default), the next expected run, the status the
 # clock gives a monitor, and the fields a monitor may have. No SQL, no HTTP.
 
-INTERVAL = re.compile(r'^\s*(\d+)\s*(m|min|minutes?|h|hours?|d|days?|w|weeks?)\s*$', re.I)
+INTERVAL = re.compile(r'^\s*(\d{1,12})\s*(m|min|minutes?|h|hours?|d|days?|w|weeks?)\s*$', re.I)
+MAX_SCHEDULE = 200                  # characters: a crontab is short, and every read parses it
+INTERVAL_RANGE = (60, 3650 * 86400)  # seconds: from one minute to ten years
 
 CRON_MACROS = {'@yearly': '0 0 1 1 *', '@annually': '0 0 1 1 *', '@monthly': '0 0 1 * *',
                '@weekly': '0 0 * * 0', '@daily': '0 0 * * *', '@midnight': '0 0 * * *', '@hourly': '0 * * * *'}
@@ -1535,8 +1537,13 @@ def cron_plan(expression):
 
 def validate_schedule(schedule):
     require(isinstance(schedule, str) and schedule.strip(), 'is required', 'schedule')
-    if interval_seconds(schedule) is None:
+    require(len(schedule) <= MAX_SCHEDULE, 'must be at most %d characters' % MAX_SCHEDULE, 'schedule')
+    seconds = interval_seconds(schedule)
+    if seconds is None:
         require(cron_plan(schedule.strip())[2], 'never fires: no month has that day', 'schedule')
+    else:
+        require(INTERVAL_RANGE[0] <= seconds <= INTERVAL_RANGE[1], 'must be an interval from 1 minute to 10 years',
+                'schedule')
     return schedule.strip()
 
 
@@ -1546,6 +1553,12 @@ def zone(name):
         return ZoneInfo(name or 'UTC')
     except Exception:
         return timezone.utc
+
+
+def valid_timezone(name):
+    """An IANA time zone name (UTC included), as a monitor may carry."""
+    return isinstance(name, str) and 0 < len(name) <= 64 and (
+        name in ('UTC', 'Etc/UTC') or zone(name) is not timezone.utc)
 
 
 def next_run(schedule, after, tz_name='UTC'):
@@ -1650,8 +1663,7 @@ def validate_monitor(data, partial=False):
                 'maxRuntime')
         out['maxRuntime'] = data['maxRuntime']
     if data.get('timezone') is not None:
-        require(isinstance(data['timezone'], str) and zone(data['timezone']) is not timezone.utc
-                or data['timezone'] in ('UTC', 'Etc/UTC'), 'must be an IANA time zone', 'timezone')
+        require(valid_timezone(data['timezone']), 'must be an IANA time zone', 'timezone')
         out['timezone'] = data['timezone']
     return out
 
@@ -6371,6 +6383,7 @@ def sentry_span_batch(header, payload):
 
 
 CHECKIN_STATUS = {'ok': 'success', 'error': 'failed', 'in_progress': 'in_progress'}
+MAX_CHECKIN_SECONDS = 10 ** 8  # a run's duration (about three years): anything longer is a broken clock
 INTERVAL_UNITS = {'minute': 'm', 'hour': 'h', 'day': 'd', 'week': 'w'}
 
 
@@ -6382,9 +6395,10 @@ def sentry_checkin(payload):
     slug = slugify(given)
     require(slug != '', 'must hold a letter or digit', 'monitor_slug')
     status = payload.get('status')
-    require(status in CHECKIN_STATUS, 'must be in_progress, ok or error', 'status')
+    require(isinstance(status, str) and status in CHECKIN_STATUS, 'must be in_progress, ok or error', 'status')
     duration = payload.get('duration')
-    require(duration is None or is_number(duration), 'must be a number of seconds', 'duration')
+    require(duration is None or (is_number(duration) and 0 <= duration <= MAX_CHECKIN_SECONDS),
+            'must be a number of seconds from 0 to %d' % MAX_CHECKIN_SECONDS, 'duration')
     checkin = make_checkin(CHECKIN_STATUS[status], checkin_id=payload.get('check_in_id'),
                            duration_ms=round(duration * 1000.0, 3) if duration is not None else None)
     config = payload.get('monitor_config')
@@ -6400,7 +6414,7 @@ def sentry_checkin(payload):
             require(is_int(value) and value > 0, 'must be a positive integer', 'monitor_config.schedule.value')
             if unit in ('month', 'year'):
                 value, unit = value * (30 if unit == 'month' else 365), 'day'
-            require(unit in INTERVAL_UNITS, 'must be minute, hour, day, week, month or year',
+            require(isinstance(unit, str) and unit in INTERVAL_UNITS, 'must be minute, hour, day, week, month or year',
                     'monitor_config.schedule.unit')
             text = '%d%s' % (value, INTERVAL_UNITS[unit])
         else:
@@ -6414,7 +6428,8 @@ def sentry_checkin(payload):
             upsert['grace'] = min(max(margin, 1), 1440)
         if is_int(config.get('max_runtime')) and config['max_runtime'] > 0:
             upsert['maxRuntime'] = min(config['max_runtime'], 10080)
-        if isinstance(config.get('timezone'), str) and config['timezone']:
+        if config.get('timezone') not in (None, ''):
+            require(valid_timezone(config['timezone']), 'must be an IANA time zone', 'monitor_config.timezone')
             upsert['timezone'] = config['timezone']
     return slug, checkin, upsert
 

@@ -106,6 +106,11 @@ def test_same_slug_in_two_projects(client):
     {'schedule': '0 0 * * funday'},
     {'timezone': 'Mars/Olympus_Mons'},
     {'maxRuntime': 0},
+    # found by the fuzzing pass (tests/test_fuzz.py): a 500, or a monitor that can never be on time
+    {'schedule': '9' * 5000 + 'm'},
+    {'schedule': '0m'},
+    {'schedule': '99999999999999999999m'},
+    {'schedule': ','.join(['1'] * 1000) + ' * * * *'},
 ])
 def test_create_invalid(client, fields):
     key = create_project(client, 'monitors')['hash']

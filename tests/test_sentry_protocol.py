@@ -632,6 +632,21 @@ def test_check_in_slug_is_made_url_safe_as_sentry_does(project):
      'monitor_config': {'schedule': {'type': 'crontab', 'value': 'every day'}}},
     {'check_in_id': 'x', 'monitor_slug': 'job', 'status': 'ok',
      'monitor_config': {'schedule': {'type': 'interval', 'value': 0, 'unit': 'hour'}}},
+    # found by the fuzzing pass (tests/test_fuzz.py): each was a 500, or stored what cannot be read back
+    {'check_in_id': 'x', 'monitor_slug': 'job', 'status': ['ok']},
+    {'check_in_id': 'x', 'monitor_slug': 'job', 'status': {}},
+    {'check_in_id': 'x', 'monitor_slug': 'job', 'status': 'ok',
+     'monitor_config': {'schedule': {'type': 'interval', 'value': 1, 'unit': ['hour']}}},
+    {'check_in_id': 'x', 'monitor_slug': 'job', 'status': 'ok',
+     'monitor_config': {'schedule': {'type': 'interval', 'value': 10 ** 12, 'unit': 'year'}}},
+    {'check_in_id': 'x', 'monitor_slug': 'job', 'status': 'ok', 'duration': 1e308,
+     'monitor_config': {'schedule': {'type': 'crontab', 'value': '0 * * * *'}}},
+    {'check_in_id': 'x', 'monitor_slug': 'job', 'status': 'ok', 'duration': -5,
+     'monitor_config': {'schedule': {'type': 'crontab', 'value': '0 * * * *'}}},
+    {'check_in_id': 'x', 'monitor_slug': 'job', 'status': 'ok',
+     'monitor_config': {'schedule': {'type': 'crontab', 'value': '0 * * * *'}, 'timezone': '../../etc/passwd'}},
+    {'check_in_id': 'x', 'monitor_slug': 'job', 'status': 'ok',
+     'monitor_config': {'schedule': {'type': 'crontab', 'value': '9' * 5000 + 'm'}}},
 ])
 def test_bad_check_in_is_400(project, payload):
     assert_refused(project.send(envelope([({'type': 'check_in'}, payload)])), 400)
