@@ -319,7 +319,7 @@ def tiny_tmpfs(tmp_path):
     mountpoint.mkdir()
     if os.geteuid() != 0:
         pytest.skip('mounting a tmpfs needs root')
-    result = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', str(mountpoint)],
+    result = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', str(mountpoint)],
                             capture_output=True, timeout=30)
     if result.returncode != 0:
         pytest.skip('cannot mount a tmpfs here: %s' % result.stderr.decode(errors='replace').strip())
