@@ -131,3 +131,12 @@ def chromium(window_size=(1400, 1000), arguments=(), browser_log=True, page_load
             shutil.rmtree(profile, ignore_errors=True)
     browser.quit = quit_and_remove_profile
     return browser
+
+
+def post_envelope(client, project, body):
+    """POST a Sentry envelope (bytes) to project (create_project's JSON) through a
+    webtest TestApp, with its key; asserts the 200 an SDK expects and returns the answer."""
+    answer = client.post('/api/%d/envelope/' % project['id'], body, headers=sentry_auth(project['hash']),
+                         content_type='application/x-sentry-envelope')
+    assert answer.status_int == 200, answer.body
+    return answer

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 import errorcapture
-from helpers import create_project, sentry_auth
+from helpers import create_project, post_envelope
 
 MIB = 1 << 20
 
@@ -24,11 +24,6 @@ def envelope(event_id, items, with_event=True):
     return b'\n'.join(parts) + b'\n'
 
 
-def send(client, project, body):
-    answer = client.post('/api/%d/envelope/' % project['id'], body, headers=sentry_auth(project['hash']),
-                         content_type='application/x-sentry-envelope')
-    assert answer.status_int == 200, answer.body
-    return answer
 
 
 def event_of(client, project, event_id):
@@ -46,7 +41,7 @@ def test_attachments_are_listed_on_their_event_and_downloadable(client):
     event_id = uuid.uuid4().hex
     log = b'2026-12-01 10:00:01 ERROR payment failed\n' * 20
     image = b'\x89PNG\r\n\x1a\n' + bytes(range(256)) * 4
-    send(client, project, envelope(event_id, [
+    post_envelope(client, project, envelope(event_id, [
         ({'filename': 'app.log', 'content_type': 'text/plain'}, log),
         ({'filename': 'screenshot.png', 'content_type': 'image/png', 'attachment_type': 'event.attachment'}, image)]))
     event = event_of(client, project, event_id)
@@ -68,7 +63,7 @@ def test_attachments_are_listed_on_their_event_and_downloadable(client):
 def test_an_event_without_attachments_lists_none(client):
     project = create_project(client)
     event_id = uuid.uuid4().hex
-    send(client, project, envelope(event_id, []))
+    post_envelope(client, project, envelope(event_id, []))
     assert event_of(client, project, event_id)['attachments'] == []
 
 
@@ -79,7 +74,7 @@ def test_the_attachment_may_come_before_its_event_in_the_envelope(client):
     body = b'\n'.join([json.dumps({'event_id': event_id}).encode(),
                        json.dumps({'type': 'attachment', 'filename': 'a.txt', 'length': 2}).encode(), b'hi',
                        json.dumps({'type': 'event', 'length': len(event)}).encode(), event]) + b'\n'
-    send(client, project, body)
+    post_envelope(client, project, body)
     assert [a['name'] for a in event_of(client, project, event_id)['attachments']] == ['a.txt']
 
 
@@ -95,7 +90,7 @@ def test_an_attachment_is_never_rendered_as_a_page(client, content_type, name):
     if content_type:
         header['content_type'] = content_type
     payload = b'<html><script>parent.stolen = document.cookie</script><svg onload="alert(1)"/></html>'
-    send(client, project, envelope(event_id, [(header, payload)]))
+    post_envelope(client, project, envelope(event_id, [(header, payload)]))
     attachment = event_of(client, project, event_id)['attachments'][0]
     answer = download(client, project, attachment)
     assert answer.body == payload
@@ -109,7 +104,7 @@ def test_an_attachment_is_never_rendered_as_a_page(client, content_type, name):
 def test_a_hostile_file_name_stays_inside_its_header(client):
     project = create_project(client)
     event_id = uuid.uuid4().hex
-    send(client, project, envelope(event_id, [({'filename': 'a"; filename=x.html\r\n\u00e9t\u00e9.txt'}, b'x')]))
+    post_envelope(client, project, envelope(event_id, [({'filename': 'a"; filename=x.html\r\n\u00e9t\u00e9.txt'}, b'x')]))
     attachment = event_of(client, project, event_id)['attachments'][0]
     disposition = download(client, project, attachment).headers['Content-Disposition']
     assert disposition.count('"') == 2 and '\r' not in disposition and '\n' not in disposition
@@ -119,7 +114,7 @@ def test_a_hostile_file_name_stays_inside_its_header(client):
 def test_another_projects_key_cannot_list_or_download(client):
     project, other = create_project(client, 'one'), create_project(client, 'two')
     event_id = uuid.uuid4().hex
-    send(client, project, envelope(event_id, [({'filename': 'secret.txt'}, b'secret')]))
+    post_envelope(client, project, envelope(event_id, [({'filename': 'secret.txt'}, b'secret')]))
     attachment = event_of(client, project, event_id)['attachments'][0]
     answer = client.get(attachment['url'], params={'key': other['hash']}, expect_errors=True)
     assert answer.status_int == 404 and 'secret' not in answer.text
@@ -129,12 +124,12 @@ def test_another_projects_key_cannot_list_or_download(client):
 def test_caps_per_attachment_and_per_event_count_what_is_not_stored(client):
     project = create_project(client)
     event_id = uuid.uuid4().hex
-    send(client, project, envelope(event_id, [({'filename': 'too-big.bin'}, b'x' * (MIB + 1)),
+    post_envelope(client, project, envelope(event_id, [({'filename': 'too-big.bin'}, b'x' * (MIB + 1)),
                                               ({'filename': 'fits.bin'}, b'y' * MIB)]))
     assert [a['name'] for a in event_of(client, project, event_id)['attachments']] == ['fits.bin']
     # 20 MiB per event, across envelopes: 19 more of 1 MiB fit, the 21st does not
     for index in range(20):
-        send(client, project, envelope(event_id, [({'filename': 'more-%d.bin' % index}, b'z' * MIB)],
+        post_envelope(client, project, envelope(event_id, [({'filename': 'more-%d.bin' % index}, b'z' * MIB)],
                                        with_event=False))
     names = [a['name'] for a in event_of(client, project, event_id)['attachments']]
     assert len(names) == 20 and 'more-19.bin' not in names
@@ -147,7 +142,7 @@ def test_the_project_storage_cap_holds(make):
     client = make(attachment_storage_mb=2)
     project = create_project(client)
     for index in range(3):
-        send(client, project, envelope(uuid.uuid4().hex, [({'filename': 'f%d' % index}, b'a' * MIB)]))
+        post_envelope(client, project, envelope(uuid.uuid4().hex, [({'filename': 'f%d' % index}, b'a' * MIB)]))
     stats = client.get('/api/v1/stats', params={'key': project['hash']}).json
     assert stats['attachments'] == {'count': 2, 'bytes': 2 * MIB}
     assert stats['notStored'][0]['type'] == 'attachment'
@@ -156,7 +151,7 @@ def test_the_project_storage_cap_holds(make):
 def test_an_attachment_without_an_event_id_is_counted_not_stored(client):
     project = create_project(client)
     body = b'{}\n' + json.dumps({'type': 'attachment', 'filename': 'orphan.txt', 'length': 3}).encode() + b'\nabc\n'
-    send(client, project, body)
+    post_envelope(client, project, body)
     stats = client.get('/api/v1/stats', params={'key': project['hash']}).json
     assert stats['attachments']['count'] == 0 and stats['notStored'][0]['type'] == 'attachment'
 
@@ -165,8 +160,8 @@ def test_retention_prunes_attachments_with_their_event(make):
     client = make(retention_events=1)
     project = create_project(client)
     first, second = uuid.uuid4().hex, uuid.uuid4().hex
-    send(client, project, envelope(first, [({'filename': 'old.txt'}, b'old')]))
-    send(client, project, envelope(second, [({'filename': 'new.txt'}, b'new')]))
+    post_envelope(client, project, envelope(first, [({'filename': 'old.txt'}, b'old')]))
+    post_envelope(client, project, envelope(second, [({'filename': 'new.txt'}, b'new')]))
     client.wsgi.sweeper.sweep()
     stats = client.get('/api/v1/stats', params={'key': project['hash']}).json
     assert stats['attachments'] == {'count': 1, 'bytes': 3}
@@ -176,7 +171,7 @@ def test_retention_prunes_attachments_with_their_event(make):
 def test_attachments_whose_event_never_came_go_after_a_day(make):
     client = make()
     project = create_project(client)
-    send(client, project, envelope(uuid.uuid4().hex, [({'filename': 'lonely.txt'}, b'x')], with_event=False))
+    post_envelope(client, project, envelope(uuid.uuid4().hex, [({'filename': 'lonely.txt'}, b'x')], with_event=False))
     store = client.wsgi.store
     client.wsgi.sweeper.sweep()
     assert store.attachments.totals(project['id'])[0] == 1  # its event may still come
@@ -187,7 +182,7 @@ def test_attachments_whose_event_never_came_go_after_a_day(make):
 
 def test_clear_removes_attachments(client):
     project = create_project(client)
-    send(client, project, envelope(uuid.uuid4().hex, [({'filename': 'a.txt'}, b'abc')]))
+    post_envelope(client, project, envelope(uuid.uuid4().hex, [({'filename': 'a.txt'}, b'abc')]))
     assert client.post('/api.php?action=clear&hash=%s' % project['hash']).json['ok'] is True
     stats = client.get('/api/v1/stats', params={'key': project['hash']}).json
     assert stats['attachments'] == {'count': 0, 'bytes': 0}
@@ -197,7 +192,7 @@ def test_attachments_are_kept_byte_for_byte(client):
     project = create_project(client)
     event_id = uuid.uuid4().hex
     blob = bytes(range(256)) * 100 + b'\n\r\x00' * 10
-    send(client, project, envelope(event_id, [({'filename': 'core.dmp', 'attachment_type': 'event.minidump',
+    post_envelope(client, project, envelope(event_id, [({'filename': 'core.dmp', 'attachment_type': 'event.minidump',
                                                 'content_type': 'application/x-dmp'}, blob)]))
     attachment = event_of(client, project, event_id)['attachments'][0]
     assert attachment['attachmentType'] == 'event.minidump'

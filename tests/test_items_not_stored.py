@@ -6,7 +6,7 @@ import json
 import uuid
 
 import errorcapture
-from helpers import create_project, sentry_auth
+from helpers import create_project, post_envelope, sentry_auth
 
 
 def envelope(items, header=None):
@@ -17,11 +17,6 @@ def envelope(items, header=None):
     return b'\n'.join(parts) + b'\n'
 
 
-def send(client, project, body):
-    answer = client.post('/api/%d/envelope/' % project['id'], body, headers=sentry_auth(project['hash']),
-                         content_type='application/x-sentry-envelope')
-    assert answer.status_int == 200, answer.body
-    return answer
 
 
 def stats(client, project):
@@ -31,7 +26,7 @@ def stats(client, project):
 def test_items_not_stored_are_counted_by_type(client):
     project = create_project(client)
     event = {'event_id': uuid.uuid4().hex, 'message': 'stored'}
-    send(client, project, envelope([
+    post_envelope(client, project, envelope([
         ({'type': 'event'}, event),
         ({'type': 'session'}, {'sid': uuid.uuid4().hex, 'status': 'ok', 'init': True}),
         ({'type': 'client_report'}, {'discarded_events': []}),
@@ -39,7 +34,7 @@ def test_items_not_stored_are_counted_by_type(client):
         ({'type': 'statsd'}, b'page.load:120|d'),
         ({'type': 'made_up_by_sdk_v99'}, {'x': 1}),
     ], header={'event_id': event['event_id']}))
-    send(client, project, envelope([({'type': 'profile'}, {}), ({'type': 'session'}, {})]))
+    post_envelope(client, project, envelope([({'type': 'profile'}, {}), ({'type': 'session'}, {})]))
     counted = {row['type']: row['count'] for row in stats(client, project)}
     assert counted == {'profile': 2, 'session': 2, 'client_report': 1, 'statsd': 1, 'made_up_by_sdk_v99': 1}
     rows = stats(client, project)
@@ -56,7 +51,7 @@ def test_counts_survive_a_restart(make, tmp_path):
     path = str(tmp_path / 'counts.db')
     client = make(db=path)
     project = create_project(client)
-    send(client, project, envelope([({'type': 'metric_buckets'}, {})]))
+    post_envelope(client, project, envelope([({'type': 'metric_buckets'}, {})]))
     client.wsgi.close()
     again = make(db=path)
     assert stats(again, project) and stats(again, project)[0]['type'] == 'metric_buckets'
@@ -64,14 +59,14 @@ def test_counts_survive_a_restart(make, tmp_path):
 
 def test_counts_belong_to_their_project(client):
     one, two = create_project(client, 'one'), create_project(client, 'two')
-    send(client, one, envelope([({'type': 'profile'}, {})]))
+    post_envelope(client, one, envelope([({'type': 'profile'}, {})]))
     assert stats(client, two) == []
 
 
 def test_hostile_type_names_are_bounded(client, monkeypatch):
     monkeypatch.setattr(errorcapture.ItemCounts, 'TYPES', 3)
     project = create_project(client)
-    send(client, project, envelope([({'type': 'x' * 5000}, {})] + [({'type': 't%d' % i}, {}) for i in range(6)]))
+    post_envelope(client, project, envelope([({'type': 'x' * 5000}, {})] + [({'type': 't%d' % i}, {}) for i in range(6)]))
     rows = stats(client, project)
     assert len(rows) <= 4
     assert all(len(row['type']) <= 64 for row in rows)
