@@ -1009,14 +1009,15 @@ WEB_VITALS = {'lcp': 'millisecond', 'fcp': 'millisecond', 'fp': 'millisecond', '
 def make_transaction(name, duration_ms, status='ok', timestamp=None, trace_id=None, event_id=None, spans=None,
                      environment=None, release=None, op=None, tags=None, user=None, platform=None,
                      segment_id=None, source='transaction', attributes=None, web_vitals=None, replay_id=None):
-    """The internal transaction (a timed operation with spans). segment_id is
-    its root span's id: spans that arrive on their own (streamed) find it by
-    that and their trace id."""
+    """The internal transaction (a timed operation with spans, from
+    make_span). segment_id is its root span's id: spans that arrive on their
+    own (streamed) find it by that and their trace id."""
+    spans = [span_of_transaction(span, timestamp) for span in spans or ()]  # the client's start, not ours
     if timestamp is not None and timestamp > now() + MAX_FUTURE_SECONDS:
         timestamp = None  # as for errors: a clock ahead of ours
     return {'name': clip(name, 500), 'durationMs': round(float(duration_ms), 3), 'status': status,
             'timestamp': timestamp if timestamp is not None else now() - duration_ms / 1000.0,
-            'traceId': clip(trace_id, 200), 'eventId': event_id, 'spans': spans or [],
+            'traceId': clip(trace_id, 200), 'eventId': event_id, 'spans': spans,
             'environment': clip(environment, 200), 'release': clip(release, 200), 'op': clip(op, 200),
             'tags': string_map(tags) if tags else None, 'user': bound(user) if user else None,
             'platform': clip(platform, 64), 'segmentId': clip(segment_id, 64), 'source': source,
@@ -1032,14 +1033,28 @@ def span_attributes(attributes):
 
 
 def make_span(trace_id, span_id, start, end, parent_span_id=None, segment_id=None, op=None, description=None,
-              status=None, attributes=None):
-    """One timed operation of a transaction that arrived on its own (a streamed
-    span); start and end in epoch seconds. segment_id is its transaction's
-    root span, when the client said which."""
-    return {'traceId': clip(trace_id, 64), 'spanId': clip(span_id, 64), 'parentSpanId': clip(parent_span_id, 64),
+              status=None, attributes=None, duration_ms=None):
+    """One timed operation of a transaction, start and end in epoch seconds:
+    a span that arrived on its own (streamed) or one its transaction's event
+    carried. A client that sends only a span's duration (Open Sentry) gives
+    start and end None and duration_ms. segment_id is its transaction's root
+    span, when the client said which."""
+    if start is not None:
+        end = max(end, start)
+        duration_ms = round((end - start) * 1000.0, 3)
+    return {'traceId': clip(trace_id, 64), 'spanId': clip(span_id, 100), 'parentSpanId': clip(parent_span_id, 100),
             'segmentId': clip(segment_id, 64), 'op': clip(op or 'span', 200), 'description': clip(description, 2000),
-            'status': clip(status, 50), 'start': start, 'end': max(end, start),
+            'status': clip(status, 50), 'start': start, 'end': end, 'durationMs': duration_ms,
             'attributes': span_attributes(attributes)}
+
+
+def span_of_transaction(span, start):
+    """A span model as its transaction keeps it: startMs from the transaction's
+    start (epoch seconds; None when the span's own start is unknown)."""
+    return {'spanId': span['spanId'], 'parentSpanId': span['parentSpanId'], 'op': span['op'],
+            'description': span['description'], 'status': span['status'],
+            'startMs': round((span['start'] - start) * 1000.0, 3) if span['start'] is not None else None,
+            'durationMs': span['durationMs'], 'attributes': span['attributes']}
 
 
 def make_feedback(message, kind='feedback', event_id=None, name=None, email=None, url=None, source=None,
@@ -3989,6 +4004,8 @@ class Spans(Kind):
     each belongs to the transaction whose root span (segment) it names; until
     that transaction is stored it waits, and the transaction adopts it."""
 
+    NOT_IN_DATA = ('traceId', 'spanId', 'segmentId', 'durationMs')  # columns, or end - start
+
     def tx_add(self, conn, project_id, spans):
         batch = {span['spanId']: span for span in spans}
         groups = {}  # (trace id, segment) -> its spans in this batch
@@ -4011,7 +4028,7 @@ class Spans(Kind):
                 'INSERT OR IGNORE INTO spans(project_id, trace_id, span_id, segment_id, transaction_id, received, data)'
                 ' VALUES (?, ?, ?, ?, ?, ?, ?)',
                 [(project_id, trace_id, span['spanId'], segment, transaction_id, received, dumps(
-                    {k: v for k, v in span.items() if k not in ('traceId', 'spanId', 'segmentId') and v is not None}))
+                    {k: v for k, v in span.items() if k not in self.NOT_IN_DATA and v is not None}))
                  for span in members])
             stored += conn.total_changes - before
             # spans that arrived before one of these, and took it for their root, now know better
@@ -5664,9 +5681,9 @@ def open_sentry_transaction(item, where, check):
             for field in ('description', 'parentSpanId'):
                 check.check(span.get(field) is None or isinstance(span[field], str), path + field, 'must be a string')
             if not check.details:
-                clean.append({'spanId': clip(span['spanId'], 100), 'parentSpanId': clip(span.get('parentSpanId'), 100),
-                              'op': clip(span['op'], 200), 'description': clip(span.get('description'), 2000),
-                              'durationMs': span['durationMs'], 'startMs': None})
+                clean.append(make_span(item['traceId'], span['spanId'], None, None,
+                                       parent_span_id=span.get('parentSpanId'), op=span['op'],
+                                       description=span.get('description'), duration_ms=span['durationMs']))
     if check.details:
         return None
     return make_transaction(name=item['name'], trace_id=item['traceId'], duration_ms=item['durationMs'],
@@ -6067,6 +6084,7 @@ def sentry_transaction(event, event_id=None):
     require(start is not None and end is not None, 'start_timestamp and timestamp are required', 'timestamp')
     contexts = event.get('contexts') if isinstance(event.get('contexts'), dict) else {}
     trace = contexts.get('trace') if isinstance(contexts.get('trace'), dict) else {}
+    trace_id = trace.get('trace_id') if isinstance(trace.get('trace_id'), str) else None
     spans = []
     for span in (event.get('spans') or [])[:1000] if isinstance(event.get('spans'), list) else []:
         if not isinstance(span, dict):
@@ -6077,12 +6095,13 @@ def sentry_transaction(event, event_id=None):
         except Invalid:
             continue
         text = lambda key: span[key] if isinstance(span.get(key), str) else None
-        spans.append({'spanId': clip(text('span_id'), 100), 'parentSpanId': clip(text('parent_span_id'), 100),
-                      'op': clip(text('op') or 'span', 200), 'description': clip(text('description'), 2000),
-                      'status': sentry_status_word(text('status')) if text('status') else None,
-                      'startMs': round((span_start - start) * 1000.0, 3) if span_start is not None else None,
-                      'durationMs': round(((span_end or span_start or start) - (span_start or start)) * 1000.0, 3),
-                      'attributes': span_attributes(span.get('data') if isinstance(span.get('data'), dict) else None)})
+        # without its own start, a span is timed from the transaction's start
+        spans.append(make_span(
+            trace_id, text('span_id'), span_start, span_end or span_start,
+            parent_span_id=text('parent_span_id'), op=text('op'), description=text('description'),
+            status=sentry_status_word(text('status')) if text('status') else None,
+            attributes=span.get('data') if isinstance(span.get('data'), dict) else None,
+            duration_ms=None if span_start is not None else round(((span_end or start) - start) * 1000.0, 3)))
     text = lambda source, key: source.get(key) if isinstance(source.get(key), str) else None
     span_id = text(trace, 'span_id')
     return make_transaction(
