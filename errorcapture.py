@@ -168,6 +168,9 @@ OPTIONS = [
      'MiB of Sentry attachments kept per project (past it new ones are counted, not stored); 0: no limit'),
     ('sweep_interval', float, 60.0, 'seconds between background passes (retention, missed cron runs); 0 turns them off'),
     ('synchronous', str, 'normal', 'SQLite synchronous mode: normal (survives a process crash) or full (also power loss)'),
+    ('wal_autocheckpoint', int, 1000, 'WAL pages after which a commit checkpoints them into the database file'
+                                      ' (PASSIVE, never waits); 0 leaves checkpoints to Litestream replicating'
+                                      ' the database'),
     ('log_level', str, 'info', 'log level: debug, info, warning or error'),
 ]
 
@@ -180,6 +183,7 @@ OPTION_RULES = {
     'port': (0, 65535), 'threads': (1, 256), 'connections_per_client': (0, None), 'rate_limit': (0, None),
     'max_queue': (1, None), 'retention_events': (0, None), 'retention_days': (0, None),
     'attachment_storage_mb': (0, None), 'sweep_interval': (0, None), 'synchronous': ('normal', 'full'),
+    'wal_autocheckpoint': (0, None),
     'spotlight': ('loopback', 'any', 'off'), 'log_level': ('debug', 'info', 'warning', 'error'),
 }
 
@@ -2261,11 +2265,16 @@ class _Job(object):
         self.abandoned = False  # its request gave up waiting (and told the client so)
 
 
-def connect(path, synchronous='normal'):
+def connect(path, synchronous='normal', autocheckpoint=1000):
+    """A connection that writes. The 5 s busy timeout also rides out the short
+    write lock Litestream takes around its own checkpoints; with autocheckpoint
+    0 the commits never checkpoint, so a replicating Litestream sees every WAL
+    page before it reaches the database file."""
     conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
     conn.execute('PRAGMA journal_mode=WAL')
     conn.execute('PRAGMA synchronous=%s' % ('FULL' if synchronous == 'full' else 'NORMAL'))
     conn.execute('PRAGMA busy_timeout=5000')
+    conn.execute('PRAGMA wal_autocheckpoint=%d' % int(autocheckpoint))
     return conn
 
 
@@ -2279,9 +2288,10 @@ class Writer(threading.Thread):
 
     BATCH_MAX = 1000
 
-    def __init__(self, path, synchronous='normal', max_queue=20000):
+    def __init__(self, path, synchronous='normal', max_queue=20000, autocheckpoint=1000):
         threading.Thread.__init__(self, name='errorcapture-writer', daemon=True)
         self.path, self.synchronous, self.max_queue = path, synchronous, max_queue
+        self.autocheckpoint = autocheckpoint
         # A deque and a bare lock as the doorbell: queue.Queue's conditions cost
         # more per submission than the SQL of a small event.
         self.jobs = collections.deque()
@@ -2356,7 +2366,7 @@ class Writer(threading.Thread):
 
     def run(self):
         name_os_thread('ec-writer')
-        self.conn = connect(self.path, self.synchronous)
+        self.conn = connect(self.path, self.synchronous, self.autocheckpoint)
         self.started_ok.set()
         stopping = False
         while not stopping:
@@ -2380,7 +2390,7 @@ class Writer(threading.Thread):
         job fails alone; the common path pays no per-job savepoints."""
         if self.conn is None:  # reopen after a storage fault: it may have cleared
             try:
-                self.conn = connect(self.path, self.synchronous)
+                self.conn = connect(self.path, self.synchronous, self.autocheckpoint)
             except sqlite3.Error as exc:
                 self._fail(batch, exc)
                 return
@@ -2477,12 +2487,12 @@ class Store(object):
     on the caller's thread: a change hands a tx_ method to the writer and waits
     for its COMMIT; a read uses that thread's own read connection."""
 
-    def __init__(self, path, synchronous='normal', max_queue=20000):
+    def __init__(self, path, synchronous='normal', max_queue=20000, autocheckpoint=1000):
         self.path = path
         self._local = threading.local()
         self._projects_by_key = {}
         try:
-            conn = connect(path, synchronous)
+            conn = connect(path, synchronous, autocheckpoint)
         except sqlite3.Error as exc:
             raise sqlite3.OperationalError('cannot open the database %s: %s' % (path, exc)) from exc
         try:
@@ -2518,7 +2528,7 @@ class Store(object):
             'not_stored': self.item_counts.tx_add,
             'attachment': self.attachments.tx_add,
         }
-        self.writer = Writer(path, synchronous, max_queue)
+        self.writer = Writer(path, synchronous, max_queue, autocheckpoint)
         self.writer.on_commit = self._deliver
         self.writer.before_commit = self._before_commit
         self.writer.after_commit = self._publish_seq
@@ -9169,7 +9179,7 @@ def make_app(db_path=None, **options):
     settings = resolve_options(options)
     if _brotli is None:
         log.warning(BROTLI_MISSING)
-    store = Store(settings['db'], settings['synchronous'], settings['max_queue'])
+    store = Store(settings['db'], settings['synchronous'], settings['max_queue'], settings['wal_autocheckpoint'])
     ctx = Context(store, settings, endpoints=[dialect.endpoint for dialect in DIALECTS if dialect.endpoint])
     ctx.resolver = SourceMapResolver(store)
     alerter = Alerter(store, allow_private=settings['allow_private_webhooks'])
@@ -9557,7 +9567,7 @@ def administer(argv):
         # a mistyped --db would otherwise leave an empty database behind
         print('errorcapture: no database at %s (set --db or ERRORCAPTURE_DB)' % settings['db'], file=sys.stderr)
         return 2
-    store = Store(settings['db'], settings['synchronous'])
+    store = Store(settings['db'], settings['synchronous'], autocheckpoint=settings['wal_autocheckpoint'])
     try:
         def show_project(project):
             scheme, _, rest = base.partition('://')
