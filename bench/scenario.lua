@@ -16,6 +16,8 @@
 -- A TEMPLATE that starts with the line "WRKPOOL" holds whole bodies instead
 -- (each as its length on a line, then its bytes): they are sent as they are,
 -- in turn, for bodies that cannot take placeholders (compressed envelopes).
+-- One that starts with "WRKTEMPLATES" holds several templates in the same
+-- layout; they are sent in turn, each with its placeholders filled.
 --
 -- Ids are NONCE .. thread id .. per-thread counter .. random, so they are
 -- distinct across threads, requests and runs.
@@ -37,6 +39,7 @@ local buf = {}
 local method, path, headers = "GET", "/", {}
 local fixed_request = nil
 local pool, pool_next = nil, 0   -- whole bodies to send in turn (a WRKPOOL template)
+local templates, template_next = nil, 0   -- templates to fill in turn (WRKTEMPLATES)
 
 local function new_id()
    counter = counter + 1
@@ -89,6 +92,18 @@ function init(args)
       pool_next = (((tonumber(nonce, 16) % 100003) + (tid or 0) * 1021) * 2) % #pool
       return
    end
+   if string.sub(body, 1, 13) == "WRKTEMPLATES\n" then
+      templates = {}
+      local pos = 14
+      while pos <= #body do
+         local nl = string.find(body, "\n", pos, true)
+         local size = tonumber(string.sub(body, pos, nl - 1))
+         templates[#templates + 1] = split_template(string.sub(body, nl + 1, nl + size))
+         pos = nl + 1 + size
+      end
+      template_next = (tid or 0) % #templates
+      return
+   end
    parts = split_template(body)
    local has_token = false
    for _, p in ipairs(parts) do
@@ -104,6 +119,10 @@ function request()
    if pool then
       pool_next = pool_next % #pool + 1
       return pool[pool_next]
+   end
+   if templates then
+      template_next = template_next % #templates + 1
+      parts = templates[template_next]
    end
    local eid = new_id()
    for i, p in ipairs(parts) do
