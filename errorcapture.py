@@ -1704,6 +1704,12 @@ def marks(values):
     return ','.join('?' * len(values))
 
 
+def named(columns, row):
+    """A row as {column name: value}: what the store hands over is named as
+    its columns are, never as an answer names it."""
+    return dict(zip(columns, row))
+
+
 def like_pattern(text):
     """A LIKE pattern matching text anywhere, with its wildcards escaped (ESCAPE '\\')."""
     return '%' + re.sub(r'([%_\\])', r'\\\1', text) + '%'
@@ -2854,17 +2860,21 @@ class Issues(Kind):
         self.store.deleting(conn, 'issues', lambda: conn.execute('DELETE FROM issues WHERE project_id=?',
                                                                  (project_id,)))
 
-    COLUMNS = ('id, title, culprit, type, value, level, status, regression, count, first_seen, last_seen,'
-               ' last_release, releases, environments, seq, first_release, regressed_in, in_next_release,'
-               ' resolved_after')
+    COLUMNS = ('id', 'title', 'culprit', 'type', 'value', 'level', 'status', 'regression', 'count', 'first_seen',
+               'last_seen', 'last_release', 'releases', 'environments', 'seq', 'first_release', 'regressed_in',
+               'in_next_release', 'resolved_after')
+    SELECT = ', '.join(COLUMNS)
 
-    SORTS = {'lastSeen': 'last_seen', 'firstSeen': 'first_seen', 'count': 'count'}
+    SORTS = ('last_seen', 'first_seen', 'count')
 
-    def list(self, project_id, query=None, sort='lastSeen', cursor=None, limit=50, changed_since=None):
-        """Issues matching a SearchQuery, newest first by the sort column, id
-        as the tie-breaker. When the query has event terms, each issue's
-        count and histogram count only the events that match (totalCount: all)."""
-        column = self.SORTS[sort]
+    def list(self, project_id, query=None, sort='last_seen', cursor=None, limit=50, changed_since=None):
+        """Issues matching a SearchQuery (rows as _row), newest first by the
+        sort column, id as the tie-breaker. When the query has event terms,
+        each issue also has matching_count and matching_hours: the events that
+        match."""
+        if sort not in self.SORTS:  # it goes into the SQL
+            raise ValueError('unknown sort %r' % sort)
+        column = sort
         where = Where(project_id)
         sets = self._search(where, project_id, query or SearchQuery())
         if sets is None:  # a term no stored value can satisfy
@@ -2875,7 +2885,7 @@ class Issues(Kind):
         if cursor is not None:
             where.add('(%s, id) < (?, ?)' % column, *cursor)
         rows = self.query('SELECT %s FROM issues WHERE %s ORDER BY %s DESC, id DESC LIMIT ?' % (
-            self.COLUMNS, where, column), where.params + [limit + 1])
+            self.SELECT, where, column), where.params + [limit + 1])
         issues = [self._row(r) for r in rows[:limit]]
         self._attach_histograms(issues)
         self._attach_users(project_id, issues)
@@ -2932,23 +2942,23 @@ class Issues(Kind):
         hour_now = int(now() // 3600)
         for issue in issues:
             hours = self.store.tags.scoped_hours(issue['id'], sets)
-            issue['totalCount'] = issue['count']
-            issue['count'] = sum(hours.values())
-            issue['histogram24h'] = [hours.get(hour, 0) for hour in range(hour_now - 23, hour_now + 1)]
+            issue['matching_count'] = sum(hours.values())
+            issue['matching_hours'] = [hours.get(hour, 0) for hour in range(hour_now - 23, hour_now + 1)]
 
     def _attach_users(self, project_id, issues):
         users = self.store.tags.user_counts(project_id, [issue['id'] for issue in issues])
         for issue in issues:
-            issue['userCount'] = users.get(issue['id'], 0)
+            issue['users'] = users.get(issue['id'], 0)
 
-    @staticmethod
-    def _row(row):
-        return {'id': row[0], 'title': row[1], 'culprit': row[2], 'type': row[3], 'value': row[4],
-                'level': row[5], 'status': row[6], 'regression': bool(row[7]), 'count': row[8],
-                'firstSeen': row[9], 'lastSeen': row[10], 'lastRelease': row[11],
-                'releases': json.loads(row[12]), 'environments': json.loads(row[13]), 'seq': row[14],
-                'firstRelease': row[15], 'regressedIn': row[16], 'inNextRelease': bool(row[17]),
-                'resolvedAfter': row[18]}
+    @classmethod
+    def _row(cls, row):
+        """An issue row by its columns (releases and environments decoded),
+        to which list and get add hours (its events in each of the last 24
+        hours, oldest first) and users (distinct users)."""
+        issue = named(cls.COLUMNS, row)
+        issue.update(regression=bool(issue['regression']), in_next_release=bool(issue['in_next_release']),
+                     releases=json.loads(issue['releases']), environments=json.loads(issue['environments']))
+        return issue
 
     def _attach_histograms(self, issues):
         if not issues:
@@ -2956,16 +2966,16 @@ class Issues(Kind):
         hour_now = int(now() // 3600)
         by_id = {issue['id']: issue for issue in issues}
         for issue in issues:
-            issue['histogram24h'] = [0] * 24
+            issue['hours'] = [0] * 24
         marks = ','.join('?' * len(by_id))
         rows = self.query('SELECT issue_id, hour, count FROM issue_hours WHERE issue_id IN (%s) AND hour>?' % marks,
                           list(by_id) + [hour_now - 24])
         for issue_id, hour, count in rows:
             if hour <= hour_now:
-                by_id[issue_id]['histogram24h'][23 - (hour_now - hour)] = count
+                by_id[issue_id]['hours'][23 - (hour_now - hour)] = count
 
     def get(self, project_id, issue_id):
-        rows = self.query('SELECT %s FROM issues WHERE project_id=? AND id=?' % self.COLUMNS,
+        rows = self.query('SELECT %s FROM issues WHERE project_id=? AND id=?' % self.SELECT,
                           (project_id, issue_id))
         if not rows:
             return None
@@ -8121,9 +8131,18 @@ def with_times(item, *fields):
 
 
 def issue_json(issue):
-    out = with_times(issue, 'firstSeen', 'lastSeen')
-    in_next, after = out.pop('inNextRelease', False), out.pop('resolvedAfter', None)
-    out['statusDetails'] = {'inNextRelease': True, 'afterRelease': after} if in_next else {}
+    """An issue (Issues._row); searched with event terms, its count and
+    histogram are the matching events' and totalCount is all of them."""
+    out = {'id': issue['id'], 'title': issue['title'], 'culprit': issue['culprit'], 'type': issue['type'],
+           'value': issue['value'], 'level': issue['level'], 'status': issue['status'],
+           'regression': issue['regression'], 'count': issue['count'], 'firstSeen': iso(issue['first_seen']),
+           'lastSeen': iso(issue['last_seen']), 'lastRelease': issue['last_release'], 'releases': issue['releases'],
+           'environments': issue['environments'], 'seq': issue['seq'], 'firstRelease': issue['first_release'],
+           'regressedIn': issue['regressed_in'], 'histogram24h': issue['hours'], 'userCount': issue['users'],
+           'statusDetails': {'inNextRelease': True, 'afterRelease': issue['resolved_after']}
+           if issue['in_next_release'] else {}}
+    if 'matching_count' in issue:
+        out.update(count=issue['matching_count'], totalCount=issue['count'], histogram24h=issue['matching_hours'])
     return out
 
 
@@ -8422,6 +8441,9 @@ def mount_projects_api(route, project, ctx):
         return reply({'project': ctx.project_json(store.project_by_id(current['id']), with_settings=True)})
 
 
+ISSUE_SORTS = {'lastSeen': 'last_seen', 'firstSeen': 'first_seen', 'count': 'count'}  # ?sort= -> Issues.SORTS
+
+
 def mount_issues_api(route, project, ctx):
     """Read API: issues and their error events."""
     store = ctx.store
@@ -8452,7 +8474,7 @@ def mount_issues_api(route, project, ctx):
     @route('/api/v1/issues')
     def list_issues():
         current = project()
-        sort = choice_param('sort', tuple(Issues.SORTS), 'lastSeen')
+        sort = ISSUE_SORTS[choice_param('sort', tuple(ISSUE_SORTS), 'lastSeen')]
         changed_since = int_param('changedSince', None)
         query = search_query(current)
         seq = store.current_seq()  # before the query: see current_seq
