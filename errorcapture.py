@@ -3638,12 +3638,14 @@ class Releases(Kind):
     COLUMNS = 'id, version, first_seen, environments'
 
     def _row(self, project_id, row):
+        """A release: its row, with its events and last seen (the release
+        tag's counts; last seen is first seen before any) and new_issues."""
         key_id = self.store.tags.key_ids(project_id, ['release']).get('release')
         events, last_seen = self.store.tags.value_stats(key_id, row[1]) if key_id else (0, None)
         new_issues = self.query('SELECT COUNT(*) FROM issues WHERE project_id=? AND first_release=?',
                                 (project_id, row[1]))[0][0]
-        return {'id': row[0], 'version': row[1], 'firstSeen': row[2], 'lastSeen': last_seen or row[2],
-                'environments': json.loads(row[3]), 'events': events, 'newIssues': new_issues}
+        return {'id': row[0], 'version': row[1], 'first_seen': row[2], 'last_seen': last_seen or row[2],
+                'environments': json.loads(row[3]), 'events': events, 'new_issues': new_issues}
 
     def list(self, project_id, cursor=None, limit=50):
         """Newest first by first seen, id breaking ties."""
@@ -3655,6 +3657,7 @@ class Releases(Kind):
         return [self._row(project_id, r) for r in rows[:limit]], ((last[2], last[0]) if last else None)
 
     def get(self, project_id, version):
+        """A release as _row, with issues: those that have an event of it."""
         rows = self.query('SELECT %s FROM releases WHERE project_id=? AND version=?' % self.COLUMNS,
                           (project_id, version))
         if not rows:
@@ -8147,7 +8150,13 @@ def issue_json(issue):
 
 
 def release_json(release):
-    return with_times({k: v for k, v in release.items() if k != 'id'}, 'firstSeen', 'lastSeen')
+    """A release (Releases._row; issues only when shown alone)."""
+    out = {'version': release['version'], 'firstSeen': iso(release['first_seen']),
+           'lastSeen': iso(release['last_seen']), 'environments': release['environments'],
+           'events': release['events'], 'newIssues': release['new_issues']}
+    if 'issues' in release:
+        out['issues'] = release['issues']
+    return out
 
 
 def http_stats_json(stats):
