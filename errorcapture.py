@@ -3744,8 +3744,9 @@ class Telemetry(Kind):
     HTTP_HISTOGRAM_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
     def http_request_stats(self, project_id, filters, since):
-        """Counts per status code, a duration histogram [(at most ms or None,
-        count)], percentiles overall and for the busiest hosts."""
+        """count; status_codes [(code or None, count)]; histogram [(at most
+        ms or None, count)]; percentiles {pct: ms} overall; hosts [(host,
+        count, {pct: ms})], the busiest."""
         where = self._http_filters(project_id, filters).add('timestamp>=?', since)
         clause, params = str(where), where.params
         codes = self.query('SELECT status_code, COUNT(*) FROM http_requests WHERE %s GROUP BY status_code' % clause,
@@ -3765,8 +3766,8 @@ class Telemetry(Kind):
         top = [host for host, _ in hosts]
         per_host = self.percentiles('http_requests', 'duration_ms', '%s AND host IN (%s)' % (
             clause, ','.join('?' * len(top))), params + top, (50, 95), group='host') if top else {}
-        return {'count': sum(count for _, count in codes), 'percentiles': overall, 'statusCodes': codes,
-                'histogram': histogram, 'byHost': [(h, c, per_host.get(h, {})) for h, c in hosts]}
+        return {'count': sum(count for _, count in codes), 'percentiles': overall, 'status_codes': codes,
+                'histogram': histogram, 'hosts': [(h, c, per_host.get(h, {})) for h, c in hosts]}
 
     # -- replays -------------------------------------------------------------
 
@@ -8161,7 +8162,7 @@ def release_json(release):
 
 def http_stats_json(stats):
     classes, by_code = {}, {}
-    for code, count in stats['statusCodes']:
+    for code, count in stats['status_codes']:
         label = '%dxx' % (code // 100) if code else '0'
         classes[label] = classes.get(label, 0) + count
         by_code[str(code or 0)] = by_code.get(str(code or 0), 0) + count  # no status (no answer): "0"
@@ -8170,7 +8171,7 @@ def http_stats_json(stats):
             'statusCodes': by_code, 'statusClasses': classes,
             'histogram': [{'le': bound_ms, 'count': count} for bound_ms, count in stats['histogram']],
             'byHost': [{'host': host, 'count': count, 'p50': ranks.get(50), 'p95': ranks.get(95)}
-                       for host, count, ranks in stats['byHost']]}
+                       for host, count, ranks in stats['hosts']]}
 
 
 def replay_event_json(event):
