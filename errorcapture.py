@@ -3818,16 +3818,18 @@ class Telemetry(Kind):
                           project_id, replay['sessionId']))
         return len(events)
 
-    REPLAY_COLUMNS = ('session_id, fingerprint, first_ms, last_ms, events, urls, source, meta,'
-                      ' (SELECT COUNT(*) FROM events e WHERE e.project_id=s.project_id AND e.replay_id=s.session_id)')
+    REPLAY_COLUMNS = ('session_id', 'fingerprint', 'first_ms', 'last_ms', 'events', 'urls', 'source', 'meta',
+                      'errors')
+    REPLAY_SELECT = ('session_id, fingerprint, first_ms, last_ms, events, urls, source, meta,'
+                     ' (SELECT COUNT(*) FROM events e WHERE e.project_id=s.project_id AND e.replay_id=s.session_id)')
 
-    @staticmethod
-    def _replay_row(r):
-        meta = json.loads(r[7])
-        return {'sessionId': r[0], 'fingerprint': r[1], 'firstSeen': r[2] / 1000.0, 'lastSeen': r[3] / 1000.0,
-                'events': r[4], 'urls': json.loads(r[5]), 'source': r[6], 'errorCount': r[8],
-                'environment': meta.get('environment'), 'release': meta.get('release'),
-                'segments': len(meta.get('segments', [])), 'traceIds': meta.get('traceIds', [])}
+    @classmethod
+    def _replay_row(cls, row):
+        """A replay session's row (urls and meta decoded), with errors: the
+        error events that name it."""
+        session = named(cls.REPLAY_COLUMNS, row)
+        session.update(urls=json.loads(session['urls']), meta=json.loads(session['meta']))
+        return session
 
     def list_replays(self, project_id, cursor=None, limit=50):
         where, params = 's.project_id=?', [project_id]
@@ -3835,14 +3837,14 @@ class Telemetry(Kind):
             where += ' AND (s.last_ms, s.session_id) < (?, ?)'
             params += [cursor[0], cursor[1]]
         rows = self.query('SELECT %s FROM replay_sessions s WHERE %s ORDER BY s.last_ms DESC, s.session_id DESC'
-                          ' LIMIT ?' % (self.REPLAY_COLUMNS, where), params + [limit + 1])
+                          ' LIMIT ?' % (self.REPLAY_SELECT, where), params + [limit + 1])
         sessions = [self._replay_row(r) for r in rows[:limit]]
         last = rows[limit - 1] if len(rows) > limit else None
         return sessions, ((last[3], last[0]) if last else None)
 
     def replay_session(self, project_id, session_id):
         rows = self.query('SELECT %s FROM replay_sessions s WHERE s.project_id=? AND s.session_id=?'
-                          % self.REPLAY_COLUMNS, (project_id, session_id))
+                          % self.REPLAY_SELECT, (project_id, session_id))
         return self._replay_row(rows[0]) if rows else None
 
     def replay_events(self, project_id, session_id, limit=5000):
@@ -8174,6 +8176,16 @@ def http_stats_json(stats):
                        for host, count, ranks in stats['hosts']]}
 
 
+def replay_session_json(session):
+    """A replay session (Telemetry._replay_row)."""
+    meta = session['meta']
+    return {'sessionId': session['session_id'], 'fingerprint': session['fingerprint'],
+            'firstSeen': iso(session['first_ms'] / 1000.0), 'lastSeen': iso(session['last_ms'] / 1000.0),
+            'events': session['events'], 'urls': session['urls'], 'source': session['source'],
+            'errorCount': session['errors'], 'environment': meta.get('environment'), 'release': meta.get('release'),
+            'segments': len(meta.get('segments', [])), 'traceIds': meta.get('traceIds', [])}
+
+
 def replay_event_json(event):
     return {'id': event['id'], 'eventType': event['eventType'], 'eventData': event['eventData'], 'url': event['url'],
             'timestampMillis': event['timestampMs'], 'timestamp': iso(event['timestampMs'] / 1000.0)}
@@ -8757,7 +8769,7 @@ def mount_replays_and_logs_api(route, project, ctx):
         sessions, next_cursor = store.telemetry.list_replays(current['id'], decode_replay_cursor(
             bottle.request.query.getunicode('cursor')), limit_param())
         cursor = '%d~%s' % next_cursor if next_cursor else None
-        return reply({'sessions': [with_times(s, 'firstSeen', 'lastSeen') for s in sessions], 'nextCursor': cursor})
+        return reply({'sessions': [replay_session_json(s) for s in sessions], 'nextCursor': cursor})
 
     @route('/api/v1/replays/<session_id:path>')
     def show_replay(session_id):
@@ -8765,7 +8777,7 @@ def mount_replays_and_logs_api(route, project, ctx):
         session = found(store.telemetry.replay_session(current['id'], session_id), 'replay session')
         events = store.telemetry.replay_events(current['id'], session_id)
         errors = store.events.linked(current['id'], 'replay_id', session_id[:200])
-        return reply(dict(with_times(session, 'firstSeen', 'lastSeen'), events=[replay_event_json(e) for e in events],
+        return reply(dict(replay_session_json(session), events=[replay_event_json(e) for e in events],
                           errors=[event_summary(e) for e in errors]))
 
     @route('/api/v1/logs')
