@@ -3902,14 +3902,16 @@ class Telemetry(Kind):
     TRANSACTION_NAMES = 1000  # the busiest names a summary lists
 
     def transaction_summary(self, project_id, since):
+        """Per name, the busiest first: count, errors (failed), average and
+        percentiles of duration_ms, and the newest timestamp."""
         rows = self.query('SELECT name, COUNT(*), SUM(status NOT IN (%s)), AVG(duration_ms), MAX(timestamp)'
                           ' FROM transactions WHERE project_id=? AND timestamp>=? GROUP BY name'
                           ' ORDER BY 2 DESC, name LIMIT ?' % ','.join('?' * len(NOT_FAILED)),
                           NOT_FAILED + (project_id, since, self.TRANSACTION_NAMES))
         ranked = self.percentiles('transactions', 'duration_ms', 'project_id=? AND timestamp>=?', [project_id, since],
                                   (50, 95), group='name')
-        return [{'name': name, 'count': count, 'errors': errors, 'p50': ranked.get(name, {}).get(50),
-                 'p95': ranked.get(name, {}).get(95), 'avg': average, 'lastSeen': last}
+        return [{'name': name, 'count': count, 'errors': errors, 'p50_duration_ms': ranked.get(name, {}).get(50),
+                 'p95_duration_ms': ranked.get(name, {}).get(95), 'avg_duration_ms': average, 'last_timestamp': last}
                 for name, count, errors, average, last in rows]
 
     def list_transactions(self, project_id, name=None, cursor=None, limit=50, since=None):
@@ -3927,7 +3929,7 @@ class Telemetry(Kind):
     def get_transaction(self, project_id, tx_id):
         """A transaction with all its spans: those its event carried and those
         that arrived on their own (streamed), each with startMs from the
-        transaction's start."""
+        transaction's start (the transaction model, with its id)."""
         rows = self.query('SELECT id, event_id, name, trace_id, duration_ms, status, timestamp, data, segment_id'
                           ' FROM transactions WHERE project_id=? AND id=?', (project_id, tx_id))
         if not rows:
@@ -3935,7 +3937,7 @@ class Telemetry(Kind):
         r = rows[0]
         tx = json.loads(r[7])
         tx.update(id=r[0], eventId=r[1], name=r[2], traceId=r[3], durationMs=r[4], status=r[5], timestamp=r[6],
-                  segmentSpanId=r[8])
+                  segmentId=r[8])
         tx['spans'] = tx.get('spans', []) + self.store.spans.of_transaction(r[0], r[6])
         return tx
 
@@ -8198,7 +8200,9 @@ def finite(number, digits):
 
 
 def transaction_summary_json(row):
-    return dict(row, avg=finite(row['avg'], 3), lastSeen=iso(row['lastSeen']))
+    return {'name': row['name'], 'count': row['count'], 'errors': row['errors'], 'p50': row['p50_duration_ms'],
+            'p95': row['p95_duration_ms'], 'avg': finite(row['avg_duration_ms'], 3),
+            'lastSeen': iso(row['last_timestamp'])}
 
 
 def ai_usage_json(usage):
@@ -8248,7 +8252,7 @@ def transaction_json(tx):
     """A stored transaction as the read API shows it: spans as a waterfall,
     web vitals from the page-load span and from the vital spans (LCP, CLS,
     INP arrive as spans of their own, often after the page load)."""
-    out = {k: v for k, v in tx.items() if k != 'spans'}
+    out = {k: v for k, v in tx.items() if k not in ('spans', 'segmentId')}
     vitals = dict(tx.get('webVitals') or {})
     spans = []
     for span in tx.get('spans') or []:
@@ -8260,7 +8264,7 @@ def transaction_json(tx):
         spans.append(span)
     out.update(spans=waterfall(spans), webVitals=vitals, attributes=tx.get('attributes') or {},
                source=tx.get('source') or 'transaction', replayId=tx.get('replayId'),
-               segmentSpanId=tx.get('segmentSpanId'), timestamp=iso(tx['timestamp']))
+               segmentSpanId=tx.get('segmentId'), timestamp=iso(tx['timestamp']))
     return out
 
 
