@@ -3990,7 +3990,12 @@ class Telemetry(Kind):
              gen.get('traceId')))
         return {'id': cursor.lastrowid}
 
+    AI_SUMS = ('count', 'input_tokens', 'output_tokens', 'cost_usd')
+
     def ai_usage(self, project_id, since, bucket_seconds):
+        """Since then: totals (AI_SUMS and errors), the same by_model (with
+        p50_latency_ms), over_time per bucket (bucket: its start, epoch
+        seconds), and the 50 most recent generations."""
         totals = self.query(
             # TOTAL, not SUM: a float that cannot overflow (SUM raises "integer
             # overflow" past 2**63), cast back to an integer that saturates.
@@ -4014,17 +4019,14 @@ class Telemetry(Kind):
                             ' timestamp FROM ai_generations WHERE project_id=? ORDER BY timestamp DESC, id DESC'
                             ' LIMIT 50',
                             (project_id,))
+        sums = self.AI_SUMS + ('errors',)
         return {
-            'totals': {'count': totals[0], 'inputTokens': totals[1], 'outputTokens': totals[2],
-                       'costUsd': totals[3], 'errors': totals[4]},
-            'byModel': [{'provider': r[0], 'model': r[1], 'count': r[2], 'inputTokens': r[3], 'outputTokens': r[4],
-                         'costUsd': r[5], 'errors': r[6],
-                         'p50LatencyMs': latencies.get(r[0] + '\x00' + r[1], {}).get(50)} for r in by_model],
-            'overTime': [{'bucket': r[0] * bucket_seconds, 'count': r[1], 'inputTokens': r[2],
-                          'outputTokens': r[3], 'costUsd': r[4]} for r in over_time],
-            'recent': [{'id': r[0], 'provider': r[1], 'model': r[2], 'inputTokens': r[3], 'outputTokens': r[4],
-                        'totalCostUsd': r[5], 'latencyMs': r[6], 'status': r[7], 'timestamp': r[8]}
-                       for r in recent]}
+            'totals': named(sums, totals),
+            'by_model': [dict(named(('provider', 'model') + sums, r),
+                              p50_latency_ms=latencies.get(r[0] + '\x00' + r[1], {}).get(50)) for r in by_model],
+            'over_time': [dict(named(('bucket',) + self.AI_SUMS, r), bucket=r[0] * bucket_seconds) for r in over_time],
+            'recent': [named(('id', 'provider', 'model', 'input_tokens', 'output_tokens', 'cost_usd', 'latency_ms',
+                              'status', 'timestamp'), r) for r in recent]}
 
 
 class Spans(Kind):
@@ -8206,10 +8208,17 @@ def transaction_summary_json(row):
 
 
 def ai_usage_json(usage):
-    money = lambda row: dict(row, costUsd=finite(row['costUsd'], 6))
-    return {'totals': money(usage['totals']), 'byModel': [money(row) for row in usage['byModel']],
-            'overTime': [dict(money(row), bucket=iso(row['bucket'])) for row in usage['overTime']],
-            'recent': [with_times(row, 'timestamp') for row in usage['recent']]}
+    """Telemetry.ai_usage as the AI page reads it."""
+    sums = lambda row: {'count': row['count'], 'inputTokens': row['input_tokens'], 'outputTokens': row['output_tokens'],
+                        'costUsd': finite(row['cost_usd'], 6)}
+    return {'totals': dict(sums(usage['totals']), errors=usage['totals']['errors']),
+            'byModel': [dict(sums(row), provider=row['provider'], model=row['model'], errors=row['errors'],
+                             p50LatencyMs=row['p50_latency_ms']) for row in usage['by_model']],
+            'overTime': [dict(sums(row), bucket=iso(row['bucket'])) for row in usage['over_time']],
+            'recent': [{'id': row['id'], 'provider': row['provider'], 'model': row['model'],
+                        'inputTokens': row['input_tokens'], 'outputTokens': row['output_tokens'],
+                        'totalCostUsd': row['cost_usd'], 'latencyMs': row['latency_ms'], 'status': row['status'],
+                        'timestamp': iso(row['timestamp'])} for row in usage['recent']]}
 
 
 def monitor_json(monitor):
