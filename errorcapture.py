@@ -4123,8 +4123,9 @@ class Feedback(Kind):
         return {'id': cursor.lastrowid if cursor.rowcount else None, 'duplicate': not cursor.rowcount}
 
     def list(self, project_id, issue_id=None, event_id=None, cursor=None, limit=50):
-        """Newest first (by the feedback's time, then id); each with the stored
-        error it names: feedback dicts plus 'event': {'id', 'issueId'} or None."""
+        """Newest first (by the feedback's time, then id): feedback models with
+        their id, and event_row and issue_id: the stored error event it names
+        (both None when none is stored)."""
         where, params = ['f.project_id=?'], [project_id]
         for condition, values in (('e.issue_id=?', (issue_id,)), ('f.associated_event_id=?', (event_id,)),
                                   ('(f.timestamp, f.id) < (?, ?)', cursor)):
@@ -4139,7 +4140,7 @@ class Feedback(Kind):
         for row_id, own_id, kind, about, timestamp, data, event_row, issue in rows[:limit]:
             item = json.loads(data)
             item.update(id=row_id, eventId=own_id, kind=kind, associatedEventId=about, timestamp=timestamp,
-                        event={'id': event_row, 'issueId': issue} if event_row is not None else None)
+                        event_row=event_row, issue_id=issue)
             out.append(item)
         last = rows[limit - 1] if len(rows) > limit else None
         return out, ((last[4], last[0]) if last else None)
@@ -8278,11 +8279,13 @@ def transaction_json(tx):
 
 
 FEEDBACK_FIELDS = ('id', 'eventId', 'kind', 'message', 'name', 'email', 'url', 'source', 'associatedEventId',
-                   'event', 'replayId', 'traceId', 'environment', 'release')
+                   'replayId', 'traceId', 'environment', 'release')
 
 
 def feedback_json(item):
+    """Feedback (Feedback.list) with event: the error it is about, when stored."""
     out = {field: item.get(field) for field in FEEDBACK_FIELDS}
+    out['event'] = {'id': item['event_row'], 'issueId': item['issue_id']} if item['event_row'] is not None else None
     out['timestamp'] = iso(item['timestamp'])
     return out
 
