@@ -4462,19 +4462,17 @@ class SourceMaps(Kind):
         return conn.execute('INSERT INTO upload_tokens(project_id, name, digest, created) VALUES (?,?,?,?)',
                             (project_id, name, digest, now())).lastrowid
 
-    @staticmethod
-    def _token_row(row):
-        return {'id': row[0], 'projectId': row[1], 'name': row[2], 'created': row[3], 'lastUsed': row[4]}
+    TOKEN_COLUMNS = ('id', 'project_id', 'name', 'created', 'last_used')  # never the digest
 
     def tokens(self, project_id):
-        return [self._token_row(r) for r in self.query(
-            'SELECT id, project_id, name, created, last_used FROM upload_tokens WHERE project_id=? ORDER BY id',
+        return [named(self.TOKEN_COLUMNS, r) for r in self.query(
+            'SELECT %s FROM upload_tokens WHERE project_id=? ORDER BY id' % ', '.join(self.TOKEN_COLUMNS),
             (project_id,))]
 
     def token(self, project_id, token_id):
-        rows = self.query('SELECT id, project_id, name, created, last_used FROM upload_tokens'
-                          ' WHERE project_id=? AND id=?', (project_id, token_id))
-        return self._token_row(rows[0]) if rows else None
+        rows = self.query('SELECT %s FROM upload_tokens WHERE project_id=? AND id=?' % ', '.join(self.TOKEN_COLUMNS),
+                          (project_id, token_id))
+        return named(self.TOKEN_COLUMNS, rows[0]) if rows else None
 
     def project_of_token(self, secret):
         """The project id an upload token belongs to, or None. Looked up by
@@ -8888,7 +8886,9 @@ def mount_monitors_api(route, project, ctx):
 
 
 def token_json(token):
-    out = with_times(token, 'created', 'lastUsed')
+    """An upload token (SourceMaps.tokens; value only as it is created)."""
+    out = {'id': token['id'], 'projectId': token['project_id'], 'name': token['name'],
+           'created': iso(token['created']), 'lastUsed': iso(token['last_used'])}
     if 'value' in token:
         out['value'] = token['value']  # shown once, when it is created
     return out
@@ -9691,7 +9691,7 @@ def administer_tokens(store, project, args):
         return 0
     for token in store.sourcemaps.tokens(project['id']):
         print('%-4d %-24s created=%s last_used=%s' % (token['id'], token['name'][:24] or '-', iso(token['created']),
-                                                        iso(token['lastUsed']) or '-'))
+                                                        iso(token['last_used']) or '-'))
     return 0
 
 
