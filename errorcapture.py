@@ -4548,7 +4548,8 @@ class SourceMaps(Kind):
                          ' date_released)', (project_id, version, at, url, date_released))
 
     def release(self, project_ids, version):
-        """The release as sentry-cli reads it: version, dates, its projects."""
+        """A release sentry-cli made: version, created, url, date_released and
+        project_ids (the ones of project_ids that have it)."""
         if not project_ids:
             return None
         rows = self.query('SELECT project_id, created, url, date_released FROM upload_releases'
@@ -4557,8 +4558,8 @@ class SourceMaps(Kind):
         if not rows:
             return None
         return {'version': version, 'created': min(r[1] for r in rows), 'url': rows[0][2],
-                'dateReleased': max((r[3] for r in rows if r[3]), default=None),
-                'projectIds': sorted(r[0] for r in rows)}
+                'date_released': max((r[3] for r in rows if r[3]), default=None),
+                'project_ids': sorted(r[0] for r in rows)}
 
     def release_versions(self, project_id):
         return [r[0] for r in self.query('SELECT version FROM upload_releases WHERE project_id=? ORDER BY created',
@@ -4647,8 +4648,8 @@ class SourceMaps(Kind):
         return rows[0][0] if rows else None
 
     def bundles(self, project_id):
-        return [{'id': r[0], 'bundleId': r[1], 'release': r[2] or None, 'dist': r[3] or None, 'uploaded': r[4],
-                 'lastUsed': r[5], 'size': r[6], 'files': r[7]} for r in self.query(
+        return [{'id': r[0], 'bundle_id': r[1], 'release': r[2] or None, 'dist': r[3] or None, 'uploaded': r[4],
+                 'last_used': r[5], 'size': r[6], 'files': r[7]} for r in self.query(
             'SELECT id, bundle_id, release, dist, uploaded, last_used, size, files FROM sourcemap_bundles'
             ' WHERE project_id=? ORDER BY id DESC', (project_id,))]
 
@@ -7810,7 +7811,7 @@ def no_cors(body):
 def release_info(release, projects):
     """A release as sentry-cli's ReleaseInfo reads it."""
     return {'version': release['version'], 'shortVersion': release['version'], 'url': release.get('url'),
-            'dateCreated': iso(release['created']), 'dateReleased': iso(release['dateReleased']),
+            'dateCreated': iso(release['created']), 'dateReleased': iso(release['date_released']),
             'lastEvent': None, 'newGroups': 0, 'commitCount': 0, 'deployCount': 0, 'lastCommit': None,
             'lastDeploy': None, 'authors': [], 'ref': None,
             'projects': [{'id': str(p['id']), 'slug': slugify(p['name']) or str(p['id']), 'name': p['name']}
@@ -7984,7 +7985,7 @@ def mount_sourcemap_api(app, ctx):
         release = bundles.release([p['id'] for p in visible_projects(scope)], version)
         if release is None:
             raise ApiError(404, 'release %s not found (create it first: sentry-cli releases new)' % version)
-        return assemble(release['projectIds'], checksum, chunks, version, None, legacy=True)
+        return assemble(release['project_ids'], checksum, chunks, version, None, legacy=True)
 
     # -- releases --
 
@@ -8039,7 +8040,7 @@ def mount_sourcemap_api(app, ctx):
         release = bundles.release([p['id'] for p in projects], version)
         if release is None:
             raise ApiError(404, 'The requested resource does not exist')
-        return release, [p for p in projects if p['id'] in release['projectIds']]
+        return release, [p for p in projects if p['id'] in release['project_ids']]
 
     def release_projects(project):
         scope = token_scope()
@@ -8056,8 +8057,8 @@ def mount_sourcemap_api(app, ctx):
             raise ApiError(400, 'Invalid json body')
         released = parse_timestamp(data.get('dateReleased'), 'dateReleased') if data.get('dateReleased') else None
         url = data.get('url') if isinstance(data.get('url'), str) else None
-        bundles.save_release(release['projectIds'], version, clip(url, 2048), released)
-        return reply(release_info(bundles.release(release['projectIds'], version), projects))
+        bundles.save_release(release['project_ids'], version, clip(url, 2048), released)
+        return reply(release_info(bundles.release(release['project_ids'], version), projects))
 
     # `releases info` and `releases finalize`: 3.x asks the organization, 2.x the project
     for prefix in ('/api/0/organizations/<org>', '/api/0/projects/<org>/<project>'):
@@ -8894,6 +8895,13 @@ def token_json(token):
     return out
 
 
+def bundle_json(bundle):
+    """An artifact bundle (SourceMaps.bundles)."""
+    return {'id': bundle['id'], 'bundleId': bundle['bundle_id'], 'release': bundle['release'], 'dist': bundle['dist'],
+            'uploaded': iso(bundle['uploaded']), 'lastUsed': iso(bundle['last_used']), 'size': bundle['size'],
+            'files': bundle['files']}
+
+
 def mount_upload_tokens_api(route, project, ctx):
     """Read API: upload tokens for sentry-cli (admin) and the artifact bundles a
     project has (its key). Answered without Access-Control-Allow-Origin: no page
@@ -8929,7 +8937,7 @@ def mount_upload_tokens_api(route, project, ctx):
     @route('/api/v1/sourcemaps')
     def list_bundles():
         bundles = store.sourcemaps.bundles(project()['id'])
-        return reply({'bundles': [with_times(b, 'uploaded', 'lastUsed') for b in bundles]})
+        return reply({'bundles': [bundle_json(b) for b in bundles]})
 
 
 def mount_read_api(app, ctx):
