@@ -2773,14 +2773,14 @@ class Issues(Kind):
                         event['_title'], event['_culprit'], event['_type'], event['_value'], event['level'], seen,
                         seen, event.get('release')))
                 row = (cursor.lastrowid, 'unresolved', '[]', '[]', 0, None)
-                self.store.notify('new_issue', {'projectId': project_id, 'issueId': row[0], 'title': event['_title']})
+                self.store.notify('new_issue', {'project_id': project_id, 'issue_id': row[0], 'title': event['_title']})
             state = self._touched[key] = {
                 'id': row[0], 'count': 0, 'first': seen, 'last': seen, 'release': None,
                 'releases': json.loads(row[2]), 'environments': json.loads(row[3]), 'hours': {},
                 'status': row[1], 'inNextRelease': row[4], 'resolvedAfter': row[5], 'reopen': False}
         if state['status'] == 'resolved' and not state['reopen'] and self._reopens(conn, project_id, state, event):
             state['reopen'], state['regressedIn'] = True, event.get('release')
-            self.store.notify('regression', {'projectId': project_id, 'issueId': state['id'],
+            self.store.notify('regression', {'project_id': project_id, 'issue_id': state['id'],
                                              'title': event['_title']})
         state['count'] += 1
         state['first'], state['last'] = min(state['first'], seen), max(state['last'], seen)
@@ -4264,7 +4264,7 @@ class Monitors(Kind):
                      ' running_id=CASE WHEN ? THEN NULL ELSE running_id END, alerted=NULL WHERE id=?',
                      (at, status, ends_run, ends_run, monitor_id))
         if status == 'failed':
-            self.store.notify('cron_failed', {'projectId': project_id, 'slug': slug, 'name': name,
+            self.store.notify('cron_failed', {'project_id': project_id, 'slug': slug, 'name': name,
                                               'message': checkin.get('message')})
         self._tx_record_checkin(conn, monitor_id, checkin)
 
@@ -8986,9 +8986,10 @@ class Alerter(object):
             thread.start()
             self.threads.append(thread)
 
-    def on_notice(self, kind, payload):
-        """Store listener: called after commit with new_issue, regression and cron_failed notices."""
-        self.alert(payload['projectId'], kind, payload)
+    def on_notice(self, kind, notice):
+        """Store listener: called after commit with new_issue, regression and
+        cron_failed notices (storage names, named here as the alert's data is)."""
+        self.alert(notice['project_id'], kind, {ALERT_DATA_NAMES.get(k, k): v for k, v in notice.items()})
 
     def alert(self, project_id, kind, payload):
         project = self.store.project_by_id(project_id)
@@ -9069,6 +9070,9 @@ class Alerter(object):
 
 ALERT_TITLES = {'new_issue': 'New issue', 'regression': 'Regression', 'cron_failed': 'Cron job failed',
                 'cron_missed': 'Cron job missed', 'cron_timeout': 'Cron job timed out'}
+
+
+ALERT_DATA_NAMES = {'project_id': 'projectId', 'issue_id': 'issueId'}  # a store notice's names -> the alert's
 
 
 def alert_message(project, kind, payload):

@@ -148,11 +148,14 @@ def assert_slack_compatible(record_json, kind, subject):
 # -- issues ----------------------------------------------------------------------------
 
 def test_a_new_issue_fires_one_slack_compatible_alert(setup):
-    client, key, _, receiver = setup()
-    error(client, key, 'Payment gateway timeout')
+    client, key, project_id, receiver = setup()
+    event_row_id = error(client, key, 'Payment gateway timeout')
     alerts = receiver.wait_for(1)
     assert_slack_compatible(alerts[0], 'new_issue', 'Payment gateway timeout')
     assert 'alerting' in alerts[0]['text']  # the project's name
+    # what a receiver's script reads to link back to the issue
+    assert alerts[0]['data'] == {'projectId': project_id, 'issueId': issue_of(client, key, event_row_id),
+                                 'title': 'Payment gateway timeout'}
     record = receiver.delivered[0]
     assert record['path'] == '/hooks/test'
     assert record['headers'].get('Content-Type', '').startswith('application/json')
