@@ -8070,8 +8070,9 @@ def mount_sourcemap_api(app, ctx):
 # Read API (/api/v1/...) ######################################################
 ###############################################################################
 # Owns the JSON the viewer and scripts read: issues, events and every other
-# kind of data, paged with opaque cursors. The store hands over model objects;
-# every answer is shaped here (times as ISO-8601). A project key reads its own
+# kind of data, paged with opaque cursors. The store hands over model objects
+# and rows named by their columns; every answer is shaped here: its field
+# names (camelCase) and its times (ISO-8601). A project key reads its own
 # project and nothing else. Errors answer {"error": "..."}.
 
 
