@@ -9657,35 +9657,43 @@ def administer(argv):
         if project is None:
             print('errorcapture: unknown project key', file=sys.stderr)
             return 2
-        if args.group == 'tokens':
-            return administer_tokens(store, project, args)
-        if args.action in ('add', 'set'):
-            fields = {'slug': args.slug}
-            for name, value in (('name', args.name), ('schedule', args.schedule), ('grace', args.grace),
-                                ('maxRuntime', args.max_runtime), ('timezone', args.timezone)):
-                if value is not None:
-                    fields[name] = value
-            try:
-                store.monitors.save(project['id'], validate_monitor(fields, partial=args.action == 'set'),
-                                    create=args.action == 'add')
-            except Invalid as exc:
-                print('errorcapture: %s %s' % (exc.field or '', exc.message), file=sys.stderr)
-                return 2
-            args.action = 'list'
-        if args.action == 'delete':
-            if not store.monitors.delete(project['id'], args.slug):
-                print('errorcapture: no such monitor', file=sys.stderr)
-                return 2
-            print('deleted %s' % args.slug)
-            return 0
-        for monitor in store.monitors.list(project['id']):
-            status, expected = monitor_state(monitor)
-            print('%-24s %-9s schedule=%-14s grace=%dm next=%s last=%s' % (
-                monitor['slug'], status, monitor['schedule'], monitor['grace'], iso(expected) or '-',
-                iso(monitor['lastPing']) or '-'))
-        return 0
+        return (administer_tokens if args.group == 'tokens' else administer_monitors)(store, project, args)
     finally:
         store.close()
+
+
+def reported_delete(deleted, what, label):
+    """The exit status of a `delete`, said on the terminal: 2 when there was no such thing."""
+    if not deleted:
+        print('errorcapture: no such %s' % what, file=sys.stderr)
+        return 2
+    print('deleted %s' % label)
+    return 0
+
+
+def administer_monitors(store, project, args):
+    """`errorcapture monitors add|set|list|delete --key KEY`."""
+    if args.action in ('add', 'set'):
+        fields = {'slug': args.slug}
+        for name, value in (('name', args.name), ('schedule', args.schedule), ('grace', args.grace),
+                            ('maxRuntime', args.max_runtime), ('timezone', args.timezone)):
+            if value is not None:
+                fields[name] = value
+        try:
+            store.monitors.save(project['id'], validate_monitor(fields, partial=args.action == 'set'),
+                                create=args.action == 'add')
+        except Invalid as exc:
+            print('errorcapture: %s %s' % (exc.field or '', exc.message), file=sys.stderr)
+            return 2
+        args.action = 'list'
+    if args.action == 'delete':
+        return reported_delete(store.monitors.delete(project['id'], args.slug), 'monitor', args.slug)
+    for monitor in store.monitors.list(project['id']):
+        status, expected = monitor_state(monitor)
+        print('%-24s %-9s schedule=%-14s grace=%dm next=%s last=%s' % (
+            monitor['slug'], status, monitor['schedule'], monitor['grace'], iso(expected) or '-',
+            iso(monitor['lastPing']) or '-'))
+    return 0
 
 
 def administer_tokens(store, project, args):
@@ -9697,11 +9705,7 @@ def administer_tokens(store, project, args):
               'shown again' % (token['id'], project['name'] or project['id']), file=sys.stderr)
         return 0
     if args.action == 'delete':
-        if not store.sourcemaps.delete_token(project['id'], args.id):
-            print('errorcapture: no such token', file=sys.stderr)
-            return 2
-        print('deleted token %d' % args.id)
-        return 0
+        return reported_delete(store.sourcemaps.delete_token(project['id'], args.id), 'token', 'token %d' % args.id)
     for token in store.sourcemaps.tokens(project['id']):
         print('%-4d %-24s created=%s last_used=%s' % (token['id'], token['name'][:24] or '-', iso(token['created']),
                                                         iso(token['last_used']) or '-'))
