@@ -799,10 +799,12 @@ def make_error_event(dialect, level=None, message=None, exception=None, timestam
                      environment=None, release=None, user=None, tags=None, request=None, breadcrumbs=None,
                      contexts=None, extra=None, fingerprint=None, server_name=None, platform=None, sdk=None,
                      file=None, line=None, hostname=None, logger=None, received=None, transaction=None,
-                     stacktrace=None, message_template=None, replay_id=None):
+                     stacktrace=None, message_template=None, replay_id=None, trace_id=None, span_id=None):
     """The one internal error event. Adapters call this with what their dialect
     carries; the result holds the stored fields plus the grouping keys (_*).
-    replay_id names the session replay that recorded it."""
+    replay_id names the session replay that recorded it; trace_id and span_id
+    the trace (and its span) it happened in, for dialects without Sentry's
+    contexts.trace."""
     received = received if received is not None else now()
     if timestamp is not None and timestamp > received + MAX_FUTURE_SECONDS:
         timestamp = None  # a client clock ahead would pin the issue's last seen in the future
@@ -817,7 +819,7 @@ def make_error_event(dialect, level=None, message=None, exception=None, timestam
                               ('serverName', server_name, 200), ('hostname', hostname, 200),
                               ('platform', platform, 64), ('logger', logger, 200),
                               ('transaction', transaction, 1024), ('file', file, 2048),
-                              ('replayId', replay_id, 64)):
+                              ('replayId', replay_id, 64), ('traceId', trace_id, 200), ('spanId', span_id, 200)):
         if value is not None:
             event[key] = clip(value, limit)
     if line.__class__ is int:  # not a bool
@@ -5390,8 +5392,16 @@ def seestack_error(status, message, code=None, details=None, headers=None):
     return reply({'success': False, 'error': error, 'meta': seestack_meta()}, status, headers)
 
 
+def link_id(value):
+    """A trace or span id a client sent: a non-blank string, else None."""
+    return value if value.__class__ is str and value.strip() else None
+
+
 def seestack_error_event(data, check):
-    """A SeeStack error payload -> the event model (problems go to check)."""
+    """A SeeStack error payload -> the event model (problems go to check).
+    The trace it happened in is traceId (and spanId), the names SeeStack's HTTP
+    requests and logs use; SeeStack's own server keeps only the documented
+    fields and metadata, so a client written for it sends them in metadata."""
     for field in ('exceptionClass', 'message'):
         value = data.get(field)
         if check.check(value is not None, field, 'must not be blank') and \
@@ -5406,7 +5416,7 @@ def seestack_error_event(data, check):
     if stack is not None and not isinstance(stack, str):
         check.check(isinstance(stack, list) and all(isinstance(line, str) for line in stack),
                     'stackTrace', 'must be an array of strings')
-    for field in ('environment', 'release', 'timestamp', 'fingerprint'):
+    for field in ('environment', 'release', 'timestamp', 'fingerprint', 'traceId', 'spanId'):
         value = data.get(field)
         check.check(value is None or isinstance(value, str) or (field == 'fingerprint' and isinstance(value, list)),
                     field, 'must be a string')
@@ -5420,8 +5430,9 @@ def seestack_error_event(data, check):
     fingerprint = data.get('fingerprint')
     if isinstance(fingerprint, str):
         fingerprint = [fingerprint]
+    trace_id, span_id = (link_id(data.get(field)) or link_id(metadata.get(field)) for field in ('traceId', 'spanId'))
     return make_error_event(
-        'seestack', level=level, timestamp=timestamp, event_id=str(uuid.uuid4()),
+        'seestack', level=level, timestamp=timestamp, event_id=str(uuid.uuid4()), trace_id=trace_id, span_id=span_id,
         exception=[exception_entry(data['exceptionClass'], data['message'], frames,
                                    trace=stack if isinstance(stack, (list, str)) else None)],
         environment=data.get('environment'), release=data.get('release'), user=data.get('user'),
@@ -5677,11 +5688,14 @@ def open_sentry_error_event(item, where, check):
     breadcrumbs = item.get('breadcrumbs')
     check.check(breadcrumbs is None or (isinstance(breadcrumbs, list) and all(isinstance(b, dict) for b in breadcrumbs)),
                 where + 'breadcrumbs', 'must be an array of objects')
+    for field in ('traceId', 'spanId'):  # as an ai_generation item links to its trace
+        check.check(item.get(field) is None or isinstance(item[field], str), where + field, 'must be a string')
     if check.details:
         return None
     return make_error_event(
         'open-sentry', level=item.get('level') if isinstance(item.get('level'), str) else 'error',
-        message=item.get('message'), timestamp=timestamp,
+        message=item.get('message'), timestamp=timestamp, trace_id=link_id(item.get('traceId')),
+        span_id=link_id(item.get('spanId')),
         exception=[exception_entry(exception['type'], exception['value'], frames)],
         environment=item.get('environment'), release=item.get('release'), user=item.get('user'),
         tags=string_map(item.get('tags')) if item.get('tags') else None,
@@ -8323,7 +8337,8 @@ def trace_items(errors, others):
         summary = event_summary(event)
         items.append(dict(kind='error', id=event['id'], timestamp=event['timestamp'], issueId=event['issueId'],
                           title=summary['message'], level=event.get('level'), message=event.get('message'),
-                          replayId=event_links(event)[1]))
+                          replayId=event_links(event)[1],
+                          spanId=event.get('spanId') or _context_text(event.get('contexts'), 'trace', 'span_id')))
     for item in others:
         item = dict(item)
         if item['kind'] == 'transaction':

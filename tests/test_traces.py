@@ -96,3 +96,73 @@ def test_traces_are_per_project(client):
     client.wsgi.store.events.add(mine['id'], [event])
     assert client.get('/api/v1/traces/%s?key=%s' % (TRACE, mine['hash'])).json['counts'] == {'error': 1}
     assert client.get('/api/v1/traces/%s?key=%s' % (TRACE, other['hash']), expect_errors=True).status_int == 404
+
+
+def test_seestack_and_open_sentry_errors_join_their_trace(client):
+    """A SeeStack error (the seed's curl body plus traceId / spanId, the names its HTTP requests and logs
+    use; or in metadata, where SeeStack's own server keeps them) and an Open Sentry error item (the seed's
+    error item plus traceId / spanId, as its ai_generation items link to a trace) land on the timeline of
+    the Open Sentry transaction and SeeStack HTTP request of that trace."""
+    project = create_project(client, 'dialect-traces')
+    key, seestack, open_sentry = project['hash'], {'X-SeeStack-Key': project['hash']}, {
+        'X-Open-Sentry-Key': project['hash']}
+    trace = 'trace-abc-123'  # the seed's own trace id
+    assert client.post('/v1/ingest', json.dumps({
+        'type': 'transaction', 'name': 'GET /api/checkout', 'traceId': trace, 'durationMs': 245, 'status': 'ok',
+        'environment': 'production', 'timestamp': iso(-10),
+        'spans': [{'spanId': 'span-1', 'op': 'db.query', 'description': 'SELECT * FROM orders', 'durationMs': 40,
+                   'parentSpanId': 'root-span-id'}]}), headers=open_sentry,
+        content_type='application/json').status_int == 202
+    client.post('/ingest/v1/http-requests', json.dumps({'requests': [{
+        'traceId': trace, 'direction': 'outbound', 'method': 'POST', 'host': 'payments.stripe.com',
+        'path': '/v1/charges', 'statusCode': 200, 'durationMs': 320, 'timestamp': iso(-9)}]}), headers=seestack,
+        content_type='application/json')
+    seestack_error = {
+        'exceptionClass': 'TypeError', 'message': "Cannot read properties of undefined (reading 'userId')",
+        'stackTrace': ['at getUserId (auth.js:42:18)', 'at validateSession (session.js:17:5)'],
+        'level': 'error', 'environment': 'production', 'release': 'v2.1.0',
+        'user': {'id': 'usr_1234', 'email': 'dev@example.com'}, 'metadata': {'route': '/dashboard'},
+        'timestamp': iso(-8), 'traceId': trace, 'spanId': 'span-1'}
+    assert client.post('/ingest/v1/errors', json.dumps(seestack_error), headers=seestack,
+                       content_type='application/json').json['success']
+    in_metadata = dict(seestack_error, exceptionClass='RangeError', timestamp=iso(-7),
+                       metadata={'route': '/dashboard', 'traceId': trace})
+    del in_metadata['traceId'], in_metadata['spanId']
+    client.post('/ingest/v1/errors', json.dumps(in_metadata), headers=seestack, content_type='application/json')
+    assert client.post('/v1/ingest', json.dumps([{
+        'type': 'error', 'exception': {'type': 'Error', 'value': 'payment failed', 'stacktrace': {'frames': [
+            {'filename': 'app/page.tsx', 'function': 'loadData', 'lineno': 42, 'colno': 12, 'inApp': True}]}},
+        'tags': {'region': 'us-east'}, 'environment': 'production', 'release': 'web@2.4.1',
+        'timestamp': iso(-6), 'traceId': trace, 'spanId': 'span-1'},
+        {'type': 'error', 'exception': {'type': 'Error', 'value': 'no trace'}, 'timestamp': iso(-5)}]),
+        headers=open_sentry, content_type='application/json').status_int == 202
+
+    answer = client.get('/api/v1/traces/%s?key=%s' % (trace, key)).json
+    assert [(item['kind'], item.get('title')) for item in answer['items'] if item['kind'] != 'span'] == [
+        ('transaction', None), ('http_request', None),
+        ('error', "TypeError: Cannot read properties of undefined (reading 'userId')"),
+        ('error', "RangeError: Cannot read properties of undefined (reading 'userId')"),
+        ('error', 'Error: payment failed')]
+    errors = [item for item in answer['items'] if item['kind'] == 'error']
+    assert [e['spanId'] for e in errors] == ['span-1', None, 'span-1']
+    event = client.get('/api/v1/events/%d?key=%s' % (errors[0]['id'], key)).json['event']
+    assert (event['traceId'], event['spanId'], event['dialect']) == (trace, 'span-1', 'seestack')
+    open_sentry_event = client.get('/api/v1/events/%d?key=%s' % (errors[2]['id'], key)).json['event']
+    assert (open_sentry_event['traceId'], open_sentry_event['dialect']) == (trace, 'open-sentry')
+    # the transaction lists the errors of its trace, whichever dialect sent them
+    tx = client.get('/api/v1/transactions/%d?key=%s' % (answer['items'][0]['id'], key)).json
+    assert sorted(e['id'] for e in tx['errors']) == sorted(e['id'] for e in errors)
+
+
+def test_a_trace_id_that_is_not_a_string_is_refused_in_each_dialects_format(client):
+    project = create_project(client, 'bad-trace')
+    answer = client.post('/ingest/v1/errors', json.dumps({'exceptionClass': 'E', 'message': 'm', 'traceId': 7}),
+                         headers={'X-SeeStack-Key': project['hash']}, content_type='application/json',
+                         expect_errors=True)
+    assert answer.status_int == 422 and answer.json['error']['details'] == {'traceId': 'must be a string'}
+    answer = client.post('/v1/ingest', json.dumps({'type': 'error', 'exception': {'type': 'E', 'value': 'v'},
+                                                   'spanId': ['x']}),
+                         headers={'X-Open-Sentry-Key': project['hash']}, content_type='application/json',
+                         expect_errors=True)
+    assert answer.status_int == 400 and answer.json['error'] == 'Invalid payload'
+    assert client.get('/api/v1/issues?key=' + project['hash']).json['issues'] == []
