@@ -8359,6 +8359,17 @@ def attachment_json(attachment):
     return out
 
 
+def event_answer(store, project_id, event):
+    """The event E every read API answer that shows one event carries (the
+    event's own route and the issue's navigation alike): its public form plus
+    the feedback and attachments that came with it."""
+    out = public_event(event)
+    out['feedback'] = [feedback_json(item) for item in store.feedback.list(
+        project_id, event_id=event['eventId'], limit=100)[0]] if event.get('eventId') else []
+    out['attachments'] = [attachment_json(a) for a in store.attachments.of_event(project_id, event.get('eventId'))]
+    return out
+
+
 # Types a browser may be handed as they are: they cannot run script. Anything
 # else (html, svg, xml, javascript, pdf, unknown) is a plain download.
 INERT_TYPES = ('image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif', 'image/bmp', 'application/json',
@@ -8636,7 +8647,7 @@ def mount_issues_api(route, project, ctx):
         event = None if sets is None else store.events.pick(current['id'], issue_id, which if which in (
             'latest', 'oldest') else int(which), sets)
         event = found(event, 'event of this issue' + (' matching the query' if sets else ''))
-        return reply({'event': public_event(event),
+        return reply({'event': event_answer(store, current['id'], event),
                       'navigation': store.events.navigation(current['id'], issue_id, event, sets)})
 
     def in_next_release_param(data, status):
@@ -8717,14 +8728,8 @@ def mount_issues_api(route, project, ctx):
     @route('/api/v1/events/<event_id:id>')
     def show_event(event_id):
         current = project()
-        event = public_event(found(store.events.get(current['id'], event_id), 'event'))
-        if event.get('eventId'):
-            event['feedback'] = [feedback_json(item) for item in store.feedback.list(
-                current['id'], event_id=event['eventId'], limit=100)[0]]
-        else:
-            event['feedback'] = []
-        event['attachments'] = [attachment_json(a) for a in store.attachments.of_event(current['id'], event['eventId'])]
-        return reply({'event': event})
+        return reply({'event': event_answer(store, current['id'], found(store.events.get(current['id'], event_id),
+                                                                        'event'))})
 
     @route('/api/v1/events/<event_id:id>/attachments')
     def list_event_attachments(event_id):

@@ -6,7 +6,7 @@ import json
 import urllib.parse
 
 import errorcapture
-from helpers import create_project
+from helpers import create_project, post_envelope
 
 NOW = errorcapture.now()
 
@@ -113,3 +113,29 @@ def test_projects_list_with_counts(client):
     assert [(p['name'], p['issues'], p['events']) for p in listed] == [('alpha', 0, 0), ('zeta', 2, 3)]
     assert listed[0]['lastSeen'] is None and listed[1]['lastSeen'].endswith('Z')
     assert listed[1]['key'] == first['hash'] and listed[1]['dsn']
+
+
+def test_a_navigation_answer_carries_the_events_feedback_and_attachments(client):
+    """The issue page shows the event the navigation route answers: it has the same fields as
+    GET /api/v1/events/<id>, feedback and attachments included."""
+    project = create_project(client, 'nav-extras')
+    event_id = 'f' * 32
+    error = json.dumps({'event_id': event_id, 'level': 'error', 'timestamp': NOW - 5,
+                        'exception': {'values': [{'type': 'ValueError', 'value': 'bad card'}]}}).encode()
+    log = b'charge refused\n' * 3
+    post_envelope(client, project, b'\n'.join([
+        json.dumps({'event_id': event_id}).encode(), json.dumps({'type': 'event', 'length': len(error)}).encode(),
+        error, json.dumps({'type': 'attachment', 'length': len(log), 'filename': 'pay.log',
+                           'content_type': 'text/plain'}).encode(), log]) + b'\n')
+    feedback = json.dumps({'type': 'feedback', 'event_id': 'e' * 32, 'timestamp': NOW - 1, 'contexts': {'feedback': {
+        'message': 'The pay button does nothing', 'name': 'Ada', 'associated_event_id': event_id}}}).encode()
+    post_envelope(client, project, b'\n'.join([json.dumps({'event_id': 'e' * 32}).encode(),
+                                               json.dumps({'type': 'feedback'}).encode(), feedback]) + b'\n')
+    issue = get(client, '/api/v1/issues', project)['issues'][0]
+    shown = get(client, '/api/v1/events/%d' % get(client, '/api/v1/issues/%d/events' % issue['id'], project)[
+        'events'][0]['id'], project)['event']
+    assert [f['message'] for f in shown['feedback']] == ['The pay button does nothing']
+    assert [a['name'] for a in shown['attachments']] == ['pay.log']
+    for which in ('latest', 'oldest', str(shown['id'])):
+        navigated = get(client, '/api/v1/issues/%d/events/%s' % (issue['id'], which), project)['event']
+        assert navigated == shown, which

@@ -3,6 +3,7 @@ speaking the query grammar, its hint for an unknown key, suggestions from the
 project's tags, tag distribution bars, event navigation, one trace across every
 kind with links both ways, replays and their errors, bulk changes and merging,
 releases, and hostile strings on the new pages."""
+import json
 import time
 import uuid
 
@@ -10,7 +11,9 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from test_viewer import Project, driver, iso, page, project, sentry_event, transaction  # noqa: F401  (shared helpers and fixtures)
+from helpers import sentry_auth
+from test_viewer import (Project, driver, http, iso, ok, page, project, sentry_event,  # noqa: F401  (shared helpers
+                         transaction)  # and fixtures)
 
 pytestmark = pytest.mark.browser
 
@@ -155,6 +158,47 @@ def test_event_navigation_older_newer_oldest_latest_with_the_event_in_the_url(pa
     page.wait(lambda: 'q@1' in page.one(page.tid('event-release')).text, message='the URL opens that event')
     page.one(page.tid('event-latest')).click()
     page.wait(lambda: 'q@2' in page.one(page.tid('event-release')).text, message='latest')
+
+
+def envelope(event_id, items):
+    """A Sentry envelope: its header, then (item header, payload bytes) pairs."""
+    parts = [json.dumps({'event_id': event_id}).encode()]
+    for header, payload in items:
+        parts += [json.dumps(dict(header, length=len(payload))).encode(), payload]
+    return b'\n'.join(parts) + b'\n'
+
+
+def test_the_issue_page_shows_the_events_user_feedback_and_attachments(page):
+    p = page.project
+    event_id, feedback_id = uuid.uuid4().hex, uuid.uuid4().hex
+    error = tagged_error('Checkout button dead')
+    error['event_id'] = event_id
+    log = b'2026-12-01 10:00:01 ERROR charge refused\n' * 4
+    headers = dict(sentry_auth(p.key), **{'Content-Type': 'application/x-sentry-envelope'})
+    url = '%s/api/%s/envelope/' % (p.base, p.id)
+    ok(http('POST', url, envelope(event_id, [({'type': 'event'}, json.dumps(error).encode()), (
+        {'type': 'attachment', 'filename': 'checkout.log', 'content_type': 'text/plain'}, log)]), headers), 'event')
+    feedback = {'type': 'feedback', 'event_id': feedback_id, 'timestamp': time.time(), 'contexts': {'feedback': {
+        'message': 'I pressed Pay and nothing happened', 'name': 'Ada Lovelace', 'associated_event_id': event_id}}}
+    ok(http('POST', url, envelope(feedback_id, [({'type': 'feedback'}, json.dumps(feedback).encode())]), headers),
+       'feedback')
+    issue = p.issue_matching('Checkout button dead')
+    page.open('/issues/%s' % issue['id'])
+    panel = page.wait_css(page.tid('event-feedback'))
+    assert 'I pressed Pay and nothing happened' in panel.text and 'Ada Lovelace' in panel.text
+    rows = page.all(page.tid('attachment-row'))
+    assert [r.find_element(By.CSS_SELECTOR, page.tid('attachment-name')).text for r in rows] == ['checkout.log']
+    download = rows[0].find_element(By.CSS_SELECTOR, page.tid('attachment-download')).get_attribute('href')
+    status, body = http('GET', download)
+    assert status == 200 and body == log.decode()
+    # the event's own URL on the issue page shows them too
+    page.open('/issues/%s/events/%s' % (issue['id'], issue_event_id(p, issue)))
+    page.wait_css(page.tid('event-feedback'))
+    assert page.all(page.tid('attachment-row'))
+
+
+def issue_event_id(p, issue):
+    return p.read('/api/v1/issues/%s/events' % issue['id'])['events'][0]['id']
 
 
 def test_trace_page_links_every_kind_both_ways(page):
