@@ -2117,6 +2117,13 @@ MIGRATIONS = [
     CREATE INDEX attachments_event ON attachments(project_id, event_id);
     CREATE INDEX attachments_created ON attachments(project_id, created, size);
     ''',
+    # 18: events stored before tags (migration 5) have none: the sweeper's Tags.backfill counts
+    # them, a short transaction at a time, from here (at) up to the highest event id now (end).
+    '''
+    INSERT OR REPLACE INTO counters(name, value) SELECT 'tag_backfill_end', MAX(id) FROM events HAVING COUNT(*);
+    INSERT OR REPLACE INTO counters(name, value) SELECT 'tag_backfill_at', 0 FROM counters
+        WHERE name='tag_backfill_end';
+    ''',
 ]
 
 
@@ -3255,6 +3262,7 @@ class Tags(Kind):
 
     def __init__(self, store):
         Kind.__init__(self, store)
+        self._backfilled = False  # the backfill (below) found nothing left
         self.forget()
 
     def forget(self):
@@ -3471,6 +3479,59 @@ class Tags(Kind):
                 stored += conn.execute('INSERT OR IGNORE INTO issue_messages(issue_id, message) VALUES (?, ?)',
                                        (issue_id, text)).rowcount
             self._message_counts[issue_id] = stored
+
+    # -- the backfill: events stored before tags (migration 5) ------------------
+    # Migration 18 notes the highest event id then (tag_backfill_end) and where
+    # the backfill stands (tag_backfill_at, from 0 up). Each step counts, in one
+    # short transaction, the untagged events among the next BACKFILL_SCAN ids
+    # (at most BACKFILL_BATCH of them) exactly as the writer counts a new event,
+    # and moves the position in that same transaction: a crash repeats nothing
+    # and loses nothing. An event that already has tag_ids (stored since) is
+    # skipped; one that has no tags at all counts nothing, however often seen.
+
+    BACKFILL_BATCH = 200
+    BACKFILL_SCAN = 2000
+
+    def backfill(self):
+        """One step of the backfill (on the caller's thread; the writer runs it).
+        Returns how many events it counted, or None once nothing is left."""
+        if self._backfilled:
+            return None
+        left = dict(self.query("SELECT name, value FROM counters WHERE name IN ('tag_backfill_at',"
+                               " 'tag_backfill_end')"))
+        if len(left) < 2 or left['tag_backfill_at'] >= left['tag_backfill_end']:
+            self._backfilled = True
+            return None
+        return self.write(self._tx_backfill)
+
+    def _tx_backfill(self, conn):
+        left = dict(conn.execute("SELECT name, value FROM counters WHERE name IN ('tag_backfill_at',"
+                                 " 'tag_backfill_end')"))
+        if len(left) < 2:
+            return None
+        at, end = left['tag_backfill_at'], left['tag_backfill_end']
+        upto = min(at + self.BACKFILL_SCAN, end)
+        rows = conn.execute('SELECT id, project_id, issue_id, event_id, received, data FROM events'
+                            ' WHERE id>? AND id<=? AND tag_ids IS NULL ORDER BY id LIMIT ?',
+                            (at, upto, self.BACKFILL_BATCH)).fetchall()
+        if len(rows) == self.BACKFILL_BATCH:
+            upto = rows[-1][0]
+        tagged = []
+        for row_id, project_id, issue_id, event_id, received, data in rows:
+            if issue_id is None:
+                continue
+            event = loaded_form(row_id, issue_id, event_id, received, data)
+            pairs = self.tx_intern(conn, project_id, event)
+            self.tx_count(conn, issue_id, row_id, received, event['timestamp'], pairs, event_messages(event))
+            self.store.releases.tx_count(conn, project_id, event)
+            if pairs:
+                tagged.append((Tags.id_list(pairs), row_id))
+        conn.executemany('UPDATE events SET tag_ids=? WHERE id=?', tagged)
+        if upto >= end:
+            conn.execute("DELETE FROM counters WHERE name IN ('tag_backfill_at', 'tag_backfill_end')")
+        else:
+            conn.execute("UPDATE counters SET value=? WHERE name='tag_backfill_at'", (upto,))
+        return len(rows)
 
     # -- reads -------------------------------------------------------------------
 
@@ -9107,7 +9168,8 @@ def alert_message(project, kind, payload):
 
 class Sweeper(threading.Thread):
     """Every `interval` seconds: apply retention, then look for cron monitors
-    that turned missed or timed out, alerting once per missed run."""
+    that turned missed or timed out, alerting once per missed run, then count
+    the tags of events stored before tags existed, until none are left."""
 
     def __init__(self, store, settings, alerter, interval, resolver=None):
         threading.Thread.__init__(self, name='errorcapture-sweeper', daemon=True)
@@ -9140,6 +9202,18 @@ class Sweeper(threading.Thread):
                     time.sleep(0.01)
         self.prune_sourcemaps()
         self.check_monitors()
+        self.backfill_tags()
+
+    BACKFILL_SECONDS = 5.0  # of each pass, at most, so that a large backlog does not hold up the next one
+
+    def backfill_tags(self):
+        """Count the tags of events stored before tags existed (Tags.backfill),
+        a short transaction at a time, until none are left."""
+        deadline = time.monotonic() + self.BACKFILL_SECONDS
+        while not self.stopping.is_set() and self.store.tags.backfill() is not None:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)  # short transactions: let ingest in between
 
     def prune_sourcemaps(self):
         """Bundles neither uploaded nor used by an event within the project's

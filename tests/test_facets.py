@@ -233,3 +233,79 @@ def test_counts_equal_stored_events_through_retention_rollback_and_clear(make):
     assert get(client, '/api/v1/tags', key)['tags'] == [{'key': 'release', 'uniqueValues': 1, 'events': 1}]
     expected, stored = recount(store.path)
     assert expected == stored
+
+
+def old_database(path, events):
+    """A database as ErrorCapture left it before tags (schema version 4): a project, its issues and
+    events stored as JSON text without tag rows. events: [(fingerprint, model event)]."""
+    db = sqlite3.connect(path)
+    for script in errorcapture.MIGRATIONS[:4]:
+        db.executescript(script)
+    db.execute("INSERT INTO projects(key, name, created) VALUES ('0123456789abcdef0123456789abcdef', 'old', 0)")
+    issues = {}
+    for fingerprint, event in events:
+        if fingerprint not in issues:
+            issues[fingerprint] = db.execute(
+                "INSERT INTO issues(project_id, fingerprint, title, level, first_seen, last_seen, releases)"
+                " VALUES (1, ?, ?, 'error', ?, ?, ?)", (fingerprint, fingerprint, event['received'],
+                                                        event['received'], json.dumps([event.get('release')]))
+            ).lastrowid
+        db.execute('UPDATE issues SET count=count+1, last_seen=? WHERE id=?', (event['received'], issues[fingerprint]))
+        db.execute('INSERT INTO events(project_id, issue_id, event_id, received, data) VALUES (1, ?, ?, ?, ?)',
+                   (issues[fingerprint], event.get('eventId'), event['received'],
+                    json.dumps(errorcapture.stored_form(event))))
+    db.execute('PRAGMA user_version=4')
+    db.commit()
+    db.close()
+
+
+def test_events_stored_before_tags_are_counted_by_the_sweepers_backfill(make, tmp_path, monkeypatch):
+    path = str(tmp_path / 'old.db')
+    received = time.time() - 3600
+    browsers = ['Safari'] * 5 + ['Chrome'] * 3
+    old_database(path, [('checkout', errorcapture.make_error_event(
+        'sentry', message='card declined', release='shop@1.%d' % (n % 2), environment='production',
+        contexts={'browser': {'name': browser, 'version': '17'}}, user={'id': 'u%d' % (n % 3)},
+        tags={'region': 'eu'}, received=received + n, event_id='%032x' % n)) for n, browser in enumerate(browsers)]
+        + [('bare', errorcapture.make_error_event('errorcapture', message='no tags at all', received=received))])
+    monkeypatch.setattr(errorcapture.Tags, 'BACKFILL_BATCH', 3)  # several steps, to see each one resume
+    client = make(db=path, sweep_interval=0)
+    key = '0123456789abcdef0123456789abcdef'
+    checkout = next(i for i in get(client, '/api/v1/issues', key)['issues'] if i['title'] == 'checkout')
+    assert checkout['count'] == 8
+    # as the upgrade leaves them: no facets, tag search misses them
+    assert get(client, '/api/v1/issues/%d/tags' % checkout['id'], key)['tags'] == []
+    assert get(client, '/api/v1/issues', key, query='browser:"Safari 17"')['issues'] == []
+    # an event stored after the upgrade is counted by the writer, and not again by the backfill
+    newer = add(client, key, 'after the upgrade', release='shop@1.0', contexts={
+        'browser': {'name': 'Safari', 'version': '17'}}, user={'id': 'u0'}, tags={'region': 'eu'})
+
+    # one step, then a restart: the position is in the database, and the backfill goes on from there
+    assert client.wsgi.store.tags.backfill() == 3
+    assert sqlite3.connect(path).execute("SELECT value FROM counters WHERE name='tag_backfill_at'").fetchone() == (3,)
+    client.wsgi.close()
+    client = make(db=path, sweep_interval=0)
+    client.wsgi.sweeper.sweep()
+    assert client.wsgi.store.tags.backfill() is None
+    assert sqlite3.connect(path).execute("SELECT COUNT(*) FROM counters WHERE name LIKE 'tag_backfill%'"
+                                         ).fetchone() == (0,)
+
+    facets = {t['key']: t for t in get(client, '/api/v1/issues/%d/tags' % checkout['id'], key)['tags']}
+    assert [(v['value'], v['count']) for v in facets['browser']['topValues']] == [('Safari 17', 5), ('Chrome 17', 3)]
+    assert facets['region']['totalEvents'] == 8 and facets['user']['uniqueValues'] == 3
+    assert sorted((v['value'], v['count']) for v in facets['release']['topValues']) == [('shop@1.0', 4), ('shop@1.1', 4)]
+    assert get(client, '/api/v1/tags/browser', key)['values'][0]['count'] == 6  # old and new, each once
+    found = get(client, '/api/v1/issues', key, query='browser:"Safari 17"')['issues']
+    assert sorted((i['id'], i['count']) for i in found) == [(checkout['id'], 5), (newer['issueId'], 1)]
+    assert get(client, '/api/v1/issues/%d' % checkout['id'], key)['issue']['userCount'] == 3
+    assert {r['version']: r['events'] for r in get(client, '/api/v1/releases', key)['releases']} == {
+        'shop@1.0': 5, 'shop@1.1': 4}
+    assert get(client, '/api/v1/issues', key, query='"card declined" region:eu')['issues'][0]['count'] == 8
+    expected, stored = recount(path)
+    assert expected == stored
+
+
+def test_a_new_database_has_no_backfill_to_do(make, tmp_path):
+    client = make(sweep_interval=0)
+    assert client.wsgi.store.tags.backfill() is None
+    assert client.wsgi.store.query("SELECT COUNT(*) FROM counters WHERE name LIKE 'tag_backfill%'") == [(0,)]
