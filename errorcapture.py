@@ -3489,8 +3489,8 @@ class Tags(Kind):
     # and loses nothing. An event that already has tag_ids (stored since) is
     # skipped; one that has no tags at all counts nothing, however often seen.
 
-    BACKFILL_BATCH = 200
-    BACKFILL_SCAN = 2000
+    BACKFILL_BATCH = 100
+    BACKFILL_SCAN = 1000
 
     def backfill(self):
         """One step of the backfill (on the caller's thread; the writer runs it).
