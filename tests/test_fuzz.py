@@ -543,7 +543,8 @@ def test_openapi_describes_every_route(make):
         if rule.endswith('/envelope') or rule.endswith('/store'):
             continue  # the same handlers without the trailing slash
         served.add((route.method, rule))
-    assert served - documented == set(), 'served but not in docs/openapi.json'
+    assert served - documented == set(), ('served but not in docs/openapi.json: describe the new route there '
+                                          '(path, parameters, body, answers, its dialect\'s error schema)')
     assert documented - served == set(), 'in docs/openapi.json but not served'
     # every reference resolves, every operation says what it answers
     text = json.dumps(spec)
