@@ -5666,9 +5666,8 @@ def mount_seestack(app, ctx):
         ctx.admit(project)  # a check-in is a stored row like any other
         monitor_id = store.monitors.add_checkin(project['id'], slug.strip(),
                                                 make_checkin(status, duration_ms=duration, message=message))
-        if monitor_id is None:
-            return reply({'ok': False, 'code': 'NOT_FOUND',
-                          'message': 'No cron monitor with slug %r in this project' % slug[:100]}, 404)
+        if monitor_id is None:  # refused like every other SeeStack error; only the success is {"ok": true}
+            raise ApiError(404, 'No cron monitor with slug %r in this project' % slug[:100], 'NOT_FOUND')
         return reply({'ok': True, 'monitorId': str(monitor_id)}, 202)
 
 

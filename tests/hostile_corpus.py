@@ -176,14 +176,11 @@ def format_problem(dialect, answer):
         if body.get('ok') is False and isinstance(body.get('error'), str) and body['error']:
             return None
         return 'expected {"ok": false, "error": "..."}'
-    if dialect in ('seestack', 'seestack-heartbeat'):
+    if dialect == 'seestack':
         error = body.get('error')
         if (body.get('success') is False and isinstance(error, dict) and isinstance(error.get('code'), str)
                 and isinstance(error.get('message'), str) and isinstance(body.get('meta'), dict)):
             return None
-        if dialect == 'seestack-heartbeat' and answer.status == 404 and body.get('ok') is False \
-                and isinstance(body.get('code'), str) and isinstance(body.get('message'), str):
-            return None  # the heartbeat's documented "unknown slug" answer
         return 'expected {"success": false, "error": {"code", "message"}, "meta": {...}}'
     if dialect in ('open-sentry', 'read'):
         if isinstance(body.get('error'), str) and body['error']:
@@ -318,7 +315,7 @@ ENDPOINTS = [
         key_header='X-SeeStack-Key', numbers=[('logs.0.timestamp', True)],
         required=['logs.0.level', 'logs.0.message'], freeform=['logs.0.metadata'],
         strings=['logs.0.message', 'logs.0.service'], body_limit=1 << 20),
-    Endpoint('seestack heartbeat', 'seestack-heartbeat', 'POST', '/ingest/v1/heartbeat', lambda: {
+    Endpoint('seestack heartbeat', 'seestack', 'POST', '/ingest/v1/heartbeat', lambda: {
         'slug': 'hostile-job', 'status': 'success', 'durationMs': 5, 'message': 'done'},
         key_header='X-SeeStack-Key', numbers=[('durationMs', True)], required=['slug', 'status'],
         strings=['message', 'slug'], body_limit=1 << 20),

@@ -596,9 +596,11 @@ def test_heartbeat_unknown_slug(client):
     key = create_project(client, 'telemetry')['hash']
     answer = seestack(client, 'heartbeat', {'slug': 'no-such-job', 'status': 'success'}, key)
     assert answer.status_int == 404, answer.body
-    body = answer.json
-    assert body['ok'] is False and body['code'] == 'NOT_FOUND'
-    assert isinstance(body['message'], str) and body['message']
+    body = answer.json  # SeeStack's own error format, as the seed's 401 and 422 show it
+    assert body['success'] is False and 'ok' not in body
+    assert body['error']['code'] == 'NOT_FOUND' and 'no-such-job' in body['error']['message']
+    assert isinstance(body['meta']['requestId'], str) and body['meta']['requestId']
+    assert isinstance(body['meta']['timestamp'], str) and body['meta']['timestamp']
 
 
 def test_heartbeat_records_history(client):
