@@ -9247,19 +9247,20 @@ class Sweeper(threading.Thread):
 # App factory #################################################################
 ###############################################################################
 # Owns assembly: the DIALECTS table, one store, every dialect mounted, the
-# viewer's static files, CORS preflight, JSON for unknown routes, and the
-# security headers.
+# viewer's static files and docs/openapi.json, CORS preflight, JSON for
+# unknown routes, and the security headers.
 
 
-def static_root():
-    """static/ beside this file (a checkout) or under the install prefix (pip)."""
+def data_root(name, marker):
+    """The directory name/ (holding marker) beside this file (a checkout) or
+    under the install prefix (setup.cfg's data_files, installed by pip)."""
     import site
     here = os.path.dirname(os.path.abspath(__file__))
-    candidates = [os.path.join(here, 'static')]
+    candidates = [os.path.join(here, name)]
     for prefix in (sys.prefix, getattr(site, 'USER_BASE', None) or '', '/usr/local', '/usr'):
-        candidates.append(os.path.join(prefix, 'share', 'errorcapture', 'static'))
+        candidates.append(os.path.join(prefix, 'share', 'errorcapture', name))
     for candidate in candidates:
-        if os.path.isfile(os.path.join(candidate, 'index.html')):
+        if os.path.isfile(os.path.join(candidate, marker)):
             return candidate
     return candidates[0]
 
@@ -9361,11 +9362,16 @@ def make_app(db_path=None, **options):
     for dialect in DIALECTS:
         dialect.mount(app, ctx)
 
-    root = static_root()
+    root, docs = data_root('static', 'index.html'), data_root('docs', 'openapi.json')
 
     @app.route('/health')
     def health():
         return reply({'status': 'ok'})
+
+    @app.route('/api/openapi.json')
+    def openapi():
+        """The OpenAPI description of every route (routes, never data: no key needed)."""
+        return bottle.static_file('openapi.json', root=docs, mimetype='application/json', charset='utf-8')
 
     @app.route('/')
     def index():

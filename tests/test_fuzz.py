@@ -57,13 +57,7 @@ def is_read_api_error(body):
     return isinstance(body.get('error'), str) and body['error'] != ''
 
 
-def is_heartbeat_error(body):
-    # the heartbeat answers in its own {"ok": ...} shape, success and 404 alike; other refusals are SeeStack's
-    return is_seestack_error(body) or (body.get('ok') is False and isinstance(body.get('code'), str)
-                                       and isinstance(body.get('message'), str))
-
-
-ERROR_FORMAT = {'api.php': is_api_php_error, 'seestack': is_seestack_error, 'heartbeat': is_heartbeat_error, 'open-sentry': is_open_sentry_error,
+ERROR_FORMAT = {'api.php': is_api_php_error, 'seestack': is_seestack_error, 'open-sentry': is_open_sentry_error,
                 'sentry': is_sentry_error, 'read': is_read_api_error}
 
 
@@ -196,10 +190,11 @@ class Target(object):
 
     def raw(self, method, path, body=b'', headers=None, content_type='application/json'):
         self.requests += 1
+        loopback = {'REMOTE_ADDR': '127.0.0.1'}  # as a local SDK (Spotlight takes envelopes from this machine only)
         if method == 'GET':
-            return self.client.get(path, headers=headers or {}, expect_errors=True)
+            return self.client.get(path, headers=headers or {}, extra_environ=loopback, expect_errors=True)
         return self.client.request(path, method=method, body=body, headers=dict(headers or {}),
-                                   content_type=content_type, expect_errors=True)
+                                   content_type=content_type, environ=dict(loopback), expect_errors=True)
 
     def send(self, endpoint, body, what=None):
         """Post body (bytes, or JSON-able) to endpoint; check the answer; return it."""
@@ -223,11 +218,15 @@ class Target(object):
                                        'application/json'),
             'seestack replay': ('/ingest/v1/replay', 'seestack', {'X-SeeStack-Key': key}, 'application/json'),
             'seestack logs': ('/ingest/v1/logs', 'seestack', {'X-SeeStack-Key': key}, 'application/json'),
-            'seestack heartbeat': ('/ingest/v1/heartbeat', 'heartbeat', {'X-SeeStack-Key': key}, 'application/json'),
+            'seestack heartbeat': ('/ingest/v1/heartbeat', 'seestack', {'X-SeeStack-Key': key}, 'application/json'),
             'open sentry': ('/v1/ingest', 'open-sentry', {'X-Open-Sentry-Key': key}, 'application/json'),
             'sentry store': ('/api/%d/store/' % self.id, 'sentry', sentry_auth(key), 'application/json'),
             'sentry envelope': ('/api/%d/envelope/' % self.id, 'sentry', sentry_auth(key),
                                 'application/x-sentry-envelope'),
+            'report dialog': ('/api/embed/error-page/?' + urllib.parse.urlencode(
+                {'dsn': 'http://%s@localhost/%d' % (key, self.id), 'eventId': 'e' * 32}), 'sentry', {},
+                'application/json'),
+            'spotlight': ('/stream', 'sentry', {}, 'application/x-sentry-envelope'),
         }[endpoint]
 
     def valid(self, endpoint):
@@ -238,7 +237,8 @@ class Target(object):
                 'seestack logs': lambda: valid_log(self.project),
                 'seestack heartbeat': lambda: valid_heartbeat(self.project),
                 'open sentry': lambda: valid_open_sentry(self.project),
-                'sentry store': valid_sentry_event}[endpoint]()
+                'sentry store': valid_sentry_event,
+                'report dialog': lambda: {'name': 'Ada', 'email': 'ada@example.com', 'comments': 'it broke'}}[endpoint]()
 
     def read_everything(self):
         """Every read endpoint for the project: none answers 5xx after whatever was stored."""
@@ -246,16 +246,20 @@ class Target(object):
         paths = ['/api/v1/project', '/api/v1/issues', '/api/v1/tags', '/api/v1/events', '/api/v1/http-requests',
                  '/api/v1/http-requests/stats', '/api/v1/replays', '/api/v1/logs', '/api/v1/transactions',
                  '/api/v1/transactions/list', '/api/v1/ai', '/api/v1/ai?days=3650', '/api/v1/monitors',
-                 '/api.php?action=errors&hash=' + key]
+                 '/api/v1/releases', '/api/v1/feedback', '/api/v1/stats', '/api.php?action=errors&hash=' + key]
         for path in paths:
             answer = self.raw('GET', path + ('&' if '?' in path else '?') + 'key=' + key)
             check_answer(answer, 'api.php' if path.startswith('/api.php') else 'read', 'GET ' + path)
         for issue in self.raw('GET', '/api/v1/issues?limit=500&key=' + key).json['issues'][:20]:
             for path in ('/api/v1/issues/%d' % issue['id'], '/api/v1/issues/%d/events' % issue['id'],
-                         '/api/v1/issues/%d/tags' % issue['id']):
+                         '/api/v1/issues/%d/tags' % issue['id'], '/api/v1/issues/%d/feedback' % issue['id'],
+                         '/api/v1/issues/%d/events/latest' % issue['id']):
                 check_answer(self.raw('GET', path + '?key=' + key), 'read', 'GET ' + path)
         for event in self.raw('GET', '/api/v1/events?limit=20&key=' + key).json['events']:
-            path = '/api/v1/events/%d' % event['id']
+            for path in ('/api/v1/events/%d' % event['id'], '/api/v1/events/%d/attachments' % event['id']):
+                check_answer(self.raw('GET', path + '?key=' + key), 'read', 'GET ' + path)
+        for release in self.raw('GET', '/api/v1/releases?limit=20&key=' + key).json['releases']:
+            path = '/api/v1/releases/%s' % urllib.parse.quote(release['version'], safe='')
             check_answer(self.raw('GET', path + '?key=' + key), 'read', 'GET ' + path)
         for tx in self.raw('GET', '/api/v1/transactions/list?limit=20&key=' + key).json['transactions']:
             path = '/api/v1/transactions/%d' % tx['id']
@@ -279,7 +283,7 @@ def target(make):
 
 
 INGEST = ['api.php', 'seestack errors', 'seestack http-requests', 'seestack replay', 'seestack logs',
-          'seestack heartbeat', 'open sentry', 'sentry store']
+          'seestack heartbeat', 'open sentry', 'sentry store', 'report dialog']
 
 
 def test_every_valid_example_is_taken(target):
@@ -292,6 +296,8 @@ def test_every_valid_example_is_taken(target):
                                ('log', valid_logs_item())):
         answer = target.send('sentry envelope', envelope([(item_type, payload)]))
         assert answer.status_int == 200, (item_type, answer.body)
+    answer = target.send('spotlight', envelope([('event', valid_sentry_event())]))
+    assert answer.status_int == 200 and answer.json['id'], answer.body
 
 
 # -- every field as every JSON type ----------------------------------------------------------
@@ -397,7 +403,7 @@ def test_generated_sentry_envelopes(target, items):
 @FUZZ
 @given(body=st.binary(max_size=300))
 def test_generated_bytes_to_every_ingest_endpoint(target, body):
-    for endpoint in INGEST + ['sentry envelope']:
+    for endpoint in INGEST + ['sentry envelope', 'spotlight']:
         target.send(endpoint, body)
 
 
@@ -407,7 +413,10 @@ READ_PATHS = ['/api/v1/issues', '/api/v1/events', '/api/v1/http-requests', '/api
               '/api/v1/replays', '/api/v1/logs', '/api/v1/transactions', '/api/v1/transactions/list', '/api/v1/ai',
               '/api/v1/monitors', '/api/v1/project', '/api/v1/issues/1', '/api/v1/issues/1/events',
               '/api/v1/events/1', '/api/v1/transactions/1', '/api/v1/replays/x', '/api/v1/monitors/nightly',
-              '/api/v1/issues/1/tags', '/api/v1/issues/1/tags/region', '/api/v1/tags', '/api/v1/tags/region']
+              '/api/v1/issues/1/tags', '/api/v1/issues/1/tags/region', '/api/v1/tags', '/api/v1/tags/region',
+              '/api/v1/issues/1/events/latest', '/api/v1/issues/1/events/oldest', '/api/v1/issues/1/events/1',
+              '/api/v1/releases', '/api/v1/releases/1.0', '/api/v1/traces/' + 'a' * 32, '/api/v1/feedback',
+              '/api/v1/issues/1/feedback', '/api/v1/events/1/attachments', '/api/v1/attachments/1', '/api/v1/stats']
 QUERY_NAMES = ['limit', 'cursor', 'since', 'changedSince', 'days', 'status', 'level', 'environment', 'q', 'query',
                'sort', 'direction', 'method', 'host', 'path', 'minDuration', 'name', 'logger', 'search', 'hours',
                'window', 'before', 'after', 'traceId', 'service', 'top', 'prefix']
@@ -438,7 +447,7 @@ def test_generated_api_php_queries(target, action, params):
 @FUZZ
 @given(body=json_values, method=st.sampled_from(['PUT', 'PATCH', 'POST']),
        path=st.sampled_from(['/api/v1/project', '/api/v1/monitors', '/api/v1/monitors/nightly', '/api/v1/issues/1',
-                             '/api/v1/projects']))
+                             '/api/v1/projects', '/api/v1/issues/bulk', '/api/v1/issues/merge']))
 def test_generated_read_api_writes(target, body, method, path):
     if path == '/api/v1/project' and isinstance(body, dict):
         body.pop('webhookUrl', None)  # no outbound requests from a fuzz run
@@ -493,11 +502,11 @@ def hostile_for(target, endpoint):
             yield '%s at %s' % (name, path), json.dumps(replaced(example, path, value)).encode()
 
 
-@pytest.mark.parametrize('endpoint', INGEST + ['sentry envelope'])
+@pytest.mark.parametrize('endpoint', INGEST + ['sentry envelope', 'spotlight'])
 def test_hostile_shapes(target, endpoint):
-    base = 'sentry store' if endpoint == 'sentry envelope' else endpoint
+    base = 'sentry store' if endpoint in ('sentry envelope', 'spotlight') else endpoint
     for name, body in hostile_for(target, base):
-        if endpoint == 'sentry envelope':
+        if endpoint in ('sentry envelope', 'spotlight'):
             body = b'{}\n{"type":"event"}\n' + body
         target.send(endpoint, body, '%s: %s' % (endpoint, name))
 
@@ -540,7 +549,7 @@ def test_openapi_describes_every_route(make):
         rule = re.sub(r'<[^>]+>', '<>', route.rule)
         if rule.startswith('/static/') or rule == '/':
             continue  # the viewer's files
-        if rule.endswith('/envelope') or rule.endswith('/store'):
+        if rule.endswith('/envelope') or rule.endswith('/store') or rule == '/api/embed/error-page':
             continue  # the same handlers without the trailing slash
         served.add((route.method, rule))
     assert served - documented == set(), ('served but not in docs/openapi.json: describe the new route there '
@@ -553,3 +562,15 @@ def test_openapi_describes_every_route(make):
     for path, operations in spec['paths'].items():
         for method, operation in operations.items():
             assert operation['responses'] and all(code.isdigit() for code in operation['responses']), (method, path)
+
+
+def test_the_server_serves_its_openapi_description(make):
+    """GET /api/openapi.json answers docs/openapi.json as it is, without a key
+    (it describes routes, never data), and not to other origins' scripts."""
+    client = make(sweep_interval=0)
+    with open(os.path.join(ROOT, 'docs', 'openapi.json'), 'rb') as handle:
+        expected = handle.read()
+    answer = client.get('/api/openapi.json', headers={'Origin': 'https://elsewhere.example'})
+    assert answer.status_int == 200 and answer.content_type == 'application/json'
+    assert answer.body == expected and '/api/openapi.json' in json.loads(answer.body)['paths']
+    assert 'Access-Control-Allow-Origin' not in answer.headers

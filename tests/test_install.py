@@ -35,3 +35,29 @@ def test_installed_command_serves_the_viewer_from_another_directory(tmp_path):
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) == 0
+
+
+def test_a_pip_installed_module_serves_openapi_json_from_the_install_prefix(tmp_path):
+    """setup.cfg installs docs/openapi.json as data beside static/ (share/errorcapture/),
+    and the module alone (as pip puts it in site-packages, far from docs/) finds it there."""
+    import configparser
+    import json
+    import os
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    config = configparser.ConfigParser()
+    config.read(os.path.join(root, 'setup.cfg'))
+    data_files = {target.strip(): source.strip() for target, source in config['options.data_files'].items()}
+    assert data_files['share/errorcapture/docs'] == 'docs/openapi.json'
+    site_packages, prefix = tmp_path / 'site-packages', tmp_path / 'prefix'
+    site_packages.mkdir()
+    shutil.copy(os.path.join(root, 'errorcapture.py'), str(site_packages))
+    (prefix / 'share' / 'errorcapture' / 'docs').mkdir(parents=True)
+    shutil.copy(os.path.join(root, 'docs', 'openapi.json'), str(prefix / 'share' / 'errorcapture' / 'docs'))
+    script = ('import sys; sys.prefix = %r; sys.path.insert(0, %r); import errorcapture, webtest; '
+              'app = errorcapture.make_app(db=%r, sweep_interval=0); '
+              'answer = webtest.TestApp(app).get("/api/openapi.json"); app.close(); '
+              'sys.stdout.write(answer.text)') % (str(prefix), str(site_packages), str(tmp_path / 'x.db'))
+    served = subprocess.run([sys.executable, '-c', script], cwd=str(tmp_path), capture_output=True, timeout=60)
+    assert served.returncode == 0, served.stderr.decode()[-2000:]
+    assert json.loads(served.stdout)['paths']['/api/openapi.json']
