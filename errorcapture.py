@@ -51,6 +51,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+import weakref
 import zipfile
 import zlib
 from array import array
@@ -2280,6 +2281,32 @@ class _Job(object):
         self.abandoned = False  # its request gave up waiting (and told the client so)
 
 
+def restore_sidecar_modes(path):
+    """SQLite makes the -wal and -shm files with the database file's mode.
+    Made while the database was read-only, they stay read-only once it is
+    writable again, and every connection then maps the -shm read-only: writes
+    would fail for good. Once the database is writable, they get its mode back."""
+    try:
+        if not os.access(path, os.W_OK):
+            return
+        mode = os.stat(path).st_mode & 0o777
+        for sidecar in (path + '-wal', path + '-shm'):
+            if os.path.exists(sidecar) and not os.access(sidecar, os.W_OK):
+                os.chmod(sidecar, mode)
+    except OSError as exc:  # not ours to change: the write fails and says so, as before
+        log.warning('cannot restore the mode of %s-wal/-shm: %s', path, exc)
+
+
+class ReadConnection(object):
+    """One thread's read connection. Its lock is held for each query, so that
+    another thread (the writer recovering from a storage fault) can close it
+    between queries; the owner then opens a new one."""
+    __slots__ = ('conn', 'lock', '__weakref__')
+
+    def __init__(self):
+        self.conn, self.lock = None, threading.Lock()
+
+
 def connect(path, synchronous='normal', autocheckpoint=1000):
     """A connection that writes. The 5 s busy timeout also rides out the short
     write lock Litestream takes around its own checkpoints; with autocheckpoint
@@ -2323,6 +2350,7 @@ class Writer(threading.Thread):
         self.after_commit = None    # called after every COMMIT, before any request is woken
         self.before_commit = None   # called with the connection just before COMMIT
         self.after_rollback = None  # called after a batch was rolled back
+        self.before_reopen = None   # called before the connection is opened again after a storage fault
 
     def submit(self, fn, *args, timeout=30.0):
         if self.stopped:
@@ -2404,6 +2432,8 @@ class Writer(threading.Thread):
         rolled back and each job is rerun in a transaction of its own, so a bad
         job fails alone; the common path pays no per-job savepoints."""
         if self.conn is None:  # reopen after a storage fault: it may have cleared
+            if self.before_reopen is not None:
+                self.before_reopen()
             try:
                 self.conn = connect(self.path, self.synchronous, self.autocheckpoint)
             except sqlite3.Error as exc:
@@ -2505,6 +2535,8 @@ class Store(object):
     def __init__(self, path, synchronous='normal', max_queue=20000, autocheckpoint=1000):
         self.path = path
         self._local = threading.local()
+        self._readers = weakref.WeakSet()  # every thread's ReadConnection (close_readers)
+        self._readers_lock = threading.Lock()
         self._projects_by_key = {}
         try:
             conn = connect(path, synchronous, autocheckpoint)
@@ -2548,6 +2580,7 @@ class Store(object):
         self.writer.before_commit = self._before_commit
         self.writer.after_commit = self._publish_seq
         self.writer.after_rollback = self._forget
+        self.writer.before_reopen = self._release_storage
         self.writer.start()
         self.writer.started_ok.wait(10)
 
@@ -2568,17 +2601,44 @@ class Store(object):
                 conn.execute('ROLLBACK')
                 raise
 
-    def read(self):
-        conn = getattr(self._local, 'conn', None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
-            conn.execute('PRAGMA query_only=1')
-            conn.execute('PRAGMA busy_timeout=5000')
-            self._local.conn = conn
-        return conn
+    def reader(self):
+        """This thread's ReadConnection."""
+        reader = getattr(self._local, 'reader', None)
+        if reader is None:
+            reader = self._local.reader = ReadConnection()
+            with self._readers_lock:
+                self._readers.add(reader)
+        return reader
 
     def query(self, sql, params=()):
-        return self.read().execute(sql, params).fetchall()
+        reader = self.reader()
+        with reader.lock:
+            if reader.conn is None:
+                conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+                conn.execute('PRAGMA query_only=1')
+                conn.execute('PRAGMA busy_timeout=5000')
+                reader.conn = conn
+            return reader.conn.execute(sql, params).fetchall()
+
+    def close_readers(self):
+        """Close every thread's read connection (each opens a new one on its next query)."""
+        with self._readers_lock:
+            readers = list(self._readers)
+        for reader in readers:
+            with reader.lock:
+                if reader.conn is not None:
+                    reader.conn.close()
+                    reader.conn = None
+
+    def _release_storage(self):
+        """Before the writer reopens after a storage fault. SQLite shares one
+        mapping of the -shm file among all connections of a process to that
+        database, opened read-only if the first of them found it so (the
+        database was read-only when the server started): the read connections
+        keep it, and the writer's new connection would get it again. So they
+        are closed, and the -wal and -shm files get the database's mode back."""
+        restore_sidecar_modes(self.path)
+        self.close_readers()
 
     def write(self, fn, *args):
         return self.writer.submit(fn, *args)

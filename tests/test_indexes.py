@@ -61,7 +61,7 @@ def test_read_api_queries_use_indexes(make):
     statements = []
     traced = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
     traced.set_trace_callback(statements.append)
-    store._local.conn = traced
+    store.reader().conn = traced
     # webtest calls the app on this thread, so every read below goes through `traced`
     for path in ('/api/v1/issues', '/api/v1/issues?status=unresolved&sort=count', '/api/v1/issues?changedSince=0',
                  '/api/v1/issues?q=x&level=warning&environment=prod', '/api/v1/issues/1', '/api/v1/issues/1/events',
