@@ -2202,6 +2202,21 @@ def loaded_form(row_id, issue_id, event_id, received, data):
     return event
 
 
+class LoadedEvents(object):
+    """Event rows read back as model events as the caller takes each one: a
+    page of 500 events of 1 MiB each (a few KiB each when stored, deflated)
+    never holds more than one of them decompressed and parsed at a time."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __iter__(self):
+        return (loaded_form(*row[:5]) for row in self.rows)
+
+
 class Where(object):
     """A WHERE clause for one project, built from optional filters: a filter
     whose value is None or empty adds nothing."""
@@ -3171,7 +3186,7 @@ class Events(Kind):
         rows = self.query(
             'SELECT id, issue_id, event_id, received, data FROM events WHERE project_id=? AND id>? ORDER BY id LIMIT ?',
             (project_id, since, limit))
-        return [loaded_form(*row) for row in rows]
+        return LoadedEvents(rows)
 
     def clear(self, project_id):
         """Delete a project's events and issues, in short transactions. Each
@@ -3284,7 +3299,7 @@ class Events(Kind):
         rows = self.query('SELECT id, issue_id, event_id, received, data, timestamp FROM events WHERE %s'
                           ' ORDER BY %s LIMIT ?' % (where, order), where.params + [limit + 1])
         last = rows[limit - 1] if len(rows) > limit else None
-        return [loaded_form(*row[:5]) for row in rows[:limit]], ((last[5], last[0]) if last else None)
+        return LoadedEvents(rows[:limit]), ((last[5], last[0]) if last else None)
 
     LINKED = 1000  # errors a trace or replay lists
 
@@ -3293,7 +3308,7 @@ class Events(Kind):
         assert column in ('trace_id', 'replay_id')
         rows = self.query('SELECT id, issue_id, event_id, received, data FROM events WHERE project_id=? AND %s=?'
                           ' ORDER BY timestamp, id LIMIT ?' % column, (project_id, value, limit))
-        return [loaded_form(*row) for row in rows]
+        return LoadedEvents(rows)
 
     def newest_id(self, project_id, issue_id=None):
         """The highest event id stored (in the project, or the issue), for "N new" polling."""

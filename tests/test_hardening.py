@@ -313,3 +313,37 @@ def test_telemetry_goes_once_it_arrived_longer_ago_than_retention(make, monkeypa
     monkeypatch.setattr(errorcapture, 'now', lambda: real_now() + 31 * 86400)
     client.wsgi.sweeper.sweep()
     assert read(client, key, '/api/v1/logs')['logs'] == []
+
+
+# -- reads whose size the client controls (docs/client-sized.md) --------------------------
+
+def peak_bytes(call):
+    tracemalloc.start()
+    try:
+        answer = call()
+        return answer, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_page_of_large_events_is_read_one_event_at_a_time(client):
+    """Events of 1 MiB that deflate to a few KiB when stored: listing 40 of
+    them must not hold 40 MiB of parsed events to answer a few KiB of summaries."""
+    project = create_project(client)
+    key, project_id = project['hash'], project['id']
+    for number in range(40):
+        event = {'event_id': uuid.uuid4().hex, 'message': 'big %d' % number,
+                 'extra': {'k%d' % i: 'x' * 5000 for i in range(200)},
+                 'contexts': {'trace': {'trace_id': 'b' * 32, 'span_id': 'c' * 16}}}
+        answer = client.post('/api/%d/store/' % project_id, json.dumps(event), headers=sentry_auth(key),
+                             content_type='application/json')
+        assert answer.status_int == 200
+    issue_id = read(client, key, '/api/v1/issues')['issues'][0]['id']
+    for path, listed in (('/api/v1/events?limit=500', 'events'), ('/api/v1/issues/%d/events?limit=500' % issue_id,
+                                                                   'events'),
+                         ('/api/v1/traces/' + 'b' * 32, 'items'), ('/api.php?action=errors&limit=1000', 'errors')):
+        answer, peak = peak_bytes(lambda: client.get(path + '&key=%s&hash=%s' % (key, key) if '?' in path
+                                                     else path + '?key=' + key))
+        assert answer.status_int == 200 and len(answer.json[listed]) == 40, path
+        assert peak < 12 << 20, '%s: peak %d bytes' % (path, peak)
+
