@@ -4079,12 +4079,24 @@ class Telemetry(Kind):
         tx['spans'] = tx.get('spans', []) + self.store.spans.of_transaction(r[0], r[6])
         return tx
 
+    def transaction_spans(self, tx_id, start, limit):
+        """A transaction's first spans (its own, then those streamed to it), at most limit."""
+        (inline,), = self.query("SELECT json_extract(data, '$.spans') FROM transactions WHERE id=?", (tx_id,))
+        spans = json.loads(inline)[:limit] if inline else []
+        if len(spans) < limit:
+            spans += self.store.spans.of_transaction(tx_id, start, limit - len(spans))
+        return spans
+
     def in_trace(self, project_id, trace_id, limit):
         """Every transaction, log, HTTP request and AI generation of a trace, as
-        model objects with their 'kind', up to limit + 1 of each."""
-        found = []
+        model objects with their 'kind', up to limit + 1 of each, and up to
+        limit + 1 spans in all (the earliest transactions' first): a trace of
+        thousands of transactions of thousands of spans each is never loaded
+        whole to answer one page of it."""
+        found, span_budget = [], limit + 1
         for kind, sql in (
-                ('transaction', 'SELECT id, timestamp, name, duration_ms, status, data FROM transactions'),
+                ('transaction', "SELECT id, timestamp, name, duration_ms, status, json_extract(data, '$.op')"
+                                ' FROM transactions'),
                 ('log', 'SELECT id, timestamp, level, message, service FROM logs'),
                 ('http_request', 'SELECT id, timestamp, direction, method, host, path, status_code, duration_ms'
                                  ' FROM http_requests'),
@@ -4094,10 +4106,10 @@ class Telemetry(Kind):
                               (project_id, trace_id, limit + 1))
             for row in rows:
                 if kind == 'transaction':
-                    data = json.loads(row[5])
+                    spans = self.transaction_spans(row[0], row[1], span_budget) if span_budget > 0 else []
+                    span_budget -= len(spans)
                     found.append({'kind': kind, 'id': row[0], 'timestamp': row[1], 'name': row[2],
-                                  'durationMs': row[3], 'status': row[4], 'op': data.get('op'),
-                                  'spans': (data.get('spans') or []) + self.store.spans.of_transaction(row[0], row[1])})
+                                  'durationMs': row[3], 'status': row[4], 'op': row[5], 'spans': spans})
                 elif kind == 'log':
                     found.append({'kind': kind, 'id': row[0], 'timestamp': row[1], 'level': row[2],
                                   'message': row[3], 'service': row[4]})
@@ -4231,12 +4243,12 @@ class Spans(Kind):
         conn.execute('UPDATE spans SET transaction_id=? WHERE project_id=? AND trace_id=? AND segment_id=?'
                      ' AND transaction_id IS NULL', (transaction_id, project_id, trace_id, segment_id))
 
-    def of_transaction(self, transaction_id, start):
-        """The spans of a transaction, as span dicts with startMs and durationMs
-        (start: the transaction's start, epoch seconds)."""
+    def of_transaction(self, transaction_id, start, limit=-1):
+        """The spans of a transaction (the first limit of them), as span dicts
+        with startMs and durationMs (start: the transaction's start, epoch seconds)."""
         out = []
-        for span_id, data in self.query('SELECT span_id, data FROM spans WHERE transaction_id=? ORDER BY id',
-                                         (transaction_id,)):
+        for span_id, data in self.query('SELECT span_id, data FROM spans WHERE transaction_id=? ORDER BY id LIMIT ?',
+                                         (transaction_id, limit)):
             span = json.loads(data)
             begin, end = span.pop('start'), span.pop('end')
             span.update(spanId=span_id, startMs=round((begin - start) * 1000.0, 3),

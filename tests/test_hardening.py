@@ -347,3 +347,30 @@ def test_a_page_of_large_events_is_read_one_event_at_a_time(client):
         assert answer.status_int == 200 and len(answer.json[listed]) == 40, path
         assert peak < 12 << 20, '%s: peak %d bytes' % (path, peak)
 
+
+def test_a_trace_of_many_large_transactions_is_read_only_as_far_as_its_page(client):
+    """A trace of 30 transactions of 1,000 spans each: a page of 10 items
+    loads about 10 spans, not 30,000, and says it is truncated."""
+    project = create_project(client)
+    key, project_id = project['hash'], project['id']
+    trace_id = 'd' * 32
+    for number in range(30):
+        start = 1.7e9 + number
+        transaction = {'type': 'transaction', 'event_id': uuid.uuid4().hex, 'transaction': 'GET /%d' % number,
+                       'start_timestamp': start, 'timestamp': start + 0.5,
+                       'contexts': {'trace': {'trace_id': trace_id, 'span_id': '%016x' % number, 'op': 'http'}},
+                       'spans': [{'span_id': '%08x%08x' % (number, i), 'parent_span_id': '%016x' % number,
+                                  'op': 'db', 'description': 'query %d' % i, 'start_timestamp': start + i / 1e4,
+                                  'timestamp': start + i / 1e4 + 0.001} for i in range(1000)]}
+        answer = send_envelope(client, key, project_id, envelope(({'type': 'transaction'}, transaction)))
+        assert answer.status_int == 200, answer.body
+    answer, peak = peak_bytes(lambda: client.get('/api/v1/traces/%s?limit=10&key=%s' % (trace_id, key)))
+    body = answer.json
+    assert body['truncated'] is True and len(body['items']) == 10
+    assert [item['kind'] for item in body['items']] == ['transaction'] + ['span'] * 9
+    assert body['items'][0]['name'] == 'GET /0' and body['items'][0]['op'] == 'http'
+    assert [item['description'] for item in body['items'][1:]] == ['query %d' % i for i in range(9)]
+    assert peak < 4 << 20, "peak %d bytes" % peak
+    whole = read(client, key, '/api/v1/traces/' + trace_id, limit=5000)
+    assert whole['truncated'] is True and whole['counts']['transaction'] == 30
+    assert len(whole['items']) == 5000
