@@ -284,6 +284,7 @@ def resolve_options(options=None, environ=None):
 LEVELS = ('fatal', 'error', 'warning', 'info', 'debug')
 MAX_STRING = 16 << 10       # one string field (message, value, context line...)
 MAX_FRAMES = 250            # frames kept per exception (first 50 and last 200)
+MAX_EXCEPTIONS = 100        # chained exceptions kept: the raised one (last) and its nearest causes
 MAX_BREADCRUMBS = 100       # the newest are kept
 MAX_ITEMS = 200             # keys or items in any free-form mapping or list
 MAX_DEPTH = 8               # nesting kept in free-form data (user, contexts, extra, vars)
@@ -826,7 +827,7 @@ def make_error_event(dialect, level=None, message=None, exception=None, timestam
     if line.__class__ is int:  # not a bool
         event['line'] = line
     if exception:
-        event['exception'] = exception
+        event['exception'] = exception[-MAX_EXCEPTIONS:]  # grouping and the title read the last one
     if stacktrace is not None:
         event['stacktrace'] = stacktrace
     if tags:
@@ -6201,7 +6202,7 @@ def sentry_error_event(event, event_id=None, client_ip=None):
     require(fingerprint is None or (isinstance(fingerprint, list) and all(
         isinstance(p, (str, int, float)) for p in fingerprint)), 'must be a list of strings', 'fingerprint')
     exceptions = []
-    for value in sentry_values(event.get('exception'), 'exception'):
+    for value in sentry_values(event.get('exception'), 'exception')[-MAX_EXCEPTIONS:]:
         if not isinstance(value, dict):
             continue
         type_ = value.get('type') if isinstance(value.get('type'), str) else None

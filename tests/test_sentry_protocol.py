@@ -754,6 +754,15 @@ def test_exception_chain_and_frames(project):
     assert [f['function'] for f in stored['exception'][0]['frames']] == ['checkout', 'price_of']
 
 
+def test_a_chain_of_thousands_of_exceptions_keeps_the_raised_one_and_its_nearest_causes(project):
+    """36,000 tiny chained exceptions fit in one 1 MiB event; the event keeps
+    the last 100 (the raised one last), not 900 KB for the viewer to draw."""
+    event = error_event(exception={'values': [{'type': 'Cause%d' % i, 'value': 'v'} for i in range(5000)]})
+    stored = send_event(project, event)
+    assert [e['type'] for e in stored['exception']] == ['Cause%d' % i for i in range(4900, 5000)]
+    assert project.issues()[0]['title'] == 'Cause4999: v'
+
+
 def test_event_fields(project):
     stored = send_event(project, rich_event())
     assert stored['kind'] == 'error'
