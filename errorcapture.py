@@ -5040,16 +5040,32 @@ def parse_json(body, what='Invalid JSON'):
     return data
 
 
-def replace_lone_surrogates(value, depth=0):
+def replace_lone_surrogates(value):
+    """value (fresh from json.loads) with every lone surrogate, in keys too,
+    made U+FFFD, at any depth: a loop, not recursion, since json.loads nests as
+    deep as its own recursion limit (a string 150 levels down once reached
+    SQLite's UTF-8 and answered 500)."""
+    def fix(text):
+        return text.encode('utf-16', 'surrogatepass').decode('utf-16', 'replace')
     if isinstance(value, str):
-        return value.encode('utf-16', 'surrogatepass').decode('utf-16', 'replace')
-    if depth > 100:
-        return value
-    if isinstance(value, list):
-        return [replace_lone_surrogates(v, depth + 1) for v in value]
-    if isinstance(value, dict):
-        return {replace_lone_surrogates(k, depth + 1): replace_lone_surrogates(v, depth + 1)
-                for k, v in value.items()}
+        return fix(value)
+    pending = [value] if isinstance(value, (list, dict)) else []
+    while pending:
+        container = pending.pop()
+        if isinstance(container, list):
+            entries = enumerate(container)
+        else:
+            entries = list(container.items())
+            container.clear()
+        for key, item in entries:
+            if isinstance(item, str):
+                item = fix(item)
+            elif isinstance(item, (list, dict)):
+                pending.append(item)
+            if isinstance(container, list):
+                container[key] = item
+            else:
+                container[fix(key)] = item
     return value
 
 

@@ -483,8 +483,8 @@ def hostile_bodies():
     yield 'NUL bytes', b'\x00' * 1000
 
 
-def nested(depth):
-    value = 'leaf'
+def nested(depth, leaf='leaf'):
+    value = leaf
     for _ in range(depth):
         value = {'a': [value]}
     return value
@@ -509,6 +509,31 @@ def test_hostile_shapes(target, endpoint):
         if endpoint in ('sentry envelope', 'spotlight'):
             body = b'{}\n{"type":"event"}\n' + body
         target.send(endpoint, body, '%s: %s' % (endpoint, name))
+
+
+@pytest.mark.parametrize('endpoint', INGEST + ['sentry envelope'])
+def test_lone_surrogates_deep_in_every_field(target, endpoint):
+    """A lone surrogate 150 levels down (json.loads nests that deep) in any
+    field, as a value and as a key: once a 500 where a field is kept as text
+    (tags, breadcrumb messages, logentry params), since SQLite's UTF-8 cannot
+    hold it."""
+    base = 'sentry store' if endpoint == 'sentry envelope' else endpoint
+    example = target.valid(base)
+    for path in field_paths(example):
+        for leaf in ('\ud800', {'\udc00': 1}):
+            body = json.dumps(replaced(example, path, nested(150, leaf))).encode()
+            if endpoint == 'sentry envelope':
+                body = b'{}\n{"type":"event"}\n' + body
+            target.send(endpoint, body, '%s: lone surrogate 150 deep at %s' % (endpoint, path))
+
+
+def test_a_deep_lone_surrogate_is_kept_as_the_replacement_character(target):
+    event = dict(valid_sentry_event(), tags={'deep': nested(150, '\ud800')})
+    answer = target.send('sentry store', event)
+    assert answer.status_int == 200, answer.body
+    stored = target.raw('GET', '/api/v1/events?limit=1&key=' + target.key).json['events'][0]
+    tags = target.raw('GET', '/api/v1/events/%d?key=%s' % (stored['id'], target.key)).json['event']['tags']
+    assert '\ufffd' in tags['deep'] and '\\ud800' not in tags['deep']
 
 
 def test_hostile_envelope_framing(target):
