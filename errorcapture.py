@@ -1484,6 +1484,7 @@ def event_tags(event):
 
 INTERVAL = re.compile(r'^\s*(\d{1,12})\s*(m|min|minutes?|h|hours?|d|days?|w|weeks?)\s*$', re.I)
 MAX_SCHEDULE = 200                  # characters: a crontab is short, and every read parses it
+MAX_MONITORS = 1000                 # per project: a check-in for an unknown slug makes one, and lists show them all
 INTERVAL_RANGE = (60, 3650 * 86400)  # seconds: from one minute to ten years
 
 CRON_MACROS = {'@yearly': '0 0 1 1 *', '@annually': '0 0 1 1 *', '@monthly': '0 0 1 * *',
@@ -4338,6 +4339,9 @@ class Monitors(Kind):
             raise Invalid('a monitor with this slug already exists', 'slug')
         if create is False and not exists:
             raise Invalid('no such monitor', 'slug')
+        if not exists and conn.execute('SELECT COUNT(*) FROM monitors WHERE project_id=?',
+                                       (project_id,)).fetchone()[0] >= MAX_MONITORS:
+            raise Invalid('the project has %d monitors, the most it may have: delete one first' % MAX_MONITORS, 'slug')
         if not exists:
             conn.execute('INSERT INTO monitors(project_id, slug, name, schedule, grace, max_runtime, timezone,'
                          ' created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',

@@ -123,6 +123,37 @@ def test_create_invalid(client, fields):
     assert monitors(client, key) == []
 
 
+def test_a_project_holds_at_most_a_thousand_monitors(client):
+    """A Sentry check-in for an unknown slug makes a monitor, and every list
+    and sweep reads them all: past 1,000 a new one is refused (400 naming the
+    slug), check-ins for existing ones still count, and deleting one makes room."""
+    import json
+    import uuid
+    from helpers import sentry_auth
+    project = create_project(client, 'monitors')
+    key, project_id = project['hash'], project['id']
+
+    def check_ins(slugs):
+        parts = [b'{}']
+        for slug in slugs:
+            item = json.dumps({'check_in_id': uuid.uuid4().hex, 'monitor_slug': slug, 'status': 'ok'}).encode()
+            parts += [json.dumps({'type': 'check_in', 'length': len(item)}).encode(), item]
+        return client.post('/api/%d/envelope/' % project_id, b'\n'.join(parts) + b'\n', headers=sentry_auth(key),
+                           content_type='application/x-sentry-envelope', expect_errors=True)
+
+    assert check_ins(['job-%d' % i for i in range(1000)]).status_int == 200
+    assert len(monitors(client, key)) == 1000
+    refused = check_ins(['one-too-many'])
+    assert refused.status_int == 400 and '1000 monitors' in refused.json['detail'], refused.body
+    answer = client.post_json('/api/v1/monitors?key=' + key, {'slug': 'by-hand', 'schedule': '5m'},
+                              expect_errors=True)
+    assert answer.status_int == 400 and '1000 monitors' in answer.json['error'], answer.body
+    assert check_ins(['job-7']).status_int == 200
+    assert client.delete('/api/v1/monitors/job-0?key=' + key).status_int in (200, 204)
+    assert check_ins(['one-too-many']).status_int == 200
+    assert sorted(m['slug'] for m in monitors(client, key))[-1] == 'one-too-many'
+
+
 @pytest.mark.parametrize('schedule', ['5m', '1h', '1d', '2w', '*/15 * * * *', '0 3 * * mon', '0 0 1 1 *',
                                       '30 2 * * 1-5', '0 9,17 * * *', '@daily', '@hourly'])
 def test_create_accepts_schedules(client, schedule):
