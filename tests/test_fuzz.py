@@ -556,6 +556,85 @@ def test_hostile_envelope_framing(target):
         target.send('sentry envelope', body, 'envelope: ' + name)
 
 
+# -- every documented operation, from docs/openapi.json -------------------------------------
+
+def load_spec():
+    with open(os.path.join(ROOT, 'docs', 'openapi.json'), encoding='utf-8') as handle:
+        return json.load(handle)
+
+
+def matches(schema, value, spec):
+    """value against the subset of JSON Schema docs/openapi.json uses for errors."""
+    if '$ref' in schema:
+        schema = spec['components']['schemas'][schema['$ref'].rsplit('/', 1)[1]]
+    kinds = schema.get('type')
+    kinds = [kinds] if isinstance(kinds, str) else kinds or []
+    python = {'object': dict, 'array': list, 'string': str, 'boolean': bool, 'null': type(None)}
+    if kinds and not any(isinstance(value, python[kind]) if kind in python else
+                         (kind in ('integer', 'number') and isinstance(value, (int, float))
+                          and not isinstance(value, bool)) for kind in kinds):
+        return False
+    if 'enum' in schema and value not in schema['enum']:
+        return False
+    if isinstance(value, dict):
+        if any(name not in value for name in schema.get('required', ())):
+            return False
+        return all(matches(child, value[name], spec) for name, child in schema.get('properties', {}).items()
+                   if name in value)
+    return True
+
+
+PATH_VALUES = {'integer': ['1', '0', '9' * 30], 'string': ['nightly', '%00', 'x' * 300, '..%2F..']}
+BODIES = [b'', b'{}', b'[]', b'null', b'"x"', b'\xff\xfe', b'{"a":' * 2000, json.dumps(nested(50)).encode(),
+          json.dumps({'ids': [1, 2], 'status': 'resolved', 'slug': 'x', 'schedule': '5m', 'name': ['x']}).encode()]
+
+
+def test_every_documented_operation_answers_in_its_own_error_format(target):
+    """Whatever docs/openapi.json describes is tried with odd path values,
+    hostile query values and broken bodies: never a 5xx, and every refusal
+    matches the error schema that operation documents (new routes are in this
+    pass as soon as they are in the document, which the route check demands)."""
+    spec = load_spec()
+    key = target.key
+    headers = {'X-SeeStack-Key': key, 'X-Open-Sentry-Key': key, 'X-ErrorCapture-Key': key}
+    headers.update(sentry_auth(key))
+    tried = 0
+    for path, operations in spec['paths'].items():
+        for method, operation in operations.items():
+            errors = {response['content']['application/json']['schema']['$ref']
+                      for code, response in operation['responses'].items()
+                      if int(code) >= 400 and 'application/json' in response.get('content', {})}
+            assert len(errors) <= 1, (method, path, errors)
+            params = operation.get('parameters', [])
+            in_path = [p for p in params if p['in'] == 'path']
+            in_query = [p['name'] for p in params if p['in'] == 'query']
+            bodies = BODIES if 'requestBody' in operation or method != 'get' else [b'']
+            for variant in range(3):
+                url = path
+                for param in in_path:
+                    values = PATH_VALUES['integer' if param['schema'].get('type') == 'integer' else 'string']
+                    url = url.replace('{%s}' % param['name'], values[variant])
+                query = {name: ['', '-1', '9' * 400, "' OR 1=1 --", '\u202e', '%00'][(variant + i) % 6]
+                         for i, name in enumerate(in_query) if name not in ('key', 'sentry_key', 'hash', 'dsn')}
+                query.update(key=key, sentry_key=key, hash=key, dsn='http://%s@localhost/%d' % (key, target.id))
+                if path == '/api.php' and query.get('action') == 'clear':
+                    query['hash'] = 'not-' + key
+                for body in bodies:
+                    if path == '/api/v1/project' and b'webhook' in body:
+                        continue  # no outbound requests from a fuzz run
+                    full = url + '?' + urllib.parse.urlencode(query)
+                    answer = target.raw(method.upper(), full, body, headers)
+                    tried += 1
+                    what = '%s %s %r' % (method.upper(), full[:200], body[:60])
+                    assert answer.status_int < 500, '%s -> %s %s' % (what, answer.status, answer.body[:300])
+                    if answer.status_int >= 400 and errors:
+                        assert answer.content_type == 'application/json', '%s -> %s' % (what, answer.status)
+                        schema = {'$ref': next(iter(errors))}
+                        assert matches(schema, strict_json(answer.body), spec), \
+                            '%s -> %s, not %s: %r' % (what, answer.status, schema['$ref'], answer.body[:300])
+    assert tried > 500
+
+
 def test_openapi_describes_every_route(make):
     """docs/openapi.json names every route the app serves (and nothing else), so
     clients and the fuzzing pass work from a description that is true."""
