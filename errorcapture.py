@@ -3987,11 +3987,24 @@ class Telemetry(Kind):
                           % self.REPLAY_SELECT, (project_id, session_id))
         return self._replay_row(rows[0]) if rows else None
 
+    REPLAY_BYTES = 64 << 20  # event data one session's answer carries (each event holds up to 256 KiB)
+
     def replay_events(self, project_id, session_id, limit=5000):
-        rows = self.query('SELECT id, event_type, event_data, url, timestamp_ms FROM replay_events'
-                          ' WHERE project_id=? AND session_id=? ORDER BY timestamp_ms, id LIMIT ?',
-                          (project_id, session_id, limit))
-        return [{'id': r[0], 'eventType': r[1], 'eventData': r[2], 'url': r[3], 'timestampMs': r[4]} for r in rows]
+        """A session's first events, oldest first: at most limit, and only as
+        many as fit in REPLAY_BYTES of event data (sizes are read first, so
+        the events past it are never loaded). Returns (events, truncated)."""
+        where = ' FROM replay_events WHERE project_id=? AND session_id=? ORDER BY timestamp_ms, id LIMIT ?'
+        taken, total = 0, 0
+        sizes = self.query('SELECT LENGTH(CAST(event_data AS BLOB))' + where, (project_id, session_id, limit + 1))
+        for (size,) in sizes[:limit]:
+            total += size or 0
+            if total > self.REPLAY_BYTES and taken:
+                break
+            taken += 1
+        rows = self.query('SELECT id, event_type, event_data, url, timestamp_ms' + where,
+                          (project_id, session_id, taken))
+        events = [{'id': r[0], 'eventType': r[1], 'eventData': r[2], 'url': r[3], 'timestampMs': r[4]} for r in rows]
+        return events, len(sizes) > taken
 
     # -- logs ----------------------------------------------------------------
 
@@ -8979,10 +8992,10 @@ def mount_replays_and_logs_api(route, project, ctx):
     def show_replay(session_id):
         current = project()
         session = found(store.telemetry.replay_session(current['id'], session_id), 'replay session')
-        events = store.telemetry.replay_events(current['id'], session_id)
+        events, truncated = store.telemetry.replay_events(current['id'], session_id)
         errors = store.events.linked(current['id'], 'replay_id', session_id[:200])
         return reply(dict(replay_session_json(session), events=[replay_event_json(e) for e in events],
-                          errors=[event_summary(e) for e in errors]))
+                          eventsTruncated=truncated, errors=[event_summary(e) for e in errors]))
 
     @route('/api/v1/logs')
     def list_logs():

@@ -374,3 +374,23 @@ def test_a_trace_of_many_large_transactions_is_read_only_as_far_as_its_page(clie
     whole = read(client, key, '/api/v1/traces/' + trace_id, limit=5000)
     assert whole['truncated'] is True and whole['counts']['transaction'] == 30
     assert len(whole['items']) == 5000
+
+
+def test_a_replay_session_answers_at_most_its_byte_budget_of_event_data(client, monkeypatch):
+    """A session's events carry up to 256 KiB of data each, 5,000 of them a
+    page: the answer stops at REPLAY_BYTES of event data (the rest is not
+    loaded) and says so."""
+    monkeypatch.setattr(errorcapture.Telemetry, 'REPLAY_BYTES', 1 << 20, raising=False)
+    key = create_project(client)['hash']
+    start = int(time.time() * 1000)
+    for batch in range(3):
+        events = [{'eventType': 'input', 'eventData': json.dumps({'value': 'x' * 200000, 'n': batch * 2 + i}),
+                   'url': 'https://shop.example/', 'timestampMillis': start + batch * 2 + i} for i in range(2)]
+        answer = client.post('/ingest/v1/replay', json.dumps({'fingerprint': 'fp', 'sessionId': 'big', 'events': events}),
+                             headers={'X-SeeStack-Key': key}, content_type='application/json')
+        assert answer.status_int == 202, answer.body
+    session = read(client, key, '/api/v1/replays/big')
+    assert [json.loads(e['eventData'])['n'] for e in session['events']] == [0, 1, 2, 3, 4]
+    assert session['eventsTruncated'] is True
+    small = read(client, key, '/api/v1/replays', limit=5)['sessions']
+    assert small[0]['events'] == 6  # all of them are stored and counted
