@@ -954,7 +954,7 @@ def mask_secrets(value, depth=0):
     if is_int(value) and CARD_DIGITS[0] <= len(str(abs(value))) <= CARD_DIGITS[1] and luhn_ok(str(abs(value))):
         return MASK  # a card number sent as a JSON number
     if depth > 20:
-        return value
+        return MASK  # not looked into, so not kept: a secret may be in there
     if isinstance(value, list):
         return [mask_secrets(v, depth + 1) for v in value]
     if isinstance(value, dict):

@@ -420,6 +420,21 @@ def test_replay_masks_secrets_and_keeps_the_rest(client):
     assert json.loads(stored[6]['eventData'])['note'] == 'pay with [MASKED] please'
 
 
+def test_replay_masks_secrets_nested_deeper_than_it_looks(client):
+    """Masking looks 20 levels into eventData; what lies deeper (a DOM
+    snapshot's input, 30 levels down) is masked whole, never kept unread."""
+    key = create_project(client, 'telemetry')['hash']
+    data = {'password': 'hunter2', 'card': '4242424242424242'}
+    for _ in range(30):
+        data = {'childNodes': [data]}
+    answer = replay(client, key, {'fingerprint': 'fp', 'sessionId': 'deep', 'events': [
+        replay_event(data, 1711886400000, event_type='snapshot')]})
+    assert answer.status_int == 202, answer.body
+    stored = read(client, '/api/v1/replays/deep', key)['events'][0]['eventData']
+    assert 'hunter2' not in stored and '4242424242424242' not in stored
+    assert '[MASKED]' in stored and stored.startswith('{"childNodes":[{"childNodes"')
+
+
 def test_replay_masks_card_numbers_sent_as_json_numbers(client):
     """A card number typed into a numeric input arrives as a JSON number."""
     key = create_project(client, 'telemetry')['hash']
