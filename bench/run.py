@@ -50,6 +50,8 @@ TARGET_READ_P99_MS = 10.0       # reads at 1,000,000 events
 TARGET_FACETS_MS = 100.0        # tag facets of the biggest issue (100,000+ events), p99 (issue 17)
 TARGET_RSS_MB = 80.0            # steady RSS under load
 TARGET_BYTES_RATIO = 1.5        # database bytes per event vs raw JSON bytes per event
+TARGET_WORKERS_SPEEDUP = 1.5    # issue 19: 2 workers vs 1 at the highest connection count
+WORKERS_SPEEDUP_SCENARIOS = ("api_php", "sentry_envelope")  # the issue names these two
 
 
 class Scenario(object):
@@ -305,6 +307,64 @@ class RssSampler(threading.Thread):
         return self.samples
 
 
+def process_tree(pid):
+    """The process and its descendants (a --workers server: the parent and its
+    worker processes), from /proc/<pid>/task/<tid>/children."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for tid in os.listdir("/proc/%d/task" % p):
+                with open("/proc/%d/task/%s/children" % (p, tid)) as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+class TreeSampler(threading.Thread):
+    """Like RssSampler, over every process of a server: each process's VmRSS
+    every `interval` s (rss_max_kb: pid -> its highest sample), and the CPU all
+    of them used (a process that started in between counts from 0)."""
+
+    def __init__(self, pid, interval=0.1):
+        threading.Thread.__init__(self, daemon=True)
+        self.pid, self.interval = pid, interval
+        self.rss_max_kb = {}
+        self.samples = []   # total VmRSS of the tree
+        self.stop_event = threading.Event()
+        self.cpu0 = {p: cpu_seconds(p) for p in process_tree(pid)}
+        self.t0 = time.time()
+        self.cpu_percent = self.cpu_used = None
+        self.processes = len(self.cpu0)
+
+    def run(self):
+        while not self.stop_event.is_set():
+            total = 0
+            for p in process_tree(self.pid):
+                kb = rss_kb(p)
+                if kb is not None:
+                    total += kb
+                    self.rss_max_kb[p] = max(kb, self.rss_max_kb.get(p, 0))
+            self.samples.append(total)
+            self.stop_event.wait(self.interval)
+
+    def stop(self):
+        self.stop_event.set()
+        self.join()
+        tree = process_tree(self.pid)
+        self.processes = max(self.processes, len(tree))
+        used = 0.0
+        for p in tree:
+            cpu1 = cpu_seconds(p)
+            if cpu1 is not None:
+                used += cpu1 - (self.cpu0.get(p) or 0.0)
+        self.cpu_used = used
+        self.cpu_percent = 100.0 * used / max(1e-6, time.time() - self.t0)
+        return self.samples
+
+
 # -- database accounting ---------------------------------------------------------------
 
 def db_bytes(path):
@@ -397,6 +457,12 @@ def parse_args(argv=None):
     p.add_argument("--json", dest="json_out", default=None, help="write all results to this JSON file")
     p.add_argument("--markdown", action="store_true", help="also print the tables as markdown")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (databases, logs)")
+    p.add_argument("--workers", default="1,2",
+                   help="errorcapture --workers counts for the workers table (default 1,2); '1' turns the "
+                        "table off. Its servers run on every CPU (wrk still pinned to the last one)")
+    p.add_argument("--workers-scenarios", default="api_php,sentry_envelope,open_sentry_batch20",
+                   help="ingest scenarios the workers table measures at each --workers count "
+                        "(default api_php,sentry_envelope,open_sentry_batch20)")
     p.add_argument("--quick", action="store_true",
                    help="tiny run for the smoke test: 1 s, 1 connection, 1 repeat, 2,000 read events")
     a = p.parse_args(argv)
@@ -411,6 +477,18 @@ def parse_args(argv=None):
     for s in a.scenarios:
         if s not in SELECTABLE:
             p.error("unknown scenario %r (choose from %s)" % (s, ", ".join(SELECTABLE)))
+    try:
+        a.workers = sorted({int(w) for w in str(a.workers).split(",") if w.strip()})
+    except ValueError:
+        p.error("--workers takes comma-separated numbers, e.g. 1,2")
+    if not a.workers or a.workers[0] < 1:
+        p.error("--workers counts must be 1 or more")
+    a.workers_scenarios = [s.strip() for s in a.workers_scenarios.split(",") if s.strip()]
+    for s in a.workers_scenarios:
+        if s not in BY_NAME or BY_NAME[s].kind not in ("single", "batch"):
+            p.error("--workers-scenarios: %r is not an ingest scenario" % s)
+    # the table compares worker counts of the scenarios this run measures
+    a.workers_scenarios = [s for s in a.workers_scenarios if s in a.scenarios] if a.workers != [1] else []
     return a
 
 
@@ -431,6 +509,11 @@ def detect_app_settings(app_path):
         if m:
             switch = float(m.group(1))
     return threads, switch
+
+
+def supports_workers(app_path):
+    """Whether errorcapture.py has the --workers option (issue 19)."""
+    return re.search(r"\('workers',\s*int", open(app_path, encoding="utf-8").read()) is not None
 
 
 def median(values):
@@ -480,6 +563,9 @@ def main(argv=None):
         raise SystemExit("wrk is not on PATH (Debian: apt-get install -y wrk)")
     if not os.path.exists(args.app):
         raise SystemExit("%s does not exist" % args.app)
+    if args.workers_scenarios and max(args.workers) > 1 and not supports_workers(args.app):
+        log("workers table: %s has no --workers option yet; measuring 1 worker only" % args.app)
+        args.workers = [1]
     default_threads, switch = detect_app_settings(args.app)
     threads = args.threads or default_threads
     ncpu = len(os.sched_getaffinity(0))
@@ -510,12 +596,14 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
     # change settings with --server-arg so the run records them.
     ec_env = {k: v for k, v in os.environ.items() if not k.startswith("ERRORCAPTURE_")}
 
-    def start_app(name, db, extra_env=None):
+    def start_app(name, db, extra_env=None, workers=None, cpus=server_cpus):
         env = dict(ec_env)
         env.update(extra_env or {})
         argv = [sys.executable, args.app, "--host", "127.0.0.1", "--port", "{port}", "--db", db,
                 "--threads", str(threads)] + args.server_arg
-        s = Server(name, argv, tmp, server_cpus, env)
+        if workers is not None:
+            argv += ["--workers", str(workers)]
+        s = Server(name, argv, tmp, cpus, env)
         servers.append(s)
         s.wait_ready("/health")
         return s
@@ -548,12 +636,12 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
                         headers=json_headers, raw_per_item=len(noop_body))
     plan["noop_writer"] = dict(plan["noop"], server=floor)
 
-    for name in args.scenarios:
+    def setup_ingest(name, label, workers=None, cpus=server_cpus, extra_env=None):
+        """Start a server for the ingest scenario `name` (plan key `label`) on a
+        fresh database, make its project and request, and check it is accepted."""
         sc = BY_NAME[name]
-        if sc.kind == "read":
-            continue
-        db = os.path.join(tmp, name + ".db")
-        srv = start_app(name, db)
+        db = os.path.join(tmp, label + ".db")
+        srv = start_app(label, db, extra_env, workers=workers, cpus=cpus)
         status, body = http("POST", srv.base + "/api/v1/projects", {"name": "bench-" + name})
         if status not in (200, 201) or not isinstance(body, dict) or "project" not in body:
             raise SystemExit("creating a project on %s failed: %s %r" % (name, status, body))
@@ -593,7 +681,7 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
             text = templates.seestack_http_requests(sc.items)
             entry.update(path="/ingest/v1/http-requests", raw_per_item=len(templates.expand(text)) / sc.items)
             entry["headers"]["X-SeeStack-Key"] = key
-        entry["template"] = write_template(name, text)
+        entry["template"] = write_template(label, text)
         if "body_bytes" not in entry:
             entry["body_bytes"] = len(templates.expand(text))
         # Check the request once before measuring: a scenario that is refused
@@ -603,7 +691,23 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
             if not 200 <= status < 300:
                 raise SystemExit("%s: the server refused the request: %s %r" % (name, status, answer))
         entry.setdefault("table", "http_requests" if name.startswith("seestack_http") else "events")
-        plan[name] = entry
+        entry.update(scenario=name, workers=workers)
+        plan[label] = entry
+
+    for name in args.scenarios:
+        if BY_NAME[name].kind != "read":
+            setup_ingest(name, name)
+    # The workers table: its own servers, every one on every CPU (wrk keeps the
+    # last one), so that N processes can use N cores; 1 worker is measured the
+    # same way, as the row the others are compared with.
+    worker_order = []
+    for name in args.workers_scenarios:
+        for w in args.workers:
+            label = "%s@w%d" % (name, w)
+            # retention off, so that "every acknowledged item stored" can be checked exactly
+            setup_ingest(name, label, workers=w if w > 1 or supports_workers(args.app) else None, cpus=None,
+                         extra_env={"ERRORCAPTURE_RETENTION_EVENTS": "0"})
+            worker_order.append(label)
 
     reads = [n for n in args.scenarios if BY_NAME[n].kind == "read"]
     read_meta = None
@@ -627,17 +731,18 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
                               answer_bytes=len(json.dumps(answer)))
 
     order = ["noop", "noop_writer"] + [n for n in args.scenarios]
-    total = len(order) * len(args.connections) * args.repeats * (args.duration + 0.5)
+    measured = order + worker_order
+    total = len(measured) * len(args.connections) * args.repeats * (args.duration + 0.5)
     log("plan: %s x connections %s x %d repeats x %d s = about %.0f s; waitress threads %d, "
-        "switch interval %s; wrk on CPU %s, servers on CPU %s"
-        % (", ".join(order), args.connections, args.repeats, args.duration, total, threads,
+        "switch interval %s; wrk on CPU %s, servers on CPU %s (the workers table's on every CPU)"
+        % (", ".join(measured), args.connections, args.repeats, args.duration, total, threads,
            switch if switch is not None else "default", wrk_cpu if wrk_cpu is not None else "any",
            server_cpus or "any"))
 
     if args.warmup > 0:
-        for name in order:
+        for name in measured:
             e = plan[name]
-            run_wrk(e["server"].base, BY_NAME[name].method, e["path"], e["template"], e["headers"],
+            run_wrk(e["server"].base, BY_NAME[e.get("scenario", name)].method, e["path"], e["template"], e["headers"],
                     1, max(1, int(round(args.warmup))), wrk_cpu, 30)
 
     load_before = os.getloadavg()
@@ -647,16 +752,21 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
         # machine getting busier during the run does not always hit the same one.
         k = rep % len(args.connections)
         for conns in args.connections[k:] + args.connections[:k]:
-            for name in order:
+            for name in measured:
                 e = plan[name]
-                sampler = RssSampler(e["server"].pid)
+                tree = name in worker_order
+                sampler = (TreeSampler if tree else RssSampler)(e["server"].pid)
                 sampler.start()
-                res = run_wrk(e["server"].base, BY_NAME[name].method, e["path"], e["template"],
+                res = run_wrk(e["server"].base, BY_NAME[e.get("scenario", name)].method, e["path"], e["template"],
                               e["headers"], conns, args.duration, wrk_cpu, max(30, args.duration * 3))
                 res["rss_kb"] = sampler.stop()
                 res["server_cpu_percent"] = sampler.cpu_percent
                 res["server_cpu_seconds"] = sampler.cpu_used
-                res["server_cpu_seconds_by_thread"] = sampler.cpu_by_role
+                if tree:
+                    res["rss_max_kb_by_process"] = {str(k): v for k, v in sampler.rss_max_kb.items()}
+                    res["processes"] = sampler.processes
+                else:
+                    res["server_cpu_seconds_by_thread"] = sampler.cpu_by_role
                 raw.setdefault((name, conns), []).append(res)
                 secs = res["duration_us"] / 1e6
                 log("  [%d/%d] %-24s c=%-3d %8.0f req/s  p99 %.1f ms  non-2xx %d"
@@ -666,6 +776,7 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
 
     load_after = os.getloadavg()
     rows = summarize(args, order, raw)
+    workers_rows = summarize_workers(args, worker_order, plan, raw)
     storage = []
     for name in args.scenarios:
         e = plan[name]
@@ -693,12 +804,13 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
             row["settled_ratio"] = round(settled / stored / e["raw_per_item"], 2)
         storage.append(row)
 
-    targets = check_targets(args, rows, storage, read_meta)
+    targets = check_targets(args, rows, storage, read_meta, workers_rows)
     result = dict(
-        rows=rows, storage=storage, targets=targets,
+        rows=rows, storage=storage, targets=targets, workers_rows=workers_rows,
         settings=dict(duration=args.duration, repeats=args.repeats, connections=args.connections,
                       threads=threads, switch_interval=switch, wrk_cpu=wrk_cpu, server_cpus=server_cpus,
                       cpus=ncpu, read_events=args.events if reads else None, server_args=args.server_arg,
+                      workers=args.workers, workers_scenarios=args.workers_scenarios,
                       read_db_build_seconds=(read_meta or {}).get("build_seconds"),
                       python=sys.version.split()[0], wall_seconds=round(time.time() - started, 1),
                       loadavg_before=[round(x, 2) for x in load_before],
@@ -774,7 +886,49 @@ def summarize(args, order, raw):
     return rows
 
 
-def check_targets(args, rows, storage, read_meta):
+def summarize_workers(args, worker_order, plan, raw):
+    """The workers table: per scenario, worker count and connection count, the
+    medians, the highest VmRSS of any one process and `vs 1 worker` (req/s
+    against the same scenario's 1-worker row at the same connection count).
+    Also counts the events each server stored against those it acknowledged."""
+    rows = []
+    one = {}
+    for label in worker_order:
+        e = plan[label]
+        sc = BY_NAME[e["scenario"]]
+        stored = count_rows(e["db"], e["table"])
+        accepted = sum(sum(r["requests"] - r["status_errors"] for r in raw[(label, c)])
+                       for c in args.connections) * sc.items
+        for conns in args.connections:
+            runs = raw[(label, conns)]
+            rps = [r["requests"] / (r["duration_us"] / 1e6) for r in runs]
+            ok_rps = [(r["requests"] - r["status_errors"]) / (r["duration_us"] / 1e6) for r in runs]
+            per_process = [kb for r in runs for kb in r.get("rss_max_kb_by_process", {}).values()]
+            row = dict(scenario=e["scenario"], workers=e["workers"] or 1, connections=conns,
+                       items_per_request=sc.items,
+                       requests_per_s=round(median(rps), 1), items_per_s=round(median(ok_rps) * sc.items, 1),
+                       p50_ms=round(median([r["p50_us"] for r in runs]) / 1000.0, 2),
+                       p99_ms=round(median([r["p99_us"] for r in runs]) / 1000.0, 2),
+                       errors=sum(r["status_errors"] + r["connect_errors"] + r["read_errors"] + r["write_errors"]
+                                  + r["timeouts"] for r in runs),
+                       processes=max(r.get("processes", 1) for r in runs),
+                       rss_max_mb_per_process=round(max(per_process) / 1024.0, 1) if per_process else None,
+                       rss_max_mb_total=round(max(kb for r in runs for kb in r["rss_kb"]) / 1024.0, 1)
+                       if any(r["rss_kb"] for r in runs) else None,
+                       server_cpu_percent=(lambda c: None if c is None else round(c))(
+                           median([r.get("server_cpu_percent") for r in runs])),
+                       accepted_items=accepted, stored_items=stored,
+                       spread_percent=(round(100.0 * (max(rps) - min(rps)) / median(rps), 0)
+                                       if len(rps) > 1 and median(rps) else None))
+            if row["workers"] == 1:
+                one[(row["scenario"], conns)] = row["requests_per_s"]
+            base = one.get((row["scenario"], conns))
+            row["vs_1_worker"] = round(row["requests_per_s"] / base, 2) if base else None
+            rows.append(row)
+    return rows
+
+
+def check_targets(args, rows, storage, read_meta, workers_rows=()):
     def find(name, conns):
         for r in rows:
             if r["scenario"] == name and r["connections"] == conns:
@@ -804,10 +958,41 @@ def check_targets(args, rows, storage, read_meta):
                     "%.0f vs %.0f req/s" % (r["requests_per_s"], one["requests_per_s"]),
                     r["requests_per_s"] >= one["requests_per_s"])
     for name in sorted({r["scenario"] for r in rows if r["kind"] == "batch"}):
-        best = max((r for r in rows if r["scenario"] == name), key=lambda r: r["items_per_s"])
+        best = max([dict(r, workers=1) for r in rows if r["scenario"] == name]
+                   + [r for r in workers_rows if r["scenario"] == name], key=lambda r: r["items_per_s"])
         add("%s >= %d items/s" % (name, TARGET_BATCH_ITEMS),
-            "%.0f items/s @%d conns" % (best["items_per_s"], best["connections"]),
+            "%.0f items/s @%d conns, %d worker(s)" % (best["items_per_s"], best["connections"], best["workers"]),
             best["items_per_s"] >= TARGET_BATCH_ITEMS)
+    most = max(args.workers)
+    for name in WORKERS_SPEEDUP_SCENARIOS:
+        one = [r for r in workers_rows if r["scenario"] == name and r["workers"] == 1 and r["connections"] == top]
+        many = [r for r in workers_rows if r["scenario"] == name and r["workers"] == most and r["connections"] == top]
+        if one and many and most > 1:
+            add("%s @%d conns: %d workers >= %.1fx 1 worker" % (name, top, most, TARGET_WORKERS_SPEEDUP),
+                "%.2fx (%.0f vs %.0f req/s)" % (many[0]["vs_1_worker"], many[0]["requests_per_s"],
+                                                one[0]["requests_per_s"]),
+                many[0]["vs_1_worker"] >= TARGET_WORKERS_SPEEDUP)
+    for name, w in sorted({(r["scenario"], r["workers"]) for r in workers_rows}):
+        series = sorted((r for r in workers_rows if r["scenario"] == name and r["workers"] == w),
+                        key=lambda r: r["connections"])
+        if len(series) > 1:
+            add("%s, %d worker(s): more connections never fewer req/s" % (name, w),
+                " -> ".join("%.0f" % r["requests_per_s"] for r in series),
+                all(b["requests_per_s"] >= a["requests_per_s"] for a, b in zip(series, series[1:])))
+    for r in workers_rows:
+        if r["stored_items"] is not None and r is max((x for x in workers_rows if x["scenario"] == r["scenario"]
+                                                       and x["workers"] == r["workers"]),
+                                                      key=lambda x: x["connections"]):
+            add("%s, %d worker(s): every acknowledged item stored" % (r["scenario"], r["workers"]),
+                "%d stored, %d acknowledged" % (r["stored_items"], r["accepted_items"]),
+                r["stored_items"] >= r["accepted_items"])
+    per_process = [r for r in workers_rows if r["rss_max_mb_per_process"] is not None]
+    if per_process:
+        worst = max(per_process, key=lambda r: r["rss_max_mb_per_process"])
+        add("RSS per process < %d MB (workers table, any process)" % TARGET_RSS_MB,
+            "%.1f MB max (%s, %d workers @%d)" % (worst["rss_max_mb_per_process"], worst["scenario"],
+                                                  worst["workers"], worst["connections"]),
+            worst["rss_max_mb_per_process"] < TARGET_RSS_MB)
     for r in rows:
         if r["kind"] == "read" and r["scenario"] == "read_issue_facets":
             add("%s p99 < %g ms (an issue of %d events, %d conns)" % (
@@ -903,6 +1088,20 @@ def render(result, markdown):
                  ("%.2f" % x["ratio"]) if x["ratio"] is not None else "-",
                  ("%.2f" % x["settled_ratio"]) if x["settled_ratio"] is not None else "-"]
                 for x in result["storage"]]
+        parts.append(table(headers, body, markdown))
+    if result.get("workers_rows"):
+        parts.append("")
+        parts.append("Workers (errorcapture --workers N; these servers run on every CPU, %s; RSS per process is "
+                     "the highest VmRSS of any one of its processes, parent included)"
+                     % ("wrk pinned to CPU %s, which it shares with them" % s["wrk_cpu"]
+                        if s["wrk_cpu"] is not None else "wrk unpinned"))
+        headers = ["scenario", "workers", "conns", "req/s", "items/s", "p50 ms", "p99 ms", "vs 1 worker",
+                   "non-2xx", "procs", "RSS max MB/proc", "RSS max MB all", "CPU %", "spread %"]
+        body = [[r["scenario"], fmt(r["workers"]), fmt(r["connections"]), fmt(r["requests_per_s"]),
+                 fmt(r["items_per_s"]), fmt(r["p50_ms"], 2), fmt(r["p99_ms"], 2),
+                 ("%.2f" % r["vs_1_worker"]) if r["vs_1_worker"] is not None else "-", fmt(r["errors"]),
+                 fmt(r["processes"]), fmt(r["rss_max_mb_per_process"], 1), fmt(r["rss_max_mb_total"], 1),
+                 fmt(r["server_cpu_percent"]), fmt(r["spread_percent"])] for r in result["workers_rows"]]
         parts.append(table(headers, body, markdown))
     if result["targets"]:
         parts.append("")

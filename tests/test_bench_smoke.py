@@ -138,3 +138,24 @@ def test_per_thread_cpu_table(quick_run):
         assert all(v is not None and v >= 0 for v in values), cells
         number(cells[7])  # extra vs no-op: parses (it may be negative)
     assert number(rows["noop"][7]) == 0
+
+
+def test_workers_table(quick_run):
+    """api.php, Sentry envelopes and Open Sentry batches at 1 and (where
+    errorcapture.py has --workers) 2 worker processes, each process's RSS
+    measured, every acknowledged item stored."""
+    text, result = quick_run
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import run
+    expected = [1, 2] if run.supports_workers(os.path.join(ROOT, "errorcapture.py")) else [1]
+    rows = result["workers_rows"]
+    assert sorted({(r["scenario"], r["workers"]) for r in rows}) == sorted(
+        (name, w) for name in ("api_php", "sentry_envelope", "open_sentry_batch20") for w in expected)
+    for r in rows:
+        assert r["requests_per_s"] > 0 and r["vs_1_worker"] is not None, r
+        assert r["processes"] >= r["workers"], r
+        assert 0 < r["rss_max_mb_per_process"] <= r["rss_max_mb_total"], r
+        assert r["stored_items"] >= r["accepted_items"] > 0, r
+    assert "Workers (errorcapture --workers N" in text
+    header, _ = table_rows(text, lambda line: line.startswith("scenario ") and "vs 1 worker" in line)
+    assert header.split()[:3] == ["scenario", "workers", "conns"]
