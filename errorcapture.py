@@ -1698,7 +1698,7 @@ def validate_monitor(data, partial=False):
 # Owns SQLite: the schema and its migrations, the single writer thread that
 # group-commits every change, and the queries. Store holds the connections, the
 # id floors and the projects; each kind of data has a small class below it
-# (Issues, Events, Telemetry, Monitors, Retention, SourceMaps), and
+# (Issues, Events, Telemetry, Monitors, Quotas, Retention, SourceMaps), and
 # Store.adders names what add_batch stores: a new kind of data is a class here
 # and a line there. It maps model objects to columns and back; it knows no
 # dialect and no answer format.
@@ -2127,6 +2127,19 @@ MIGRATIONS = [
     INSERT OR REPLACE INTO counters(name, value) SELECT 'tag_backfill_at', 0 FROM counters
         WHERE name='tag_backfill_end';
     ''',
+    # 19: what several server processes on one file must agree on: each project's accepted items in the
+    # current minute (its rate limit), and alerts waiting for the one alerter (written with their change).
+    '''
+    CREATE TABLE quota_windows(
+        project_id INTEGER PRIMARY KEY,
+        minute INTEGER NOT NULL,
+        count INTEGER NOT NULL);
+    CREATE TABLE alert_outbox(
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL);
+    ''',
 ]
 
 
@@ -2324,15 +2337,21 @@ class ReadConnection(object):
         self.conn, self.lock = None, threading.Lock()
 
 
+# How long a writer waits for SQLite's write lock: other server processes
+# (--workers) hold it one group commit at a time, a few milliseconds each, and
+# Litestream briefly around its own checkpoints.
+BUSY_TIMEOUT = 20.0
+
+
 def connect(path, synchronous='normal', autocheckpoint=1000):
-    """A connection that writes. The 5 s busy timeout also rides out the short
-    write lock Litestream takes around its own checkpoints; with autocheckpoint
-    0 the commits never checkpoint, so a replicating Litestream sees every WAL
-    page before it reaches the database file."""
-    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
+    """A connection that writes. The busy timeout rides out the other writers
+    of the file (see BUSY_TIMEOUT); with autocheckpoint 0 the commits never
+    checkpoint, so a replicating Litestream sees every WAL page before it
+    reaches the database file."""
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
     conn.execute('PRAGMA journal_mode=WAL')
     conn.execute('PRAGMA synchronous=%s' % ('FULL' if synchronous == 'full' else 'NORMAL'))
-    conn.execute('PRAGMA busy_timeout=5000')
+    conn.execute('PRAGMA busy_timeout=%d' % (BUSY_TIMEOUT * 1000))
     conn.execute('PRAGMA wal_autocheckpoint=%d' % int(autocheckpoint))
     return conn
 
@@ -2364,7 +2383,7 @@ class Writer(threading.Thread):
         # on_commit only once their transaction committed, dropped otherwise.
         self.outbox = []
         self.on_commit = None
-        self.after_commit = None    # called after every COMMIT, before any request is woken
+        self.after_begin = None     # called with the connection just after BEGIN (under the write lock)
         self.before_commit = None   # called with the connection just before COMMIT
         self.after_rollback = None  # called after a batch was rolled back
         self.before_reopen = None   # called before the connection is opened again after a storage fault
@@ -2472,7 +2491,9 @@ class Writer(threading.Thread):
         conn = self.conn
         try:
             conn.execute('BEGIN IMMEDIATE')
-        except sqlite3.Error as exc:
+            if self.after_begin is not None:
+                self.after_begin(conn)
+        except Exception as exc:
             self._fail(batch, exc)
             return True
         for job in batch:
@@ -2504,8 +2525,6 @@ class Writer(threading.Thread):
         except Exception as exc:  # the writer must survive anything: fail the batch, keep serving
             self._fail(batch, exc)
             return True
-        if self.after_commit is not None:
-            self.after_commit()
         for job in batch:
             job.done.release()
         if self.outbox:
@@ -2555,6 +2574,9 @@ class Store(object):
         self._readers = weakref.WeakSet()  # every thread's ReadConnection (close_readers)
         self._readers_lock = threading.Lock()
         self._projects_by_key = {}
+        self._projects_version = 0
+        self._versions = {}  # counter name -> (when read, value): see version()
+        self._bumps = set()  # counters the open transaction bumps at COMMIT
         try:
             conn = connect(path, synchronous, autocheckpoint)
         except sqlite3.Error as exc:
@@ -2562,7 +2584,6 @@ class Store(object):
         try:
             self._migrate(conn)
             self._load_counters(conn)
-            self._committed_seq = self._seq
         finally:
             conn.close()
         self.listeners = []  # callables(kind, payload) told of new issues, regressions, cron failures
@@ -2578,6 +2599,7 @@ class Store(object):
         self.releases = Releases(self)
         self.item_counts = ItemCounts(self)
         self.attachments = Attachments(self)
+        self.quotas = Quotas(self)
         # What add_batch stores, by the model's kind: a new kind of data is a
         # class below and a line here.
         self.adders = {
@@ -2594,8 +2616,8 @@ class Store(object):
         }
         self.writer = Writer(path, synchronous, max_queue, autocheckpoint)
         self.writer.on_commit = self._deliver
+        self.writer.after_begin = self._after_begin
         self.writer.before_commit = self._before_commit
-        self.writer.after_commit = self._publish_seq
         self.writer.after_rollback = self._forget
         self.writer.before_reopen = self._release_storage
         self.writer.start()
@@ -2605,14 +2627,18 @@ class Store(object):
 
     @staticmethod
     def _migrate(conn):
-        version = conn.execute('PRAGMA user_version').fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        """Apply the migrations the file lacks, each in its own transaction.
+        The version is read under the write lock: several processes opening
+        one file at once (--workers) apply each migration once."""
+        while conn.execute('PRAGMA user_version').fetchone()[0] < len(MIGRATIONS):
             conn.execute('BEGIN IMMEDIATE')
             try:
-                for statement in script.split(';'):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute('PRAGMA user_version=%d' % number)
+                version = conn.execute('PRAGMA user_version').fetchone()[0]
+                if version < len(MIGRATIONS):
+                    for statement in MIGRATIONS[version].split(';'):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute('PRAGMA user_version=%d' % (version + 1))
                 conn.execute('COMMIT')
             except Exception:
                 conn.execute('ROLLBACK')
@@ -2671,8 +2697,12 @@ class Store(object):
     # rows (a clear, retention that empties a table) would hand their ids out
     # again, and a client polling "since id N" would miss what came next; a
     # restart would likewise number issue changes (seq) from the highest left.
-    # So such deletes keep the highest id (and seq) in `counters`, and new rows
-    # are numbered above it.
+    # So such deletes keep the highest id in `counters`, new rows are numbered
+    # above it, and every transaction that numbers issue changes keeps its
+    # highest seq there. Each transaction reads `counters` first, under the
+    # write lock, so other processes writing the same file (--workers) number
+    # above it too; it also holds versions that tell when what a process
+    # caches (the projects, source map bundles, interned tags) changed elsewhere.
     KEPT_IDS = ('events', 'issues', 'logs')
 
     def _load_counters(self, conn):
@@ -2684,10 +2714,42 @@ class Store(object):
                 self._floors[table] = counters[table]
         self._seq = max(conn.execute('SELECT COALESCE(MAX(seq), 0) FROM issues').fetchone()[0],
                         counters.get('seq', 0))
+        self._counters = counters  # as stored: the first transaction keeps a higher seq (current_seq reads it)
 
-    def _keep_counter(self, conn, name, value):
+    def _after_begin(self, conn):
+        """Writer hook, under the write lock: take up what other processes
+        committed since this one's last transaction (ids, seq, cache versions)."""
+        counters = dict(conn.execute('SELECT name, value FROM counters'))
+        seen = self._counters
+        for table in self.KEPT_IDS:
+            if counters.get(table, 0) > seen.get(table, 0):
+                self._floors[table] = max(self._floors.get(table, 0), counters[table])
+        self._seq = max(self._seq, counters.get('seq', 0))
+        if counters.get('interned', 0) != seen.get('interned', 0):
+            self.tags.forget_interned()
+            self.releases.forget()
+        self._counters = counters
+
+    @staticmethod
+    def _keep_counter(conn, name, value):
         conn.execute('INSERT INTO counters(name, value) VALUES (?, ?)'
                      ' ON CONFLICT(name) DO UPDATE SET value=MAX(value, excluded.value)', (name, value))
+
+    def bump(self, name):
+        """Note that this transaction changes what `name` versions (writer
+        thread): its counter grows by one at COMMIT, for other processes' version()."""
+        self._bumps.add(name)
+
+    def version(self, name):
+        """The version of what `name` counts (a change committed by any
+        process bumps it), read at most once a second: a process that caches
+        it drops its cache when this moves. 0 before any change."""
+        at = time.monotonic()
+        known = self._versions.get(name)
+        if known is None or at - known[0] >= 1.0:
+            rows = self.query('SELECT value FROM counters WHERE name=?', (name,))
+            known = self._versions[name] = (at, rows[0][0] if rows else 0)
+        return known[1]
 
     def deleting(self, conn, table, delete):
         """Run delete() (a DELETE on table); if it took the newest rows, keep
@@ -2697,8 +2759,6 @@ class Store(object):
         if conn.execute('SELECT COALESCE(MAX(id), 0) FROM %s' % table).fetchone()[0] < top:
             self._keep_counter(conn, table, top)
             self._floors[table] = max(self._floors.get(table, 0), top)
-        if table == 'issues':
-            self._keep_counter(conn, 'seq', self._seq)
         return result
 
     def new_id(self, conn, table):
@@ -2710,18 +2770,48 @@ class Store(object):
         return None
 
     def _before_commit(self, conn):
-        """Writer hook: what a transaction gathered (issue changes, tag counts) is written just before COMMIT."""
+        """Writer hook: what a transaction gathered (issue changes, tag counts,
+        alerts, the highest seq, versions bumped) is written just before COMMIT."""
         self.issues.tx_flush(conn)
         self.tags.tx_flush(conn)
+        if self.writer.outbox:  # kept only for projects with a webhook: no one else would take them
+            conn.executemany('INSERT INTO alert_outbox(project_id, kind, payload) SELECT ?, ?, ? WHERE EXISTS'
+                             " (SELECT 1 FROM projects WHERE id=? AND json_extract(settings, '$.webhookUrl') IS NOT"
+                             ' NULL)', [(notice['project_id'], kind, dumps(notice), notice['project_id'])
+                                        for kind, notice in self.writer.outbox])
+        if self._seq > self._counters.get('seq', 0):
+            self._keep_counter(conn, 'seq', self._seq)
+        if self._bumps:
+            conn.executemany('INSERT INTO counters(name, value) VALUES (?, 1)'
+                             ' ON CONFLICT(name) DO UPDATE SET value=value+1', [(name,) for name in self._bumps])
+            self._bumps = set()
 
     def _forget(self):
         """Writer hook after a rollback: nothing gathered survives it."""
+        self._bumps = set()
         self.issues.forget()
         self.tags.forget()
         self.releases.forget()
 
     def notify(self, kind, payload):
-        self.writer.outbox.append((kind, payload))  # writer thread only
+        """A notice (new issue, regression, failed check-in) for alerting:
+        written to alert_outbox with the transaction, and told to this
+        process's listeners once it committed (writer thread only)."""
+        self.writer.outbox.append((kind, payload))
+
+    def take_alerts(self, limit=100):
+        """The oldest alerts waiting in alert_outbox [(project id, kind,
+        payload)], taken off it (the one alerter of a server calls this)."""
+        if not self.query('SELECT 1 FROM alert_outbox LIMIT 1'):
+            return []  # the common case, looked at without the writer
+        return self.write(self._tx_take_alerts, limit)
+
+    @staticmethod
+    def _tx_take_alerts(conn, limit):
+        rows = conn.execute('SELECT id, project_id, kind, payload FROM alert_outbox ORDER BY id LIMIT ?',
+                            (limit,)).fetchall()
+        conn.executemany('DELETE FROM alert_outbox WHERE id=?', [(row[0],) for row in rows])
+        return [(row[1], row[2], json.loads(row[3])) for row in rows]
 
     def _deliver(self, notices):
         for kind, payload in notices:
@@ -2745,6 +2835,10 @@ class Store(object):
         if not isinstance(key, str) or not key or len(key) > 200:
             return None
         digest = hashlib.sha256(key.encode('utf-8', 'surrogatepass')).digest()
+        version = self.version('projects')  # a change through another process (--workers)
+        if version != self._projects_version:
+            self._projects_by_key.clear()
+            self._projects_version = version
         project = self._projects_by_key.get(digest)
         if project is None:
             rows = self.query('SELECT id, key, name, created, settings FROM projects WHERE key=?', (key,))
@@ -2782,8 +2876,8 @@ class Store(object):
         self.write(self._tx_update_project, project_id, name, dumps(settings) if settings is not None else None)
         self._projects_by_key.clear()
 
-    @staticmethod
-    def _tx_update_project(conn, project_id, name, settings):
+    def _tx_update_project(self, conn, project_id, name, settings):
+        self.bump('projects')
         if name is not None:
             conn.execute('UPDATE projects SET name=? WHERE id=?', (name, project_id))
         if settings is not None:
@@ -2806,14 +2900,12 @@ class Store(object):
     # -- issue seq -------------------------------------------------------------
 
     def current_seq(self):
-        """The highest issue seq committed: readers take it before they query,
-        so whatever they miss has a higher seq and the next changedSince poll
-        brings it (seq values are handed out before COMMIT, so the writer's own
-        counter can be ahead of what a reader sees)."""
-        return self._committed_seq
-
-    def _publish_seq(self):
-        self._committed_seq = self._seq  # writer thread, after COMMIT
+        """The highest issue seq committed, by any process: readers take it
+        before they query, so whatever they miss has a higher seq and the next
+        changedSince poll brings it (seq values are handed out before COMMIT,
+        so the writer's own counter can be ahead of what a reader sees)."""
+        rows = self.query("SELECT value FROM counters WHERE name='seq'")
+        return rows[0][0] if rows else 0
 
 
 class Kind(object):
@@ -3344,14 +3436,19 @@ class Tags(Kind):
 
     def forget(self):
         """Writer hook after a rollback: ids interned in it and counts gathered are gone."""
-        self._key_ids = {}      # (project id, key) -> key id
-        self._value_ids = {}    # (key id, value) -> value id
-        self._value_keys = {}   # value id -> key id
+        self.forget_interned()
         self._deltas = {}       # (issue id, key id, value id) -> [events, first seen, last seen]
         self._rows = []         # event_tags rows to insert at COMMIT
         self._gone = set()      # issues deleted in this transaction: only project counts still apply
         self._messages = {}     # issue id -> messages first seen in this transaction
-        self._message_counts = {}
+
+    def forget_interned(self):
+        """Drop the ids and counts remembered from the database: after a
+        rollback, or when another process deleted some (Store._after_begin)."""
+        self._key_ids = {}      # (project id, key) -> key id
+        self._value_ids = {}    # (key id, value) -> value id
+        self._value_keys = {}   # value id -> key id
+        self._message_counts = {}  # issue id -> messages stored
 
     # -- writes (writer thread) ------------------------------------------------
 
@@ -3470,6 +3567,7 @@ class Tags(Kind):
         conn.execute('DELETE FROM issue_messages WHERE issue_id=?', (source,))
         self._message_counts.pop(target, None)
         self._message_counts.pop(source, None)
+        self.store.bump('interned')
 
     def tx_project_gone(self, conn, project_id):
         """Every tag of a project goes (clear): its issues are deleted by the caller."""
@@ -3487,6 +3585,7 @@ class Tags(Kind):
             self._message_counts.pop(issue_id, None)
         self._deltas = {k: d for k, d in self._deltas.items() if k[0] not in issue_ids and k[1] not in key_ids}
         self._key_ids, self._value_ids, self._value_keys = {}, {}, {}
+        self.store.bump('interned')
 
     # The counts a transaction gathered, applied set-wise: the deltas go to a
     # temporary table in one executemany, and each count table is updated by
@@ -3774,6 +3873,7 @@ class Releases(Kind):
     def tx_project_gone(self, conn, project_id):
         conn.execute('DELETE FROM releases WHERE project_id=?', (project_id,))
         self._known = {}
+        self.store.bump('interned')
 
     COLUMNS = 'id, version, first_seen, environments'
 
@@ -4527,6 +4627,34 @@ class ItemCounts(Kind):
                           ' ORDER BY count DESC, type', (project_id,))
 
 
+class Quotas(Kind):
+    """Per-project rate limits, counted in the database (quota_windows): every
+    server process on the file (--workers) counts against the one limit."""
+
+    def take(self, project_id, limit, count, minute):
+        """Count `count` accepted items against the project's limit for this
+        minute; False (nothing counted) when they do not fit. A batch bigger
+        than the whole limit could never fit: it is taken when it opens a
+        minute (and fills it) rather than refused forever."""
+        rows = self.query('SELECT minute, count FROM quota_windows WHERE project_id=?', (project_id,))
+        if rows and rows[0][0] == minute and self.over(rows[0][1], count, limit):
+            return False  # full already (a flood): refused without waiting for the writer
+        return self.write(self._tx_take, project_id, limit, count, minute)
+
+    @staticmethod
+    def over(used, count, limit):
+        return used > 0 and used + count > limit
+
+    def _tx_take(self, conn, project_id, limit, count, minute):
+        row = conn.execute('SELECT minute, count FROM quota_windows WHERE project_id=?', (project_id,)).fetchone()
+        used = row[1] if row and row[0] == minute else 0
+        if self.over(used, count, limit):
+            return False
+        conn.execute('INSERT INTO quota_windows(project_id, minute, count) VALUES (?, ?, ?) ON CONFLICT(project_id)'
+                     ' DO UPDATE SET minute=excluded.minute, count=excluded.count', (project_id, minute, used + count))
+        return True
+
+
 class Retention(Kind):
     """Pruning in short transactions: error events past a project's cap or age
     (issue counts and sparklines follow), telemetry past its age."""
@@ -4611,8 +4739,22 @@ class SourceMaps(Kind):
 
     def __init__(self, store):
         Kind.__init__(self, store)
-        self.generation = 0  # bumped on every change, so lookup caches never serve stale answers
+        self._generation = 0
+        self._shared_version = 0  # store.version('sourcemaps') when last looked at
         self._projects_with_bundles = None
+
+    @property
+    def generation(self):
+        """Bumped on every change to bundles, made here or (seen within a
+        second) by another process, so lookup caches never serve stale answers."""
+        self._look_elsewhere()
+        return self._generation
+
+    def _look_elsewhere(self):
+        version = self.store.version('sourcemaps')
+        if version != self._shared_version:
+            self._shared_version = version
+            self._changed()
 
     # -- tokens --
 
@@ -4738,6 +4880,7 @@ class SourceMaps(Kind):
     def projects_with_bundles(self):
         """Project ids with any bundle: events of other projects skip
         resolution without a query (kept in memory, rebuilt on change)."""
+        self._look_elsewhere()
         cached = self._projects_with_bundles
         if cached is None:
             cached = self._projects_with_bundles = frozenset(
@@ -4745,7 +4888,7 @@ class SourceMaps(Kind):
         return cached
 
     def _changed(self):
-        self.generation += 1
+        self._generation += 1
         self._projects_with_bundles = None
 
     def bundle_with_checksum(self, project_ids, checksum):
@@ -4762,6 +4905,7 @@ class SourceMaps(Kind):
             self._changed()
 
     def _tx_store_bundle(self, conn, project_ids, checksum, chunks, data, attributes, files, release, dist):
+        self.store.bump('sourcemaps')
         at = now()
         bundle_id = normalize_debug_id(attributes.get('debug_id')) or checksum
         stored = []
@@ -4833,10 +4977,11 @@ class SourceMaps(Kind):
             self._changed()
         return deleted
 
-    @staticmethod
-    def _tx_prune(conn, project_id, cutoff):
+    def _tx_prune(self, conn, project_id, cutoff):
         doomed = [r[0] for r in conn.execute('SELECT id FROM sourcemap_bundles WHERE project_id=? AND last_used<?'
                                              ' LIMIT 100', (project_id, cutoff)).fetchall()]
+        if doomed:
+            self.store.bump('sourcemaps')
         for row_id in doomed:
             conn.execute('DELETE FROM sourcemap_files WHERE bundle=?', (row_id,))
             conn.execute('DELETE FROM sourcemap_bundles WHERE id=?', (row_id,))
@@ -5347,8 +5492,6 @@ class Context(object):
 
     def __init__(self, store, settings, endpoints=()):
         self.store, self.settings, self.endpoints = store, settings, tuple(endpoints)
-        self._windows = {}  # project id -> [minute, accepted count]
-        self._quota_lock = threading.Lock()
 
     def base_url(self):
         if self.settings['public_url']:
@@ -5384,20 +5527,11 @@ class Context(object):
             raise ApiError(401, 'admin token required (Authorization: Bearer ...)')
 
     def admit(self, project, count=1):
-        """Count accepted items against the project's per-minute quota."""
+        """Count accepted items against the project's per-minute quota (in the
+        store, so it holds across server processes); RateLimited when full."""
         limit = project_setting(project, 'rateLimit', self.settings)
-        if not limit:
-            return
-        minute = int(now() // 60)
-        with self._quota_lock:
-            window = self._windows.get(project['id'])
-            if window is None or window[0] != minute:
-                window = self._windows[project['id']] = [minute, 0]
-            # A batch bigger than the whole limit could never fit: it is taken
-            # when it opens a minute (and fills it) rather than refused forever.
-            if window[1] + count > limit and window[1] > 0:
-                raise RateLimited(max(1, 60 - int(now() % 60)))
-            window[1] += count
+        if limit and not self.store.quotas.take(project['id'], limit, count, int(now() // 60)):
+            raise RateLimited(max(1, 60 - int(now() % 60)))
 
 
 ###############################################################################
@@ -9163,15 +9297,19 @@ def mount_read_api(app, ctx):
 
 
 class Alerter(object):
-    """Delivers alerts to each project's webhook URL. Each project has its
-    own bounded queue, delivered in order, one delivery in flight at a time;
-    a few threads take the projects in turn and wait for a retry without
-    holding a thread, so a webhook that never answers delays only its own
-    project's alerts."""
+    """Delivers alerts to each project's webhook URL. Notices from the store
+    (new issue, regression, failed check-in) wait in its alert_outbox, written
+    with their change, whichever process made it; one thread takes them off
+    it (woken by this process's commits, and looking every POLL seconds for
+    other processes'). Each project has its own bounded queue, delivered in
+    order, one delivery in flight at a time; a few threads take the projects
+    in turn and wait for a retry without holding a thread, so a webhook that
+    never answers delays only its own project's alerts."""
 
     PER_PROJECT = 100   # alerts waiting per project; past it new ones are dropped (logged)
     THREADS = 4
     TIMEOUT = 10.0      # seconds per attempt (connect, then each read)
+    POLL = 1.0          # seconds between looks at the outbox when nothing here rang
 
     def __init__(self, store, delays=(1, 5, 30), allow_private=False):
         self.store, self.delays, self.allow_private = store, delays, allow_private
@@ -9181,17 +9319,38 @@ class Alerter(object):
         self.stopping = False
         self.flying = set()                  # projects with a delivery in flight
         self.threads = []
+        self.rung = threading.Event()        # this process committed a notice: look at the outbox now
 
     def start(self):
         for number in range(self.THREADS):
             thread = threading.Thread(target=self.run, name='errorcapture-alerts-%d' % number, daemon=True)
             thread.start()
             self.threads.append(thread)
+        thread = threading.Thread(target=self.take_notices, name='errorcapture-outbox', daemon=True)
+        thread.start()
+        self.threads.append(thread)
 
-    def on_notice(self, kind, notice):
-        """Store listener: called after commit with new_issue, regression and
-        cron_failed notices (storage names, named here as the alert's data is)."""
-        self.alert(notice['project_id'], kind, {ALERT_DATA_NAMES.get(k, k): v for k, v in notice.items()})
+    def on_notice(self, kind, payload):
+        """Store listener: called after commit with new_issue, regression and cron_failed notices."""
+        self.rung.set()
+
+    def take_notices(self):
+        """Move notices from the store's outbox to the projects' queues."""
+        name_os_thread('ec-outbox')
+        while not self.stopping:
+            self.rung.wait(self.POLL)
+            self.rung.clear()
+            try:
+                while not self.stopping:
+                    taken = self.store.take_alerts()
+                    for project_id, kind, notice in taken:  # storage names, named here as the alert's data is
+                        self.alert(project_id, kind, {ALERT_DATA_NAMES.get(k, k): v for k, v in notice.items()})
+                    if not taken:
+                        break
+            except (StorageUnavailable, Overloaded) as exc:
+                log.warning('alerts not taken yet: %s', exc)
+            except Exception:
+                log.exception('taking alerts failed')
 
     def alert(self, project_id, kind, payload):
         project = self.store.project_by_id(project_id)
@@ -9214,6 +9373,7 @@ class Alerter(object):
         with self.changed:
             self.stopping = True
             self.changed.notify_all()
+        self.rung.set()
         deadline = time.time() + 2.0  # a thread in a hanging call is a daemon: left behind, not waited for
         for thread in self.threads:
             thread.join(timeout=max(0.0, deadline - time.time()))
