@@ -11,7 +11,7 @@ The module reads top to bottom, each section using only those above it:
     helpers used everywhere -> configuration -> event model and grouping
     -> cron schedules -> storage (one writer thread) -> HTTP plumbing
     -> one adapter per dialect -> read API -> background work -> app factory
-    -> command line
+    -> several server processes (--workers) -> command line
 
 A request travels back up that list: its dialect's adapter parses and
 validates it and answers in the dialect's format, the event model normalizes
@@ -46,6 +46,7 @@ import signal
 import socket
 import sqlite3
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -147,7 +148,10 @@ OPTIONS = [
     ('host', str, '127.0.0.1', 'address to listen on (0.0.0.0 for every interface)'),
     ('port', int, 8080, 'TCP port to listen on'),
     ('db', str, 'errorcapture.db', 'path of the SQLite database file'),
-    ('threads', int, 8, 'waitress worker threads'),
+    ('threads', int, 8, 'waitress worker threads (per process)'),
+    ('workers', int, 1, 'server processes sharing the port and the database file, each with its own threads and'
+                        ' writer (commits take turns on the file); the parent replaces one that dies and runs'
+                        ' retention, missed-cron checks and alerts once for all'),
     ('connections_per_client', int, 128, 'open connections one client address may hold (0: no cap); behind a proxy'
                                          ' on the same host every client shares its address'),
     ('public_url', str, '', 'base URL shown in DSNs and snippets (default: taken from each request)'),
@@ -181,8 +185,8 @@ DEFAULTS = {name: default for name, _, default, _ in OPTIONS}
 # What a value may be: (lowest, highest) for numbers, the choices for text. A
 # negative retention would delete everything, threads 0 would answer nobody.
 OPTION_RULES = {
-    'port': (0, 65535), 'threads': (1, 256), 'connections_per_client': (0, None), 'rate_limit': (0, None),
-    'max_queue': (1, None), 'retention_events': (0, None), 'retention_days': (0, None),
+    'port': (0, 65535), 'threads': (1, 256), 'workers': (1, 256), 'connections_per_client': (0, None),
+    'rate_limit': (0, None), 'max_queue': (1, None), 'retention_events': (0, None), 'retention_days': (0, None),
     'attachment_storage_mb': (0, None), 'sweep_interval': (0, None), 'synchronous': ('normal', 'full'),
     'wal_autocheckpoint': (0, None),
     'spotlight': ('loopback', 'any', 'off'), 'log_level': ('debug', 'info', 'warning', 'error'),
@@ -9524,12 +9528,34 @@ class Sweeper(threading.Thread):
                 'slug': monitor['slug'], 'name': monitor['name'], 'expected': iso(expected)})
 
 
+def start_background(store, settings, resolver=None):
+    """The alerter and the sweeper of a server (one per server, whatever
+    its processes), started; returns (alerter, sweeper)."""
+    alerter = Alerter(store, allow_private=settings['allow_private_webhooks'])
+    store.listeners.append(alerter.on_notice)
+    alerter.start()
+    sweeper = Sweeper(store, settings, alerter, settings['sweep_interval'], resolver)
+    if settings['sweep_interval'] > 0:
+        sweeper.start()
+    return alerter, sweeper
+
+
+def stop_background(alerter, sweeper):
+    """Stop the sweeper (waiting up to 10 s for its pass to finish) and the
+    alerter (its stop waits for its threads)."""
+    sweeper.stop()
+    alerter.stop()
+    if sweeper.ident is not None:  # started: it is not when sweep_interval is 0
+        sweeper.join(10)
+
+
 ###############################################################################
 # App factory #################################################################
 ###############################################################################
 # Owns assembly: the DIALECTS table, one store, every dialect mounted, the
 # viewer's static files and docs/openapi.json, CORS preflight, JSON for
-# unknown routes, and the security headers.
+# unknown routes, and the security headers; then the waitress server around
+# it, and a serving process's setup and run until Ctrl-C or SIGTERM.
 
 
 def data_root(name, marker):
@@ -9624,18 +9650,19 @@ def make_app(db_path=None, **options):
     ``app.store`` and ``app.close()`` (drains the writer, closes the database)."""
     if db_path is not None:
         options['db'] = db_path
-    settings = resolve_options(options)
+    wsgi = assemble(resolve_options(options))
+    wsgi.alerter, wsgi.sweeper = start_background(wsgi.store, wsgi.settings, wsgi.ctx.resolver)
+    return wsgi
+
+
+def assemble(settings):
+    """The WSGI application over its store, without the background work
+    (make_app starts that; under --workers the parent runs it for all)."""
     if _brotli is None:
         log.warning(BROTLI_MISSING)
     store = Store(settings['db'], settings['synchronous'], settings['max_queue'], settings['wal_autocheckpoint'])
     ctx = Context(store, settings, endpoints=[dialect.endpoint for dialect in DIALECTS if dialect.endpoint])
     ctx.resolver = SourceMapResolver(store)
-    alerter = Alerter(store, allow_private=settings['allow_private_webhooks'])
-    store.listeners.append(alerter.on_notice)
-    alerter.start()
-    sweeper = Sweeper(store, settings, alerter, settings['sweep_interval'], ctx.resolver)
-    if settings['sweep_interval'] > 0:
-        sweeper.start()
     app = bottle.Bottle(catchall=True)
     # <name:id>: a row id that SQLite can hold; anything longer is simply not found
     app.router.add_filter('id', lambda config: (r'[0-9]{1,18}', int, str))
@@ -9675,9 +9702,7 @@ def make_app(db_path=None, **options):
 
     for code in (400, 404, 405, 413, 500):
         app.error(code)(json_error)
-    wsgi = ErrorCaptureApp(app, store, ctx)
-    wsgi.alerter, wsgi.sweeper = alerter, sweeper
-    return wsgi
+    return ErrorCaptureApp(app, store, ctx)
 
 
 class ErrorCaptureApp(object):
@@ -9686,6 +9711,7 @@ class ErrorCaptureApp(object):
 
     PREFLIGHT_HEADERS = list(CORS_HEADERS.items()) + [('Content-Length', '0')]
     SAFE_METHODS = frozenset(('GET', 'HEAD', 'OPTIONS'))
+    alerter = sweeper = None  # make_app starts them; a --workers process has none
 
     def __init__(self, bottle_app, store, ctx):
         self.bottle, self.store, self.ctx, self.settings = bottle_app, store, ctx, ctx.settings
@@ -9718,13 +9744,10 @@ class ErrorCaptureApp(object):
         return self.bottle(environ, start_response)
 
     def close(self):
-        """Stop the sweeper (waiting up to 10 s for its pass to finish) and the
-        alerter (its stop waits for its threads), then drain the writer and
-        close the database."""
-        self.sweeper.stop()
-        self.alerter.stop()
-        if self.sweeper.ident is not None:  # started: it is not when sweep_interval is 0
-            self.sweeper.join(10)
+        """Stop the background work (stop_background), then drain the writer
+        and close the database."""
+        if self.sweeper is not None:
+            stop_background(self.alerter, self.sweeper)
         self.store.close()
 
 
@@ -9834,8 +9857,9 @@ def create_server(app, host, port, threads, **options):
             if isinstance(channel, DialectErrorChannel) and channel.overdue(at):
                 channel.will_close = True
 
-    server = waitress.server.create_server(app, host=host, port=port, threads=threads,
-                                           **dict(WAITRESS_OPTIONS, **options))
+    # sockets=[...] already bound (a --workers process): waitress takes no host or port then
+    where = {} if options.get('sockets') else {'host': host, 'port': port}
+    server = waitress.server.create_server(app, threads=threads, **dict(WAITRESS_OPTIONS, **dict(where, **options)))
     # one listening socket, or several (a host name with v4 and v6 addresses)
     for listener in [server] + list(getattr(server, 'map', {}).values()):
         if isinstance(listener, waitress.server.BaseWSGIServer):
@@ -9891,6 +9915,187 @@ def stop_server(server, thread=None):
     server.task_dispatcher.shutdown(timeout=10)
 
 
+def run_until_stopped(server):
+    """Run a waitress server's loop until Ctrl-C or SIGTERM (main thread
+    only). Signals after the first are ignored: they must not cut the drain
+    short (under --workers a worker gets Ctrl-C and its parent's SIGTERM)."""
+    stopping = []
+
+    def on_signal(signum, frame):
+        if not stopping:
+            stopping.append(signum)
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+
+
+def configure_process(settings, who=None):
+    """Logging (who: which worker, under --workers) and the interpreter's
+    settings for a serving process."""
+    logging.basicConfig(level=getattr(logging, settings['log_level'].upper(), logging.INFO),
+                        format='%(asctime)s %(levelname)s %(name)s' + (' [%s]' % who if who else '') + ': %(message)s')
+    # Python's default 5 ms GIL switch interval makes waitress threads thrash on
+    # a 2-core box; a longer interval keeps throughput flat as connections grow.
+    sys.setswitchinterval(0.025)
+    # waitress logs "Task queue depth" on every request once connections
+    # outnumber threads: thousands of lines a second under load
+    logging.getLogger('waitress.queue').setLevel(logging.ERROR)
+
+
+###############################################################################
+# Several server processes (--workers) ########################################
+###############################################################################
+# Owns serving one port from several processes on one database file. The
+# parent binds the listening sockets once and starts each worker as a fresh
+# interpreter that inherits them (serve_worker: its own waitress, writer and
+# caches); it replaces a worker that dies, runs the one alerter and sweeper
+# of the server, and on SIGTERM or Ctrl-C lets every worker drain as a single
+# process does, then exits. Commits take turns on SQLite's write lock; what
+# the processes must agree on lives in the file (the Store's counters,
+# quota_windows and alert_outbox). make_app and serve_in_background stay
+# single-process.
+
+WORKER_RESTART_DELAY = 1.0   # seconds at least between two starts of one worker (one that cannot start is not spun)
+WORKER_DRAIN_SECONDS = 90.0  # a worker still draining after this long is killed
+
+
+def bind_sockets(host, port):
+    """Listening sockets for host and port (a host name may have v4 and v6
+    addresses), bound as waitress binds its own."""
+    import waitress.adjustments
+    sockets = []
+    try:
+        for family, socktype, proto, address in waitress.adjustments.Adjustments(host=host, port=port).listen:
+            sock = socket.socket(family, socktype, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(WAITRESS_OPTIONS['backlog'])
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+class Supervisor(object):
+    """The parent of the worker processes (serve_forever with workers > 1)."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.sockets = bind_sockets(settings['host'], settings['port'])
+        self.port = self.sockets[0].getsockname()[1]
+        # the parent opens the file first: migrations run once, before any worker starts
+        self.store = Store(settings['db'], settings['synchronous'], settings['max_queue'])
+        self.alerter, self.sweeper = start_background(self.store, settings)
+        self.workers = [None] * settings['workers']   # slot -> its process
+        self.started = [0.0] * settings['workers']    # slot -> when its process started (monotonic)
+        self.stopping = threading.Event()
+
+    def start_worker(self, slot):
+        """A fresh interpreter running this same module's serve_worker, the
+        listening sockets passed down; its settings come on stdin, which then
+        stays open: its end (this process gone) stops the worker."""
+        here = os.path.dirname(os.path.abspath(__file__))
+        code = 'import sys; sys.path.insert(0, %r); import errorcapture; sys.exit(errorcapture.serve_worker())' % here
+        fds = [sock.fileno() for sock in self.sockets]
+        process = subprocess.Popen([sys.executable, '-c', code], stdin=subprocess.PIPE, pass_fds=fds)
+        process.stdin.write((dumps({'slot': slot, 'fds': fds, 'settings': self.settings}) + '\n').encode('utf-8'))
+        process.stdin.flush()
+        self.workers[slot], self.started[slot] = process, time.monotonic()
+        log.info('worker %d started (pid %d)', slot, process.pid)
+
+    def run(self):
+        """Start the workers and keep them running until SIGTERM or Ctrl-C;
+        then stop (every worker drains) and return 0."""
+        def on_signal(signum, frame):
+            self.stopping.set()
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        for slot in range(len(self.workers)):
+            self.start_worker(slot)
+        log.info('ErrorCapture %s serving http://%s:%s from %d processes with database %s', __version__,
+                 self.settings['host'], self.port, len(self.workers), os.path.abspath(self.settings['db']))
+        while not self.stopping.wait(0.2):
+            for slot, process in enumerate(self.workers):
+                if process.poll() is not None and time.monotonic() - self.started[slot] >= WORKER_RESTART_DELAY:
+                    log.warning('worker %d (pid %d) exited with %s; starting another', slot, process.pid,
+                                process.returncode)
+                    process.stdin.close()
+                    self.start_worker(slot)
+        self.stop()
+        return 0
+
+    def stop(self):
+        log.info('shutting down: every worker finishes its in-flight requests and queued writes')
+        for sock in self.sockets:
+            sock.close()  # the workers hold their own copies until they have drained
+        for process in self.workers:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for slot, process in enumerate(self.workers):
+            try:
+                process.wait(WORKER_DRAIN_SECONDS)
+            except subprocess.TimeoutExpired:
+                log.error('worker %d (pid %d) did not drain in %d s; killed', slot, process.pid,
+                          WORKER_DRAIN_SECONDS)
+                process.kill()
+                process.wait()
+            process.stdin.close()
+        stop_background(self.alerter, self.sweeper)
+        self.store.close()
+        log.info('stopped cleanly')
+
+
+def serve_worker():
+    """Entry point of one worker process, started by the Supervisor with its
+    slot, the listening sockets' descriptors and the settings as a JSON line
+    on stdin. Serves until SIGTERM, Ctrl-C or the end of stdin (the parent is
+    gone), then drains as a single process does. Returns the exit status."""
+    line = b''
+    while not line.endswith(b'\n'):  # the raw descriptor: a buffered stdin would hold a lock at exit
+        chunk = os.read(0, 1 << 16)
+        if not chunk:
+            return 2  # the supervisor went before it said anything
+        line += chunk
+    config = json.loads(line)
+    settings = config['settings']
+    configure_process(settings, 'worker %d' % config['slot'])
+    sockets = [socket.socket(fileno=fd) for fd in config['fds']]
+    app = assemble(settings)
+    server = create_server(app, None, None, settings['threads'], sockets=sockets)
+
+    def watch_parent():
+        while os.read(0, 1 << 16):  # returns b'' at EOF: the supervisor is gone
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def flush_used():  # the parent's sweeper prunes source map bundles by when events last used them
+        while not stopped.wait(settings['sweep_interval']):
+            try:
+                app.ctx.resolver.flush_used()
+            except (StorageUnavailable, Overloaded) as exc:
+                log.warning('bundle use not noted yet: %s', exc)
+    stopped = threading.Event()
+    threading.Thread(target=watch_parent, name='errorcapture-parent', daemon=True).start()
+    if settings['sweep_interval'] > 0:
+        threading.Thread(target=flush_used, name='errorcapture-bundle-use', daemon=True).start()
+    try:
+        run_until_stopped(server)
+    finally:
+        stopped.set()
+        stop_server(server)
+        app.close()
+    return 0
+
+
 ###############################################################################
 # Command line ################################################################
 ###############################################################################
@@ -9922,33 +10127,16 @@ def build_parser():
     return parser
 
 
-def run_until_stopped(server):
-    """Run a waitress server's loop until Ctrl-C or SIGTERM (main thread only)."""
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
-
-
 def serve_forever(settings):
-    logging.basicConfig(level=getattr(logging, settings['log_level'].upper(), logging.INFO),
-                        format='%(asctime)s %(levelname)s %(name)s: %(message)s')
-    # Python's default 5 ms GIL switch interval makes waitress threads thrash on
-    # a 2-core box; a longer interval keeps throughput flat as connections grow.
-    sys.setswitchinterval(0.025)
-    # waitress logs "Task queue depth" on every request once connections
-    # outnumber threads: thousands of lines a second under load
-    logging.getLogger('waitress.queue').setLevel(logging.ERROR)
-    app = make_app(**settings)
+    configure_process(settings)
     if settings['host'] not in ('127.0.0.1', 'localhost', '::1') and not settings['admin_token']:
         log.warning('listening on %s without --admin-token: anyone who can reach this port can create and '
                     'list projects; set --admin-token (guards the generate action, project creation and '
                     'listing) and --no-auto-create (stops /api.php from creating projects for unknown keys)',
                     settings['host'])
+    if settings['workers'] > 1:
+        return Supervisor(settings).run()
+    app = make_app(**settings)
     server = create_server(app, settings['host'], settings['port'], settings['threads'])
     log.info('ErrorCapture %s serving http://%s:%s with database %s', __version__, settings['host'],
              server.effective_port, os.path.abspath(settings['db']))
