@@ -2132,7 +2132,8 @@ MIGRATIONS = [
         WHERE name='tag_backfill_end';
     ''',
     # 19: what several server processes on one file must agree on: each project's accepted items in the
-    # current minute (its rate limit), and alerts waiting for the one alerter (written with their change).
+    # current minute (its rate limit), and alerts waiting for the one alerter (written with their change,
+    # with the webhook URL the project had then).
     '''
     CREATE TABLE quota_windows(
         project_id INTEGER PRIMARY KEY,
@@ -2142,7 +2143,8 @@ MIGRATIONS = [
         id INTEGER PRIMARY KEY,
         project_id INTEGER NOT NULL,
         kind TEXT NOT NULL,
-        payload TEXT NOT NULL);
+        payload TEXT NOT NULL,
+        url TEXT NOT NULL);
     ''',
 ]
 
@@ -2779,10 +2781,10 @@ class Store(object):
         self.issues.tx_flush(conn)
         self.tags.tx_flush(conn)
         if self.writer.outbox:  # kept only for projects with a webhook: no one else would take them
-            conn.executemany('INSERT INTO alert_outbox(project_id, kind, payload) SELECT ?, ?, ? WHERE EXISTS'
-                             " (SELECT 1 FROM projects WHERE id=? AND json_extract(settings, '$.webhookUrl') IS NOT"
-                             ' NULL)', [(notice['project_id'], kind, dumps(notice), notice['project_id'])
-                                        for kind, notice in self.writer.outbox])
+            conn.executemany("INSERT INTO alert_outbox(project_id, kind, payload, url) SELECT id, ?, ?, url FROM"
+                             " (SELECT id, json_extract(settings, '$.webhookUrl') AS url FROM projects WHERE id=?)"
+                             ' WHERE url IS NOT NULL', [(kind, dumps(notice), notice['project_id'])
+                                                        for kind, notice in self.writer.outbox])
         if self._seq > self._counters.get('seq', 0):
             self._keep_counter(conn, 'seq', self._seq)
         if self._bumps:
@@ -2805,17 +2807,17 @@ class Store(object):
 
     def take_alerts(self, limit=100):
         """The oldest alerts waiting in alert_outbox [(project id, kind,
-        payload)], taken off it (the one alerter of a server calls this)."""
+        payload, webhook URL)], taken off it (the one alerter of a server calls this)."""
         if not self.query('SELECT 1 FROM alert_outbox LIMIT 1'):
             return []  # the common case, looked at without the writer
         return self.write(self._tx_take_alerts, limit)
 
     @staticmethod
     def _tx_take_alerts(conn, limit):
-        rows = conn.execute('SELECT id, project_id, kind, payload FROM alert_outbox ORDER BY id LIMIT ?',
+        rows = conn.execute('SELECT id, project_id, kind, payload, url FROM alert_outbox ORDER BY id LIMIT ?',
                             (limit,)).fetchall()
         conn.executemany('DELETE FROM alert_outbox WHERE id=?', [(row[0],) for row in rows])
-        return [(row[1], row[2], json.loads(row[3])) for row in rows]
+        return [(row[1], row[2], json.loads(row[3]), row[4]) for row in rows]
 
     def _deliver(self, notices):
         for kind, payload in notices:
@@ -9334,7 +9336,7 @@ class Alerter(object):
         thread.start()
         self.threads.append(thread)
 
-    def on_notice(self, kind, payload):
+    def on_notice(self, kind, notice):
         """Store listener: called after commit with new_issue, regression and cron_failed notices."""
         self.rung.set()
 
@@ -9347,8 +9349,8 @@ class Alerter(object):
             try:
                 while not self.stopping:
                     taken = self.store.take_alerts()
-                    for project_id, kind, notice in taken:  # storage names, named here as the alert's data is
-                        self.alert(project_id, kind, {ALERT_DATA_NAMES.get(k, k): v for k, v in notice.items()})
+                    for project_id, kind, notice, url in taken:  # storage names, named here as the alert's data is
+                        self.alert(project_id, kind, {ALERT_DATA_NAMES.get(k, k): v for k, v in notice.items()}, url)
                     if not taken:
                         break
             except (StorageUnavailable, Overloaded) as exc:
@@ -9356,9 +9358,11 @@ class Alerter(object):
             except Exception:
                 log.exception('taking alerts failed')
 
-    def alert(self, project_id, kind, payload):
+    def alert(self, project_id, kind, payload, url=None):
+        """Queue an alert for the project's webhook: url, the one it had when
+        the alert was raised, or (None) the one it has now."""
         project = self.store.project_by_id(project_id)
-        url = project and project['settings'].get('webhookUrl')
+        url = project and (url or project['settings'].get('webhookUrl'))
         if not url:
             return
         body = dumps(alert_message(project, kind, payload)).encode('utf-8')
@@ -9993,7 +9997,8 @@ class Supervisor(object):
         self.sockets = bind_sockets(settings['host'], settings['port'])
         self.port = self.sockets[0].getsockname()[1]
         # the parent opens the file first: migrations run once, before any worker starts
-        self.store = Store(settings['db'], settings['synchronous'], settings['max_queue'])
+        self.store = Store(settings['db'], settings['synchronous'], settings['max_queue'],
+                           settings['wal_autocheckpoint'])
         self.alerter, self.sweeper = start_background(self.store, settings)
         self.workers = [None] * settings['workers']   # slot -> its process
         self.started = [0.0] * settings['workers']    # slot -> when its process started (monotonic)
