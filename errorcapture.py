@@ -55,6 +55,10 @@ import uuid
 import weakref
 import zipfile
 import zlib
+try:
+    import fcntl
+except ImportError:  # not POSIX: no --workers there
+    fcntl = None
 from array import array
 from datetime import datetime, timedelta, timezone
 
@@ -2390,9 +2394,11 @@ class Writer(threading.Thread):
         self.outbox = []
         self.on_commit = None
         self.after_begin = None     # called with the connection just after BEGIN (under the write lock)
+        self.after_commit = None    # called after every COMMIT, before any request is woken
         self.before_commit = None   # called with the connection just before COMMIT
         self.after_rollback = None  # called after a batch was rolled back
         self.before_reopen = None   # called before the connection is opened again after a storage fault
+        self.turns = None           # under --workers: a descriptor the writers of every process flock() in turn
 
     def submit(self, fn, *args, timeout=30.0):
         if self.stopped:
@@ -2473,20 +2479,28 @@ class Writer(threading.Thread):
         """Run a batch in one transaction. If one job raises, the batch is
         rolled back and each job is rerun in a transaction of its own, so a bad
         job fails alone; the common path pays no per-job savepoints."""
-        if self.conn is None:  # reopen after a storage fault: it may have cleared
-            if self.before_reopen is not None:
-                self.before_reopen()
-            try:
-                self.conn = connect(self.path, self.synchronous, self.autocheckpoint)
-            except sqlite3.Error as exc:
-                self._fail(batch, exc)
-                return
-        if not self._run(batch) and len(batch) > 1:
-            for job in batch:
-                if self.conn is not None:
-                    self._run([job])
-                else:
-                    self._fail([job], job.error or StorageUnavailable('storage fault'))
+        if self.turns is not None:
+            # the writers of other processes wait here and are woken as soon as
+            # this batch is done, instead of sleeping in SQLite's busy handler
+            fcntl.flock(self.turns, fcntl.LOCK_EX)
+        try:
+            if self.conn is None:  # reopen after a storage fault: it may have cleared
+                if self.before_reopen is not None:
+                    self.before_reopen()
+                try:
+                    self.conn = connect(self.path, self.synchronous, self.autocheckpoint)
+                except sqlite3.Error as exc:
+                    self._fail(batch, exc)
+                    return
+            if not self._run(batch) and len(batch) > 1:
+                for job in batch:
+                    if self.conn is not None:
+                        self._run([job])
+                    else:
+                        self._fail([job], job.error or StorageUnavailable('storage fault'))
+        finally:
+            if self.turns is not None:
+                fcntl.flock(self.turns, fcntl.LOCK_UN)
 
     def _run(self, batch):
         """One transaction. True when every job of the batch has its answer:
@@ -2531,6 +2545,8 @@ class Writer(threading.Thread):
         except Exception as exc:  # the writer must survive anything: fail the batch, keep serving
             self._fail(batch, exc)
             return True
+        if self.after_commit is not None:
+            self.after_commit()
         for job in batch:
             job.done.release()
         if self.outbox:
@@ -2572,10 +2588,13 @@ class Store(object):
     (tx_flush before COMMIT, forget after a rollback) and what only those call
     (new_id, deleting, next_seq, notify, pending_ids). Every other method runs
     on the caller's thread: a change hands a tx_ method to the writer and waits
-    for its COMMIT; a read uses that thread's own read connection."""
+    for its COMMIT; a read uses that thread's own read connection.
+    shared: other server processes write the same file (--workers): each
+    transaction then takes its turn with theirs and first reads what they
+    committed (see KEPT_IDS); alone, the store trusts its memory."""
 
-    def __init__(self, path, synchronous='normal', max_queue=20000, autocheckpoint=1000):
-        self.path = path
+    def __init__(self, path, synchronous='normal', max_queue=20000, autocheckpoint=1000, shared=False):
+        self.path, self.shared = path, shared
         self._local = threading.local()
         self._readers = weakref.WeakSet()  # every thread's ReadConnection (close_readers)
         self._readers_lock = threading.Lock()
@@ -2590,6 +2609,7 @@ class Store(object):
         try:
             self._migrate(conn)
             self._load_counters(conn)
+            self._committed_seq = self._seq
         finally:
             conn.close()
         self.listeners = []  # callables(kind, payload) told of new issues, regressions, cron failures
@@ -2622,10 +2642,13 @@ class Store(object):
         }
         self.writer = Writer(path, synchronous, max_queue, autocheckpoint)
         self.writer.on_commit = self._deliver
-        self.writer.after_begin = self._after_begin
         self.writer.before_commit = self._before_commit
+        self.writer.after_commit = self._publish_seq
         self.writer.after_rollback = self._forget
         self.writer.before_reopen = self._release_storage
+        if shared:
+            self.writer.after_begin = self._after_begin
+            self.writer.turns = os.open(path + '-writer.lock', os.O_RDWR | os.O_CREAT, 0o600)
         self.writer.start()
         self.writer.started_ok.wait(10)
 
@@ -2694,6 +2717,8 @@ class Store(object):
 
     def close(self):
         self.writer.stop()
+        if self.writer.turns is not None:
+            os.close(self.writer.turns)
 
     def next_seq(self):
         self._seq += 1  # only the writer thread calls this
@@ -2703,12 +2728,13 @@ class Store(object):
     # rows (a clear, retention that empties a table) would hand their ids out
     # again, and a client polling "since id N" would miss what came next; a
     # restart would likewise number issue changes (seq) from the highest left.
-    # So such deletes keep the highest id in `counters`, new rows are numbered
-    # above it, and every transaction that numbers issue changes keeps its
-    # highest seq there. Each transaction reads `counters` first, under the
-    # write lock, so other processes writing the same file (--workers) number
-    # above it too; it also holds versions that tell when what a process
-    # caches (the projects, source map bundles, interned tags) changed elsewhere.
+    # So such deletes keep the highest id (and seq) in `counters`, and new rows
+    # are numbered above it. A shared store (--workers) also keeps its highest
+    # seq there after every transaction that numbers issue changes, and reads
+    # `counters` first in each one, under the write lock, so the processes
+    # writing the file number above each other. It also holds versions that
+    # tell when what a process caches (the projects, source map bundles,
+    # interned tags) changed elsewhere.
     KEPT_IDS = ('events', 'issues', 'logs')
 
     def _load_counters(self, conn):
@@ -2720,11 +2746,12 @@ class Store(object):
                 self._floors[table] = counters[table]
         self._seq = max(conn.execute('SELECT COALESCE(MAX(seq), 0) FROM issues').fetchone()[0],
                         counters.get('seq', 0))
-        self._counters = counters  # as stored: the first transaction keeps a higher seq (current_seq reads it)
+        self._counters = counters  # as stored: a shared store's first transaction keeps a higher seq
 
     def _after_begin(self, conn):
-        """Writer hook, under the write lock: take up what other processes
-        committed since this one's last transaction (ids, seq, cache versions)."""
+        """Writer hook of a shared store, under the write lock: take up what
+        other processes committed since this one's last transaction (ids,
+        seq, cache versions)."""
         counters = dict(conn.execute('SELECT name, value FROM counters'))
         seen = self._counters
         for table in self.KEPT_IDS:
@@ -2765,6 +2792,8 @@ class Store(object):
         if conn.execute('SELECT COALESCE(MAX(id), 0) FROM %s' % table).fetchone()[0] < top:
             self._keep_counter(conn, table, top)
             self._floors[table] = max(self._floors.get(table, 0), top)
+        if table == 'issues':
+            self._keep_counter(conn, 'seq', self._seq)
         return result
 
     def new_id(self, conn, table):
@@ -2785,7 +2814,7 @@ class Store(object):
                              " (SELECT id, json_extract(settings, '$.webhookUrl') AS url FROM projects WHERE id=?)"
                              ' WHERE url IS NOT NULL', [(kind, dumps(notice), notice['project_id'])
                                                         for kind, notice in self.writer.outbox])
-        if self._seq > self._counters.get('seq', 0):
+        if self.shared and self._seq > self._counters.get('seq', 0):
             self._keep_counter(conn, 'seq', self._seq)
         if self._bumps:
             conn.executemany('INSERT INTO counters(name, value) VALUES (?, 1)'
@@ -2906,12 +2935,18 @@ class Store(object):
     # -- issue seq -------------------------------------------------------------
 
     def current_seq(self):
-        """The highest issue seq committed, by any process: readers take it
-        before they query, so whatever they miss has a higher seq and the next
-        changedSince poll brings it (seq values are handed out before COMMIT,
-        so the writer's own counter can be ahead of what a reader sees)."""
+        """The highest issue seq committed (by any process, when shared):
+        readers take it before they query, so whatever they miss has a higher
+        seq and the next changedSince poll brings it (seq values are handed
+        out before COMMIT, so the writer's own counter can be ahead of what a
+        reader sees)."""
+        if not self.shared:
+            return self._committed_seq
         rows = self.query("SELECT value FROM counters WHERE name='seq'")
         return rows[0][0] if rows else 0
+
+    def _publish_seq(self):
+        self._committed_seq = self._seq  # writer thread, after COMMIT
 
 
 class Kind(object):
@@ -9659,12 +9694,14 @@ def make_app(db_path=None, **options):
     return wsgi
 
 
-def assemble(settings):
+def assemble(settings, shared=False):
     """The WSGI application over its store, without the background work
-    (make_app starts that; under --workers the parent runs it for all)."""
+    (make_app starts that; under --workers the parent runs it for all, and
+    each worker's store is shared)."""
     if _brotli is None:
         log.warning(BROTLI_MISSING)
-    store = Store(settings['db'], settings['synchronous'], settings['max_queue'], settings['wal_autocheckpoint'])
+    store = Store(settings['db'], settings['synchronous'], settings['max_queue'], settings['wal_autocheckpoint'],
+                  shared)
     ctx = Context(store, settings, endpoints=[dialect.endpoint for dialect in DIALECTS if dialect.endpoint])
     ctx.resolver = SourceMapResolver(store)
     app = bottle.Bottle(catchall=True)
@@ -9998,7 +10035,7 @@ class Supervisor(object):
         self.port = self.sockets[0].getsockname()[1]
         # the parent opens the file first: migrations run once, before any worker starts
         self.store = Store(settings['db'], settings['synchronous'], settings['max_queue'],
-                           settings['wal_autocheckpoint'])
+                           settings['wal_autocheckpoint'], shared=True)
         self.alerter, self.sweeper = start_background(self.store, settings)
         self.workers = [None] * settings['workers']   # slot -> its process
         self.started = [0.0] * settings['workers']    # slot -> when its process started (monotonic)
@@ -10074,7 +10111,7 @@ def serve_worker():
     settings = config['settings']
     configure_process(settings, 'worker %d' % config['slot'])
     sockets = [socket.socket(fileno=fd) for fd in config['fds']]
-    app = assemble(settings)
+    app = assemble(settings, shared=True)
     server = create_server(app, None, None, settings['threads'], sockets=sockets)
 
     def watch_parent():
