@@ -10030,6 +10030,8 @@ class Supervisor(object):
     """The parent of the worker processes (serve_forever with workers > 1)."""
 
     def __init__(self, settings):
+        if fcntl is None or os.name != 'posix':
+            raise ValueError('--workers above 1 needs a POSIX system (inherited sockets, flock)')
         self.settings = settings
         self.sockets = bind_sockets(settings['host'], settings['port'])
         self.port = self.sockets[0].getsockname()[1]
