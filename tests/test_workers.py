@@ -416,3 +416,40 @@ def test_sentry_envelopes_to_every_worker_are_all_stored_with_ids_that_never_go_
     assert status == 200 and body['id'] > max(row['id'] for row in rows)
     (new,) = issues(server.url, project['key'])
     assert new['id'] > issue['id'] and new['seq'] > issue['seq'] and new['count'] == 1
+
+
+def test_source_maps_uploaded_elsewhere_resolve_on_a_worker_that_had_none(start):
+    """sentry-cli uploads through one process (here the test's own, a second
+    writer of the file as `errorcapture tokens` is), events reach a worker
+    that knew the project had no bundles: within a second it maps them."""
+    import webtest
+
+    import errorcapture
+    from test_sourcemaps_resolution import DEBUG_ID, URL, artifact_bundle, build
+    from test_sourcemaps_upload import ADMIN, new_project, upload
+    server = start(workers=2, args=['--admin-token', ADMIN])
+    uploader = errorcapture.make_app(server.db, admin_token=ADMIN, sweep_interval=0)
+    try:
+        project = new_project(webtest.TestApp(uploader))
+        minified, smap, frames = build(DEBUG_ID)
+        conns = [per_pid[0] for per_pid in server.connection_per_worker().values()]
+        event = {'platform': 'javascript', 'level': 'error',
+                 'exception': {'values': [{'type': 'Error', 'value': 'total too large: 16',
+                                           'stacktrace': {'frames': frames}}]},
+                 'debug_meta': {'images': [{'type': 'sourcemap', 'code_file': URL, 'debug_id': DEBUG_ID}]}}
+
+        def top_frame(conn):
+            assert call(conn, 'POST', '/api/%d/store/' % project['id'], event, sentry_auth(project['key']))[0] == 200
+            newest = call(conn, 'GET', '/api/v1/events?key=' + project['key'])[1]['events'][0]
+            shown = call(conn, 'GET', '/api/v1/events/%d?key=%s' % (newest['id'], project['key']))[1]['event']
+            return shown['exception'][-1]['frames'][-1]
+        for conn in conns:  # every worker has seen the project without bundles
+            assert top_frame(conn)['filename'] == URL
+        upload(webtest.TestApp(uploader), ADMIN, artifact_bundle(minified, smap, DEBUG_ID))
+        for conn in conns:
+            deadline = time.time() + WAIT
+            while top_frame(conn)['filename'] != 'src/cart.js':
+                assert time.time() < deadline, 'a worker never used the uploaded source map'
+                time.sleep(0.2)
+    finally:
+        uploader.close()
