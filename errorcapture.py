@@ -3686,7 +3686,8 @@ class Tags(Kind):
     def _tx_flush_messages(self, conn):
         messages, self._messages = self._messages, {}
         for issue_id, texts in messages.items():
-            stored = self._message_counts.get(issue_id)
+            # a shared store counts afresh: other processes add messages too
+            stored = None if self.store.shared else self._message_counts.get(issue_id)
             if stored is None:
                 if len(self._message_counts) > 10000:
                     self._message_counts = {}
