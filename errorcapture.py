@@ -829,7 +829,7 @@ def make_error_event(dialect, level=None, message=None, exception=None, timestam
                               ('serverName', server_name, 200), ('hostname', hostname, 200),
                               ('platform', platform, 64), ('logger', logger, 200),
                               ('transaction', transaction, 1024), ('file', file, 2048),
-                              ('replayId', replay_id, 64), ('traceId', trace_id, 200), ('spanId', span_id, 200)):
+                              ('replayId', replay_id, 200), ('traceId', trace_id, 200), ('spanId', span_id, 200)):
         if value is not None:
             event[key] = clip(value, limit)
     if line.__class__ is int:  # not a bool
@@ -5758,7 +5758,8 @@ def link_id(value):
 def seestack_error_event(data, check):
     """A SeeStack error payload -> the event model (problems go to check).
     The trace it happened in is traceId (and spanId), the names SeeStack's HTTP
-    requests and logs use; SeeStack's own server keeps only the documented
+    requests and logs use, and the session replay it belongs to is sessionId,
+    as its replays name one; SeeStack's own server keeps only the documented
     fields and metadata, so a client written for it sends them in metadata."""
     for field in ('exceptionClass', 'message'):
         value = data.get(field)
@@ -5774,7 +5775,7 @@ def seestack_error_event(data, check):
     if stack is not None and not isinstance(stack, str):
         check.check(isinstance(stack, list) and all(isinstance(line, str) for line in stack),
                     'stackTrace', 'must be an array of strings')
-    for field in ('environment', 'release', 'timestamp', 'fingerprint', 'traceId', 'spanId'):
+    for field in ('environment', 'release', 'timestamp', 'fingerprint', 'traceId', 'spanId', 'sessionId'):
         value = data.get(field)
         check.check(value is None or isinstance(value, str) or (field == 'fingerprint' and isinstance(value, list)),
                     field, 'must be a string')
@@ -5788,9 +5789,11 @@ def seestack_error_event(data, check):
     fingerprint = data.get('fingerprint')
     if isinstance(fingerprint, str):
         fingerprint = [fingerprint]
-    trace_id, span_id = (link_id(data.get(field)) or link_id(metadata.get(field)) for field in ('traceId', 'spanId'))
+    trace_id, span_id, session_id = (link_id(data.get(field)) or link_id(metadata.get(field))
+                                     for field in ('traceId', 'spanId', 'sessionId'))
     return make_error_event(
         'seestack', level=level, timestamp=timestamp, event_id=str(uuid.uuid4()), trace_id=trace_id, span_id=span_id,
+        replay_id=session_id,
         exception=[exception_entry(data['exceptionClass'], data['message'], frames,
                                    trace=stack if isinstance(stack, (list, str)) else None)],
         environment=data.get('environment'), release=data.get('release'), user=data.get('user'),

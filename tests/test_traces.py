@@ -90,6 +90,23 @@ def test_a_replay_lists_its_errors(client):
     assert [e['message'] for e in answer['errors']] == ['in the replay']
 
 
+def test_a_seestack_error_with_its_session_id_is_listed_by_that_replay(client):
+    project = create_project(client, 'seestack-replay')
+    key, seestack = project['hash'], {'X-SeeStack-Key': project['hash']}
+    session = 'sess_8f3a2c1b'  # the seed's session
+    client.post('/ingest/v1/replay', json.dumps({'fingerprint': session, 'sessionId': session, 'events': [{
+        'eventType': 'navigation', 'eventData': '{"from":"/home","to":"/checkout"}', 'url': 'https://myapp.com/checkout',
+        'timestampMillis': int(NOW * 1000)}]}), headers=seestack, content_type='application/json')
+    for body in ({'exceptionClass': 'TypeError', 'message': 'in the session', 'sessionId': session},
+                 {'exceptionClass': 'RangeError', 'message': 'named in metadata', 'metadata': {'sessionId': session}},
+                 {'exceptionClass': 'Error', 'message': 'elsewhere'}):
+        assert client.post('/ingest/v1/errors', json.dumps(body), headers=seestack,
+                           content_type='application/json').json['success']
+    answer = client.get('/api/v1/replays/%s?key=%s' % (session, key)).json
+    assert sorted(e['message'] for e in answer['errors']) == ['RangeError: named in metadata',
+                                                              'TypeError: in the session']
+
+
 def test_traces_are_per_project(client):
     mine, other = create_project(client, 'a'), create_project(client, 'b')
     event = errorcapture.make_error_event('test', message='m', contexts={'trace': {'trace_id': TRACE}})
