@@ -159,3 +159,72 @@ def test_workers_table(quick_run):
     assert "Workers (errorcapture --workers N" in text
     header, _ = table_rows(text, lambda line: line.startswith("scenario ") and "vs 1 worker" in line)
     assert header.split()[:3] == ["scenario", "workers", "conns"]
+
+
+def test_workers_table_says_how_the_cpus_were_shared(quick_run):
+    """The workers table names wrk's CPU and what wrk and the servers used."""
+    text, result = quick_run
+    line = next(l for l in text.splitlines() if l.startswith("Workers (errorcapture --workers N"))
+    assert "every server runs on every CPU" in line and "CPU, all their processes together" in line
+    if result["settings"]["wrk_cpu"] is not None:
+        assert "wrk pinned to CPU %d" % result["settings"]["wrk_cpu"] in line
+    for r in result["workers_rows"]:
+        assert 0 <= r["wrk_cpu_percent"] <= 100 and r["server_cpu_percent"] >= 0, r
+    for r in result["rows"]:
+        assert r["wrk_cpu_percent"] is not None and r["wrk_cpu_percent"] >= 0, r
+
+
+def test_no_collapse_and_workers_targets_are_checked_per_step():
+    """More connections never fewer req/s: every step of every series of the
+    main and the workers table is checked (a drop within the stated noise
+    passes, a larger one fails), and RSS per process is checked."""
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import run
+    args = run.parse_args(["--connections", "8,32,64", "--scenarios", "api_php,open_sentry_batch20"])
+
+    def row(name, conns, rps, **extra):
+        return dict(dict(scenario=name, kind=run.BY_NAME[name].kind, connections=conns, requests_per_s=rps,
+                         items_per_s=rps * run.BY_NAME[name].items, vs_noop=0.5, p99_ms=1.0, rss_max_mb=50.0,
+                         rss_median_mb=40.0), **extra)
+    rows = [row("api_php", 8, 1000), row("api_php", 32, 990), row("api_php", 64, 700),
+            row("open_sentry_batch20", 8, 100), row("open_sentry_batch20", 32, 120),
+            row("open_sentry_batch20", 64, 130)]
+    workers = [row(name, conns, rps, workers=w, vs_1_worker=vs, rss_max_mb_per_process=rss, stored_items=None)
+               for name, w, conns, rps, vs, rss in [
+                   ("api_php", 1, 8, 800, 1.0, 60.0), ("api_php", 1, 32, 780, 1.0, 61.0),
+                   ("api_php", 1, 64, 790, 1.0, 62.0),
+                   ("api_php", 2, 8, 900, 1.1, 55.0), ("api_php", 2, 32, 1200, 1.54, 81.5),
+                   ("api_php", 2, 64, 1300, 1.65, 56.0)]]
+    targets = {t["target"]: t for t in run.check_targets(args, rows, [], None, workers)}
+
+    def result(prefix):
+        [t] = [t for name, t in targets.items() if name.startswith(prefix)]
+        return t
+    assert result("api_php: more")["ok"] is False
+    assert "-29%" in result("api_php: more")["measured"]   # 990 -> 700 at 64
+    assert result("open_sentry_batch20: more")["ok"] is True
+    assert result("api_php, 1 worker(s): more")["ok"] is True          # 800 -> 780 (-2.5%): noise
+    assert result("api_php, 2 worker(s): more")["ok"] is True
+    assert result("api_php @32 conns: 2 workers >= 1.5x")["ok"] is True  # the issue's 32, not the run's 64
+    assert result("RSS per process < 80 MB")["ok"] is False
+    assert "81.5 MB" in result("RSS per process < 80 MB")["measured"]
+
+
+def test_before_after_in_one_run(tmp_path):
+    """--workers-only --old-app: only the workers table, for two copies of
+    errorcapture.py interleaved, and new / old per row."""
+    out = tmp_path / "result.json"
+    old = tmp_path / "ec_old.py"
+    shutil.copy(os.path.join(ROOT, "errorcapture.py"), old)
+    proc = subprocess.run([sys.executable, RUN, "--quick", "--workers-only", "--workers-scenarios", "api_php",
+                           "--old-app", str(old), "--json", str(out)],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-5000:]
+    result = json.loads(out.read_text())
+    text = proc.stdout.decode()
+    assert result["rows"] == [] and result["storage"] == []
+    assert [(r["scenario"], r["workers"]) for r in result["workers_rows"]] == [("api_php", 1), ("api_php", 2)]
+    assert [(r["scenario"], r["workers"]) for r in result["old_workers_rows"]] == [("api_php", 1), ("api_php", 2)]
+    for r in result["before_after"]:
+        assert r["ratio"] == round(r["new_items_per_s"] / r["old_items_per_s"], 2) and r["ratio"] > 0, r
+    assert "Before/after: items/s of" in text and str(old) in text
