@@ -2,7 +2,8 @@
 """ErrorCapture against Bugsink 2.6, end to end, with the same real-SDK envelopes.
 
     python bench/peer_bugsink.py                  # 10 s of load per target at 32 connections
-    python bench/peer_bugsink.py --duration 20 --connections 8 --workers 2 --repeats 3
+    python bench/peer_bugsink.py --quick          # one 5 s load per target
+    python bench/peer_bugsink.py --duration 20 --connections 8 --workers 1 --repeats 3
 
 Installs Bugsink (`pip install 'bugsink>=2.6,<2.7'`) into its own virtualenv
 under bench/.cache/, sets it up as its single-server production guide does
@@ -11,15 +12,17 @@ digestion; migrate both databases; a superuser, a team and a project), and runs
 it as its own Docker image does: gunicorn with Bugsink's
 gunicorn.docker.conf.py (min(cores, 4) workers) beside bugsink-runsnappea,
 which digests what the ingest view stored. ErrorCapture runs as
-`python errorcapture.py` (`--workers N` passed through).
+`python errorcapture.py --workers N` (one per core by default).
 
 Both get the envelopes sentry-sdk really sent (bench/fixtures/, recorded by
 bench/capture_sdk_envelopes.py), rewritten per target (DSN, key) and per
-request (a fresh event_id; wrk fills it in), in turn, through wrk. After each
-load the script polls how many events the target has stored (Bugsink: rows in
-its events table; ErrorCapture: the issue counts of its read API) until every
-acknowledged event is there, and reports events stored per second end to end:
-stored / (from the start of the load until the last one was stored).
+request (a fresh event_id; wrk fills it in), in turn, through wrk, on every
+CPU with wrk pinned to the last (--pin). After each load the script polls how
+many events the target has stored (rows of the project in each one's own
+database file) until every acknowledged event is there, and reports events
+stored per second end to end: stored / (from the start of the load until the
+last one was stored), with the CPU each target's processes used for it and
+wrk's own CPU.
 
 If pip cannot install Bugsink the script says so and exits 2.
 """
@@ -43,6 +46,9 @@ FIXTURES = os.path.join(HERE, "fixtures", "sentry_python_envelopes.json")
 CACHE = os.path.join(HERE, ".cache")
 BUGSINK_SPEC = "bugsink>=2.6,<2.7"
 TARGET_RATIO = 40.0   # issue 19: ErrorCapture >= 40x Bugsink's events stored per second
+# ErrorCapture's processes: one per core, as the README recommends (Bugsink's
+# own gunicorn.docker.conf.py likewise takes min(cores, 4) workers).
+DEFAULT_WORKERS = max(1, min(len(os.sched_getaffinity(0)), 4))
 
 
 # -- the envelopes ------------------------------------------------------------------
@@ -148,6 +154,9 @@ get_user_model().objects.create_superuser("bench", "bench@example.org", "bench-p
 team = Team.objects.create(name="bench")
 project = Project.objects.create(team=team, name="bench", slug="bench", retention_max_event_count=10 ** 9)
 print("PROJECT " + json.dumps({"id": project.id, "key": project.sentry_key.hex, "dsn": project.dsn}))
+from django.conf import settings
+print("SNAPPEA " + json.dumps({"workers": settings.SNAPPEA["NUM_WORKERS"],
+                               "eager": settings.SNAPPEA["TASK_ALWAYS_EAGER"]}))
 '''
 
 
@@ -172,6 +181,11 @@ class Bugsink(object):
         out = self._run(self.bin("bugsink-manage"), "shell", "-c", MAKE_PROJECT)
         line = [l for l in out.splitlines() if l.startswith("PROJECT ")][-1]
         self.project = json.loads(line[len("PROJECT "):])
+        line = [l for l in out.splitlines() if l.startswith("SNAPPEA ")][-1]
+        self.snappea = json.loads(line[len("SNAPPEA "):])
+        if self.snappea["eager"]:
+            raise SystemExit("bugsink: the singleserver configuration digests in the request (TASK_ALWAYS_EAGER); "
+                             "this benchmark expects Snappea")
         self.cpus = cpus
 
     def _run(self, *argv):
@@ -185,6 +199,11 @@ class Bugsink(object):
             [self.bin("python"), "-c", "import bugsink, os; print(os.path.join(os.path.dirname(bugsink.__file__),"
                                        " 'gunicorn.docker.conf.py'))"],
             capture_output=True, text=True, check=True).stdout.strip()
+        # the worker count that file gives on this machine (min(cores, 4)), for the output
+        conf = {}
+        with open(gunicorn_conf) as f:
+            exec(compile(f.read(), gunicorn_conf, "exec"), conf)
+        self.gunicorn_workers = conf.get("workers")
         web = run.Server("bugsink-gunicorn", [self.bin("gunicorn"), "--config", gunicorn_conf,
                                               "--bind", "127.0.0.1:%d" % self.port, "bugsink.wsgi"],
                          self.base_dir, self.cpus, self.env)
@@ -204,6 +223,9 @@ class Bugsink(object):
                                 (self.project["id"],)).fetchone()[0]
         finally:
             conn.close()
+
+    def pids(self):
+        return [s.pid for s in self.servers]
 
     def close(self):
         for s in reversed(self.servers):
@@ -229,19 +251,17 @@ class ErrorCapture(object):
                         "dsn": "http://%s@127.0.0.1:%d/%d" % (project["key"], self.web.port, project["id"])}
 
     def stored(self):
-        """Events of the project, from the read API's issue counts."""
-        total, cursor = 0, None
-        while True:
-            url = "%s/api/v1/issues?key=%s&limit=100" % (self.web.base, self.project["key"])
-            if cursor:
-                url += "&cursor=" + cursor
-            status, body = run.http("GET", url)
-            if status != 200:
-                raise RuntimeError("errorcapture: the issue list answered %s %r" % (status, body))
-            total += sum(issue["count"] for issue in body["issues"])
-            cursor = body.get("nextCursor")
-            if not cursor:
-                return total
+        """Events of the project: rows in its events table, read from the
+        database file as Bugsink's are (no request to the server under test)."""
+        conn = sqlite3.connect("file:%s?mode=ro" % self.db, uri=True, timeout=30)
+        try:
+            return conn.execute("SELECT count(*) FROM events WHERE project_id = ?",
+                                (self.project["id"],)).fetchone()[0]
+        finally:
+            conn.close()
+
+    def pids(self):
+        return [self.web.pid]
 
     def close(self):
         self.web.close()
@@ -249,16 +269,33 @@ class ErrorCapture(object):
 
 # -- the measurement ------------------------------------------------------------------
 
+def tree_cpu(pids):
+    """{pid: CPU seconds} of every process of the targets' process trees now."""
+    return {p: run.cpu_seconds(p) or 0.0 for root in pids for p in run.process_tree(root)}
+
+
+def cpu_since(before, pids):
+    """CPU seconds the trees used since `before` (tree_cpu); a process that
+    started in between counts from 0, one that ended in between is lost."""
+    now = tree_cpu(pids)
+    return sum(max(0.0, cpu - before.get(p, 0.0)) for p, cpu in now.items())
+
+
 def measure(target, name, template_path, headers, args, wrk_cpu, log):
     """One load on one target: wrk for args.duration s, then wait until it has
-    stored every acknowledged event (or nothing moved for args.settle_timeout s)."""
+    stored every acknowledged event (or nothing moved for args.settle_timeout s).
+    The target's CPU (every process of it) is counted over load and drain."""
     before = target.stored()
+    pids = target.pids()
+    cpu0 = tree_cpu(pids)
     started = time.time()
     res = run.run_wrk(target.web.base, "POST", "/api/%d/envelope/" % target.project["id"], template_path,
                       headers, args.connections, args.duration, wrk_cpu, max(60, args.duration * 3))
     load_end = time.time()
+    cpu_load = cpu_since(cpu0, pids)
     accepted = res["requests"] - res["status_errors"]
     stored, last_change, done_at = target.stored() - before, time.time(), None
+    stored_at_load_end = stored
     while True:
         if stored >= accepted:
             done_at = time.time()
@@ -270,17 +307,24 @@ def measure(target, name, template_path, headers, args, wrk_cpu, log):
         if now_stored != stored:
             stored, last_change = now_stored, time.time()
     end = done_at or last_change
+    cpu_all = cpu_since(cpu0, pids)
     secs = res["duration_us"] / 1e6
     row = dict(target=name, connections=args.connections, requests=res["requests"], accepted=accepted,
                non_2xx=res["status_errors"] + res["connect_errors"] + res["read_errors"] + res["write_errors"]
                + res["timeouts"],
                acknowledged_per_s=round(accepted / secs, 1), p99_ms=round(res["p99_us"] / 1000.0, 1),
-               stored=stored, all_stored=done_at is not None,
+               stored=stored, all_stored=done_at is not None, stored_at_load_end=stored_at_load_end,
                backlog_s=round(max(0.0, end - load_end), 1), end_to_end_s=round(end - started, 2),
-               stored_per_s=round(stored / max(1e-6, end - started), 1))
-    log("  %-12s c=%d  acknowledged %d (%.0f/s), stored %d%s in %.1f s: %.1f events stored/s end to end"
+               stored_per_s=round(stored / max(1e-6, end - started), 1),
+               server_cpu_percent_load=round(100.0 * cpu_load / max(1e-6, load_end - started)),
+               server_cpu_seconds=round(cpu_all, 2),
+               cpu_ms_per_stored_event=round(1000.0 * cpu_all / stored, 2) if stored else None,
+               wrk_cpu_percent=res.get("wrk_cpu_percent"))
+    log("  %-12s c=%d  acknowledged %d (%.0f/s), stored %d%s in %.1f s: %.1f events stored/s end to end; "
+        "server CPU %d%% under load, %.2f ms per stored event; wrk CPU %s%%"
         % (name, args.connections, accepted, row["acknowledged_per_s"], stored,
-           "" if row["all_stored"] else " (NOT all: gave up)", row["end_to_end_s"], row["stored_per_s"]))
+           "" if row["all_stored"] else " (NOT all: gave up)", row["end_to_end_s"], row["stored_per_s"],
+           row["server_cpu_percent_load"], row["cpu_ms_per_stored_event"] or 0, row["wrk_cpu_percent"]))
     return row
 
 
@@ -288,15 +332,21 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description="ErrorCapture vs Bugsink 2.6, events stored per second end to end "
                                             "(see bench/README.md)")
     p.add_argument("--duration", type=int, default=10, help="seconds of load per target and repeat (default 10)")
+    p.add_argument("--quick", action="store_true",
+                   help="one 5 s load per target, giving up after 30 s without progress: about 1-2 minutes "
+                        "with Bugsink installed (its set-up is ~30 s of that)")
     p.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     p.add_argument("--repeats", type=int, default=1, help="loads per target, interleaved; medians (default 1)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="errorcapture.py --workers N (default: not passed, errorcapture's default)")
+    p.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                   help="errorcapture.py --workers N (default %d: one per core, what the README recommends for "
+                        "a box of this size; 0: not passed, errorcapture's own default)" % DEFAULT_WORKERS)
     p.add_argument("--server-arg", action="append", default=[], help="extra argument for errorcapture.py")
     p.add_argument("--settle-timeout", type=float, default=120.0,
                    help="give up waiting for stored events after this many seconds without progress (default 120)")
-    p.add_argument("--pin", choices=["auto", "none"], default="auto",
-                   help="auto: wrk on the last CPU, both servers on the others (as bench/run.py); none: no pinning")
+    p.add_argument("--pin", choices=["shared", "apart", "none"], default="shared",
+                   help="shared (default): both servers on every CPU, wrk pinned to the last, which it shares "
+                        "with them (as bench/run.py's workers table); apart: wrk on the last CPU, both servers "
+                        "on the others; none: no pinning")
     p.add_argument("--app", default=run.APP, help="path of errorcapture.py")
     p.add_argument("--fixtures", default=FIXTURES, help="recorded envelopes (bench/capture_sdk_envelopes.py)")
     p.add_argument("--json", dest="json_out", default=None, help="write the results to this JSON file")
@@ -304,7 +354,13 @@ def parse_args(argv=None):
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (databases, logs)")
     p.add_argument("--check", action="store_true",
                    help="set both up, send each envelope once, wait until both stored them, and stop (no load)")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    if a.quick:
+        a.duration, a.repeats = 5, 1
+        a.settle_timeout = min(a.settle_timeout, 30.0)
+    if a.workers == 0:
+        a.workers = None
+    return a
 
 
 def median(values):
@@ -320,9 +376,11 @@ def main(argv=None):
     venv, version = bugsink_venv(log)
     ncpu = len(os.sched_getaffinity(0))
     wrk_cpu = server_cpus = None
-    if args.pin == "auto" and ncpu >= 2 and shutil.which("taskset"):
+    if args.pin != "none" and ncpu >= 2 and shutil.which("taskset"):
         cpus = sorted(os.sched_getaffinity(0))
-        wrk_cpu, server_cpus = cpus[-1], ",".join(str(c) for c in cpus[:-1])
+        wrk_cpu = cpus[-1]
+        if args.pin == "apart":
+            server_cpus = ",".join(str(c) for c in cpus[:-1])
     tmp = tempfile.mkdtemp(prefix="ecpeer-")
     targets = []
     try:
@@ -390,12 +448,16 @@ def main(argv=None):
                          acknowledged_per_s=median([r["acknowledged_per_s"] for r in runs]),
                          p99_ms=median([r["p99_ms"] for r in runs]),
                          backlog_s=median([r["backlog_s"] for r in runs]),
-                         stored_per_s=median([r["stored_per_s"] for r in runs])))
+                         stored_per_s=median([r["stored_per_s"] for r in runs]),
+                         server_cpu_percent_load=median([r["server_cpu_percent_load"] for r in runs]),
+                         cpu_ms_per_stored_event=median([r["cpu_ms_per_stored_event"] for r in runs]),
+                         wrk_cpu_percent=median([r["wrk_cpu_percent"] for r in runs])))
     ec_rate, bs_rate = rows[0]["stored_per_s"], rows[1]["stored_per_s"]
     ratio = ec_rate / bs_rate if bs_rate else None
     result = dict(rows=rows, ratio=ratio, raw=raw, settings=dict(
-        bugsink=version, bugsink_gunicorn_workers=min(os.cpu_count() or 1, 4), bugsink_snappea_workers=4,
-        errorcapture_workers=args.workers, duration=args.duration, connections=args.connections,
+        bugsink=version, bugsink_gunicorn_workers=bugsink.gunicorn_workers,
+        bugsink_snappea_workers=bugsink.snappea["workers"], errorcapture_workers=args.workers, pin=args.pin,
+        app=args.app, duration=args.duration, connections=args.connections,
         repeats=args.repeats, wrk_cpu=wrk_cpu, server_cpus=server_cpus, cpus=ncpu, sdk=fixture_meta["sdk"],
         envelopes=len(envelopes), loadavg_before=[round(x, 2) for x in load_before],
         loadavg_after=[round(x, 2) for x in load_after]))
@@ -408,19 +470,25 @@ def main(argv=None):
 
 def render(result, markdown=False):
     s = result["settings"]
+    cpus = ("both servers on every CPU, wrk pinned to CPU %s, which it shares with them" % s["wrk_cpu"]
+            if s["wrk_cpu"] is not None and not s["server_cpus"] else
+            "wrk on CPU %s, both servers on CPU %s" % (s["wrk_cpu"], s["server_cpus"])
+            if s["wrk_cpu"] is not None else "no pinning")
     head = ("Peer comparison, end to end: %d s of load x %d repeat(s) per target at %d connections (medians); "
-            "%d %s envelopes in turn; Bugsink %s (gunicorn %d workers + Snappea %d workers), ErrorCapture "
-            "workers %s; %d CPUs, wrk on CPU %s, servers on CPU %s; load average %.2f before, %.2f after"
+            "%d %s envelopes in turn; Bugsink %s (gunicorn %s sync workers from its gunicorn.docker.conf.py "
+            "+ Snappea %s workers, singleserver configuration), ErrorCapture %s; %d CPUs, %s; load average "
+            "%.2f before, %.2f after"
             % (s["duration"], s["repeats"], s["connections"], s["envelopes"], s["sdk"], s["bugsink"],
                s["bugsink_gunicorn_workers"], s["bugsink_snappea_workers"],
-               s["errorcapture_workers"] if s["errorcapture_workers"] is not None else "default",
-               s["cpus"], s["wrk_cpu"] if s["wrk_cpu"] is not None else "any", s["server_cpus"] or "any",
-               s["loadavg_before"][0], s["loadavg_after"][0]))
+               "--workers %d" % s["errorcapture_workers"] if s["errorcapture_workers"] is not None
+               else "with its default --workers", s["cpus"], cpus, s["loadavg_before"][0], s["loadavg_after"][0]))
     headers = ["target", "acknowledged", "stored", "non-2xx", "acknowledged/s", "p99 ms", "backlog s",
-               "events stored/s end to end"]
+               "server CPU % under load", "server CPU ms/event", "wrk CPU %", "events stored/s end to end"]
     body = [[r["target"], run.fmt(r["accepted"]), run.fmt(r["stored"]) + ("" if r["all_stored"] else " (not all)"),
              run.fmt(r["non_2xx"]), run.fmt(r["acknowledged_per_s"]), run.fmt(r["p99_ms"], 1),
-             run.fmt(r["backlog_s"], 1), run.fmt(r["stored_per_s"], 1)] for r in result["rows"]]
+             run.fmt(r["backlog_s"], 1), run.fmt(r["server_cpu_percent_load"]),
+             run.fmt(r["cpu_ms_per_stored_event"], 2), run.fmt(r["wrk_cpu_percent"]),
+             run.fmt(r["stored_per_s"], 1)] for r in result["rows"]]
     ratio = result["ratio"]
     verdict = [["ErrorCapture vs Bugsink, events stored/s end to end >= %gx" % TARGET_RATIO,
                 "%.1fx" % ratio if ratio is not None else "-",

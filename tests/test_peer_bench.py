@@ -20,9 +20,14 @@ import peer_bugsink  # noqa: E402
 
 def test_arguments_default_to_the_issue_targets_load():
     args = peer_bugsink.parse_args([])
-    assert args.connections == 32 and args.duration == 10 and args.workers is None
+    assert args.connections == 32 and args.duration == 10 and args.pin == 'shared'
+    # one ErrorCapture process per core (at most 4, as Bugsink's own gunicorn configuration)
+    assert args.workers == max(1, min(len(os.sched_getaffinity(0)), 4))
     args = peer_bugsink.parse_args(['--workers', '2', '--duration', '3', '--check'])
     assert args.workers == 2 and args.duration == 3 and args.check
+    assert peer_bugsink.parse_args(['--workers', '0']).workers is None  # errorcapture's own default
+    quick = peer_bugsink.parse_args(['--quick'])
+    assert quick.duration == 5 and quick.repeats == 1 and quick.settle_timeout <= 30
 
 
 def test_fixtures_are_what_sentry_sdk_sent():
