@@ -1,10 +1,16 @@
-"""The writer's CPU per error event, in process: tag-heavy Sentry events
-(model events made once, beforehand) stored through Store.add_batch from
-several threads, as requests do, so the writer group-commits. Reports events
-per second, the writer thread's CPU per event (what limits ingest: it is one
-thread) and the whole process's CPU per event (packing runs on the callers).
+"""The writer's CPU per stored error event, in process: model events made
+once, beforehand, stored through Store.add_batch from several threads, as
+requests do, so the writer group-commits. Three kinds (--kinds):
+  sentry       a tag-heavy Sentry SDK error (~22 tags), one per submission, as an envelope brings it;
+  open_sentry  Open Sentry error items like bench/run.py's, 20 per submission (one /v1/ingest batch),
+               each with its own user id;
+  api_php      an /api.php event (no tags of its own), one per submission.
+Reports, per kind, items per second, the writer thread's CPU per item (what
+limits ingest: it is one thread, and under --workers the commits of every
+process take turns) and the whole process's CPU per item (packing runs on the
+callers).
 
-    python bench/writer_cpu.py [--events 20000] [--threads 8] [--repeats 3] [MODULE.py ...]
+    python bench/writer_cpu.py [--events 20000] [--threads 8] [--repeats 3] [--kinds K,..] [MODULE.py ...]
     python bench/writer_cpu.py --backfill [--events 20000] [MODULE.py]
 
 Each MODULE.py is a copy of errorcapture.py (say `git show REV:errorcapture.py >
@@ -59,27 +65,59 @@ def sentry_payload(n):
                                       for i in range(8)]}}]}}
 
 
-def events_for(module, count):
-    make = module.sentry_error_event
-    return [make(sentry_payload(n)) for n in range(count)]
+def open_sentry_item(n):
+    """An Open Sentry error item as bench/templates.py's batch has it (a fresh user id each)."""
+    stamp = time.strftime('%Y-%m-%dT%H:%M:%S.000Z', time.gmtime())
+    return {'type': 'error', 'exception': {
+        'type': 'TypeError', 'value': "Cannot read property 'x' of undefined",
+        'stacktrace': {'frames': [
+            {'filename': 'app/layout.tsx', 'function': 'RootLayout', 'lineno': 12, 'colno': 3, 'inApp': True},
+            {'filename': 'app/page.tsx', 'function': 'Page', 'lineno': 30, 'colno': 9, 'inApp': True},
+            {'filename': 'app/page.tsx', 'function': 'loadData', 'lineno': 42, 'colno': 12, 'inApp': True}]}},
+        'breadcrumbs': [{'category': 'navigation', 'message': 'User opened settings', 'level': 'info',
+                         'timestamp': stamp},
+                        {'category': 'fetch', 'message': 'GET /api/settings [200]', 'level': 'info',
+                         'timestamp': stamp}],
+        'tags': {'region': 'us-east'}, 'user': {'id': 'user_' + uuid.uuid4().hex}, 'environment': 'production',
+        'release': 'web@2.4.1', 'timestamp': stamp}
+
+
+def api_php_payload(n):
+    """The /api.php event of the issue text (bench/templates.py's)."""
+    return {'level': 'Warning', 'message': 'Undefined index 17', 'file': '/var/www/a.php', 'line': 42}
+
+
+# kind -> (items per submission, the model item of payload n)
+KINDS = {
+    'sentry': (1, lambda module, n: module.sentry_error_event(sentry_payload(n))),
+    'open_sentry': (20, lambda module, n: module.open_sentry_error_event(open_sentry_item(n), '',
+                                                                          module.Validation())),
+    'api_php': (1, lambda module, n: module.api_php_event(api_php_payload(n))),
+}
+
+
+def events_for(module, count, kind='sentry'):
+    make = KINDS[kind][1]
+    return [make(module, n) for n in range(count)]
 
 
 def cpu_of(thread):
     return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
 
 
-def one_round(module, events, threads):
-    """-> (events per second, writer CPU us per event, process CPU us per event)."""
+def one_round(module, events, threads, kind='sentry'):
+    """-> (items per second, writer CPU us per item, process CPU us per item)."""
     directory = tempfile.mkdtemp(prefix='writer-cpu-')
     store = module.Store(os.path.join(directory, 'bench.db'))
     try:
         project_id = store.create_project('bench')['id']
-        store.add_batch(project_id, [('error', module.sentry_error_event(sentry_payload(0)))])  # warm up
+        per, make = KINDS[kind]
+        store.add_batch(project_id, [('error', make(module, 0))])  # warm up
         chunks = [events[i::threads] for i in range(threads)]
 
         def submit(chunk):
-            for event in chunk:
-                store.add_batch(project_id, [('error', event)])
+            for start in range(0, len(chunk), per):
+                store.add_batch(project_id, [('error', event) for event in chunk[start:start + per]])
         workers = [threading.Thread(target=submit, args=(chunk,)) for chunk in chunks]
         writer_cpu, process_cpu, wall = cpu_of(store.writer), time.process_time(), time.perf_counter()
         for worker in workers:
@@ -144,6 +182,8 @@ def main():
     parser.add_argument('--events', type=int, default=20000)
     parser.add_argument('--threads', type=int, default=8)
     parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--kinds', default='sentry,open_sentry,api_php',
+                        help='what to store, comma-separated: %s (default all)' % ', '.join(KINDS))
     parser.add_argument('--backfill', action='store_true',
                         help='measure the tag backfill of the (one) module instead of ingest')
     args = parser.parse_args()
@@ -155,19 +195,30 @@ def main():
             args.events, statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds),
             statistics.median(r[2] for r in rounds)))
         return
+    kinds = [kind.strip() for kind in args.kinds.split(',') if kind.strip()]
+    unknown = [kind for kind in kinds if kind not in KINDS]
+    if unknown:
+        parser.error('unknown kind %s (known: %s)' % (', '.join(unknown), ', '.join(KINDS)))
     modules = [(path, load(path, 'errorcapture_bench_%d' % n)) for n, path in enumerate(args.modules)]
-    events = {path: events_for(module, args.events) for path, module in modules}
-    results = {path: [] for path, _ in modules}
+    events = {(kind, path): events_for(module, args.events, kind) for kind in kinds for path, module in modules}
+    results = {key: [] for key in events}
     for _ in range(args.repeats):
-        for path, module in modules:
-            for event in events[path]:  # a stored event is marked; give each round fresh copies
-                event.pop('_packed', None)
-            results[path].append(one_round(module, [dict(e) for e in events[path]], args.threads))
-    print('| module | events/s | writer CPU us/event | process CPU us/event |')
-    print('|---|---|---|---|')
-    for path, rounds in results.items():
-        medians = [statistics.median(r[i] for r in rounds) for i in range(3)]
-        print('| %s | %.0f | %.1f | %.1f |' % (os.path.basename(path), medians[0], medians[1], medians[2]))
+        for kind in kinds:
+            for path, module in modules:  # modules alternate round by round: both see the same load
+                for event in events[kind, path]:  # a stored event is marked; give each round fresh copies
+                    event.pop('_packed', None)
+                results[kind, path].append(one_round(module, [dict(e) for e in events[kind, path]], args.threads,
+                                                     kind))
+    print('| kind | module | items/s | writer CPU us/item | process CPU us/item | writer vs first module |')
+    print('|---|---|---|---|---|---|')
+    for kind in kinds:
+        first = None
+        for path, _ in modules:
+            rounds = results[kind, path]
+            medians = [statistics.median(r[i] for r in rounds) for i in range(3)]
+            first = first or medians[1]
+            print('| %s | %s | %.0f | %.1f | %.1f | %.2f |' % (kind, os.path.basename(path), medians[0], medians[1],
+                                                                medians[2], medians[1] / first))
     sys.stdout.flush()
 
 
