@@ -1723,6 +1723,29 @@ def named(columns, row):
     return dict(zip(columns, row))
 
 
+# Statements over many rows take them as one VALUES list (executemany steps a
+# statement once per row, and cannot RETURN). Lists come in power-of-two
+# sizes up to VALUES_CHUNK, so a few texts are compiled and cached.
+VALUES_CHUNK = 64
+_values_sql = {}
+
+
+def values_rows(conn, sql, width, rows):
+    """Run sql, whose %s is where a VALUES list goes, over rows (tuples of
+    width values), VALUES_CHUNK rows at most a statement; returns the rows
+    the statements return, as one list."""
+    out, at, size = [], 0, VALUES_CHUNK
+    while at < len(rows):
+        while size > len(rows) - at:
+            size //= 2
+        text = _values_sql.get((sql, size))
+        if text is None:
+            text = _values_sql[sql, size] = sql % ','.join(['(%s)' % ','.join('?' * width)] * size)
+        out += conn.execute(text, [value for row in rows[at:at + size] for value in row]).fetchall()
+        at += size
+    return out
+
+
 def like_pattern(text):
     """A LIKE pattern matching text anywhere, with its wildcards escaped (ESCAPE '\\')."""
     return '%' + re.sub(r'([%_\\])', r'\\\1', text) + '%'
@@ -2149,6 +2172,11 @@ MIGRATIONS = [
         kind TEXT NOT NULL,
         payload TEXT NOT NULL,
         url TEXT NOT NULL);
+    ''',
+    # 20: an issue's events per tag key are its issue_tags summed, not a count of their own written for every
+    # event: issue_keys keeps the distinct values, which change only when an issue gains or loses one.
+    '''
+    ALTER TABLE issue_keys DROP COLUMN events;
     ''',
 ]
 
@@ -3287,8 +3315,14 @@ class Events(Kind):
 
     @staticmethod
     def pack(event):
-        """Deflate the event's data column on the caller's thread, not the writer's."""
+        """What the writer stores of an event that needs no database, worked
+        out on the caller's thread, not the writer's (which is one thread for
+        every request): the deflated data column, its tags, its trace and
+        replay ids and the texts free-text search finds it by."""
         event['_packed'] = pack_event(event)
+        event['_tags'] = event_tags(event)
+        event['_links'] = event_links(event)
+        event['_messages'] = event_messages(event)
 
     def tx_add(self, conn, project_id, events):
         results = []
@@ -3307,9 +3341,10 @@ class Events(Kind):
                 ' replay_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
                 (self.store.new_id(conn, 'events'), project_id, issue_id, event_id, event['received'],
                  event['timestamp'], event.get('_packed') or pack_event(event), Tags.id_list(tags))
-                + event_links(event))
+                + (event.get('_links') or event_links(event)))
+            messages = event.get('_messages')
             self.store.tags.tx_count(conn, issue_id, cursor.lastrowid, event['received'], event['timestamp'], tags,
-                                     event_messages(event))
+                                     event_messages(event) if messages is None else messages)
             self.store.releases.tx_count(conn, project_id, event)
             results.append({'id': cursor.lastrowid, 'issueId': issue_id, 'duplicate': False})
         return results
@@ -3520,7 +3555,8 @@ class Tags(Kind):
         if len(self._value_ids) > self.CACHE_LIMIT:
             self._key_ids, self._value_ids, self._value_keys = {}, {}, {}
         key_ids, value_ids, pairs = self._key_ids, self._value_ids, []
-        for key, value in event_tags(event):
+        tags = event.get('_tags')  # worked out by Events.pack, off the writer
+        for key, value in event_tags(event) if tags is None else tags:
             key_id = key_ids.get((project_id, key)) or self._tx_key_id(conn, project_id, key)
             pairs.append((key_id, value_ids.get((key_id, value)) or self._tx_value_id(
                 conn, key_id, value, event['timestamp'])))
@@ -3601,8 +3637,8 @@ class Tags(Kind):
                      (target, source))
         conn.execute('DELETE FROM issue_tags WHERE issue_id=?', (source,))
         conn.execute('DELETE FROM issue_keys WHERE issue_id IN (?, ?)', (source, target))
-        conn.execute('INSERT INTO issue_keys(issue_id, key_id, events, distinct_values) SELECT issue_id, key_id,'
-                     ' SUM(events), COUNT(*) FROM issue_tags WHERE issue_id=? GROUP BY issue_id, key_id', (target,))
+        conn.execute('INSERT INTO issue_keys(issue_id, key_id, distinct_values) SELECT issue_id, key_id, COUNT(*)'
+                     ' FROM issue_tags WHERE issue_id=? GROUP BY issue_id, key_id', (target,))
         conn.execute('INSERT OR IGNORE INTO issue_messages(issue_id, message) SELECT ?, message FROM issue_messages'
                      ' WHERE issue_id=?', (target, source))
         conn.execute('DELETE FROM issue_messages WHERE issue_id=?', (source,))
@@ -3628,60 +3664,84 @@ class Tags(Kind):
         self._key_ids, self._value_ids, self._value_keys = {}, {}, {}
         self.store.bump('interned')
 
-    # The counts a transaction gathered, applied set-wise: the deltas go to a
-    # temporary table in one executemany, and each count table is updated by
-    # one statement over it (SQLite joins them; Python never loops per row).
-    # Distinct-value counts move when a count crosses zero, so they are
-    # worked out before the counts themselves change.
-    FLUSH_STATEMENTS = (
-        """INSERT INTO issue_keys(issue_id, key_id, events, distinct_values)
-           SELECT d.issue_id, d.key_id, SUM(d.events),
-                  SUM(CASE WHEN COALESCE(t.events, 0) <= 0 AND COALESCE(t.events, 0) + d.events > 0 THEN 1
-                           WHEN COALESCE(t.events, 0) > 0 AND t.events + d.events <= 0 THEN -1 ELSE 0 END)
-           FROM temp.tag_deltas d LEFT JOIN issue_tags t
-                ON t.issue_id=d.issue_id AND t.key_id=d.key_id AND t.value_id=d.value_id
-           WHERE d.gone=0 GROUP BY d.issue_id, d.key_id
-           ON CONFLICT(issue_id, key_id) DO UPDATE SET events=events+excluded.events,
-              distinct_values=distinct_values+excluded.distinct_values""",
-        """INSERT INTO issue_tags(issue_id, key_id, value_id, events, first_seen, last_seen)
-           SELECT issue_id, key_id, value_id, events, COALESCE(first_seen, 0), COALESCE(last_seen, 0)
-           FROM temp.tag_deltas WHERE gone=0
-           ON CONFLICT(issue_id, key_id, value_id) DO UPDATE SET events=events+excluded.events,
-              first_seen=CASE WHEN excluded.first_seen > 0 THEN MIN(first_seen, excluded.first_seen)
-                              ELSE first_seen END,
-              last_seen=MAX(last_seen, excluded.last_seen)""",
-        """DELETE FROM issue_tags WHERE events <= 0 AND (issue_id, key_id, value_id) IN
-           (SELECT issue_id, key_id, value_id FROM temp.tag_deltas WHERE events < 0)""",
-        """DELETE FROM issue_keys WHERE events <= 0 AND (issue_id, key_id) IN
-           (SELECT issue_id, key_id FROM temp.tag_deltas WHERE events < 0)""",
-        """UPDATE tag_keys SET events=tag_keys.events+x.events, distinct_values=tag_keys.distinct_values+x.crossed
-           FROM (SELECT v.key_id, SUM(a.events) AS events,
-                        SUM(CASE WHEN v.events <= 0 AND v.events + a.events > 0 THEN 1
-                                 WHEN v.events > 0 AND v.events + a.events <= 0 THEN -1 ELSE 0 END) AS crossed
-                 FROM (SELECT value_id, SUM(events) AS events FROM temp.tag_deltas GROUP BY value_id) a
-                 JOIN tag_values v ON v.id=a.value_id GROUP BY v.key_id) x
-           WHERE tag_keys.id=x.key_id""",
-        """UPDATE tag_values SET events=tag_values.events+a.events, last_seen=MAX(tag_values.last_seen, a.last_seen)
-           FROM (SELECT value_id, SUM(events) AS events, COALESCE(MAX(last_seen), 0) AS last_seen
-                 FROM temp.tag_deltas GROUP BY value_id) a
-           WHERE tag_values.id=a.value_id""",
-        'DELETE FROM temp.tag_deltas',
-    )
+    # The counts a transaction gathered are added in Python and each touched
+    # row is written once, a VALUES list of rows per statement (values_rows).
+    # A count row exists while its count is above zero, so the upsert's
+    # RETURNING tells which rows an issue or the project gained or lost, and
+    # with them its distinct values: issue_keys holds only those (an issue's
+    # events per key are its issue_tags summed), so it is written only when
+    # an issue gains or loses a value, not for every event.
+    ADD_ISSUE_TAGS = ('INSERT INTO issue_tags(issue_id, key_id, value_id, events, first_seen, last_seen) VALUES %s'
+                      ' ON CONFLICT(issue_id, key_id, value_id) DO UPDATE SET events=events+excluded.events,'
+                      ' first_seen=MIN(first_seen, excluded.first_seen), last_seen=MAX(last_seen, excluded.last_seen)'
+                      ' RETURNING issue_id, key_id, value_id, events')
+    TAKE_ISSUE_TAGS = ('UPDATE issue_tags SET events=events+v.column4,'
+                       ' first_seen=CASE WHEN v.column5 > 0 THEN MIN(first_seen, v.column5) ELSE first_seen END,'
+                       ' last_seen=MAX(last_seen, v.column6) FROM (VALUES %s) v WHERE issue_id=v.column1'
+                       ' AND key_id=v.column2 AND value_id=v.column3 RETURNING issue_id, key_id, value_id, events')
+    COUNT_VALUES = ('UPDATE tag_values SET events=events+v.column2, last_seen=MAX(last_seen, v.column3)'
+                    ' FROM (VALUES %s) v WHERE id=v.column1 RETURNING id, key_id, events')
 
     def tx_flush(self, conn):
         """Writer hook, just before COMMIT: write the event rows and the counts
         gathered in this transaction."""
         deltas, gone, self._deltas, self._gone = self._deltas, self._gone, {}, set()
         self._tx_write_rows(conn)
-        changed = [(issue_id, key_id, value_id, count, first, last, 1 if issue_id in gone else 0)
-                   for (issue_id, key_id, value_id), (count, first, last) in deltas.items() if count]
-        if changed:
-            conn.execute('CREATE TEMP TABLE IF NOT EXISTS tag_deltas(issue_id INTEGER, key_id INTEGER,'
-                         ' value_id INTEGER, events INTEGER, first_seen REAL, last_seen REAL, gone INTEGER)')
-            conn.executemany('INSERT INTO temp.tag_deltas VALUES (?, ?, ?, ?, ?, ?, ?)', changed)
-            for statement in self.FLUSH_STATEMENTS:
-                conn.execute(statement)
+        if deltas:
+            self._tx_flush_counts(conn, deltas, gone)
         self._tx_flush_messages(conn)
+
+    def _tx_flush_counts(self, conn, deltas, gone):
+        added, taken, per_value = [], [], {}
+        for key, (count, first, last) in deltas.items():
+            if not count:
+                continue
+            issue_id, key_id, value_id = key
+            value = per_value.get(value_id)
+            if value is None:
+                per_value[value_id] = [count, last or 0]
+            else:
+                value[0] += count
+                if last is not None and last > value[1]:
+                    value[1] = last
+            if issue_id in gone:  # only the project's counts still move
+                continue
+            if count > 0:
+                added.append((issue_id, key_id, value_id, count, first, last))
+            else:
+                taken.append((issue_id, key_id, value_id, count, first or 0, last or 0))
+        crossed, emptied = {}, []  # (issue id, key id) -> distinct values gained; issue_tags rows at zero
+        for rows in (values_rows(conn, self.ADD_ISSUE_TAGS, 6, added),
+                     values_rows(conn, self.TAKE_ISSUE_TAGS, 6, taken) if taken else ()):
+            for issue_id, key_id, value_id, events in rows:
+                before = events - deltas[issue_id, key_id, value_id][0]
+                if (before <= 0) != (events <= 0):
+                    crossed[issue_id, key_id] = crossed.get((issue_id, key_id), 0) + (1 if events > 0 else -1)
+                if events <= 0:
+                    emptied.append((issue_id, key_id, value_id))
+        if emptied:
+            conn.executemany('DELETE FROM issue_tags WHERE issue_id=? AND key_id=? AND value_id=?', emptied)
+        if crossed:
+            conn.executemany('INSERT INTO issue_keys(issue_id, key_id, distinct_values) VALUES (?, ?, ?)'
+                             ' ON CONFLICT(issue_id, key_id) DO UPDATE SET'
+                             ' distinct_values=distinct_values+excluded.distinct_values',
+                             [key + (change,) for key, change in crossed.items() if change])
+            conn.executemany('DELETE FROM issue_keys WHERE issue_id=? AND key_id=? AND distinct_values<=0',
+                             [key for key, change in crossed.items() if change < 0])
+        per_key = {}  # key id -> [events, distinct values gained]
+        for value_id, key_id, events in values_rows(conn, self.COUNT_VALUES, 3,
+                                                    [(v,) + tuple(d) for v, d in per_value.items()]):
+            count = per_value[value_id][0]
+            entry = per_key.get(key_id)
+            if entry is None:
+                entry = per_key[key_id] = [0, 0]
+            entry[0] += count
+            before = events - count
+            if (before <= 0) != (events <= 0):
+                entry[1] += 1 if events > 0 else -1
+        conn.executemany('UPDATE tag_keys SET events=events+?, distinct_values=distinct_values+? WHERE id=?',
+                         [(events, distinct, key_id) for key_id, (events, distinct) in per_key.items()
+                          if events or distinct])
 
     def _tx_flush_messages(self, conn):
         messages, self._messages = self._messages, {}
@@ -3840,7 +3900,8 @@ class Tags(Kind):
 
     def issue_keys(self, issue_id):
         """[(key, key id, events carrying it, distinct values)] of an issue."""
-        return self.query('SELECT k.key, k.id, i.events, i.distinct_values FROM issue_keys i'
+        return self.query('SELECT k.key, k.id, (SELECT SUM(t.events) FROM issue_tags t WHERE t.issue_id=i.issue_id'
+                          ' AND t.key_id=i.key_id), i.distinct_values FROM issue_keys i'
                           ' JOIN tag_keys k ON k.id=i.key_id WHERE i.issue_id=?', (issue_id,))
 
     def issue_values(self, issue_id, key_id, limit, cursor=None):

@@ -146,11 +146,9 @@ def recount(path):
                 (issue_id, key_of[value_id], value_id), 0) + 1
             per_value[value_id] = per_value.get(value_id, 0) + 1
             rows.add((issue_id, value_id, int(received // 3600), row_id))
-    issue_keys = {}
-    for (issue_id, key_id, _), count in per_issue.items():
-        entry = issue_keys.setdefault((issue_id, key_id), [0, 0])
-        entry[0] += count
-        entry[1] += 1
+    issue_keys = {}  # an issue's distinct values per key (its events per key are its issue_tags summed)
+    for issue_id, key_id, _ in per_issue:
+        issue_keys[issue_id, key_id] = issue_keys.get((issue_id, key_id), 0) + 1
     per_key = {}
     for value_id, count in per_value.items():
         entry = per_key.setdefault(key_of[value_id], [0, 0])
@@ -158,15 +156,14 @@ def recount(path):
         entry[1] += 1
     expected = {
         'issue_tags': per_issue,
-        'issue_keys': {k: tuple(v) for k, v in issue_keys.items()},
+        'issue_keys': issue_keys,
         'tag_values': per_value,
         'tag_keys': {k: tuple(v) for k, v in per_key.items()},
         'event_tags': rows}
     stored = {
         'issue_tags': {(i, k, v): n for i, k, v, n in db.execute(
             'SELECT issue_id, key_id, value_id, events FROM issue_tags')},
-        'issue_keys': {(i, k): (n, d) for i, k, n, d in db.execute(
-            'SELECT issue_id, key_id, events, distinct_values FROM issue_keys')},
+        'issue_keys': {(i, k): d for i, k, d in db.execute('SELECT issue_id, key_id, distinct_values FROM issue_keys')},
         'tag_values': {v: n for v, n in db.execute('SELECT id, events FROM tag_values WHERE events != 0')},
         'tag_keys': {k: (n, d) for k, n, d in db.execute(
             'SELECT id, events, distinct_values FROM tag_keys WHERE events != 0 OR distinct_values != 0')},
