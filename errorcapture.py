@@ -6324,13 +6324,15 @@ def sentry_frames(stacktrace):
     for f in frames:
         if not isinstance(f, dict):
             continue
-        text = lambda key: f[key] if isinstance(f.get(key), str) else None
-        out.append(frame(filename=text('filename'), abs_path=text('abs_path'), function=text('function'),
-                         module=text('module'), lineno=f.get('lineno'), colno=f.get('colno'),
-                         in_app=f.get('in_app') if isinstance(f.get('in_app'), bool) else None,
-                         context_line=text('context_line'),
-                         pre_context=f.get('pre_context'), post_context=f.get('post_context'),
-                         vars=f.get('vars')))
+        get = f.get  # each field read once: a flood of Python events is mostly frames
+        filename, abs_path, function, module = get('filename'), get('abs_path'), get('function'), get('module')
+        context_line, in_app = get('context_line'), get('in_app')
+        out.append(frame(filename if isinstance(filename, str) else None,
+                         function if isinstance(function, str) else None, get('lineno'), get('colno'),
+                         module if isinstance(module, str) else None, abs_path if isinstance(abs_path, str) else None,
+                         in_app if isinstance(in_app, bool) else None,
+                         context_line if isinstance(context_line, str) else None,
+                         get('pre_context'), get('post_context'), get('vars')))
     return cap_frames(out)
 
 
@@ -6403,10 +6405,8 @@ def format_params(template, params):
         return template
 
 
-SENTRY_STRING_FIELDS = ('level', 'logger', 'platform', 'release', 'dist', 'environment', 'server_name',
-                        'transaction', 'culprit')
-
-SENTRY_OBJECT_FIELDS = ('user', 'contexts', 'extra', 'request', 'sdk')
+SENTRY_STRING_FIELDS = ('logger', 'platform', 'release', 'dist', 'environment', 'server_name', 'transaction',
+                        'culprit')  # and level, a word or a logging number (sentry_level)
 
 
 def sentry_replay_id(event):
@@ -6456,43 +6456,49 @@ def sentry_level(value):
 
 def sentry_error_event(event, event_id=None, client_ip=None):
     """A Sentry error event (dict) -> the event model. client_ip fills a user
-    IP the SDK asked us to infer ({{auto}}, or sdk.settings.infer_ip "auto")."""
+    IP the SDK asked us to infer ({{auto}}, or sdk.settings.infer_ip "auto").
+    Each field is read once, into a local, and the event is copied only for
+    a legacy (raven) client's interface names."""
     require(isinstance(event, dict), 'event must be a JSON object')
     legacy = [(old, new) for old, new in LEGACY_INTERFACES if old in event and event.get(new) is None]
-    if legacy or event.get('level') is not None:
+    if legacy:
         event = dict(event)
         for old, new in legacy:
             event[new] = event.pop(old)
-        event['level'] = sentry_level(event.get('level'))
-    user = inferred_user(event, client_ip)
-    if user is not None:
-        event = dict(event, user=user)
+    get = event.get
+    level = get('level')
+    if level is not None:
+        level = sentry_level(level)
+    user = inferred_user(event, client_ip) or get('user')
     for field in SENTRY_STRING_FIELDS:
-        require(event.get(field) is None or isinstance(event[field], str), 'must be a string', field)
-    for field in SENTRY_OBJECT_FIELDS:
-        require(event.get(field) is None or isinstance(event[field], dict), 'must be an object', field)
-    fingerprint = event.get('fingerprint')
+        value = get(field)
+        require(value is None or isinstance(value, str), 'must be a string', field)
+    require(user is None or isinstance(user, dict), 'must be an object', 'user')
+    contexts, extra, request, sdk = get('contexts'), get('extra'), get('request'), get('sdk')
+    for field, value in (('contexts', contexts), ('extra', extra), ('request', request), ('sdk', sdk)):
+        require(value is None or isinstance(value, dict), 'must be an object', field)
+    fingerprint = get('fingerprint')
     require(fingerprint is None or (isinstance(fingerprint, list) and all(
         isinstance(p, (str, int, float)) for p in fingerprint)), 'must be a list of strings', 'fingerprint')
     exceptions = []
-    for value in sentry_values(event.get('exception'), 'exception')[-MAX_EXCEPTIONS:]:
+    for value in sentry_values(get('exception'), 'exception')[-MAX_EXCEPTIONS:]:
         if not isinstance(value, dict):
             continue
-        type_ = value.get('type') if isinstance(value.get('type'), str) else None
-        text = value.get('value') if isinstance(value.get('value'), str) else None
+        type_, text = value.get('type'), value.get('value')
+        module, mechanism = value.get('module'), value.get('mechanism')
+        type_ = type_ if isinstance(type_, str) else None
+        text = text if isinstance(text, str) else None
         if type_ is None and text is None:
             continue
         exceptions.append(exception_entry(type_ or 'Error', text, sentry_frames(value.get('stacktrace')),
-                                          module=value.get('module') if isinstance(value.get('module'), str) else None,
-                                          mechanism=value.get('mechanism') if isinstance(value.get('mechanism'), dict)
-                                          else None))
+                                          module=module if isinstance(module, str) else None,
+                                          mechanism=mechanism if isinstance(mechanism, dict) else None))
     stacktrace = None
     if not exceptions:  # a message sent with attach_stacktrace keeps its frames for the viewer
-        threads = [t for t in sentry_values(event.get('threads'), 'threads') if isinstance(t, dict)]
-        source = event.get('stacktrace') or next((t.get('stacktrace') for t in threads if t.get('stacktrace')), None)
+        threads = [t for t in sentry_values(get('threads'), 'threads') if isinstance(t, dict)]
+        source = get('stacktrace') or next((t.get('stacktrace') for t in threads if t.get('stacktrace')), None)
         frames = sentry_frames(source)
         stacktrace = {'frames': frames} if frames else None
-    request = event.get('request')
     if request:
         request = {'method': request.get('method'), 'url': request.get('url'),
                    'query': request.get('query_string'), 'data': request.get('data'),
@@ -6500,15 +6506,15 @@ def sentry_error_event(event, event_id=None, client_ip=None):
         request = {k: v for k, v in request.items() if v not in (None, '', {}, [])}
     message, template = sentry_message(event)
     return make_error_event(
-        'sentry', level=event.get('level') or 'error', message=message, message_template=template,
-        exception=exceptions or None, timestamp=parse_timestamp(event.get('timestamp')),
-        event_id=sentry_event_id(event_id or event.get('event_id')), environment=event.get('environment'),
-        release=event.get('release'), user=event.get('user'), tags=string_map(event.get('tags'), 'tags'),
-        request=request, breadcrumbs=breadcrumb_list(sentry_values(event.get('breadcrumbs'), 'breadcrumbs')),
-        contexts=event.get('contexts'), extra=event.get('extra'),
-        fingerprint=[str(p) for p in fingerprint] if fingerprint else None, server_name=event.get('server_name'),
-        platform=event.get('platform'), sdk=event.get('sdk'), logger=event.get('logger'),
-        transaction=event.get('transaction'), stacktrace=stacktrace, replay_id=sentry_replay_id(event))
+        'sentry', level=level or 'error', message=message, message_template=template,
+        exception=exceptions or None, timestamp=parse_timestamp(get('timestamp')),
+        event_id=sentry_event_id(event_id or get('event_id')), environment=get('environment'),
+        release=get('release'), user=user, tags=string_map(get('tags'), 'tags'),
+        request=request, breadcrumbs=breadcrumb_list(sentry_values(get('breadcrumbs'), 'breadcrumbs')),
+        contexts=contexts, extra=extra,
+        fingerprint=[str(p) for p in fingerprint] if fingerprint else None, server_name=get('server_name'),
+        platform=get('platform'), sdk=sdk, logger=get('logger'),
+        transaction=get('transaction'), stacktrace=stacktrace, replay_id=sentry_replay_id(event))
 
 
 def http_status_word(code):
@@ -7096,6 +7102,8 @@ def mount_sentry(app, ctx):
         return read_body(LIMIT_SENTRY_COMPRESSED, LIMIT_SENTRY_DECOMPRESSED)
 
     def parse_item_json(payload, what, limit=LIMIT_SENTRY_EVENT):
+        if not isinstance(payload, bytes):
+            return payload  # /store/'s event, parsed (and its size checked) once already
         if len(payload) > limit:
             raise ApiError(413, '%s exceeds %d bytes' % (what, limit))
         return parse_json(payload, 'invalid %s payload' % what)
@@ -7106,7 +7114,8 @@ def mount_sentry(app, ctx):
         against the quota, and an envelope may not store more than
         MAX_ROWS_PER_SUBMISSION (a small gzip envelope once made a million
         rows in one write). quota: whether they count against the
-        project's rate limit (Spotlight's do not)."""
+        project's rate limit (Spotlight's do not). items: (item header,
+        payload bytes), or /store/'s one event already parsed."""
         batch, checkins, answer_id, not_stored, rows = [], [], event_id, {}, 0
         to_resolve = []
         replay_event = recording = None
@@ -7210,7 +7219,7 @@ def mount_sentry(app, ctx):
         if not isinstance(event, dict):
             raise ApiError(400, 'event must be a JSON object')
         kind = 'transaction' if event.get('type') == 'transaction' else 'event'
-        answer_id = ingest_items(project, [({'type': kind}, data)])
+        answer_id = ingest_items(project, [({'type': kind}, event)])
         return reply({'id': answer_id})
 
     def report_dialog_project():
