@@ -5287,6 +5287,10 @@ def _refuse_constant(name):
 
 LONE_SURROGATE_ESCAPE = re.compile(r'\\u[dD][89a-fA-F]')
 
+# One decoder for every request, as json.loads keeps one for its defaults:
+# json.loads with options builds a decoder and its scanner at every call.
+JSON_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_int=_bounded_int)
+
 
 def parse_json(body, what='Invalid JSON'):
     """Strict JSON: UTF-8 only, no NaN/Infinity, bounded nesting."""
@@ -5297,7 +5301,9 @@ def parse_json(body, what='Invalid JSON'):
     if text.startswith('\ufeff'):
         text = text[1:]
     try:
-        data = json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int)
+        if text.startswith('\ufeff'):  # a second one: what json.loads says of it
+            raise json.JSONDecodeError('Unexpected UTF-8 BOM (decode using utf-8-sig)', text, 0)
+        data = JSON_DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, '%s: %s' % (what, str(exc)[:200]), 'INVALID_JSON')
     if LONE_SURROGATE_ESCAPE.search(text):
