@@ -6961,14 +6961,33 @@ def sentry_logs(payload):
 SENTRY_AUTH_KEY = re.compile(r'sentry_key\s*=\s*([^,\s]+)')
 
 
+def plain_query_value(query_string, name):
+    """What bottle's request.query.get(name) gives (the last value, '' when
+    bare) for a query with nothing escaped in it, read without parsing the
+    whole query (the JavaScript SDKs authenticate in the URL of every
+    envelope); NotImplemented for any other query."""
+    if not query_string.isascii() or '%' in query_string or '+' in query_string:
+        return NotImplemented
+    value = None
+    for pair in query_string.split('&'):
+        key, _, text = pair.partition('=')
+        if key == name:
+            value = text
+    return value
+
+
 def sentry_key_from_request(envelope_header=None):
     request = bottle.request
     for name in ('X-Sentry-Auth', 'Authorization'):
         match = SENTRY_AUTH_KEY.search(header(name) or '')
         if match:
             return match.group(1)
-    if request.query.get('sentry_key'):
-        return request.query.getunicode('sentry_key')
+    key = plain_query_value(request.environ.get('QUERY_STRING') or '', 'sentry_key')
+    if key is NotImplemented:
+        if request.query.get('sentry_key'):
+            return request.query.getunicode('sentry_key')
+    elif key:
+        return key
     dsn = (envelope_header or {}).get('dsn')
     if isinstance(dsn, str):
         match = re.match(r'^[a-z]+://([^:@/]+)(:[^@/]*)?@', dsn)
