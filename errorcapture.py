@@ -6796,9 +6796,10 @@ def sentry_hex_id(span, field, pattern, required=False):
     value = span.get(field)
     if value is None and not required:
         return None
-    require(isinstance(value, str) and pattern.match(value.lower()) is not None,
+    value = value.lower() if isinstance(value, str) else None
+    require(value is not None and pattern.match(value) is not None,
             'must be %d hexadecimal characters' % (32 if pattern is TRACE_ID else 16), 'span.' + field)
-    return value.lower()
+    return value
 
 
 def sentry_span(span, version=2):
@@ -6808,27 +6809,32 @@ def sentry_span(span, version=2):
     trace_id = sentry_hex_id(span, 'trace_id', TRACE_ID, required=True)
     span_id = sentry_hex_id(span, 'span_id', SPAN_ID, required=True)
     parent = sentry_hex_id(span, 'parent_span_id', SPAN_ID)
-    start = parse_timestamp(span.get('start_timestamp'), 'span.start_timestamp')
+    get = span.get  # each field read once: a page load streams a dozen spans at a time
+    start = parse_timestamp(get('start_timestamp'), 'span.start_timestamp')
     require(start is not None, 'is required', 'span.start_timestamp')
-    end = parse_timestamp(span.get('end_timestamp' if version == 2 else 'timestamp'), 'span.end_timestamp')
-    text = lambda source, key: source.get(key) if isinstance(source.get(key), str) else None
+    end = parse_timestamp(get('end_timestamp' if version == 2 else 'timestamp'), 'span.end_timestamp')
     if version == 2:
-        attributes = sentry_attributes(span.get('attributes'))
-        description, op, segment = text(span, 'name'), text(attributes, 'sentry.op'), text(attributes, 'sentry.segment.id')
+        attributes = sentry_attributes(get('attributes'))
+        description, op, segment = get('name'), attributes.get('sentry.op'), attributes.get('sentry.segment.id')
     else:
-        attributes = dict(span['data']) if isinstance(span.get('data'), dict) else {}
-        for name, value in (span.get('measurements') or {}).items() if isinstance(span.get('measurements'), dict) else ():
+        attributes = dict(span['data']) if isinstance(get('data'), dict) else {}
+        for name, value in get('measurements').items() if isinstance(get('measurements'), dict) else ():
             if name in WEB_VITALS and isinstance(value, dict):
                 attributes['browser.web_vital.%s.value' % name] = value.get('value')
-        description, op, segment = text(span, 'description'), text(span, 'op'), text(span, 'segment_id')
-    is_segment = span.get('is_segment') is True
+        description, op, segment = get('description'), get('op'), get('segment_id')
+    status = get('status')
+    is_segment = get('is_segment') is True
     if is_segment:
         segment = span_id
-    elif segment is not None:
+    elif isinstance(segment, str):
         segment = segment.lower() if SPAN_ID.match(segment.lower()) else None  # else found through the parent
+    else:
+        segment = None
     model = make_span(trace_id, span_id, start, end if end is not None else start, parent_span_id=parent,
-                      segment_id=segment, op=op, description=description,
-                      status=sentry_status_word(text(span, 'status'), attributes), attributes=attributes)
+                      segment_id=segment, op=op if isinstance(op, str) else None,
+                      description=description if isinstance(description, str) else None,
+                      status=sentry_status_word(status if isinstance(status, str) else None, attributes),
+                      attributes=attributes)
     model['isSegment'] = is_segment
     return model
 
