@@ -2862,19 +2862,28 @@ class Store(object):
         process's listeners once it committed (writer thread only)."""
         self.writer.outbox.append((kind, payload))
 
-    def take_alerts(self, limit=100):
-        """The oldest alerts waiting in alert_outbox [(project id, kind,
-        payload, webhook URL)], taken off it (the one alerter of a server calls this)."""
-        if not self.query('SELECT 1 FROM alert_outbox LIMIT 1'):
-            return []  # the common case, looked at without the writer
-        return self.write(self._tx_take_alerts, limit)
+    def pending_alerts(self, skip=(), limit=100):
+        """The oldest alerts waiting in alert_outbox, but those whose ids are
+        in skip (taken already, not delivered yet): [(id, project id, kind,
+        payload, webhook URL)]. They stay there until done_alert: an alerter
+        that dies before delivering them leaves them to the next one."""
+        rows, after = [], 0
+        while len(rows) < limit:
+            page = self.query('SELECT id, project_id, kind, payload, url FROM alert_outbox WHERE id > ?'
+                              ' ORDER BY id LIMIT ?', (after, limit))
+            rows.extend(row for row in page if row[0] not in skip)
+            if len(page) < limit:
+                break
+            after = page[-1][0]
+        return [(row[0], row[1], row[2], json.loads(row[3]), row[4]) for row in rows[:limit]]
+
+    def done_alert(self, outbox_id):
+        """An alert of alert_outbox was delivered or finally failed: off it."""
+        self.write(self._tx_done_alert, outbox_id)
 
     @staticmethod
-    def _tx_take_alerts(conn, limit):
-        rows = conn.execute('SELECT id, project_id, kind, payload, url FROM alert_outbox ORDER BY id LIMIT ?',
-                            (limit,)).fetchall()
-        conn.executemany('DELETE FROM alert_outbox WHERE id=?', [(row[0],) for row in rows])
-        return [(row[1], row[2], json.loads(row[3]), row[4]) for row in rows]
+    def _tx_done_alert(conn, outbox_id):
+        conn.execute('DELETE FROM alert_outbox WHERE id=?', (outbox_id,))
 
     def _deliver(self, notices):
         for kind, payload in notices:
@@ -9445,12 +9454,14 @@ def mount_read_api(app, ctx):
 class Alerter(object):
     """Delivers alerts to each project's webhook URL. Notices from the store
     (new issue, regression, failed check-in) wait in its alert_outbox, written
-    with their change, whichever process made it; one thread takes them off
+    with their change, whichever process made it; one thread takes them from
     it (woken by this process's commits, and looking every POLL seconds for
-    other processes'). Each project has its own bounded queue, delivered in
-    order, one delivery in flight at a time; a few threads take the projects
-    in turn and wait for a retry without holding a thread, so a webhook that
-    never answers delays only its own project's alerts."""
+    other processes'), and each leaves it only once delivered or finally
+    failed, so none is lost with a process that dies first. Each project has
+    its own bounded queue, delivered in order, one delivery in flight at a
+    time; a few threads take the projects in turn and wait for a retry
+    without holding a thread, so a webhook that never answers delays only its
+    own project's alerts."""
 
     PER_PROJECT = 100   # alerts waiting per project; past it new ones are dropped (logged)
     THREADS = 4
@@ -9466,6 +9477,7 @@ class Alerter(object):
         self.flying = set()                  # projects with a delivery in flight
         self.threads = []
         self.rung = threading.Event()        # this process committed a notice: look at the outbox now
+        self.taken = set()                   # ids of alert_outbox rows queued here, not done yet
 
     def start(self):
         for number in range(self.THREADS):
@@ -9481,16 +9493,21 @@ class Alerter(object):
         self.rung.set()
 
     def take_notices(self):
-        """Move notices from the store's outbox to the projects' queues."""
+        """Move notices from the store's outbox to the projects' queues; each
+        stays in the outbox until its webhook answered or it finally failed
+        (done), so alerts a dead process had taken are delivered by the next
+        one: at least once."""
         name_os_thread('ec-outbox')
         while not self.stopping:
             self.rung.wait(self.POLL)
             self.rung.clear()
             try:
                 while not self.stopping:
-                    taken = self.store.take_alerts()
-                    for project_id, kind, notice, url in taken:  # storage names, named here as the alert's data is
-                        self.alert(project_id, kind, {ALERT_DATA_NAMES.get(k, k): v for k, v in notice.items()}, url)
+                    taken = self.store.pending_alerts(self.taken)
+                    for outbox_id, project_id, kind, notice, url in taken:  # storage names, named as the alert's data is
+                        self.taken.add(outbox_id)
+                        self.alert(project_id, kind, {ALERT_DATA_NAMES.get(k, k): v for k, v in notice.items()}, url,
+                                   outbox_id)
                     if not taken:
                         break
             except (StorageUnavailable, Overloaded) as exc:
@@ -9498,23 +9515,39 @@ class Alerter(object):
             except Exception:
                 log.exception('taking alerts failed')
 
-    def alert(self, project_id, kind, payload, url=None):
+    def alert(self, project_id, kind, payload, url=None, outbox_id=None):
         """Queue an alert for the project's webhook: url, the one it had when
-        the alert was raised, or (None) the one it has now."""
+        the alert was raised, or (None) the one it has now. outbox_id: its row
+        in alert_outbox, removed once it is done."""
         project = self.store.project_by_id(project_id)
         url = project and (url or project['settings'].get('webhookUrl'))
         if not url:
-            return
+            return self.done(outbox_id)
         body = dumps(alert_message(project, kind, payload)).encode('utf-8')
         with self.changed:
             waiting = self.pending.setdefault(project_id, collections.deque())
-            if len(waiting) >= self.PER_PROJECT:
-                log.warning('alert queue of project %d full; dropped a %s alert', project_id, kind)
-                return
-            waiting.append([0.0, 0, url, body])
-            if project_id not in self.turns and project_id not in self.flying:
-                self.turns.append(project_id)
-            self.changed.notify()
+            full = len(waiting) >= self.PER_PROJECT
+            if not full:
+                waiting.append([0.0, 0, url, body, outbox_id])
+                if project_id not in self.turns and project_id not in self.flying:
+                    self.turns.append(project_id)
+                self.changed.notify()
+        if full:
+            log.warning('alert queue of project %d full; dropped a %s alert', project_id, kind)
+            self.done(outbox_id)
+
+    def done(self, outbox_id):
+        """An alert was delivered or finally failed: off the outbox (if it
+        came from there). Should that fail, it stays and is sent again by the
+        next alerter (at least once)."""
+        if outbox_id is None:
+            return
+        try:
+            self.store.done_alert(outbox_id)
+        except (StorageUnavailable, Overloaded) as exc:
+            log.warning('delivered alert not taken off the outbox (it will be sent again after a restart): %s', exc)
+            return
+        self.taken.discard(outbox_id)
 
     def stop(self):
         """Never blocks on a full queue: threads stop after their current attempt."""
@@ -9548,7 +9581,8 @@ class Alerter(object):
             self.flying.discard(project_id)
             waiting = self.pending[project_id]
             delays = tuple(self.delays)
-            if not ok and job[1] < len(delays):
+            retry = not ok and job[1] < len(delays)
+            if retry:
                 job[0], job[1] = time.time() + delays[job[1]], job[1] + 1
                 waiting.appendleft(job)  # the same alert again, before the project's later ones
             if waiting:
@@ -9556,6 +9590,8 @@ class Alerter(object):
                 self.changed.notify()
             else:
                 del self.pending[project_id]
+        if not retry:
+            self.done(job[4])
 
     def run(self):
         name_os_thread('ec-alerts')

@@ -1,10 +1,11 @@
 """The helpers every test file shares: one home per need, not copies.
 
-    from helpers import free_port, create_project, sentry_auth, npm_modules, chromium
+    from helpers import free_port, create_project, sentry_auth, npm_modules, chromium, Receiver
 
 (tests/ is on sys.path: pytest puts it there for its rootdir-less test files,
 and conftest.py makes sure of it.) Fixtures that wrap these live in conftest.py."""
 import hashlib
+import http.server
 import json
 import os
 import pathlib
@@ -12,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import urllib.parse
 import urllib.request
 
@@ -140,3 +142,65 @@ def post_envelope(client, project, body):
                          content_type='application/x-sentry-envelope')
     assert answer.status_int == 200, answer.body
     return answer
+
+
+RECEIVER_WAIT = 20  # seconds: a generous bound for any webhook delivery
+
+
+class Receiver(object):
+    """A webhook endpoint on 127.0.0.1:<ephemeral>, standing in for Slack.
+    fail_first: answer 500 to that many attempts first. gate: when given,
+    each request waits for it (bounded) before answering."""
+
+    def __init__(self, fail_first=0, gate=None):
+        self.fail_first, self.gate = fail_first, gate
+        self.attempts, self.delivered = [], []
+        self.entered = threading.Event()
+        self.changed = threading.Condition()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get('Content-Length') or 0)
+                body = self.rfile.read(length)
+                with receiver.changed:
+                    number = len(receiver.attempts) + 1
+                    record = {'path': self.path, 'headers': dict(self.headers), 'body': body,
+                              'json': json.loads(body.decode('utf-8'))}
+                    receiver.attempts.append(record)
+                    receiver.changed.notify_all()
+                if receiver.gate is not None:
+                    receiver.entered.set()
+                    receiver.gate.wait(RECEIVER_WAIT)
+                status = 500 if number <= receiver.fail_first else 200
+                self.send_response(status)
+                self.send_header('Content-Type', 'text/plain')
+                self.send_header('Content-Length', '2')
+                self.end_headers()
+                self.wfile.write(b'ok')
+                if status == 200:
+                    with receiver.changed:
+                        receiver.delivered.append(record)
+                        receiver.changed.notify_all()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.server.daemon_threads = True
+        self.url = 'http://127.0.0.1:%d/hooks/test' % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wait_for(self, count, what='delivered'):
+        with self.changed:
+            ok = self.changed.wait_for(lambda: len(getattr(self, what)) >= count, RECEIVER_WAIT)
+        assert ok, 'expected %d %s alerts within %d s, got %d: %r' % (
+            count, what, RECEIVER_WAIT, len(getattr(self, what)), [r['json'] for r in getattr(self, what)])
+        return [r['json'] for r in getattr(self, what)]
+
+    def close(self):
+        if self.gate is not None:
+            self.gate.set()
+        self.server.shutdown()
+        self.server.server_close()

@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from helpers import create_project, free_port, sentry_auth
+from helpers import Receiver, create_project, free_port, sentry_auth
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WAIT = 30  # seconds: generous deadlines for polling, never a timed assertion
@@ -37,7 +37,7 @@ class Workers(object):
         env = {k: v for k, v in os.environ.items() if not k.startswith('ERRORCAPTURE_')}
         env['PYTHONPATH'] = ROOT
         cwd = tmp_path / 'elsewhere'
-        cwd.mkdir()
+        cwd.mkdir(exist_ok=True)  # a server started again on the same file
         self.process = subprocess.Popen(
             [sys.executable, '-c', 'import sys, errorcapture; sys.exit(errorcapture.main())', '--workers',
              str(workers), '--port', str(self.port), '--db', self.db] + list(args),
@@ -314,32 +314,6 @@ def thread_names(pid):
     return names
 
 
-class Receiver(object):
-    """A webhook endpoint that records each delivery."""
-
-    def __init__(self):
-        import http.server
-        self.bodies = []
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                receiver.bodies.append(json.loads(self.rfile.read(int(self.headers['Content-Length']))))
-                self.send_response(200)
-                self.send_header('Content-Length', '0')
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-        self.server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-        self.url = 'http://127.0.0.1:%d/hook' % self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_one_sweeper_and_one_alerter_serve_every_worker_and_outlive_one(start):
     server = start(workers=2, args=['--sweep-interval', '0.3', '--retention-events', '5',
                                     '--allow-private-webhooks'])
@@ -356,20 +330,41 @@ def test_one_sweeper_and_one_alerter_serve_every_worker_and_outlive_one(start):
         # a new issue on each worker: one alert each, delivered by the parent
         for number, conn in enumerate(conns):
             assert api_php(conn, key, 'new on worker %d' % number, file='/srv/w%d.php' % number)[0] == 200
+        receiver.wait_for(len(conns))
         deadline = time.time() + WAIT
-        while len(receiver.bodies) < len(conns):
-            assert time.time() < deadline, 'alerts: %r' % receiver.bodies
-            time.sleep(0.05)
         # one worker dies; the other's events still alert, and retention still runs
         os.kill(list(by_pid)[0], signal.SIGKILL)
         for number in range(12):
             assert api_php(conns[1], key, 'more %d' % number, file='/srv/more.php')[0] == 200
-        while len(receiver.bodies) < len(conns) + 1 or len(stored(server.url, key)) > 5:
-            assert time.time() < deadline + WAIT, (receiver.bodies, len(stored(server.url, key)))
+        receiver.wait_for(len(conns) + 1)
+        while len(stored(server.url, key)) > 5:
+            assert time.time() < deadline, len(stored(server.url, key))
             time.sleep(0.05)
-        titles = sorted(body['data']['title'] for body in receiver.bodies)
+        titles = sorted(record['json']['data']['title'] for record in receiver.delivered)
         assert len(titles) == len(set(titles)) == len(conns) + 1  # once each, not once per process
         assert sum(issue['count'] for issue in issues(server.url, key)) == len(stored(server.url, key)) == 5
+    finally:
+        receiver.close()
+
+
+def test_an_alert_whose_parent_died_before_delivering_it_is_delivered_by_the_next_parent(start):
+    gate = threading.Event()  # the webhook holds the first delivery until the parent is gone
+    receiver = Receiver(gate=gate)
+    try:
+        server = start(workers=2, args=['--allow-private-webhooks'])
+        conn = http.client.HTTPConnection('127.0.0.1', server.port, timeout=WAIT)
+        key = create_project(server.url, 'crash')['hash']
+        assert call(conn, 'PUT', '/api/v1/project?key=' + key, {'webhookUrl': receiver.url})[0] == 200
+        assert api_php(conn, key, 'new before the crash')[0] == 200
+        assert receiver.entered.wait(WAIT), 'the alert was never sent'
+        server.kill()  # SIGKILL, parent and workers: the alert was taken, its webhook has not answered
+        gate.set()
+        again = start(workers=2, args=['--allow-private-webhooks'])
+        sent = receiver.wait_for(2, 'attempts')
+        assert [body['kind'] for body in sent] == ['new_issue', 'new_issue']
+        assert sent[0]['data'] == sent[1]['data'] and 'new before the crash' in sent[1]['text']
+        receiver.wait_for(1)
+        assert again.answers()
     finally:
         receiver.close()
 
