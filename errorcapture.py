@@ -2511,6 +2511,11 @@ class Writer(threading.Thread):
             # the writers of other processes wait here and are woken as soon as
             # this batch is done, instead of sleeping in SQLite's busy handler
             fcntl.flock(self.turns, fcntl.LOCK_EX)
+            # what queued while another process had its turn joins this one:
+            # the group commit holds the lock once for all of it
+            jobs = self.jobs
+            while jobs and jobs[0] is not None and len(batch) < self.BATCH_MAX:
+                batch.append(jobs.popleft())
         try:
             if self.conn is None:  # reopen after a storage fault: it may have cleared
                 if self.before_reopen is not None:
@@ -10133,9 +10138,10 @@ def configure_process(settings, who=None):
 # Several server processes (--workers) ########################################
 ###############################################################################
 # Owns serving one port from several processes on one database file. The
-# parent binds the listening sockets once and starts each worker as a fresh
-# interpreter that inherits them (serve_worker: its own waitress, writer and
-# caches); it replaces a worker that dies, runs the one alerter and sweeper
+# parent binds the listening sockets once (on Linux a set per worker, which
+# the kernel balances new connections over) and starts each worker as a fresh
+# interpreter that inherits its set (serve_worker: its own waitress, writer
+# and caches); it replaces a worker that dies, runs the one alerter and sweeper
 # of the server, and on SIGTERM or Ctrl-C lets every worker drain as a single
 # process does, then exits. Commits take turns on SQLite's write lock; what
 # the processes must agree on lives in the file (the Store's counters,
@@ -10146,25 +10152,50 @@ WORKER_RESTART_DELAY = 1.0   # seconds at least between two starts of one worker
 WORKER_DRAIN_SECONDS = 90.0  # a worker still draining after this long is killed
 
 
-def bind_sockets(host, port):
-    """Listening sockets for host and port (a host name may have v4 and v6
-    addresses), bound as waitress binds its own."""
-    import waitress.adjustments
-    sockets = []
+def listening_socket(family, socktype, proto, address, reuse_port=False):
+    """One listening socket, bound as waitress binds its own; reuse_port:
+    open to more sockets on the same address (SO_REUSEPORT)."""
+    sock = socket.socket(family, socktype, proto)
     try:
-        for family, socktype, proto, address in waitress.adjustments.Adjustments(host=host, port=port).listen:
-            sock = socket.socket(family, socktype, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-            sock.listen(WAITRESS_OPTIONS['backlog'])
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(WAITRESS_OPTIONS['backlog'])
     except OSError:
-        for sock in sockets:
+        sock.close()
+        raise
+    return sock
+
+
+def bind_worker_sockets(host, port, workers):
+    """The listening sockets (a host name may have v4 and v6 addresses) of
+    each worker slot. On Linux every slot has its own, on the same addresses
+    with SO_REUSEPORT: the kernel spreads new connections evenly over them,
+    where one socket shared by every process gives most of them to whichever
+    process is quickest to accept (and clients keep their connections alive,
+    so that split stays). The parent keeps them all open, so a replacement
+    worker takes up the backlog of the one that died. Elsewhere the slots
+    share one set."""
+    import waitress.adjustments
+    reuse_port = sys.platform.startswith('linux') and hasattr(socket, 'SO_REUSEPORT')
+    slots = []
+    try:
+        for slot in range(workers if reuse_port else 1):
+            if slot == 0:
+                addresses = waitress.adjustments.Adjustments(host=host, port=port).listen
+            else:  # the addresses the first slot got (with port 0, the ports it was given)
+                addresses = [(sock.family, sock.type, sock.proto, sock.getsockname()) for sock in slots[0]]
+            slots.append([])
+            for family, socktype, proto, address in addresses:
+                slots[-1].append(listening_socket(family, socktype, proto, address, reuse_port))
+    except OSError:
+        for sock in (sock for sockets in slots for sock in sockets):
             sock.close()
         raise
-    return sockets
+    return slots if reuse_port else slots * workers
 
 
 class Supervisor(object):
@@ -10174,8 +10205,8 @@ class Supervisor(object):
         if fcntl is None or os.name != 'posix':
             raise ValueError('--workers above 1 needs a POSIX system (inherited sockets, flock)')
         self.settings = settings
-        self.sockets = bind_sockets(settings['host'], settings['port'])
-        self.port = self.sockets[0].getsockname()[1]
+        self.slot_sockets = bind_worker_sockets(settings['host'], settings['port'], settings['workers'])
+        self.port = self.slot_sockets[0][0].getsockname()[1]
         # the parent opens the file first: migrations run once, before any worker starts
         self.store = Store(settings['db'], settings['synchronous'], settings['max_queue'],
                            settings['wal_autocheckpoint'], shared=True)
@@ -10190,7 +10221,7 @@ class Supervisor(object):
         stays open: its end (this process gone) stops the worker."""
         here = os.path.dirname(os.path.abspath(__file__))
         code = 'import sys; sys.path.insert(0, %r); import errorcapture; sys.exit(errorcapture.serve_worker())' % here
-        fds = [sock.fileno() for sock in self.sockets]
+        fds = [sock.fileno() for sock in self.slot_sockets[slot]]
         process = subprocess.Popen([sys.executable, '-c', code], stdin=subprocess.PIPE, pass_fds=fds)
         process.stdin.write((dumps({'slot': slot, 'fds': fds, 'settings': self.settings}) + '\n').encode('utf-8'))
         process.stdin.flush()
@@ -10220,7 +10251,7 @@ class Supervisor(object):
 
     def stop(self):
         log.info('shutting down: every worker finishes its in-flight requests and queued writes')
-        for sock in self.sockets:
+        for sock in set(sock for sockets in self.slot_sockets for sock in sockets):
             sock.close()  # the workers hold their own copies until they have drained
         for process in self.workers:
             if process.poll() is None:
