@@ -99,8 +99,13 @@ def iso(ts):
         return None
 
 
+# json.dumps(obj, separators=(',', ':'), ensure_ascii=False), without making
+# an encoder for every call: every event, tag and answer is dumped here.
+_compact_json = json.JSONEncoder(separators=(',', ':'), ensure_ascii=False).encode
+
+
 def dumps(obj):
-    return json.dumps(obj, separators=(',', ':'), ensure_ascii=False)
+    return _compact_json(obj)
 
 
 class Invalid(Exception):
@@ -605,12 +610,26 @@ def _parse_stack_trace(lines):
 def frame_location(f, javascript=False):
     """The part of a frame that identifies code independent of line numbers
     and of the deploy: a bundle's content hash or version is left out."""
-    module = f.get('module')
+    module, name, function = f.get('module'), f.get('filename') or f.get('absPath') or '', f.get('function') or '?'
+    if (module.__class__ is str or module is None) and name.__class__ is str and function.__class__ is str and \
+            len(module or '') + len(name) + len(function) <= 1024:
+        return _frame_location(module, name, function, bool(javascript))
+    return _locate_frame(module, name, function, javascript)
+
+
+# Error storms repeat the same stack: each frame's location is worked out once
+# (keys are at most 1,024 characters, so the cache stays within a few MiB).
+@functools.lru_cache(maxsize=2048)
+def _frame_location(module, name, function, javascript):
+    return _locate_frame(module, name, function, javascript)
+
+
+def _locate_frame(module, name, function, javascript):
     if module:
-        where = grouping_module(module) if javascript or is_javascript_file(f) else module
+        where = grouping_module(module) if javascript or is_javascript_name(name) else module
     else:
-        where = grouping_file_name((f.get('filename') or f.get('absPath') or '').rpartition('/')[2])
-    return '%s:%s' % (where, f.get('function') or '?')
+        where = grouping_file_name(name.rpartition('/')[2])
+    return '%s:%s' % (where, function)
 
 
 # Grouping must survive a deploy: bundlers put a content hash or a version in
@@ -625,9 +644,8 @@ HASH_CHARACTERS = frozenset('0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNO
 NAME_SEPARATORS = '.-_~@'
 
 
-def is_javascript_file(f):
-    name = (f.get('filename') or f.get('absPath') or '').partition('?')[0].partition('#')[0].lower()
-    return name.endswith(JAVASCRIPT_EXTENSIONS)
+def is_javascript_name(name):
+    return name.partition('?')[0].partition('#')[0].lower().endswith(JAVASCRIPT_EXTENSIONS)
 
 
 def grouping_file_name(name):
@@ -790,19 +808,38 @@ def breadcrumb_list(value):
         if not isinstance(crumb, dict):
             continue
         entry = {}
-        try:
-            ts = parse_timestamp(crumb.get('timestamp'))
-        except Invalid:
-            ts = None
-        if ts is not None:
-            entry['timestamp'] = iso(ts)
+        stamp = crumb.get('timestamp')
+        if stamp is not None:
+            # SDKs send their whole breadcrumb buffer with every event, so
+            # the same times come again and again: text and float times are
+            # remembered (other types are not: True would be taken for 1).
+            remember = stamp.__class__ is float or (stamp.__class__ is str and len(stamp) <= 64)
+            stamp = _crumb_time(stamp) if remember else crumb_time(stamp)
+            if stamp is not NO_TIME:
+                entry['timestamp'] = stamp
         for key in ('type', 'category', 'level', 'message'):
-            if crumb.get(key) is not None:
-                entry[key] = clip(crumb[key] if isinstance(crumb[key], str) else dumps(crumb[key]), 4096)
+            text = crumb.get(key)
+            if text is not None:
+                entry[key] = clip(text if isinstance(text, str) else dumps(text), 4096)
         if crumb.get('data'):
             entry['data'] = bound(crumb['data'], MAX_DEPTH - 3)
         out.append(entry)
     return out
+
+
+NO_TIME = object()  # a breadcrumb time that is no time: the breadcrumb keeps none
+
+
+def crumb_time(value):
+    """A breadcrumb's time as the model keeps it (ISO text), or NO_TIME."""
+    try:
+        seconds = parse_timestamp(value)
+    except Invalid:
+        return NO_TIME
+    return NO_TIME if seconds is None else iso(seconds)
+
+
+_crumb_time = functools.lru_cache(maxsize=1024)(crumb_time)
 
 
 def make_error_event(dialect, level=None, message=None, exception=None, timestamp=None, event_id=None,
@@ -2227,10 +2264,16 @@ EVENT_DICTIONARIES = {1: ''.join((
 EVENT_FORMAT = 1  # the dictionary new rows are deflated against
 
 
+# dumps() without its check for cycles: a model event is a tree the model
+# built (the text is the same; only a cycle, which no event has, would fail
+# differently).
+_stored_json = json.JSONEncoder(separators=(',', ':'), ensure_ascii=False, check_circular=False).encode
+
+
 def pack_event(event):
     """The data column of an event from the model: its stored form, deflated."""
     packer = zlib.compressobj(1, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, EVENT_DICTIONARIES[EVENT_FORMAT])
-    return bytes((EVENT_FORMAT,)) + packer.compress(dumps(stored_form(event)).encode('utf-8')) + packer.flush()
+    return bytes((EVENT_FORMAT,)) + packer.compress(_stored_json(stored_form(event)).encode('utf-8')) + packer.flush()
 
 
 def unpack_event(data):
