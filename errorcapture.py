@@ -6115,16 +6115,23 @@ def open_sentry_error(status, message, code=None, details=None, headers=None):
     return reply(body, status, headers)
 
 
+# The checks below name a field only when it is wrong: a valid item (nearly
+# every one) builds no field paths.
+
 def open_sentry_frames(stacktrace, where, check):
+    """where: the item's path; the frames are at where + exception.stacktrace."""
     if stacktrace is None:
         return []
-    if not check.check(isinstance(stacktrace, dict), where, 'must be an object'):
+    if not isinstance(stacktrace, dict):
+        check.add(where + 'exception.stacktrace', 'must be an object')
         return []
     frames = stacktrace.get('frames')
     if frames is None:
         return []
-    if not check.check(isinstance(frames, list), where + '.frames', 'must be an array'):
+    if not isinstance(frames, list):
+        check.add(where + 'exception.stacktrace.frames', 'must be an array')
         return []
+    where += 'exception.stacktrace'
     out = []
     for index, f in enumerate(frames):  # the 256 KiB body limit bounds this
         if not isinstance(f, dict):
@@ -6147,16 +6154,28 @@ def open_sentry_frames(stacktrace, where, check):
     return cap_frames(out)
 
 
+def is_scalar_map(value):
+    """An object whose values are all strings, numbers, booleans or null."""
+    if not isinstance(value, dict):
+        return False
+    for item in value.values():
+        if not (item is None or isinstance(item, (str, int, float, bool))):
+            return False
+    return True
+
+
 def open_sentry_common(item, where, check):
     for field in ('environment', 'release', 'timestamp', 'message'):
-        check.check(item.get(field) is None or isinstance(item[field], str), where + field, 'must be a string')
+        value = item.get(field)
+        if value is not None and not isinstance(value, str):
+            check.add(where + field, 'must be a string')
     for field in ('tags', 'user'):
         value = item.get(field)
-        check.check(value is None or (isinstance(value, dict) and all(isinstance(v, (str, int, float, bool))
-                                                                       or v is None for v in value.values())),
-                    where + field, 'must be a map of strings')
-    if isinstance(item.get('timestamp'), str):
-        return check.timestamp(item['timestamp'], where + 'timestamp')
+        if value is not None and not is_scalar_map(value):
+            check.add(where + field, 'must be a map of strings')
+    timestamp = item.get('timestamp')
+    if isinstance(timestamp, str):
+        return check.timestamp(timestamp, where + 'timestamp')
     return None
 
 
@@ -6164,16 +6183,23 @@ def open_sentry_error_event(item, where, check):
     timestamp = open_sentry_common(item, where, check)
     exception = item.get('exception')
     frames = []
-    if check.check(isinstance(exception, dict), where + 'exception', 'is required'):
-        check.check(isinstance(exception.get('type'), str) and exception['type'].strip() != '',
-                    where + 'exception.type', 'must be a non-empty string')
-        check.check(isinstance(exception.get('value'), str), where + 'exception.value', 'must be a string')
-        frames = open_sentry_frames(exception.get('stacktrace'), where + 'exception.stacktrace', check)
+    if isinstance(exception, dict):
+        type_, value = exception.get('type'), exception.get('value')
+        if not (isinstance(type_, str) and type_.strip() != ''):
+            check.add(where + 'exception.type', 'must be a non-empty string')
+        if not isinstance(value, str):
+            check.add(where + 'exception.value', 'must be a string')
+        frames = open_sentry_frames(exception.get('stacktrace'), where, check)
+    else:
+        check.add(where + 'exception', 'is required')
     breadcrumbs = item.get('breadcrumbs')
-    check.check(breadcrumbs is None or (isinstance(breadcrumbs, list) and all(isinstance(b, dict) for b in breadcrumbs)),
-                where + 'breadcrumbs', 'must be an array of objects')
+    if breadcrumbs is not None and not (isinstance(breadcrumbs, list)
+                                        and all(isinstance(b, dict) for b in breadcrumbs)):
+        check.add(where + 'breadcrumbs', 'must be an array of objects')
     for field in ('traceId', 'spanId'):  # as an ai_generation item links to its trace
-        check.check(item.get(field) is None or isinstance(item[field], str), where + field, 'must be a string')
+        value = item.get(field)
+        if value is not None and not isinstance(value, str):
+            check.add(where + field, 'must be a string')
     if check.details:
         return None
     return make_error_event(
@@ -6281,8 +6307,8 @@ def mount_open_sentry(app, ctx):
             if not check.check(isinstance(item, dict), where or 'body', 'must be an object'):
                 continue
             kind = item.get('type')
-            if not check.check(isinstance(kind, str) and kind in OPEN_SENTRY_KINDS, where + 'type',
-                               'must be one of %s' % ', '.join(OPEN_SENTRY_KINDS)):
+            if not (isinstance(kind, str) and kind in OPEN_SENTRY_KINDS):
+                check.add(where + 'type', 'must be one of ' + ', '.join(OPEN_SENTRY_KINDS))
                 continue
             model_kind, parse = OPEN_SENTRY_KINDS[kind]
             parsed.append((model_kind, parse(item, where, check)))
