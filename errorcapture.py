@@ -5890,24 +5890,29 @@ def seestack_error_event(data, check):
     fields and metadata, so a client written for it sends them in metadata."""
     for field in ('exceptionClass', 'message'):
         value = data.get(field)
-        if check.check(value is not None, field, 'must not be blank') and \
-                check.check(isinstance(value, str), field, 'must be a string'):
-            check.check(value.strip() != '', field, 'must not be blank')
+        if value is None:
+            check.add(field, 'must not be blank')
+        elif not isinstance(value, str):
+            check.add(field, 'must be a string')
+        elif value.strip() == '':
+            check.add(field, 'must not be blank')
     level = data.get('level')
     if level is None:
         level = 'error'
     elif not (isinstance(level, str) and level.lower() in SEESTACK_LEVELS):
         check.add('level', 'must match "debug|info|warn|error|fatal|warning"')
     stack = data.get('stackTrace')
-    if stack is not None and not isinstance(stack, str):
-        check.check(isinstance(stack, list) and all(isinstance(line, str) for line in stack),
-                    'stackTrace', 'must be an array of strings')
+    if stack is not None and not isinstance(stack, str) and not (
+            isinstance(stack, list) and all(isinstance(line, str) for line in stack)):
+        check.add('stackTrace', 'must be an array of strings')
     for field in ('environment', 'release', 'timestamp', 'fingerprint', 'traceId', 'spanId', 'sessionId'):
         value = data.get(field)
-        check.check(value is None or isinstance(value, str) or (field == 'fingerprint' and isinstance(value, list)),
-                    field, 'must be a string')
+        if not (value is None or isinstance(value, str) or (field == 'fingerprint' and isinstance(value, list))):
+            check.add(field, 'must be a string')
     for field in ('user', 'metadata', 'tags', 'request'):
-        check.check(data.get(field) is None or isinstance(data[field], dict), field, 'must be an object')
+        value = data.get(field)
+        if value is not None and not isinstance(value, dict):
+            check.add(field, 'must be an object')
     timestamp = check.timestamp(data['timestamp'], 'timestamp') if isinstance(data.get('timestamp'), str) else None
     if check.details:
         return None
