@@ -327,7 +327,9 @@ def process_tree(pid):
 class TreeSampler(threading.Thread):
     """Like RssSampler, over every process of a server: each process's VmRSS
     every `interval` s (rss_max_kb: pid -> its highest sample), and the CPU all
-    of them used (a process that started in between counts from 0)."""
+    of them used (a process that started in between counts from 0), in total
+    and per thread role summed over the processes (cpu_by_role; a worker's
+    ec-writer is its writer)."""
 
     def __init__(self, pid, interval=0.1):
         threading.Thread.__init__(self, daemon=True)
@@ -336,8 +338,9 @@ class TreeSampler(threading.Thread):
         self.samples = []   # total VmRSS of the tree
         self.stop_event = threading.Event()
         self.cpu0 = {p: cpu_seconds(p) for p in process_tree(pid)}
+        self.threads0 = {p: thread_cpu(p) for p in self.cpu0}
         self.t0 = time.time()
-        self.cpu_percent = self.cpu_used = None
+        self.cpu_percent = self.cpu_used = self.cpu_by_role = None
         self.processes = len(self.cpu0)
 
     def run(self):
@@ -363,6 +366,11 @@ class TreeSampler(threading.Thread):
                 used += cpu1 - (self.cpu0.get(p) or 0.0)
         self.cpu_used = used
         self.cpu_percent = 100.0 * used / max(1e-6, time.time() - self.t0)
+        roles = dict.fromkeys(THREAD_ROLES, 0.0)
+        for p in tree:
+            for role, secs in cpu_by_role(p, self.threads0.get(p, {}), thread_cpu(p)).items():
+                roles[role] += secs
+        self.cpu_by_role = {role: round(v, 4) for role, v in roles.items()}
         return self.samples
 
 
@@ -808,11 +816,10 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
                 res["rss_kb"] = sampler.stop()
                 res["server_cpu_percent"] = sampler.cpu_percent
                 res["server_cpu_seconds"] = sampler.cpu_used
+                res["server_cpu_seconds_by_thread"] = sampler.cpu_by_role
                 if tree:
                     res["rss_max_kb_by_process"] = {str(k): v for k, v in sampler.rss_max_kb.items()}
                     res["processes"] = sampler.processes
-                else:
-                    res["server_cpu_seconds_by_thread"] = sampler.cpu_by_role
                 raw.setdefault((name, conns), []).append(res)
                 secs = res["duration_us"] / 1e6
                 log("  [%d/%d] %-24s c=%-3d %8.0f req/s  p99 %.1f ms  non-2xx %d"
@@ -969,6 +976,14 @@ def summarize_workers(args, worker_order, plan, raw):
                            median([r.get("server_cpu_percent") for r in runs])),
                        wrk_cpu_percent=(lambda c: None if c is None else round(c))(
                            median([r.get("wrk_cpu_percent") for r in runs])),
+                       # CPU per item of all the processes, and of their writer threads alone: the
+                       # writers take turns, so 1e6 / writer_us_per_item bounds the box's items/s
+                       cpu_us_per_item=(lambda c: None if c is None else round(c))(median(
+                           [r["server_cpu_seconds"] / (r["requests"] * sc.items) * 1e6
+                            for r in runs if r.get("server_cpu_seconds") is not None and r["requests"]])),
+                       writer_us_per_item=(lambda c: None if c is None else round(c))(median(
+                           [r["server_cpu_seconds_by_thread"]["writer"] / (r["requests"] * sc.items) * 1e6
+                            for r in runs if r.get("server_cpu_seconds_by_thread") and r["requests"]])),
                        accepted_items=accepted, stored_items=stored,
                        spread_percent=(round(100.0 * (max(rps) - min(rps)) / median(rps), 0)
                                        if len(rps) > 1 and median(rps) else None))
@@ -1152,12 +1167,14 @@ def workers_head(s, rows):
 
 def workers_table(rows, markdown):
     headers = ["scenario", "workers", "conns", "req/s", "items/s", "p50 ms", "p99 ms", "vs 1 worker",
-               "non-2xx", "procs", "RSS max MB/proc", "RSS max MB all", "CPU %", "wrk CPU %", "spread %"]
+               "non-2xx", "procs", "RSS max MB/proc", "RSS max MB all", "CPU %", "wrk CPU %", "CPU us/item",
+               "writer us/item", "spread %"]
     body = [[r["scenario"], fmt(r["workers"]), fmt(r["connections"]), fmt(r["requests_per_s"]),
              fmt(r["items_per_s"]), fmt(r["p50_ms"], 2), fmt(r["p99_ms"], 2),
              ("%.2f" % r["vs_1_worker"]) if r["vs_1_worker"] is not None else "-", fmt(r["errors"]),
              fmt(r["processes"]), fmt(r["rss_max_mb_per_process"], 1), fmt(r["rss_max_mb_total"], 1),
-             fmt(r["server_cpu_percent"]), fmt(r.get("wrk_cpu_percent")), fmt(r["spread_percent"])] for r in rows]
+             fmt(r["server_cpu_percent"]), fmt(r.get("wrk_cpu_percent")), fmt(r.get("cpu_us_per_item")),
+             fmt(r.get("writer_us_per_item")), fmt(r["spread_percent"])] for r in rows]
     return table(headers, body, markdown)
 
 

@@ -170,6 +170,9 @@ def test_workers_table_says_how_the_cpus_were_shared(quick_run):
         assert "wrk pinned to CPU %d" % result["settings"]["wrk_cpu"] in line
     for r in result["workers_rows"]:
         assert 0 <= r["wrk_cpu_percent"] <= 100 and r["server_cpu_percent"] >= 0, r
+        # CPU per item of all the server's processes, and of the writer threads alone (the serial part)
+        assert r["cpu_us_per_item"] > 0 and r["writer_us_per_item"] is not None, r
+        assert 0 <= r["writer_us_per_item"] <= r["cpu_us_per_item"], r
     for r in result["rows"]:
         assert r["wrk_cpu_percent"] is not None and r["wrk_cpu_percent"] >= 0, r
 
