@@ -1027,7 +1027,7 @@ def no_collapse(series):
     worst = min((b["requests_per_s"] / a["requests_per_s"] - 1 for a, b in steps if a["requests_per_s"]),
                 default=0.0)
     text = " -> ".join("%.0f@%d" % (r["requests_per_s"], r["connections"]) for r in series)
-    if worst < 0:
+    if worst <= -0.005:
         text += " (%+.0f%%)" % (100 * worst)
     return ok, text
 
