@@ -2215,6 +2215,21 @@ MIGRATIONS = [
     '''
     ALTER TABLE issue_keys DROP COLUMN events;
     ''',
+    # 21: a new event's tags go first to recent_event_tags, one row per event (its value ids, as
+    # events.tag_ids), at the end of its issue's hour, and move to event_tags (a row per tag, ordered by
+    # value) many events at a time: a commit writes about one page per issue for them, not one per tag.
+    # Queries read both, as event_tag_rows.
+    '''
+    CREATE TABLE recent_event_tags(
+        issue_id INTEGER NOT NULL,
+        hour INTEGER NOT NULL,
+        event_id INTEGER NOT NULL,
+        value_ids TEXT NOT NULL,
+        PRIMARY KEY(issue_id, hour, event_id)) WITHOUT ROWID;
+    CREATE VIEW event_tag_rows AS SELECT issue_id, value_id, hour, event_id FROM event_tags
+        UNION ALL SELECT r.issue_id, j.value, r.hour, r.event_id FROM recent_event_tags r,
+                         json_each('[' || r.value_ids || ']') j;
+    ''',
 ]
 
 
@@ -3017,8 +3032,18 @@ class Store(object):
         return self.write(self._tx_add_batch, project_id, items)
 
     def _tx_add_batch(self, conn, project_id, items):
-        adders = self.adders
-        return [adders[kind](conn, project_id, item) for kind, item in items]
+        adders, results, errors = self.adders, [], []
+        for kind, item in items:
+            if kind == 'error':  # errors in a row are stored together (Events.tx_add)
+                errors.append(item)
+                continue
+            if errors:
+                results += self.events.tx_add(conn, project_id, errors)
+                errors = []
+            results.append(adders[kind](conn, project_id, item))
+        if errors:
+            results += self.events.tx_add(conn, project_id, errors)
+        return results
 
     # -- issue seq -------------------------------------------------------------
 
@@ -3385,29 +3410,59 @@ class Events(Kind):
         event['_messages'] = event_messages(event)
 
     def tx_add(self, conn, project_id, events):
+        """Store events (of one submission, or several in a row of one batch)
+        in one go: the ones already held are found by one query, the tags
+        of all interned together."""
+        held = self._tx_held(conn, project_id, events)  # event id -> (row id, issue id), or None: first here
+        fresh = []
+        for event in events:
+            event_id = event.get('eventId')
+            if event_id is None:
+                fresh.append(event)
+            elif event_id not in held:
+                held[event_id] = None
+                fresh.append(event)
+        store = self.store
+        issues, tags, releases = store.issues, store.tags, store.releases
+        interned = iter(tags.tx_intern_many(conn, project_id, fresh))
         results = []
         for event in events:
             event_id = event.get('eventId')
             if event_id is not None:
-                row = conn.execute('SELECT id, issue_id FROM events WHERE project_id=? AND event_id=?',
-                                   (project_id, event_id)).fetchone()
-                if row is not None:  # a client retry of an event we already hold
-                    results.append({'id': row[0], 'issueId': row[1], 'duplicate': True})
+                known = held[event_id]
+                if known is not None:  # a client retry of an event we already hold, or its twin in this batch
+                    results.append({'id': known[0], 'issueId': known[1], 'duplicate': True})
                     continue
-            issue_id = self.store.issues.tx_group(conn, project_id, event)
-            tags = self.store.tags.tx_intern(conn, project_id, event)
+            issue_id = issues.tx_group(conn, project_id, event)
+            pairs = next(interned)
+            tag_ids = Tags.id_list(pairs)
             cursor = conn.execute(
                 'INSERT INTO events(id, project_id, issue_id, event_id, received, timestamp, data, tag_ids, trace_id,'
                 ' replay_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-                (self.store.new_id(conn, 'events'), project_id, issue_id, event_id, event['received'],
-                 event['timestamp'], event.get('_packed') or pack_event(event), Tags.id_list(tags))
+                (store.new_id(conn, 'events'), project_id, issue_id, event_id, event['received'],
+                 event['timestamp'], event.get('_packed') or pack_event(event), tag_ids)
                 + (event.get('_links') or event_links(event)))
+            row_id = cursor.lastrowid
             messages = event.get('_messages')
-            self.store.tags.tx_count(conn, issue_id, cursor.lastrowid, event['received'], event['timestamp'], tags,
-                                     event_messages(event) if messages is None else messages)
-            self.store.releases.tx_count(conn, project_id, event)
-            results.append({'id': cursor.lastrowid, 'issueId': issue_id, 'duplicate': False})
+            tags.tx_count(conn, issue_id, row_id, event['received'], event['timestamp'], pairs,
+                          event_messages(event) if messages is None else messages, tag_ids)
+            releases.tx_count(conn, project_id, event)
+            if event_id is not None:
+                held[event_id] = (row_id, issue_id)
+            results.append({'id': row_id, 'issueId': issue_id, 'duplicate': False})
         return results
+
+    @staticmethod
+    def _tx_held(conn, project_id, events):
+        """{event id: (row id, issue id)} of those of events' ids already stored."""
+        wanted = sorted({event.get('eventId') for event in events} - {None})
+        held = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            held.update((row[0], (row[1], row[2])) for row in conn.execute(
+                'SELECT event_id, id, issue_id FROM events WHERE project_id=? AND event_id IN (%s)' % marks(chunk),
+                [project_id] + chunk))
+        return held
 
     def tx_add_one(self, conn, project_id, event):
         return self.tx_add(conn, project_id, [event])[0]
@@ -3555,8 +3610,10 @@ class Events(Kind):
 class Tags(Kind):
     """Tags of error events, for facets and search. Keys and values are
     interned per project (tag_keys, tag_values); each stored event has one
-    event_tags row per tag (the counts a query scopes) and lists its value ids
-    in events.tag_ids (what retention and merging take back). Per-issue counts
+    row per tag (the events a query scopes: event_tag_rows, which reads
+    recent_event_tags, one row per new event, and event_tags, where they move)
+    and lists its value ids in events.tag_ids (what retention and merging take
+    back). Per-issue counts
     (issue_tags, issue_keys) and per-project counts are added up per
     transaction and written just before COMMIT, like the issues, so facets
     read counts and never scan events, and every count equals stored rows."""
@@ -3565,16 +3622,24 @@ class Tags(Kind):
     SUGGESTED = 10000      # values a prefix is looked for among, most frequent first
     MESSAGES_PER_ISSUE = 100
 
+    # Rows in recent_event_tags before they move to event_tags (see migration
+    # 21): a move writes each (issue, value) run's page once for all its new
+    # rows, so the more at a time the fewer pages, and the longer that commit.
+    MOVE_ROWS = 20000
+
     def __init__(self, store):
         Kind.__init__(self, store)
         self._backfilled = False  # the backfill (below) found nothing left
+        self._recent_rows = self.query(  # about: what this process adds is counted from here
+            "SELECT COALESCE(SUM(length(value_ids) - length(replace(value_ids, ',', '')) + 1), 0)"
+            ' FROM recent_event_tags')[0][0]
         self.forget()
 
     def forget(self):
         """Writer hook after a rollback: ids interned in it and counts gathered are gone."""
         self.forget_interned()
         self._deltas = {}       # (issue id, key id, value id) -> [events, first seen, last seen]
-        self._rows = []         # event_tags rows to insert at COMMIT
+        self._rows = []         # recent_event_tags rows to insert at COMMIT
         self._gone = set()      # issues deleted in this transaction: only project counts still apply
         self._messages = {}     # issue id -> messages first seen in this transaction
 
@@ -3597,40 +3662,58 @@ class Tags(Kind):
             self._key_ids[(project_id, key)] = key_id
         return key_id
 
-    def _tx_value_id(self, conn, key_id, value, seen):
-        value_id = self._value_ids.get((key_id, value))
-        if value_id is None:
+    def tx_intern(self, conn, project_id, event):
+        """[(key id, value id)] of the event's tags (event_tags in the model)."""
+        return self.tx_intern_many(conn, project_id, [event])[0]
+
+    def tx_intern_many(self, conn, project_id, events):
+        """tx_intern of each event; the values not interned yet are looked up,
+        and those never seen inserted, together."""
+        if len(self._value_ids) > self.CACHE_LIMIT:
+            self._key_ids, self._value_ids, self._value_keys = {}, {}, {}
+        key_ids, value_ids, out, unknown, missing = self._key_ids, self._value_ids, [], [], {}
+        for event in events:
+            pairs = []
+            tags = event.get('_tags')  # worked out by Events.pack, off the writer
+            for key, value in event_tags(event) if tags is None else tags:
+                key_id = key_ids.get((project_id, key)) or self._tx_key_id(conn, project_id, key)
+                value_id = value_ids.get((key_id, value))
+                if value_id is None:
+                    unknown.append((pairs, len(pairs), key_id, value))
+                    if (key_id, value) not in missing:
+                        missing[key_id, value] = event['timestamp']
+                pairs.append((key_id, value_id))
+            out.append(pairs)
+        if missing:
+            self._tx_value_ids(conn, missing)
+            for pairs, index, key_id, value in unknown:
+                pairs[index] = (key_id, value_ids[key_id, value])
+        return out
+
+    def _tx_value_ids(self, conn, missing):
+        """Intern values {(key id, value): first seen} not in the cache: found,
+        or inserted (a statement each: few are new in a transaction, and one
+        over a list of them would cost more, in a temporary table)."""
+        value_ids, value_keys = self._value_ids, self._value_keys
+        for (key_id, value), seen in missing.items():
             crc = value_crc(value)
             row = conn.execute('SELECT id FROM tag_values WHERE key_id=? AND crc=? AND value=?',
                                (key_id, crc, value)).fetchone()
-            value_id = row[0] if row else conn.execute(
+            value_id = value_ids[key_id, value] = row[0] if row else conn.execute(
                 'INSERT INTO tag_values(key_id, value, crc, last_seen) VALUES (?, ?, ?, ?)',
                 (key_id, value, crc, seen)).lastrowid
-            self._value_ids[(key_id, value)] = value_id
-            self._value_keys[value_id] = key_id
-        return value_id
-
-    def tx_intern(self, conn, project_id, event):
-        """[(key id, value id)] of the event's tags (event_tags in the model)."""
-        if len(self._value_ids) > self.CACHE_LIMIT:
-            self._key_ids, self._value_ids, self._value_keys = {}, {}, {}
-        key_ids, value_ids, pairs = self._key_ids, self._value_ids, []
-        tags = event.get('_tags')  # worked out by Events.pack, off the writer
-        for key, value in event_tags(event) if tags is None else tags:
-            key_id = key_ids.get((project_id, key)) or self._tx_key_id(conn, project_id, key)
-            pairs.append((key_id, value_ids.get((key_id, value)) or self._tx_value_id(
-                conn, key_id, value, event['timestamp'])))
-        return pairs
+            value_keys[value_id] = key_id
 
     @staticmethod
     def id_list(pairs):
         """The text events.tag_ids keeps: the value ids, comma-separated."""
         return ','.join([str(value_id) for _, value_id in pairs]) if pairs else None
 
-    def tx_count(self, conn, issue_id, row_id, received, seen, pairs, messages=()):
-        """Count a stored event under its tags (pairs from tx_intern)."""
-        hour = int(received // 3600)
-        self._rows.extend([(issue_id, value_id, hour, row_id) for _, value_id in pairs])
+    def tx_count(self, conn, issue_id, row_id, received, seen, pairs, messages=(), tag_ids=None):
+        """Count a stored event under its tags (pairs from tx_intern; tag_ids: their id_list)."""
+        if pairs:
+            self._rows.append((issue_id, int(received // 3600), row_id, tag_ids or self.id_list(pairs)))
+            self._recent_rows += len(pairs)
         deltas = self._deltas
         for key_id, value_id in pairs:
             key = (issue_id, key_id, value_id)
@@ -3639,28 +3722,42 @@ class Tags(Kind):
                 deltas[key] = [1, seen, seen]
             else:
                 delta[0] += 1
-                delta[1] = seen if delta[1] is None else min(delta[1], seen)
-                delta[2] = seen if delta[2] is None else max(delta[2], seen)
+                if delta[1] is None:  # only taken back so far
+                    delta[1] = delta[2] = seen
+                elif seen < delta[1]:
+                    delta[1] = seen
+                elif seen > delta[2]:
+                    delta[2] = seen
         for message in messages:
             if message:
                 self._messages.setdefault(issue_id, set()).add(message[:1000])
 
     def _tx_write_rows(self, conn):
-        """Insert the event_tags rows gathered so far (at COMMIT, or before a delete needs them there)."""
+        """Insert the event tag rows gathered so far (at COMMIT, or before a delete needs them there)."""
         rows, self._rows = self._rows, []
         if rows:
-            conn.executemany('INSERT INTO event_tags(issue_id, value_id, hour, event_id) VALUES (?, ?, ?, ?)', rows)
+            conn.executemany('INSERT INTO recent_event_tags(issue_id, hour, event_id, value_ids) VALUES (?, ?, ?, ?)',
+                             rows)
+
+    def _tx_move_rows(self, conn):
+        """Move every event of recent_event_tags to event_tags, a row per tag, in its order."""
+        conn.execute("INSERT OR IGNORE INTO event_tags(issue_id, value_id, hour, event_id) SELECT r.issue_id, j.value,"
+                     " r.hour, r.event_id FROM recent_event_tags r, json_each('[' || r.value_ids || ']') j"
+                     ' ORDER BY 1, 2, 3, 4')
+        conn.execute('DELETE FROM recent_event_tags')
+        self._recent_rows = 0
 
     def tx_uncount(self, conn, rows):
         """Take back stored events being deleted: rows of (event row id, issue
         id, received, tag_ids). Their event_tags rows go now; the counts
         drop at COMMIT."""
         self._tx_write_rows(conn)
-        doomed = []
+        doomed, events = [], []
         for row_id, issue_id, received, tag_ids in rows:
             if not tag_ids:
                 continue
             hour = int(received // 3600)
+            events.append((issue_id, hour, row_id))
             for value_id in map(int, tag_ids.split(',')):
                 doomed.append((issue_id, value_id, hour, row_id))
                 key_id = self._value_keys.get(value_id)
@@ -3674,13 +3771,14 @@ class Tags(Kind):
                 else:
                     delta[0] -= 1
         conn.executemany('DELETE FROM event_tags WHERE issue_id=? AND value_id=? AND hour=? AND event_id=?', doomed)
+        conn.executemany('DELETE FROM recent_event_tags WHERE issue_id=? AND hour=? AND event_id=?', events)
 
     def tx_issue_gone(self, conn, issue_id):
         """An issue deleted (emptied by retention, merged away): its own rows go;
         what this transaction counted for it still moves the project's counts."""
         self._tx_write_rows(conn)
         self._gone.add(issue_id)
-        for table in ('issue_tags', 'issue_keys', 'event_tags', 'issue_messages'):
+        for table in ('issue_tags', 'issue_keys', 'event_tags', 'recent_event_tags', 'issue_messages'):
             conn.execute('DELETE FROM %s WHERE issue_id=?' % table, (issue_id,))
         self._messages.pop(issue_id, None)
         self._message_counts.pop(issue_id, None)
@@ -3689,7 +3787,8 @@ class Tags(Kind):
         """Move an issue's tag rows and counts onto another (merging issues):
         the project's counts do not change."""
         self._tx_write_rows(conn)
-        conn.execute('UPDATE event_tags SET issue_id=? WHERE issue_id=?', (target, source))
+        for table in ('event_tags', 'recent_event_tags'):
+            conn.execute('UPDATE %s SET issue_id=? WHERE issue_id=?' % table, (target, source))
         conn.execute('INSERT INTO issue_tags(issue_id, key_id, value_id, events, first_seen, last_seen)'
                      ' SELECT ?, key_id, value_id, events, first_seen, last_seen FROM issue_tags WHERE issue_id=?'
                      ' AND true ON CONFLICT(issue_id, key_id, value_id) DO UPDATE SET events=events+excluded.events,'
@@ -3711,7 +3810,7 @@ class Tags(Kind):
         self._tx_write_rows(conn)
         issue_ids = {r[0] for r in conn.execute('SELECT id FROM issues WHERE project_id=?', (project_id,))}
         key_ids = {r[0] for r in conn.execute('SELECT id FROM tag_keys WHERE project_id=?', (project_id,))}
-        for table in ('issue_tags', 'issue_keys', 'event_tags', 'issue_messages'):
+        for table in ('issue_tags', 'issue_keys', 'event_tags', 'recent_event_tags', 'issue_messages'):
             conn.execute('DELETE FROM %s WHERE issue_id IN (SELECT id FROM issues WHERE project_id=?)' % table,
                          (project_id,))
         conn.execute('DELETE FROM tag_values WHERE key_id IN (SELECT id FROM tag_keys WHERE project_id=?)',
@@ -3750,6 +3849,8 @@ class Tags(Kind):
         if deltas:
             self._tx_flush_counts(conn, deltas, gone)
         self._tx_flush_messages(conn)
+        if self._recent_rows >= self.MOVE_ROWS:
+            self._tx_move_rows(conn)
 
     def _tx_flush_counts(self, conn, deltas, gone):
         added, taken, per_value = [], [], {}
@@ -3906,43 +4007,67 @@ class Tags(Kind):
                 sets.append((tuple(ids), term.negated))
         return sets
 
-    @staticmethod
-    def matching_events(sets, issue):
-        """SQL and params selecting the hour (as h) of each event of an issue
-        that matches every set; issue is the SQL naming the issue id ("?" puts
-        it first in the params, or a column of the outer query). The driver
-        is a positive set's index range; each other set is one primary-key probe."""
-        positive = [i for i, (_, negated) in enumerate(sets) if not negated]
-        params = []
-        if positive:
-            ids = sets[positive[0]][0]
-            sql = 'SELECT d.hour AS h FROM event_tags d WHERE d.issue_id=%s AND d.value_id IN (%s)' % (issue, marks(ids))
-            params.extend(ids)
-            hour, event, rest = 'd.hour', 'd.event_id', sets[:positive[0]] + sets[positive[0] + 1:]
-        else:
-            sql = 'SELECT CAST(d.received / 3600 AS INTEGER) AS h FROM events d WHERE d.issue_id=%s' % issue
-            hour, event, rest = 'CAST(d.received / 3600 AS INTEGER)', 'd.id', sets
-        for ids, negated in rest:
-            sql += (' AND %sEXISTS (SELECT 1 FROM event_tags o WHERE o.issue_id=d.issue_id AND o.value_id IN (%s)'
-                    ' AND o.hour=%s AND o.event_id=%s)' % ('NOT ' if negated else '', marks(ids), hour, event))
-            params.extend(ids)
-        return sql, params
+    # An event carries a value when event_tags has its row, or when its
+    # recent_event_tags row lists it (the two tables event_tag_rows reads;
+    # queries name both, so each is searched by its own key).
+    CARRIES = ("(EXISTS (SELECT 1 FROM event_tags o WHERE o.issue_id=%(issue)s AND o.value_id IN (%(ids)s)"
+               " AND o.hour=%(hour)s AND o.event_id=%(event)s) OR EXISTS (SELECT 1 FROM recent_event_tags o,"
+               " json_each('[' || o.value_ids || ']') j WHERE o.issue_id=%(issue)s AND o.hour=%(hour)s"
+               " AND o.event_id=%(event)s AND j.value IN (%(ids)s)))")
 
-    @staticmethod
-    def event_filter(sets, events='events'):
+    @classmethod
+    def _carries(cls, ids, negated, issue, hour, event):
+        """SQL and params: the event (its issue, hour and row id as SQL) carries one of ids (or not)."""
+        return ('NOT ' if negated else '') + cls.CARRIES % {'issue': issue, 'hour': hour, 'event': event,
+                                                            'ids': marks(ids)}, list(ids) * 2
+
+    @classmethod
+    def matching_events(cls, sets, issue, issue_params=()):
+        """SQL and params selecting the hour (as h) of each event of an issue
+        that matches every set; issue is the SQL naming the issue id (a column
+        of the outer query, or "?" with issue_params its value). The driver
+        is a positive set's index range in each table; each other set is a
+        primary-key probe of each."""
+        positive = [i for i, (_, negated) in enumerate(sets) if not negated]
+        if not positive:
+            sql = 'SELECT CAST(d.received / 3600 AS INTEGER) AS h FROM events d WHERE d.issue_id=%s' % issue
+            params = list(issue_params)
+            for ids, negated in sets:
+                carries, more = cls._carries(ids, negated, 'd.issue_id', 'CAST(d.received / 3600 AS INTEGER)', 'd.id')
+                sql += ' AND ' + carries
+                params += more
+            return sql, params
+        ids = sets[positive[0]][0]
+        rest = sets[:positive[0]] + sets[positive[0] + 1:]
+        arms = [('SELECT d.hour AS h FROM event_tags d WHERE d.issue_id=%s AND d.value_id IN (%s)' % (issue, marks(ids)),
+                 'd'),
+                ("SELECT d.hour AS h FROM recent_event_tags d, json_each('[' || d.value_ids || ']') v"
+                 ' WHERE d.issue_id=%s AND v.value IN (%s)' % (issue, marks(ids)), 'd')]
+        sql, params = [], []
+        for arm, name in arms:
+            params += list(issue_params) + list(ids)
+            for other, negated in rest:
+                carries, more = cls._carries(other, negated, name + '.issue_id', name + '.hour', name + '.event_id')
+                arm += ' AND ' + carries
+                params += more
+            sql.append(arm)
+        return ' UNION ALL '.join(sql), params
+
+    @classmethod
+    def event_filter(cls, sets, events='events'):
         """SQL and params: the row of the events table (named events) matches every set."""
         sql, params = [], []
         for ids, negated in sets:
-            sql.append('%sEXISTS (SELECT 1 FROM event_tags o WHERE o.issue_id=%s.issue_id AND o.value_id IN (%s)'
-                       ' AND o.hour=CAST(%s.received / 3600 AS INTEGER) AND o.event_id=%s.id)' % (
-                           'NOT ' if negated else '', events, marks(ids), events, events))
-            params.extend(ids)
+            carries, more = cls._carries(ids, negated, events + '.issue_id',
+                                         'CAST(%s.received / 3600 AS INTEGER)' % events, events + '.id')
+            sql.append(carries)
+            params += more
         return ' AND '.join(sql), params
 
     def scoped_hours(self, issue_id, sets):
         """{hour: events of the issue matching every set}."""
-        sql, params = self.matching_events(sets, '?')
-        return dict(self.query('SELECT h, COUNT(*) FROM (%s) GROUP BY h' % sql, [issue_id] + params))
+        sql, params = self.matching_events(sets, '?', [issue_id])
+        return dict(self.query('SELECT h, COUNT(*) FROM (%s) GROUP BY h' % sql, params))
 
     def value_stats(self, key_id, value):
         """(stored events, last seen) of one value of a key."""

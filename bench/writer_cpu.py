@@ -156,7 +156,8 @@ def backfill_round(module, events, threads):
         store.close()
     db = sqlite3.connect(path)
     with db:
-        for table in ('event_tags', 'issue_tags', 'issue_keys', 'issue_messages', 'tag_values', 'tag_keys'):
+        for table in ('event_tags', 'recent_event_tags', 'issue_tags', 'issue_keys', 'issue_messages', 'tag_values',
+                      'tag_keys'):
             db.execute('DELETE FROM %s' % table)
         db.execute('UPDATE events SET tag_ids=NULL')
         db.execute("INSERT OR REPLACE INTO counters VALUES ('tag_backfill_at', 0)")

@@ -167,7 +167,7 @@ def recount(path):
         'tag_values': {v: n for v, n in db.execute('SELECT id, events FROM tag_values WHERE events != 0')},
         'tag_keys': {k: (n, d) for k, n, d in db.execute(
             'SELECT id, events, distinct_values FROM tag_keys WHERE events != 0 OR distinct_values != 0')},
-        'event_tags': set(db.execute('SELECT issue_id, value_id, hour, event_id FROM event_tags'))}
+        'event_tags': set(db.execute('SELECT issue_id, value_id, hour, event_id FROM event_tag_rows'))}
     db.close()
     return expected, stored
 

@@ -3,6 +3,7 @@ search key through GET /api/v1/issues?query=, counts scoped to event terms,
 and hostile queries, which answer 400 or a correct list, never 500."""
 import json
 import random
+import sqlite3
 import urllib.parse
 
 import pytest
@@ -294,6 +295,66 @@ def test_retention_takes_scoped_counts_with_it(make):
     assert found(client, key, 'release:r0') == ['message of g']  # events 3 (r1) and 4 (r0) remain
     [issue] = client.get('/api/v1/issues?key=%s&query=release:r0' % key).json['issues']
     assert (issue['count'], issue['totalCount']) == (1, 2)
+
+
+MOVED_QUERIES = ('region:"eu west"', '!region:"eu west" release:1.5.0', 'release:1.5.0', 'browser:"Safari 17.1"',
+                 'user.email:u1@shop.io', '!environment:staging', 'region:us')
+
+
+def scoped_answers(client, key):
+    """What the issue list and an issue's event list answer to MOVED_QUERIES."""
+    answers = []
+    for query in MOVED_QUERIES:
+        issues = client.get('/api/v1/issues?' + urllib.parse.urlencode({'key': key, 'query': query})).json['issues']
+        answers.append(sorted((i['title'], i['count'], i.get('totalCount'), i['histogram24h']) for i in issues))
+        for issue in issues:
+            events = client.get('/api/v1/issues/%d/events?%s' % (issue['id'], urllib.parse.urlencode(
+                {'key': key, 'query': query}))).json['events']
+            answers.append(sorted(e['id'] for e in events))
+    return answers
+
+
+def test_tag_rows_answer_the_same_before_and_after_they_move(client, shop):
+    """A new event's tags are written to recent_event_tags (a row per event)
+    and later moved to event_tags (a row per tag) many at a time (migration
+    21): searches, scoped counts and filtered event lists answer the same
+    wherever the rows are."""
+    store = client.wsgi.store
+    db = sqlite3.connect(store.path)
+
+    def rows():
+        return [db.execute('SELECT COUNT(*) FROM %s' % table).fetchone()[0]
+                for table in ('recent_event_tags', 'event_tags')]
+    before = scoped_answers(client, shop)
+    assert rows()[0] >= 5 and rows()[1] == 0  # an event's tags in one row
+    store.write(store.tags._tx_move_rows)
+    assert rows()[0] == 0 and rows()[1] > 20
+    assert scoped_answers(client, shop) == before
+    # with rows in both tables: one more event, its rows recent
+    add(client, shop, 'checkout', message='card declined again', release='1.5.0', environment='staging',
+        tags={'region': 'us'}, level='error')
+    assert rows()[0] > 0
+    [issue] = client.get('/api/v1/issues?' + urllib.parse.urlencode({'key': shop, 'query': 'region:us'})).json[
+        'issues']
+    assert (issue['count'], issue['totalCount'], sum(issue['histogram24h'])) == (2, 5, 2)
+    events = client.get('/api/v1/issues/%d/events?%s' % (issue['id'], urllib.parse.urlencode(
+        {'key': shop, 'query': 'region:us release:1.5.0'}))).json['events']
+    assert len(events) == 2
+    # retention takes rows from both tables: the oldest checkout event (moved) and the newest (recent)
+    doomed = db.execute('SELECT id, issue_id, received, tag_ids FROM events WHERE issue_id=? AND id IN'
+                        ' ((SELECT MIN(id) FROM events WHERE issue_id=?), (SELECT MAX(id) FROM events WHERE issue_id=?))',
+                        (issue['id'],) * 3).fetchall()
+    store.write(store.events.tx_forget, store.project_by_key(shop)['id'], doomed)
+    assert scoped_answers(client, shop) != before
+    answers = {q: client.get('/api/v1/issues?' + urllib.parse.urlencode({'key': shop, 'query': q})).json['issues']
+               for q in ('region:us', 'region:"eu west"')}
+    assert [(i['count'], i['totalCount']) for i in answers['region:us']] == [(1, 3)]
+    assert [(i['count'], i['totalCount']) for i in answers['region:"eu west"']] == [(2, 3)]
+    # a transaction that brings MOVE_ROWS rows moves them all
+    store.tags.MOVE_ROWS = 1
+    add(client, shop, 'search', message='timeout again', release='1.5.0')
+    assert rows()[0] == 0
+    db.close()
 
 
 # -- hostile queries: a 400 or a correct answer, never a 500 -------------------------
