@@ -4831,12 +4831,15 @@ class Monitors(Kind):
                                                     checkin.get('durationMs'), checkin.get('message'),
                                                     checkin.get('checkinId')))
 
-    def mark_alerted(self, monitor_id, what):
-        self.write(self._tx_mark_alerted, monitor_id, what)
+    def mark_alerted(self, monitor_id, what, kind, notice):
+        """Note that the monitor's state `what` was announced, and raise its
+        alert (kind, notice) in the same transaction: the outbox keeps it
+        until it is delivered."""
+        self.write(self._tx_mark_alerted, monitor_id, what, kind, notice)
 
-    @staticmethod
-    def _tx_mark_alerted(conn, monitor_id, what):
+    def _tx_mark_alerted(self, conn, monitor_id, what, kind, notice):
         conn.execute('UPDATE monitors SET alerted=? WHERE id=?', (what, monitor_id))
+        self.store.notify(kind, notice)
 
 
 class Attachments(Kind):
@@ -9839,12 +9842,13 @@ def alert_message(project, kind, payload):
 
 class Sweeper(threading.Thread):
     """Every `interval` seconds: apply retention, then look for cron monitors
-    that turned missed or timed out, alerting once per missed run, then count
+    that turned missed or timed out, alerting once per missed run (through
+    the outbox, as every alert), then count
     the tags of events stored before tags existed, until none are left."""
 
-    def __init__(self, store, settings, alerter, interval, resolver=None):
+    def __init__(self, store, settings, interval, resolver=None):
         threading.Thread.__init__(self, name='errorcapture-sweeper', daemon=True)
-        self.store, self.settings, self.alerter, self.interval = store, settings, alerter, interval
+        self.store, self.settings, self.interval = store, settings, interval
         self.resolver = resolver
         self.stopping = threading.Event()
 
@@ -9910,9 +9914,9 @@ class Sweeper(threading.Thread):
             mark = '%s:%s' % (status, monitor['runningSince'] if status == 'timeout' else expected)
             if monitor.get('alerted') == mark:
                 continue
-            self.store.monitors.mark_alerted(monitor['id'], mark)
-            self.alerter.alert(monitor['projectId'], 'cron_' + status, {
-                'slug': monitor['slug'], 'name': monitor['name'], 'expected': iso(expected)})
+            self.store.monitors.mark_alerted(monitor['id'], mark, 'cron_' + status, {
+                'project_id': monitor['projectId'], 'slug': monitor['slug'], 'name': monitor['name'],
+                'expected': iso(expected)})
 
 
 def start_background(store, settings, resolver=None):
@@ -9921,7 +9925,7 @@ def start_background(store, settings, resolver=None):
     alerter = Alerter(store, allow_private=settings['allow_private_webhooks'])
     store.listeners.append(alerter.on_notice)
     alerter.start()
-    sweeper = Sweeper(store, settings, alerter, settings['sweep_interval'], resolver)
+    sweeper = Sweeper(store, settings, settings['sweep_interval'], resolver)
     if settings['sweep_interval'] > 0:
         sweeper.start()
     return alerter, sweeper
