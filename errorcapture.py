@@ -2488,6 +2488,7 @@ class Writer(threading.Thread):
         self.after_rollback = None  # called after a batch was rolled back
         self.before_reopen = None   # called before the connection is opened again after a storage fault
         self.turns = None           # under --workers: a descriptor the writers of every process flock() in turn
+        self.committed = None       # in a turn: the jobs committed, to wake when it ends
 
     def submit(self, fn, *args, timeout=30.0):
         if self.stopped:
@@ -2572,6 +2573,7 @@ class Writer(threading.Thread):
             # the writers of other processes wait here and are woken as soon as
             # this batch is done, instead of sleeping in SQLite's busy handler
             fcntl.flock(self.turns, fcntl.LOCK_EX)
+            self.committed = []
             # what queued while another process had its turn joins this one:
             # the group commit holds the lock once for all of it
             jobs = self.jobs
@@ -2595,6 +2597,11 @@ class Writer(threading.Thread):
         finally:
             if self.turns is not None:
                 fcntl.flock(self.turns, fcntl.LOCK_UN)
+                # the requests are woken only now: woken inside the turn they
+                # would take the CPU from the writer while it still holds the lock
+                committed, self.committed = self.committed, None
+                for job in committed:
+                    job.done.release()
 
     def _run(self, batch):
         """One transaction. True when every job of the batch has its answer:
@@ -2641,8 +2648,11 @@ class Writer(threading.Thread):
             return True
         if self.after_commit is not None:
             self.after_commit()
-        for job in batch:
-            job.done.release()
+        if self.committed is not None:
+            self.committed.extend(batch)  # woken once the turn is over (_commit)
+        else:
+            for job in batch:
+                job.done.release()
         if self.outbox:
             notices, self.outbox = self.outbox, []
             if self.on_commit is not None:
