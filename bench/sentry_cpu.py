@@ -13,16 +13,18 @@ guard, reply) and an /api.php event the smallest ingest, for comparison.
     python bench/sentry_cpu.py [--requests 600] [--threads 8] [--repeats 5]
                                [--scenarios recorded,template,browser,store] [MODULE.py ...]
     python bench/sentry_cpu.py --profile [--scenarios recorded] [MODULE.py]
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-        python bench/sentry_cpu.py --just-run N [--scenarios recorded] [MODULE.py]
+    python bench/sentry_cpu.py --instructions 300 [--scenarios recorded] [MODULE.py ...]
 
 Each MODULE.py is a copy of errorcapture.py (`git show REV:errorcapture.py >
 /tmp/ec_REV.py`); by default the one beside bench/. --profile runs the first
 module's requests on the calling thread under cProfile (the writer thread is
 not profiled; its CPU is printed beside) and prints the top functions.
---just-run N sends N requests of the first scenario on one thread and prints
-nothing: under callgrind, (instructions at N - at 0) / N is a count per request
-that other jobs on a shared box do not move (CPU time there varies by 10%).
+--instructions N counts instructions instead (valgrind's callgrind, every
+thread): each module and scenario runs N requests on one thread (every request
+commits alone, so the writer's share is larger than under load) and once with
+none, and (at N - at 0) / N is printed per request: a number that other jobs
+on a shared box do not move, where CPU time moves by 10%. About a minute of
+CPU per module and scenario at N = 300.
 In-process and under a minute: it needs no heavy lock.
 """
 import argparse
@@ -33,8 +35,10 @@ import json
 import os
 import pstats
 import random
+import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -234,6 +238,32 @@ def profile(target, requests, scenario, count, top):
     stats.sort_stats("cumulative").print_stats(top)
 
 
+def instructions_of(module, scenario, count):
+    """Instructions callgrind counts for a run of --just-run count."""
+    argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+            os.path.abspath(__file__), "--just-run", str(count), "--scenarios", scenario, module]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or not found:
+        raise SystemExit("callgrind failed for %s %s:\n%s" % (module, scenario, done.stderr[-2000:]))
+    return int(found.group(1))
+
+
+def count_instructions(modules, scenarios, count):
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    scenarios = [s for s in scenarios if s != "health"] or scenarios
+    print("| scenario | module | instructions per request | vs %s |" % os.path.basename(modules[0]))
+    print("|---|---|---|---|")
+    for scenario in scenarios:
+        first = None
+        for module in modules:
+            per = (instructions_of(module, scenario, count) - instructions_of(module, scenario, 0)) / count
+            first = first or per
+            print("| %s | %s | %.0f | %.3f |" % (scenario, os.path.basename(module), per, per / first))
+            sys.stdout.flush()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", default=[os.path.join(os.path.dirname(HERE), "errorcapture.py")])
@@ -244,9 +274,13 @@ def main():
                         help="comma-separated, of health,api_php," + ",".join(SCENARIOS))
     parser.add_argument("--profile", action="store_true", help="cProfile the first module's first scenario")
     parser.add_argument("--top", type=int, default=35, help="functions --profile prints")
-    parser.add_argument("--just-run", type=int, metavar="N", help="send N requests of the first scenario, quietly")
+    parser.add_argument("--instructions", type=int, metavar="N",
+                        help="count instructions per request under callgrind, N requests per module and scenario")
+    parser.add_argument("--just-run", type=int, metavar="N", help=argparse.SUPPRESS)  # what --instructions runs
     args = parser.parse_args()
     scenarios = [s for s in args.scenarios.split(",") if s]
+    if args.instructions is not None:
+        return count_instructions(args.modules, scenarios, args.instructions)
     modules = [(path, load(path, "errorcapture_sentry_cpu_%d" % n)) for n, path in enumerate(args.modules)]
     needed = (args.requests + 3) * args.repeats + 3
     if args.just_run is not None:
