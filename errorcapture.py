@@ -6532,9 +6532,10 @@ SPAN_ID = re.compile(r'^[0-9a-f]{16}$')
 def sentry_event_id(value):
     if value is None:
         return uuid.uuid4().hex
-    if not isinstance(value, str) or not EVENT_ID.match(value.replace('-', '').lower()):
+    plain = value.replace('-', '').lower() if isinstance(value, str) else None
+    if plain is None or not EVENT_ID.match(plain):
         raise Invalid('must be 32 hexadecimal characters', 'event_id')
-    return value.replace('-', '').lower()
+    return plain
 
 
 def sentry_values(value, field):
@@ -6664,6 +6665,7 @@ PYTHON_LEVELS = ((10, 'debug'), (20, 'info'), (30, 'warning'), (40, 'error'))
 LEGACY_INTERFACES = tuple(('sentry.interfaces.' + old, new) for old, new in (
     ('Message', 'logentry'), ('Exception', 'exception'), ('Stacktrace', 'stacktrace'), ('Http', 'request'),
     ('User', 'user'), ('Breadcrumbs', 'breadcrumbs'), ('Contexts', 'contexts'), ('Threads', 'threads')))
+LEGACY_NAMES = frozenset(old for old, _ in LEGACY_INTERFACES)
 
 
 def inferred_user(event, client_ip):
@@ -6695,8 +6697,8 @@ def sentry_error_event(event, event_id=None, client_ip=None):
     Each field is read once, into a local, and the event is copied only for
     a legacy (raven) client's interface names."""
     require(isinstance(event, dict), 'event must be a JSON object')
-    legacy = [(old, new) for old, new in LEGACY_INTERFACES if old in event and event.get(new) is None]
-    if legacy:
+    if not LEGACY_NAMES.isdisjoint(event):
+        legacy = [(old, new) for old, new in LEGACY_INTERFACES if old in event and event.get(new) is None]
         event = dict(event)
         for old, new in legacy:
             event[new] = event.pop(old)
@@ -6707,11 +6709,13 @@ def sentry_error_event(event, event_id=None, client_ip=None):
     user = inferred_user(event, client_ip) or get('user')
     for field in SENTRY_STRING_FIELDS:
         value = get(field)
-        require(value is None or isinstance(value, str), 'must be a string', field)
-    require(user is None or isinstance(user, dict), 'must be an object', 'user')
+        if value is not None and not isinstance(value, str):
+            raise Invalid('must be a string', field)
     contexts, extra, request, sdk = get('contexts'), get('extra'), get('request'), get('sdk')
-    for field, value in (('contexts', contexts), ('extra', extra), ('request', request), ('sdk', sdk)):
-        require(value is None or isinstance(value, dict), 'must be an object', field)
+    for field, value in (('user', user), ('contexts', contexts), ('extra', extra), ('request', request),
+                         ('sdk', sdk)):
+        if value is not None and not isinstance(value, dict):
+            raise Invalid('must be an object', field)
     fingerprint = get('fingerprint')
     require(fingerprint is None or (isinstance(fingerprint, list) and all(
         isinstance(p, (str, int, float)) for p in fingerprint)), 'must be a list of strings', 'fingerprint')
