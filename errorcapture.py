@@ -2441,6 +2441,18 @@ class ReadConnection(object):
 # Litestream briefly around its own checkpoints.
 BUSY_TIMEOUT = 20.0
 
+# UPDATE ... RETURNING (the tag counts) and ALTER TABLE ... DROP COLUMN
+# (migration 20) came in SQLite 3.35.0 (March 2021).
+SQLITE_NEEDED = (3, 35, 0)
+
+
+def require_sqlite(version=None):
+    """Refuse, clearly, an SQLite library too old for the schema and the writer."""
+    version = version or sqlite3.sqlite_version_info
+    if tuple(version) < SQLITE_NEEDED:
+        raise sqlite3.NotSupportedError('ErrorCapture needs SQLite %s or newer; this Python has SQLite %s'
+                                        % ('.'.join(map(str, SQLITE_NEEDED)), '.'.join(map(str, version))))
+
 
 def connect(path, synchronous='normal', autocheckpoint=1000):
     """A connection that writes. The busy timeout rides out the other writers
@@ -2706,6 +2718,7 @@ class Store(object):
         self._projects_version = 0
         self._versions = {}  # counter name -> (when read, value): see version()
         self._bumps = set()  # counters the open transaction bumps at COMMIT
+        require_sqlite()
         try:
             conn = connect(path, synchronous, autocheckpoint)
         except sqlite3.Error as exc:

@@ -254,3 +254,16 @@ def test_a_database_that_cannot_be_opened_is_a_message(tmp_path):
     assert done.returncode == 2
     assert 'cannot open the database' in done.stderr and missing in done.stderr
     assert 'Traceback' not in done.stderr
+
+
+def test_an_sqlite_too_old_for_the_schema_is_refused_clearly(tmp_path, monkeypatch, capsys):
+    """SQLite before 3.35 has no RETURNING or DROP COLUMN: the server says so at
+    start instead of failing in the middle of a migration or of the first write."""
+    monkeypatch.setattr(errorcapture.sqlite3, 'sqlite_version_info', (3, 31, 1))
+    db = str(tmp_path / 'old.db')
+    with pytest.raises(errorcapture.sqlite3.NotSupportedError):
+        errorcapture.make_app(db)
+    assert errorcapture.main(['--db', db, '--port', str(free_port())]) not in (0, None)
+    err = capsys.readouterr().err
+    assert 'needs SQLite 3.35.0 or newer' in err and '3.31.1' in err
+    assert not os.path.exists(db)
