@@ -14,7 +14,6 @@ request-thread CPU as a ratio of the first module's. Under a minute with the
 defaults: it may run without the heavy lock.
 """
 import argparse
-import importlib.util
 import io
 import json
 import os
@@ -28,19 +27,9 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import templates  # noqa: E402
+from inprocess import cpu_of, load  # noqa: E402
 
 DIALECTS = ('open_sentry_batch20', 'api_php', 'seestack_error')
-
-
-def load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def cpu_of(thread):
-    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
 
 
 class Target(object):

@@ -29,7 +29,6 @@ In-process and under a minute: it needs no heavy lock.
 """
 import argparse
 import cProfile
-import importlib.util
 import io
 import json
 import os
@@ -48,16 +47,10 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import templates  # noqa: E402
+from inprocess import load  # noqa: E402
 
 FIXTURES = os.path.join(HERE, "fixtures", "sentry_python_envelopes.json")
 SCENARIOS = ("recorded", "template", "browser", "store")
-
-
-def load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def recorded_templates(key, dsn):

@@ -18,7 +18,6 @@ Each MODULE.py is a copy of errorcapture.py (say `git show REV:errorcapture.py >
 Rounds alternate between modules; medians are quoted. Run it under the heavy lock.
 """
 import argparse
-import importlib.util
 import os
 import statistics
 import sys
@@ -28,13 +27,8 @@ import time
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, HERE)
+from inprocess import cpu_of, load  # noqa: E402
 
 
 def sentry_payload(n):
@@ -99,10 +93,6 @@ KINDS = {
 def events_for(module, count, kind='sentry'):
     make = KINDS[kind][1]
     return [make(module, n) for n in range(count)]
-
-
-def cpu_of(thread):
-    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
 
 
 def one_round(module, events, threads, kind='sentry'):
