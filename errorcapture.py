@@ -6576,12 +6576,14 @@ def sentry_frames(stacktrace):
         get = f.get  # each field read once: a flood of Python events is mostly frames
         filename, abs_path, function, module = get('filename'), get('abs_path'), get('function'), get('module')
         context_line, in_app = get('context_line'), get('in_app')
-        out.append(frame(filename if isinstance(filename, str) else None,
-                         function if isinstance(function, str) else None, get('lineno'), get('colno'),
-                         module if isinstance(module, str) else None, abs_path if isinstance(abs_path, str) else None,
-                         in_app if isinstance(in_app, bool) else None,
-                         context_line if isinstance(context_line, str) else None,
-                         get('pre_context'), get('post_context'), get('vars')))
+        out.append(frame(filename=filename if isinstance(filename, str) else None,
+                         function=function if isinstance(function, str) else None,
+                         lineno=get('lineno'), colno=get('colno'),
+                         module=module if isinstance(module, str) else None,
+                         abs_path=abs_path if isinstance(abs_path, str) else None,
+                         in_app=in_app if isinstance(in_app, bool) else None,
+                         context_line=context_line if isinstance(context_line, str) else None,
+                         pre_context=get('pre_context'), post_context=get('post_context'), vars=get('vars')))
     return cap_frames(out)
 
 
