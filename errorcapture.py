@@ -315,6 +315,8 @@ LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
 def normalize_level(raw):
     """Map any level word to fatal|error|warning|info|debug. Unknown words (the
     ErrorCapture Python snippet sends exception class names) count as errors."""
+    if raw.__class__ is str and raw in LEVELS:  # what nearly every client sends
+        return raw
     text = str(raw or '').strip().lower()
     if text in LEVELS:
         return text
@@ -497,14 +499,19 @@ def frame(filename=None, function=None, lineno=None, colno=None, module=None, ab
           in_app=None, context_line=None, pre_context=None, post_context=None, vars=None):
     """One stack frame in the model's shape; empty fields are left out."""
     out = {}
+    # clip() only where it may change something: every frame of every event passes here
     if filename is not None and filename != '':
-        out['filename'] = clip(filename, 1024)
+        out['filename'] = (filename if filename.__class__ is str and len(filename) <= 1024 and '\x00' not in filename
+                           else clip(filename, 1024))
     if abs_path is not None and abs_path != '':
-        out['absPath'] = clip(abs_path, 1024)
+        out['absPath'] = (abs_path if abs_path.__class__ is str and len(abs_path) <= 1024 and '\x00' not in abs_path
+                          else clip(abs_path, 1024))
     if function is not None and function != '':
-        out['function'] = clip(function, 1024)
+        out['function'] = (function if function.__class__ is str and len(function) <= 1024 and '\x00' not in function
+                           else clip(function, 1024))
     if module is not None and module != '':
-        out['module'] = clip(module, 1024)
+        out['module'] = (module if module.__class__ is str and len(module) <= 1024 and '\x00' not in module
+                         else clip(module, 1024))
     if lineno.__class__ is int and 0 <= lineno < (1 << 31):  # a bool's class is not int
         out['lineno'] = lineno
     if colno.__class__ is int and 0 <= colno < (1 << 31):
@@ -820,7 +827,8 @@ def breadcrumb_list(value):
         for key in ('type', 'category', 'level', 'message'):
             text = crumb.get(key)
             if text is not None:
-                entry[key] = clip(text if isinstance(text, str) else dumps(text), 4096)
+                entry[key] = (text if text.__class__ is str and len(text) <= 4096 and '\x00' not in text
+                              else clip(text if isinstance(text, str) else dumps(text), 4096))
         if crumb.get('data'):
             entry['data'] = bound(crumb['data'], MAX_DEPTH - 3)
         out.append(entry)
@@ -857,7 +865,9 @@ def make_error_event(dialect, level=None, message=None, exception=None, timestam
         timestamp = None  # a client clock ahead would pin the issue's last seen in the future
     event = {'kind': 'error', 'dialect': dialect, 'received': received,
              'timestamp': timestamp if timestamp is not None else received,
-             'level': normalize_level(level), 'levelRaw': clip(str(level), 200) if level is not None else None}
+             'level': normalize_level(level),
+             'levelRaw': (level if level.__class__ is str and len(level) <= 200 and '\x00' not in level
+                          else clip(str(level), 200) if level is not None else None)}
     if event_id:
         event['eventId'] = event_id
     # Text fields and their limits; most are absent, so test before clipping.
@@ -6298,9 +6308,11 @@ def open_sentry_frames(stacktrace, where, check):
             continue
         filename, function = f.get('filename'), f.get('function')
         lineno, colno, in_app = f.get('lineno'), f.get('colno'), f.get('inApp')
+        # (JSON makes no int subclass but bool: the class test is is_int here)
         if not ((filename is None or isinstance(filename, str)) and (function is None or isinstance(function, str))
-                and (lineno is None or is_int(lineno)) and (colno is None or is_int(colno))
-                and (in_app is None or isinstance(in_app, bool))):
+                and (lineno is None or (lineno.__class__ is int and -(1 << 63) <= lineno < (1 << 63)))
+                and (colno is None or (colno.__class__ is int and -(1 << 63) <= colno < (1 << 63)))
+                and (in_app is None or in_app is True or in_app is False)):
             path = '%s.frames[%d].' % (where, index)
             for field, ok in (('filename', filename is None or isinstance(filename, str)),
                               ('function', function is None or isinstance(function, str))):
@@ -6309,7 +6321,7 @@ def open_sentry_frames(stacktrace, where, check):
                 check.check(value is None or is_int(value), path + field, 'must be an integer')
             check.check(in_app is None or isinstance(in_app, bool), path + 'inApp', 'must be a boolean')
             continue
-        out.append(frame(filename=filename, function=function, lineno=lineno, colno=colno, in_app=in_app))
+        out.append(frame(filename, function, lineno, colno, None, None, in_app))
     return cap_frames(out)
 
 
