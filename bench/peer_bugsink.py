@@ -236,13 +236,17 @@ class ErrorCapture(object):
     def __init__(self, app, base, cpus, workers, extra_args):
         self.db = os.path.join(base, "errorcapture.db")
         # retention off, as for Bugsink: the stored count must only grow
-        argv = [sys.executable, app, "--host", "127.0.0.1", "--port", "{port}", "--db", self.db,
+        # a copy named errorcapture.py where --app is named otherwise: what its workers run too
+        self.app = run.staged_app(app, base)
+        argv = [sys.executable, self.app, "--host", "127.0.0.1", "--port", "{port}", "--db", self.db,
                 "--retention-events", "0"] + extra_args
         if workers is not None:
             argv += ["--workers", str(workers)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("ERRORCAPTURE_")}
         self.web = run.Server("errorcapture", argv, base, cpus, env)
         self.web.wait_ready("/health")
+        if workers is not None and workers > 1:
+            run.check_workers_run(self.web, self.app, workers)
         status, body = run.http("POST", self.web.base + "/api/v1/projects", {"name": "bench"})
         if status not in (200, 201):
             raise SystemExit("errorcapture: creating a project failed: %s %r" % (status, body))

@@ -214,6 +214,69 @@ class Server(object):
         self.log.close()
 
 
+def staged_app(app, tmp):
+    """The file to start `app` from, so that a --workers server runs it in
+    every worker: `app` itself when it is named errorcapture.py, else a copy
+    of it named so, in a directory of its own under tmp (the viewer's static/
+    linked beside it). Before 737401a a worker ran `import errorcapture` with
+    the parent's directory first on sys.path: a server started from
+    /tmp/ec_REV.py ran whichever errorcapture.py came next (bench/run.py's
+    cwd: the checkout's) in its workers, so every --old-app comparison with 2
+    workers measured the checkout against itself. A copy named errorcapture.py
+    is what both ways of loading it (by that import or by the file's path) run."""
+    app = os.path.abspath(app)
+    if os.path.basename(app) == "errorcapture.py":
+        return app
+    folder = tempfile.mkdtemp(prefix="app-", dir=tmp)
+    staged = os.path.join(folder, "errorcapture.py")
+    shutil.copyfile(app, staged)
+    for name in ("static", "docs"):
+        for beside in (os.path.dirname(app), ROOT):
+            if os.path.isdir(os.path.join(beside, name)):
+                os.symlink(os.path.join(beside, name), os.path.join(folder, name))
+                break
+    return staged
+
+
+def file_sha256(path):
+    import hashlib
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def worker_cmdlines(pid):
+    """{pid: command line} of the server's child processes (its --workers)."""
+    out = {}
+    for p in process_tree(pid)[1:]:
+        try:
+            with open("/proc/%d/cmdline" % p, "rb") as f:
+                out[p] = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+    return out
+
+
+def check_workers_run(srv, app, workers, timeout=30):
+    """Wait until the --workers server has its `workers` child processes and
+    check that each one runs `app` (its path, or its directory first on
+    sys.path, on its command line); exit with what they run otherwise."""
+    deadline = time.time() + timeout
+    while True:
+        lines = worker_cmdlines(srv.pid)
+        if len(lines) >= workers or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    # loaded by its path, or (before 737401a) imported by name with its directory first on sys.path,
+    # which finds it only when it is named errorcapture.py
+    named = [repr(app)] + ([repr(os.path.dirname(app))] if os.path.basename(app) == "errorcapture.py" else [])
+    wrong = {p: line for p, line in lines.items() if not any(n in line for n in named)}
+    if len(lines) < workers or wrong:
+        srv.close()
+        raise SystemExit("%s: %d of %d workers found, and these do not run %s: %r"
+                         % (srv.name, len(lines), workers, app, wrong))
+    return lines
+
+
 def cpu_seconds(pid):
     """User + system CPU seconds the process (all its threads) has used."""
     try:
@@ -638,16 +701,22 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
     # change settings with --server-arg so the run records them.
     ec_env = {k: v for k, v in os.environ.items() if not k.startswith("ERRORCAPTURE_")}
 
+    staged = {}   # app -> the file its servers start from (staged_app)
+
     def start_app(name, db, extra_env=None, workers=None, cpus=server_cpus, app=args.app):
         env = dict(ec_env)
         env.update(extra_env or {})
-        argv = [sys.executable, app, "--host", "127.0.0.1", "--port", "{port}", "--db", db,
+        if app not in staged:
+            staged[app] = staged_app(app, tmp)
+        argv = [sys.executable, staged[app], "--host", "127.0.0.1", "--port", "{port}", "--db", db,
                 "--threads", str(threads)] + args.server_arg
         if workers is not None:
             argv += ["--workers", str(workers)]
         s = Server(name, argv, tmp, cpus, env)
         servers.append(s)
         s.wait_ready("/health")
+        s.app = staged[app]
+        s.worker_commands = check_workers_run(s, s.app, workers) if workers is not None and workers > 1 else {}
         return s
 
     # The baselines (not in a --workers-only run, which has no main table).
@@ -872,6 +941,10 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
                       loadavg_before=[round(x, 2) for x in load_before],
                       loadavg_after=[round(x, 2) for x in load_after]),
         raw={"%s@%d" % k: v for k, v in raw.items()},
+        # what each workers-table server ran: its file, and its workers' command lines
+        started_from={label: dict(app=plan[label]["server"].app, sha256=file_sha256(plan[label]["server"].app),
+                                  worker_commands=sorted(plan[label]["server"].worker_commands.values()))
+                      for label in workers_measured},
     )
     print(render(result, markdown=False))
     if args.markdown:

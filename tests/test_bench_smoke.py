@@ -5,6 +5,7 @@ database of a few thousand events, then checks that the table has the expected
 rows and that its numbers parse. It never asserts timings: the machine is shared
 and noisy, and bench/README.md is where performance is judged.
 """
+import hashlib
 import json
 import os
 import shutil
@@ -231,3 +232,17 @@ def test_before_after_in_one_run(tmp_path):
     for r in result["before_after"]:
         assert r["ratio"] == round(r["new_items_per_s"] / r["old_items_per_s"], 2) and r["ratio"] > 0, r
     assert "Before/after: items/s of" in text and str(old) in text
+    # Each server ran the file it was meant to, in every worker: the old one a
+    # copy of ec_old.py named errorcapture.py (what a worker of any revision
+    # loads), never the checkout's errorcapture.py.
+    started = result["started_from"]
+    assert sorted(started) == ["api_php@w1", "api_php@w1@old", "api_php@w2", "api_php@w2@old"]
+    for label, info in started.items():
+        assert os.path.basename(info["app"]) == "errorcapture.py", info
+        if label.endswith("@old"):
+            assert info["app"] != os.path.join(ROOT, "errorcapture.py")
+            assert info["sha256"] == hashlib.sha256(old.read_bytes()).hexdigest()
+        commands = info["worker_commands"]
+        assert len(commands) == (2 if "@w2" in label else 0), info
+        for line in commands:
+            assert repr(info["app"]) in line or repr(os.path.dirname(info["app"])) in line, line
