@@ -178,6 +178,7 @@ class Server(object):
         argv = [a.replace("{port}", str(self.port)) for a in argv]
         if cpus:
             argv = ["taskset", "-c", cpus] + argv  # taskset execs: same pid
+        self.argv = argv
         self.log_path = os.path.join(log_dir, name + ".log")
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
@@ -387,6 +388,34 @@ def process_tree(pid):
     return out
 
 
+def cpus_allowed(pid):
+    """The CPUs the process's threads may run on (/proc/<pid>/task/*/status
+    Cpus_allowed_list), as text: "0" or "0-1", "0,1/1" if its threads differ."""
+    lists = set()
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith("Cpus_allowed_list:"):
+                        lists.add(line.split(":", 1)[1].strip())
+        except OSError:
+            continue
+    return "/".join(sorted(lists)) or None
+
+
+def server_cpus_text(pid):
+    """Where a server's processes may run, read under load: each worker's CPUs
+    joined by "|" ("0|1": two workers, one CPU each), or the process's own
+    when it has no workers ("0-1": on both CPUs)."""
+    tree = process_tree(pid)
+    parts = [cpus_allowed(p) for p in (tree[1:] or tree)]
+    return "|".join(p for p in parts if p) or None
+
+
 class TreeSampler(threading.Thread):
     """Like RssSampler, over every process of a server: each process's VmRSS
     every `interval` s (rss_max_kb: pid -> its highest sample), and the CPU all
@@ -420,6 +449,7 @@ class TreeSampler(threading.Thread):
     def stop(self):
         self.stop_event.set()
         self.join()
+        self.cpus = server_cpus_text(self.pid)
         tree = process_tree(self.pid)
         self.processes = max(self.processes, len(tree))
         used = 0.0
@@ -558,6 +588,9 @@ def parse_args(argv=None):
                    help="a second errorcapture.py (e.g. `git show REV:errorcapture.py > /tmp/ec_REV.py`) "
                         "whose workers servers are measured beside --app's, interleaved in the same run: "
                         "the before/after table")
+    p.add_argument("--old-server-arg", action="append", default=[],
+                   help="extra argument for --old-app's servers only (repeatable): with --old-app the same file "
+                        "as --app, one setting's effect in one run, e.g. --old-server-arg=--cpu-affinity=off")
     p.add_argument("--quick", action="store_true",
                    help="tiny run for the smoke test: 1 s, 1 connection, 1 repeat, 2,000 read events")
     a = p.parse_args(argv)
@@ -591,6 +624,8 @@ def parse_args(argv=None):
         a.workers_scenarios = []
     if a.workers_only and not a.workers_scenarios:
         p.error("--workers-only needs --workers-scenarios")
+    if a.old_server_arg and not a.old_app:
+        p.error("--old-server-arg needs --old-app (the same file as --app to compare settings)")
     if a.old_app and not a.workers_scenarios:
         p.error("--old-app compares the workers table: it needs --workers-scenarios")
     return a
@@ -703,13 +738,13 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
 
     staged = {}   # app -> the file its servers start from (staged_app)
 
-    def start_app(name, db, extra_env=None, workers=None, cpus=server_cpus, app=args.app):
+    def start_app(name, db, extra_env=None, workers=None, cpus=server_cpus, app=args.app, more_args=()):
         env = dict(ec_env)
         env.update(extra_env or {})
         if app not in staged:
             staged[app] = staged_app(app, tmp)
         argv = [sys.executable, staged[app], "--host", "127.0.0.1", "--port", "{port}", "--db", db,
-                "--threads", str(threads)] + args.server_arg
+                "--threads", str(threads)] + args.server_arg + list(more_args)
         if workers is not None:
             argv += ["--workers", str(workers)]
         s = Server(name, argv, tmp, cpus, env)
@@ -749,12 +784,12 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
                         headers=json_headers, raw_per_item=len(noop_body))
     plan["noop_writer"] = dict(plan["noop"], server=floor)
 
-    def setup_ingest(name, label, workers=None, cpus=server_cpus, extra_env=None, app=args.app):
+    def setup_ingest(name, label, workers=None, cpus=server_cpus, extra_env=None, app=args.app, more_args=()):
         """Start a server for the ingest scenario `name` (plan key `label`) on a
         fresh database, make its project and request, and check it is accepted."""
         sc = BY_NAME[name]
         db = os.path.join(tmp, label + ".db")
-        srv = start_app(label, db, extra_env, workers=workers, cpus=cpus, app=app)
+        srv = start_app(label, db, extra_env, workers=workers, cpus=cpus, app=app, more_args=more_args)
         status, body = http("POST", srv.base + "/api/v1/projects", {"name": "bench-" + name})
         if status not in (200, 201) or not isinstance(body, dict) or "project" not in body:
             raise SystemExit("creating a project on %s failed: %s %r" % (name, status, body))
@@ -816,19 +851,19 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
     # With --old-app, the same servers of the old errorcapture.py beside them
     # (labels ending in @old), measured in the same rotation.
     worker_order, old_order, workers_measured = [], [], []
-    apps = [(args.app, "", worker_order)]
+    apps = [(args.app, "", worker_order, [])]
     if args.old_app:
-        apps.append((args.old_app, "@old", old_order))
+        apps.append((args.old_app, "@old", old_order, args.old_server_arg))
     for name in args.workers_scenarios:
         for w in args.workers:
-            for app, suffix, labels in apps:
+            for app, suffix, labels, more_args in apps:
                 if w > 1 and not supports_workers(app):
                     log("workers table: %s has no --workers option; no %d-worker row for it" % (app, w))
                     continue
                 label = "%s@w%d%s" % (name, w, suffix)
                 # retention off, so that "every acknowledged item stored" can be checked exactly
                 setup_ingest(name, label, workers=w if w > 1 or supports_workers(app) else None, cpus=None,
-                             extra_env={"ERRORCAPTURE_RETENTION_EVENTS": "0"}, app=app)
+                             extra_env={"ERRORCAPTURE_RETENTION_EVENTS": "0"}, app=app, more_args=more_args)
                 labels.append(label)
                 workers_measured.append(label)  # each old server right after its new one
 
@@ -887,6 +922,7 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
                 res["server_cpu_seconds"] = sampler.cpu_used
                 res["server_cpu_seconds_by_thread"] = sampler.cpu_by_role
                 if tree:
+                    res["cpus"] = sampler.cpus
                     res["rss_max_kb_by_process"] = {str(k): v for k, v in sampler.rss_max_kb.items()}
                     res["processes"] = sampler.processes
                 raw.setdefault((name, conns), []).append(res)
@@ -935,6 +971,7 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
         settings=dict(app=args.app, old_app=args.old_app, workers_only=args.workers_only,duration=args.duration, repeats=args.repeats, connections=args.connections,
                       threads=threads, switch_interval=switch, wrk_cpu=wrk_cpu, server_cpus=server_cpus,
                       cpus=ncpu, read_events=args.events if reads else None, server_args=args.server_arg,
+                      old_server_args=args.old_server_arg,
                       workers=args.workers, workers_scenarios=args.workers_scenarios,
                       read_db_build_seconds=(read_meta or {}).get("build_seconds"),
                       python=sys.version.split()[0], wall_seconds=round(time.time() - started, 1),
@@ -943,6 +980,7 @@ def _run(args, log, tmp, servers, threads, switch, wrk_cpu, server_cpus, ncpu, s
         raw={"%s@%d" % k: v for k, v in raw.items()},
         # what each workers-table server ran: its file, and its workers' command lines
         started_from={label: dict(app=plan[label]["server"].app, sha256=file_sha256(plan[label]["server"].app),
+                                  argv=plan[label]["server"].argv,
                                   worker_commands=sorted(plan[label]["server"].worker_commands.values()))
                       for label in workers_measured},
     )
@@ -1058,6 +1096,8 @@ def summarize_workers(args, worker_order, plan, raw):
                            [r["server_cpu_seconds_by_thread"]["writer"] / (r["requests"] * sc.items) * 1e6
                             for r in runs if r.get("server_cpu_seconds_by_thread") and r["requests"]])),
                        accepted_items=accepted, stored_items=stored,
+                       # where its processes could run (--cpu-affinity), as read at the end of each load
+                       cpus=" ".join(sorted({r["cpus"] for r in runs if r.get("cpus")})) or None,
                        spread_percent=(round(100.0 * (max(rps) - min(rps)) / median(rps), 0)
                                        if len(rps) > 1 and median(rps) else None))
             if row["workers"] == 1:
@@ -1229,7 +1269,9 @@ def workers_head(s, rows):
     and the servers used of them."""
     wrk = [r["wrk_cpu_percent"] for r in rows if r.get("wrk_cpu_percent") is not None]
     cpu = [r["server_cpu_percent"] for r in rows if r.get("server_cpu_percent") is not None]
-    return ("Workers (errorcapture --workers N): every server runs on every CPU (%d), %s; the servers used "
+    return ("Workers (errorcapture --workers N): every server is started on every CPU (%d; CPUs: where its "
+            "processes' threads could run under load, 0|1 = one CPU per worker, as --cpu-affinity sets), %s; "
+            "the servers used "
             "%s%% CPU, all their processes together (100 = one core); RSS per process is the highest VmRSS "
             "of any one of its processes, parent included"
             % (s["cpus"], "wrk pinned to CPU %s, which it shares with them, and used %s%% of a core"
@@ -1241,13 +1283,13 @@ def workers_head(s, rows):
 def workers_table(rows, markdown):
     headers = ["scenario", "workers", "conns", "req/s", "items/s", "p50 ms", "p99 ms", "vs 1 worker",
                "non-2xx", "procs", "RSS max MB/proc", "RSS max MB all", "CPU %", "wrk CPU %", "CPU us/item",
-               "writer us/item", "spread %"]
+               "writer us/item", "CPUs", "spread %"]
     body = [[r["scenario"], fmt(r["workers"]), fmt(r["connections"]), fmt(r["requests_per_s"]),
              fmt(r["items_per_s"]), fmt(r["p50_ms"], 2), fmt(r["p99_ms"], 2),
              ("%.2f" % r["vs_1_worker"]) if r["vs_1_worker"] is not None else "-", fmt(r["errors"]),
              fmt(r["processes"]), fmt(r["rss_max_mb_per_process"], 1), fmt(r["rss_max_mb_total"], 1),
              fmt(r["server_cpu_percent"]), fmt(r.get("wrk_cpu_percent")), fmt(r.get("cpu_us_per_item")),
-             fmt(r.get("writer_us_per_item")), fmt(r["spread_percent"])] for r in rows]
+             fmt(r.get("writer_us_per_item")), r.get("cpus") or "-", fmt(r["spread_percent"])] for r in rows]
     return table(headers, body, markdown)
 
 
@@ -1303,11 +1345,14 @@ def render(result, markdown):
         parts.append(workers_table(result["workers_rows"], markdown))
     if result.get("old_workers_rows"):
         parts.append("")
-        parts.append("Old app: %s (the same servers, measured interleaved with the ones above)" % s["old_app"])
+        parts.append("Old app: %s%s (the same servers, measured interleaved with the ones above)"
+                     % (s["old_app"], "".join(" " + a for a in s.get("old_server_args") or ())))
         parts.append(workers_table(result["old_workers_rows"], markdown))
     if result.get("before_after"):
         parts.append("")
-        parts.append("Before/after: items/s of %s (new) against %s (old), same run" % (s["app"], s["old_app"]))
+        parts.append("Before/after: items/s of %s%s (new) against %s%s (old), same run"
+                     % (s["app"], "".join(" " + a for a in s["server_args"]), s["old_app"],
+                        "".join(" " + a for a in s["server_args"] + (s.get("old_server_args") or []))))
         headers = ["scenario", "workers", "conns", "old items/s", "new items/s", "new / old", "old p99 ms",
                    "new p99 ms", "old RSS MB/proc", "new RSS MB/proc"]
         body = [[r["scenario"], fmt(r["workers"]), fmt(r["connections"]), fmt(r["old_items_per_s"]),

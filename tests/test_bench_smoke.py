@@ -166,7 +166,18 @@ def test_workers_table_says_how_the_cpus_were_shared(quick_run):
     """The workers table names wrk's CPU and what wrk and the servers used."""
     text, result = quick_run
     line = next(l for l in text.splitlines() if l.startswith("Workers (errorcapture --workers N"))
-    assert "every server runs on every CPU" in line and "CPU, all their processes together" in line
+    assert "every server is started on every CPU" in line and "CPU, all their processes together" in line
+    for r in result["workers_rows"]:
+        # each worker's CPUs, read at the end of each load: within the CPUs it was started on
+        for text in r["cpus"].split():
+            parts = text.split("|")
+            assert len(parts) == r["workers"], r
+            for part in parts:
+                allowed = set()
+                for piece in part.replace("/", ",").split(","):
+                    low, _, high = piece.partition("-")
+                    allowed.update(range(int(low), int(high or low) + 1))
+                assert allowed and allowed <= set(os.sched_getaffinity(0)), r
     if result["settings"]["wrk_cpu"] is not None:
         assert "wrk pinned to CPU %d" % result["settings"]["wrk_cpu"] in line
     for r in result["workers_rows"]:
@@ -221,7 +232,7 @@ def test_before_after_in_one_run(tmp_path):
     old = tmp_path / "ec_old.py"
     shutil.copy(os.path.join(ROOT, "errorcapture.py"), old)
     proc = subprocess.run([sys.executable, RUN, "--quick", "--workers-only", "--workers-scenarios", "api_php",
-                           "--old-app", str(old), "--json", str(out)],
+                           "--old-app", str(old), "--old-server-arg=--log-level=warning", "--json", str(out)],
                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-5000:]
     result = json.loads(out.read_text())
@@ -232,6 +243,11 @@ def test_before_after_in_one_run(tmp_path):
     for r in result["before_after"]:
         assert r["ratio"] == round(r["new_items_per_s"] / r["old_items_per_s"], 2) and r["ratio"] > 0, r
     assert "Before/after: items/s of" in text and str(old) in text
+    # --old-server-arg: the old servers' own setting, and only theirs
+    assert "Before/after: items/s of %s (new) against %s --log-level=warning (old)" % (
+        os.path.join(ROOT, "errorcapture.py"), old) in text
+    for label, info in result["started_from"].items():
+        assert ("--log-level=warning" in info["argv"]) == label.endswith("@old"), info
     # Each server ran the file it was meant to, in every worker: the old one a
     # copy of ec_old.py named errorcapture.py (what a worker of any revision
     # loads), never the checkout's errorcapture.py.
