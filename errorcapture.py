@@ -3675,6 +3675,10 @@ class Tags(Kind):
         self._rows = []         # recent_event_tags rows to insert at COMMIT
         self._gone = set()      # issues deleted in this transaction: only project counts still apply
         self._messages = {}     # issue id -> messages first seen in this transaction
+        # values interned in this transaction, not in tag_values yet: value id ->
+        # [key id, value, crc, first seen]; inserted at COMMIT with their counts
+        self._new_values = {}
+        self._last_value_id = None  # the highest tag_values id given out in this transaction
 
     def forget_interned(self):
         """Drop the ids and counts remembered from the database: after a
@@ -3703,6 +3707,7 @@ class Tags(Kind):
         """tx_intern of each event; the values not interned yet are looked up,
         and those never seen inserted, together."""
         if len(self._value_ids) > self.CACHE_LIMIT:
+            self._tx_write_values(conn)  # the cache is what knows them until then
             self._key_ids, self._value_ids, self._value_keys = {}, {}, {}
         key_ids, value_ids, out, unknown, missing = self._key_ids, self._value_ids, [], [], {}
         for event in events:
@@ -3724,18 +3729,47 @@ class Tags(Kind):
         return out
 
     def _tx_value_ids(self, conn, missing):
-        """Intern values {(key id, value): first seen} not in the cache: found,
-        or inserted (a statement each: few are new in a transaction, and one
-        over a list of them would cost more, in a temporary table)."""
-        value_ids, value_keys = self._value_ids, self._value_keys
+        """Intern values {(key id, value): first seen} not in the cache: those
+        stored are found by one query per key, the others get the next ids
+        and are inserted at COMMIT (_tx_write_values), counted already, in
+        one statement: not a row inserted now and updated again then."""
+        value_ids, value_keys, new = self._value_ids, self._value_keys, self._new_values
+        by_key = {}
         for (key_id, value), seen in missing.items():
-            crc = value_crc(value)
-            row = conn.execute('SELECT id FROM tag_values WHERE key_id=? AND crc=? AND value=?',
-                               (key_id, crc, value)).fetchone()
-            value_id = value_ids[key_id, value] = row[0] if row else conn.execute(
-                'INSERT INTO tag_values(key_id, value, crc, last_seen) VALUES (?, ?, ?, ?)',
-                (key_id, value, crc, seen)).lastrowid
-            value_keys[value_id] = key_id
+            by_key.setdefault(key_id, []).append((value, value_crc(value), seen))
+        for key_id, wanted in by_key.items():
+            found = {}
+            for at in range(0, len(wanted), 256):
+                chunk = wanted[at:at + 256]
+                size = 1 << (len(chunk) - 1).bit_length()  # a few statement texts, so they stay cached
+                crcs = [crc for _, crc, _ in chunk]
+                texts = [text for text, _, _ in chunk]
+                crcs += crcs[-1:] * (size - len(chunk))
+                texts += texts[-1:] * (size - len(chunk))
+                found.update(conn.execute('SELECT value, id FROM tag_values WHERE key_id=? AND crc IN (%s) AND value'
+                                          ' IN (%s)' % (marks(crcs), marks(texts)), [key_id] + crcs + texts))
+            for value, crc, seen in wanted:
+                value_id = found.get(value)
+                if value_id is None:
+                    if self._last_value_id is None:
+                        self._last_value_id = conn.execute('SELECT COALESCE(MAX(id), 0) FROM tag_values').fetchone()[0]
+                    value_id = self._last_value_id = self._last_value_id + 1
+                    new[value_id] = [key_id, value, crc, seen]
+                value_ids[key_id, value] = value_id
+                value_keys[value_id] = key_id
+
+    def _tx_write_values(self, conn, counted=()):
+        """Insert the values interned in this transaction; counted: [(value id,
+        events, last seen)] of some of them, the others get none yet."""
+        new, self._new_values, self._last_value_id = self._new_values, {}, None
+        if not new:
+            return
+        rows = []
+        for value_id, events, last in counted:
+            key_id, value, crc, seen = new.pop(value_id)
+            rows.append((value_id, key_id, value, crc, events, max(seen, last)))
+        rows += [(value_id, key_id, value, crc, 0, seen) for value_id, (key_id, value, crc, seen) in new.items()]
+        values_rows(conn, 'INSERT INTO tag_values(id, key_id, value, crc, events, last_seen) VALUES %s', 6, rows)
 
     @staticmethod
     def id_list(pairs):
@@ -3841,6 +3875,7 @@ class Tags(Kind):
     def tx_project_gone(self, conn, project_id):
         """Every tag of a project goes (clear): its issues are deleted by the caller."""
         self._tx_write_rows(conn)
+        self._tx_write_values(conn)
         issue_ids = {r[0] for r in conn.execute('SELECT id FROM issues WHERE project_id=?', (project_id,))}
         key_ids = {r[0] for r in conn.execute('SELECT id FROM tag_keys WHERE project_id=?', (project_id,))}
         for table in ('issue_tags', 'issue_keys', 'event_tags', 'recent_event_tags', 'issue_messages'):
@@ -3881,6 +3916,7 @@ class Tags(Kind):
         self._tx_write_rows(conn)
         if deltas:
             self._tx_flush_counts(conn, deltas, gone)
+        self._tx_write_values(conn)  # any not counted (nothing else may leave one)
         self._tx_flush_messages(conn)
         if self._recent_rows >= self.MOVE_ROWS:
             self._tx_move_rows(conn)
@@ -3923,8 +3959,21 @@ class Tags(Kind):
             conn.executemany('DELETE FROM issue_keys WHERE issue_id=? AND key_id=? AND distinct_values<=0',
                              [key for key, change in crossed.items() if change < 0])
         per_key = {}  # key id -> [events, distinct values gained]
-        for value_id, key_id, events in values_rows(conn, self.COUNT_VALUES, 3,
-                                                    [(v,) + tuple(d) for v, d in per_value.items()]):
+        new, counted, stored = self._new_values, [], []
+        for value_id, (count, last) in per_value.items():
+            if value_id in new:  # a value first seen now: its row goes in with its count
+                counted.append((value_id, count, last))
+                key_id = new[value_id][0]
+                entry = per_key.get(key_id)
+                if entry is None:
+                    entry = per_key[key_id] = [0, 0]
+                entry[0] += count
+                if count > 0:
+                    entry[1] += 1
+            else:
+                stored.append((value_id, count, last))
+        self._tx_write_values(conn, counted)
+        for value_id, key_id, events in values_rows(conn, self.COUNT_VALUES, 3, stored):
             count = per_value[value_id][0]
             entry = per_key.get(key_id)
             if entry is None:
