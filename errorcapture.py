@@ -2931,6 +2931,12 @@ class Store(object):
             return floor + 1
         return None
 
+    def new_ids(self, conn, table):
+        """The id of the first of several new rows of table that a statement
+        inserts together, numbered up from it: above every id given (see new_id)."""
+        top = conn.execute('SELECT COALESCE(MAX(id), 0) FROM %s' % table).fetchone()[0]
+        return max(top, self._floors.get(table) or 0) + 1
+
     def _before_commit(self, conn):
         """Writer hook: what a transaction gathered (issue changes, tag counts,
         alerts, the highest seq, versions bumped) is written just before COMMIT."""
@@ -3458,7 +3464,10 @@ class Events(Kind):
         store = self.store
         issues, tags, releases = store.issues, store.tags, store.releases
         interned = iter(tags.tx_intern_many(conn, project_id, fresh))
-        results = []
+        # the fresh events go in as one VALUES list, their ids given here (one
+        # INSERT statement for an Open Sentry batch of 20, not 20)
+        next_id = store.new_ids(conn, 'events') if len(fresh) > 1 else None
+        results, rows = [], []
         for event in events:
             event_id = event.get('eventId')
             if event_id is not None:
@@ -3469,13 +3478,13 @@ class Events(Kind):
             issue_id = issues.tx_group(conn, project_id, event)
             pairs = next(interned)
             tag_ids = Tags.id_list(pairs)
-            cursor = conn.execute(
-                'INSERT INTO events(id, project_id, issue_id, event_id, received, timestamp, data, tag_ids, trace_id,'
-                ' replay_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-                (store.new_id(conn, 'events'), project_id, issue_id, event_id, event['received'],
-                 event['timestamp'], event.get('_packed') or pack_event(event), tag_ids)
-                + (event.get('_links') or event_links(event)))
-            row_id = cursor.lastrowid
+            row = ((project_id, issue_id, event_id, event['received'], event['timestamp'],
+                    event.get('_packed') or pack_event(event), tag_ids) + (event.get('_links') or event_links(event)))
+            if next_id is None:
+                row_id = conn.execute(self.INSERT_ONE, (store.new_id(conn, 'events'),) + row).lastrowid
+            else:
+                row_id, next_id = next_id, next_id + 1
+                rows.append((row_id,) + row)
             messages = event.get('_messages')
             tags.tx_count(conn, issue_id, row_id, event['received'], event['timestamp'], pairs,
                           event_messages(event) if messages is None else messages, tag_ids)
@@ -3483,7 +3492,13 @@ class Events(Kind):
             if event_id is not None:
                 held[event_id] = (row_id, issue_id)
             results.append({'id': row_id, 'issueId': issue_id, 'duplicate': False})
+        if rows:
+            values_rows(conn, self.INSERT, 10, rows)
         return results
+
+    INSERT = ('INSERT INTO events(id, project_id, issue_id, event_id, received, timestamp, data, tag_ids, trace_id,'
+              ' replay_id) VALUES %s')
+    INSERT_ONE = INSERT % ('(%s)' % marks(range(10)))
 
     @staticmethod
     def _tx_held(conn, project_id, events):
@@ -3803,8 +3818,7 @@ class Tags(Kind):
         """Insert the event tag rows gathered so far (at COMMIT, or before a delete needs them there)."""
         rows, self._rows = self._rows, []
         if rows:
-            conn.executemany('INSERT INTO recent_event_tags(issue_id, hour, event_id, value_ids) VALUES (?, ?, ?, ?)',
-                             rows)
+            values_rows(conn, 'INSERT INTO recent_event_tags(issue_id, hour, event_id, value_ids) VALUES %s', 4, rows)
 
     def _tx_move_rows(self, conn):
         """Move every event of recent_event_tags to event_tags, a row per tag, in its order."""
