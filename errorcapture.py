@@ -10529,8 +10529,12 @@ class Supervisor(object):
         """A fresh interpreter running this same module's serve_worker, the
         listening sockets passed down; its settings come on stdin, which then
         stays open: its end (this process gone) stops the worker."""
-        here = os.path.dirname(os.path.abspath(__file__))
-        code = 'import sys; sys.path.insert(0, %r); import errorcapture; sys.exit(errorcapture.serve_worker())' % here
+        # this very file, whatever its name and whatever else `errorcapture`
+        # names on the path (an installed copy, another checkout)
+        code = ('import importlib.util, sys; '
+                'spec = importlib.util.spec_from_file_location("errorcapture", %r); '
+                'module = sys.modules["errorcapture"] = importlib.util.module_from_spec(spec); '
+                'spec.loader.exec_module(module); sys.exit(module.serve_worker())' % os.path.abspath(__file__))
         fds = [sock.fileno() for sock in self.slot_sockets[slot]]
         process = subprocess.Popen([sys.executable, '-c', code], stdin=subprocess.PIPE, pass_fds=fds)
         process.stdin.write((dumps({'slot': slot, 'fds': fds, 'settings': self.settings}) + '\n').encode('utf-8'))

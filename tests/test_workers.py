@@ -29,7 +29,7 @@ class Workers(object):
     """`errorcapture --workers N` started as an installed module is (import
     errorcapture, from another directory), its log in a file."""
 
-    def __init__(self, tmp_path, workers=2, args=()):
+    def __init__(self, tmp_path, workers=2, args=(), module=None):
         self.port = free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
         self.db = str(tmp_path / 'workers.db')
@@ -38,9 +38,10 @@ class Workers(object):
         env['PYTHONPATH'] = ROOT
         cwd = tmp_path / 'elsewhere'
         cwd.mkdir(exist_ok=True)  # a server started again on the same file
+        program = [module] if module else ['-c', 'import sys, errorcapture; sys.exit(errorcapture.main())']
         self.process = subprocess.Popen(
-            [sys.executable, '-c', 'import sys, errorcapture; sys.exit(errorcapture.main())', '--workers',
-             str(workers), '--port', str(self.port), '--db', self.db] + list(args),
+            [sys.executable] + program + ['--workers', str(workers), '--port', str(self.port), '--db', self.db]
+            + list(args),
             cwd=str(cwd), env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.count = workers
         deadline = time.time() + WAIT
@@ -142,8 +143,8 @@ def owner(conn, port, pids):
 def start(tmp_path):
     made = []
 
-    def factory(workers=2, args=()):
-        server = Workers(tmp_path, workers, args)
+    def factory(workers=2, args=(), module=None):
+        server = Workers(tmp_path, workers, args, module)
         made.append(server)
         return server
     yield factory
@@ -448,3 +449,20 @@ def test_source_maps_uploaded_elsewhere_resolve_on_a_worker_that_had_none(start)
                 time.sleep(0.2)
     finally:
         uploader.close()
+
+
+def test_workers_run_the_file_the_server_was_started_from_under_any_name(start, tmp_path):
+    """A copy saved as tracker.py, beside something else called
+    errorcapture.py: the workers run the copy, not the other module."""
+    folder = tmp_path / 'copy'
+    folder.mkdir()
+    with open(os.path.join(ROOT, 'errorcapture.py')) as original:
+        (folder / 'tracker.py').write_text(original.read())
+    (folder / 'errorcapture.py').write_text('raise SystemExit("not the server that was started")\n')
+    server = start(module=str(folder / 'tracker.py'))
+    by_pid = server.connection_per_worker()
+    assert len(by_pid) == 2
+    for conns in by_pid.values():
+        status, answer = api_php(conns[0], 'copy-key', 'from a renamed copy')
+        assert status == 200, answer
+    assert 'not the server that was started' not in server.output()
