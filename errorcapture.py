@@ -161,6 +161,10 @@ OPTIONS = [
     ('workers', int, 1, 'server processes sharing the port and the database file, each with its own threads and'
                         ' writer (commits take turns on the file); the parent replaces one that dies and runs'
                         ' retention, missed-cron checks and alerts once for all'),
+    ('cpu_affinity', str, 'auto', "auto: each server process keeps its threads on one CPU (Linux), as they take"
+                                  " turns on one interpreter lock and handing it between cores costs CPU; workers"
+                                  " get a CPU each, a single process moves to the CPU others use least every"
+                                  " 10 s; off: the operating system spreads the threads"),
     ('connections_per_client', int, 128, 'open connections one client address may hold (0: no cap); behind a proxy'
                                          ' on the same host every client shares its address'),
     ('public_url', str, '', 'base URL shown in DSNs and snippets (default: taken from each request)'),
@@ -198,7 +202,7 @@ OPTION_RULES = {
     'rate_limit': (0, None), 'max_queue': (1, None), 'retention_events': (0, None), 'retention_days': (0, None),
     'attachment_storage_mb': (0, None), 'sweep_interval': (0, None), 'synchronous': ('normal', 'full'),
     'wal_autocheckpoint': (0, None),
-    'spotlight': ('loopback', 'any', 'off'), 'log_level': ('debug', 'info', 'warning', 'error'),
+    'spotlight': ('loopback', 'any', 'off'), 'cpu_affinity': ('auto', 'off'), 'log_level': ('debug', 'info', 'warning', 'error'),
 }
 
 # Settings a project may set for itself (through the read API), each falling
@@ -10444,6 +10448,104 @@ def configure_process(settings, who=None):
     logging.getLogger('waitress.queue').setLevel(logging.ERROR)
 
 
+# --cpu-affinity auto. A process's threads take turns on one interpreter lock;
+# spread over cores, every hand-over wakes a thread on another core, and on a
+# 2-core box the same requests then took ~1.5x the CPU (bench/run.py: Sentry
+# envelopes +55-70%, Open Sentry batches +35-45% kept on one core). Workers
+# get a CPU each from the parent; a single process picks the CPU others use
+# least and looks again every AFFINITY_INTERVAL, so a busy neighbour does not
+# hold it back for long.
+AFFINITY_INTERVAL = 10.0  # seconds between two looks for a less used CPU
+AFFINITY_MARGIN = 0.25    # of a core: how much more others must use its CPU than another before it moves
+
+
+def allowed_cpus():
+    """The CPUs this process may run on, in order; [] where that cannot be set."""
+    if not hasattr(os, 'sched_setaffinity'):
+        return []
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except OSError:
+        return []
+
+
+def pin_threads(cpu):
+    """Every thread of this process, and the threads they start, onto one CPU."""
+    try:
+        tids = [int(tid) for tid in os.listdir('/proc/self/task')]
+    except OSError:
+        tids = [0]
+    for tid in tids:
+        try:
+            os.sched_setaffinity(tid, [cpu])
+        except OSError:
+            pass  # a thread that ended meanwhile
+
+
+def cpu_times():
+    """{cpu: (busy, total)} in clock ticks since boot, from /proc/stat; {} elsewhere."""
+    times = {}
+    try:
+        with open('/proc/stat') as stat:
+            for line in stat:
+                name, _, rest = line.partition(' ')
+                if name.startswith('cpu') and name[3:].isdigit():
+                    ticks = [int(value) for value in rest.split()[:8]]
+                    idle = sum(ticks[3:5])  # idle, iowait
+                    times[int(name[3:])] = (sum(ticks) - idle, sum(ticks))
+    except (OSError, ValueError):
+        return {}
+    return times
+
+
+def least_used_cpu(cpus, before, after, current=None, own_ticks=0):
+    """The CPU of cpus that others used least between two cpu_times()
+    samples. own_ticks: what this process used meanwhile, all on current (it
+    was kept there), which is not counted against it. current stays unless
+    another is at least AFFINITY_MARGIN of a core less used."""
+    used = {}
+    for cpu in cpus:
+        if cpu in before and cpu in after:
+            busy = after[cpu][0] - before[cpu][0] - (own_ticks if cpu == current else 0)
+            used[cpu] = max(busy, 0) / float(max(after[cpu][1] - before[cpu][1], 1))
+    if not used:
+        return current
+    best = min(used, key=lambda cpu: (used[cpu], cpu != current))
+    if current in used and used[current] - used[best] < AFFINITY_MARGIN:
+        return current
+    return best
+
+
+def keep_on_one_cpu(settings, stopped):
+    """--cpu-affinity auto for a single process: onto the least used CPU
+    now, then a thread that moves it when another has been much less used
+    by others for an interval. Returns that thread, or None."""
+    cpus = allowed_cpus()
+    if settings['cpu_affinity'] != 'auto' or len(cpus) < 2 or not cpu_times():
+        return None
+    before = cpu_times()
+    time.sleep(0.1)
+    current = least_used_cpu(cpus, before, cpu_times())
+    pin_threads(current)
+
+    def watch():
+        nonlocal current
+        name_os_thread('ec-affinity')
+        ticks_per_second = os.sysconf('SC_CLK_TCK')
+        before, own_before = cpu_times(), time.process_time()
+        while not stopped.wait(AFFINITY_INTERVAL):
+            after, own_after = cpu_times(), time.process_time()
+            chosen = least_used_cpu(cpus, before, after, current, (own_after - own_before) * ticks_per_second)
+            if chosen != current:
+                log.info('moving to CPU %d: CPU %d is busy with other work', chosen, current)
+                current = chosen
+                pin_threads(current)
+            before, own_before = after, own_after
+    watcher = threading.Thread(target=watch, name='errorcapture-affinity', daemon=True)
+    watcher.start()
+    return watcher
+
+
 ###############################################################################
 # Several server processes (--workers) ########################################
 ###############################################################################
@@ -10537,7 +10639,10 @@ class Supervisor(object):
                 'spec.loader.exec_module(module); sys.exit(module.serve_worker())' % os.path.abspath(__file__))
         fds = [sock.fileno() for sock in self.slot_sockets[slot]]
         process = subprocess.Popen([sys.executable, '-c', code], stdin=subprocess.PIPE, pass_fds=fds)
-        process.stdin.write((dumps({'slot': slot, 'fds': fds, 'settings': self.settings}) + '\n').encode('utf-8'))
+        cpus = allowed_cpus() if self.settings['cpu_affinity'] == 'auto' else []
+        cpu = cpus[slot % len(cpus)] if len(cpus) > 1 else None  # --cpu-affinity auto: a CPU each, in turn
+        process.stdin.write((dumps({'slot': slot, 'fds': fds, 'cpu': cpu, 'settings': self.settings}) + '\n')
+                            .encode('utf-8'))
         process.stdin.flush()
         self.workers[slot], self.started[slot] = process, time.monotonic()
         log.info('worker %d started (pid %d)', slot, process.pid)
@@ -10598,6 +10703,8 @@ def serve_worker():
     config = json.loads(line)
     settings = config['settings']
     configure_process(settings, 'worker %d' % config['slot'])
+    if config.get('cpu') is not None:
+        pin_threads(config['cpu'])  # before its threads start: they inherit it
     sockets = [socket.socket(fileno=fd) for fd in config['fds']]
     app = assemble(settings, shared=True)
     server = create_server(app, None, None, settings['threads'], sockets=sockets)
@@ -10666,6 +10773,8 @@ def serve_forever(settings):
                     settings['host'])
     if settings['workers'] > 1:
         return Supervisor(settings).run()
+    stopped = threading.Event()
+    keep_on_one_cpu(settings, stopped)
     app = make_app(**settings)
     server = create_server(app, settings['host'], settings['port'], settings['threads'])
     log.info('ErrorCapture %s serving http://%s:%s with database %s', __version__, settings['host'],
@@ -10675,6 +10784,7 @@ def serve_forever(settings):
         run_until_stopped(server)
     finally:
         log.info('shutting down: finishing in-flight requests and queued writes')
+        stopped.set()
         stop_server(server)
         app.close()
         log.info('stopped cleanly')

@@ -8,6 +8,7 @@ import hashlib
 import http.server
 import json
 import os
+import re
 import pathlib
 import shutil
 import socket
@@ -204,3 +205,15 @@ class Receiver(object):
             self.gate.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+def thread_cpus(pid):
+    """The CPUs each thread of a process may run on: {tid: 'Cpus_allowed_list'}."""
+    allowed = {}
+    for tid in os.listdir('/proc/%d/task' % pid):
+        try:
+            with open('/proc/%d/task/%s/status' % (pid, tid)) as status:
+                allowed[tid] = re.search(r'Cpus_allowed_list:\s*(\S+)', status.read()).group(1)
+        except OSError:
+            pass  # a thread that ended
+    return allowed

@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 import errorcapture
-from helpers import free_port
+from helpers import free_port, thread_cpus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, 'errorcapture.py')
@@ -267,3 +267,43 @@ def test_an_sqlite_too_old_for_the_schema_is_refused_clearly(tmp_path, monkeypat
     err = capsys.readouterr().err
     assert 'needs SQLite 3.35.0 or newer' in err and '3.31.1' in err
     assert not os.path.exists(db)
+
+
+# -- --cpu-affinity -------------------------------------------------------------------------
+
+needs_two_cpus = pytest.mark.skipif(not hasattr(os, 'sched_getaffinity') or len(os.sched_getaffinity(0)) < 2
+                                    or not os.path.isdir('/proc/self/task'),
+                                    reason='CPU affinity needs Linux and at least 2 CPUs to choose from')
+
+
+@needs_two_cpus
+def test_a_single_server_keeps_every_thread_on_one_cpu_by_default(servers, tmp_path):
+    server = start(servers, tmp_path, ['--db', str(tmp_path / 'one.db')])
+    assert post(server.url, EVENT)[0] == 200  # every thread it starts for a request exists now
+    allowed = thread_cpus(server.process.pid)
+    assert len(allowed) > 8  # waitress's threads, the writer, the background ones
+    assert len(set(allowed.values())) == 1 and allowed.popitem()[1].isdigit(), allowed
+
+
+@needs_two_cpus
+def test_cpu_affinity_off_leaves_the_threads_to_the_operating_system(servers, tmp_path):
+    everything = subprocess.run(['cat', '/proc/self/status'], capture_output=True, text=True).stdout
+    every_cpu = re.search(r'Cpus_allowed_list:\s*(\S+)', everything).group(1)
+    server = start(servers, tmp_path, ['--db', str(tmp_path / 'off.db'), '--cpu-affinity', 'off'])
+    assert post(server.url, EVENT)[0] == 200
+    assert set(thread_cpus(server.process.pid).values()) == {every_cpu}
+
+
+def test_the_least_used_cpu_is_chosen_and_a_small_difference_does_not_move_a_process():
+    before = {0: (1000, 2000), 1: (1000, 2000), 2: (1000, 2000)}
+    # over 100 ticks: others used CPU 0 fully, CPU 1 half, CPU 2 not at all
+    after = {0: (1100, 2100), 1: (1050, 2100), 2: (1000, 2100)}
+    assert errorcapture.least_used_cpu([0, 1, 2], before, after) == 2
+    assert errorcapture.least_used_cpu([0, 1], before, after) == 1
+    # CPU 0 was busy with this process itself: not a reason to leave it
+    assert errorcapture.least_used_cpu([0, 1, 2], before, after, current=0, own_ticks=100) == 0
+    # 10% of a core more on the current CPU than on another is below the margin: it stays
+    near = {0: (1010, 2100), 1: (1000, 2100), 2: (1000, 2100)}
+    assert errorcapture.least_used_cpu([0, 1, 2], before, near, current=0) == 0
+    # another process took the current CPU over: it moves
+    assert errorcapture.least_used_cpu([0, 1, 2], before, after, current=0) == 2

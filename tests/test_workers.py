@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from helpers import Receiver, create_project, free_port, sentry_auth
+from helpers import Receiver, create_project, free_port, sentry_auth, thread_cpus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WAIT = 30  # seconds: generous deadlines for polling, never a timed assertion
@@ -466,3 +466,15 @@ def test_workers_run_the_file_the_server_was_started_from_under_any_name(start, 
         status, answer = api_php(conns[0], 'copy-key', 'from a renamed copy')
         assert status == 200, answer
     assert 'not the server that was started' not in server.output()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason='needs 2 CPUs to spread workers over')
+def test_each_worker_keeps_its_threads_on_a_cpu_of_its_own(start):
+    server = start()
+    allowed = {}
+    for pid, conns in server.connection_per_worker().items():
+        assert api_php(conns[0], 'affinity-key', 'spread')[0] == 200
+        cpus = set(thread_cpus(pid).values())
+        assert len(cpus) == 1 and cpus.copy().pop().isdigit(), cpus
+        allowed[pid] = cpus.pop()
+    assert len(set(allowed.values())) == 2, allowed
