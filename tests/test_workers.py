@@ -45,10 +45,14 @@ class Workers(object):
             cwd=str(cwd), env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.count = workers
         deadline = time.time() + WAIT
-        while len(self.pids()) < workers or not self.answers():
-            assert self.process.poll() is None, self.output()
-            assert time.time() < deadline, 'the workers did not come up:\n' + self.output()
-            time.sleep(0.1)
+        try:
+            while len(self.pids()) < workers or not self.answers():
+                assert self.process.poll() is None, self.output()
+                assert time.time() < deadline, 'the workers did not come up:\n' + self.output()
+                time.sleep(0.1)
+        except AssertionError:
+            self.kill()  # a parent that keeps restarting workers must not outlive the test
+            raise
 
     def output(self):
         self.log.flush()
