@@ -262,7 +262,7 @@ def other_value(kind, default, name):
         return not default
     if kind in (int, float):
         return kind(default + 1)
-    return {'synchronous': 'full', 'log_level': 'debug', 'host': '0.0.0.0', 'spotlight': 'any',
+    return {'synchronous': 'full', 'log_level': 'debug', 'host': '0.0.0.0', 'spotlight': 'any', 'cpu_affinity': 'off',
             'public_url': 'https://errors.example.com'}.get(name, 'x-' + name)
 
 
