@@ -10327,6 +10327,19 @@ def create_server(app, host, port, threads, **options):
             if per_client and clients[self.client] > per_client:
                 self.will_close = True  # closed at once: one address cannot take every connection
 
+        def writable(self):
+            # While a request thread holds the output lock it sends what it
+            # appends itself (and pulls the trigger when it is done). Polling
+            # the socket for writing meanwhile returns at once, handle_write
+            # cannot take the lock, and the loop spins holding the
+            # interpreter lock that thread needs: measured 16-22 empty
+            # write events and 3-4x the loop's CPU per request.
+            if self.requests and self.total_outbufs_len and not (self.will_close or self.close_when_flushed):
+                if not self.outbuf_lock.acquire(False):
+                    return False
+                self.outbuf_lock.release()
+            return waitress.channel.HTTPChannel.writable(self)
+
         def del_channel(self, map=None):
             if self.client is not None:
                 clients[self.client] -= 1

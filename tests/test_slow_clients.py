@@ -4,6 +4,7 @@ must arrive in time (a byte every few seconds no longer keeps a connection
 forever). Loopback only: 127.0.0.2 plays the stranger, 127.0.0.1 the user."""
 import http.client
 import socket
+import threading
 import time
 
 import pytest
@@ -124,3 +125,38 @@ def test_a_big_body_at_a_fair_rate_is_not_cut_off(server, monkeypatch):
     finally:
         sock.close()
     assert answer.startswith(b'HTTP/1.1 200'), answer
+
+
+def test_the_server_loop_leaves_a_connection_alone_while_its_request_thread_sends(tmp_path):
+    """A request thread sends its own small answer while it holds the
+    connection's output lock. Polling that socket for writing meanwhile
+    returns at once and the loop cannot take the lock: it would spin and
+    starve the very thread it waits for. Once the thread lets go, the loop
+    flushes whatever is left, as before."""
+    app = errorcapture.make_app(str(tmp_path / 'loop.db'), sweep_interval=0)
+    server = errorcapture.create_server(app, '127.0.0.1', 0, 1)
+    ours, theirs = socket.socketpair()
+    channel = server.channel_class(server, ours, ('127.0.0.1', 5), server.adj, map={})
+    held, let_go = threading.Event(), threading.Event()
+
+    def request_thread():
+        with channel.outbuf_lock:
+            held.set()
+            let_go.wait(WAIT)
+    try:
+        channel.requests = [object()]  # a request is being served
+        channel.total_outbufs_len = 200  # with its answer half written
+        sender = threading.Thread(target=request_thread)
+        sender.start()
+        assert held.wait(WAIT)
+        assert not channel.writable()
+        let_go.set()
+        sender.join(WAIT)
+        assert channel.writable()
+    finally:
+        let_go.set()
+        channel.requests = []
+        channel.close()
+        theirs.close()
+        server.close()
+        app.close()
