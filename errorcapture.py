@@ -10786,10 +10786,10 @@ def serve_forever(settings):
                     settings['host'])
     if settings['workers'] > 1:
         return Supervisor(settings).run()
-    stopped = threading.Event()
-    keep_on_one_cpu(settings, stopped)
     app = make_app(**settings)
     server = create_server(app, settings['host'], settings['port'], settings['threads'])
+    stopped = threading.Event()
+    keep_on_one_cpu(settings, stopped)  # once the database opened and the port is bound: the threads it has
     log.info('ErrorCapture %s serving http://%s:%s with database %s', __version__, settings['host'],
              server.effective_port, os.path.abspath(settings['db']))
 

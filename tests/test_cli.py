@@ -263,10 +263,13 @@ def test_an_sqlite_too_old_for_the_schema_is_refused_clearly(tmp_path, monkeypat
     db = str(tmp_path / 'old.db')
     with pytest.raises(errorcapture.sqlite3.NotSupportedError):
         errorcapture.make_app(db)
+    cpus = os.sched_getaffinity(0) if hasattr(os, 'sched_getaffinity') else None
     assert errorcapture.main(['--db', db, '--port', str(free_port())]) not in (0, None)
     err = capsys.readouterr().err
     assert 'needs SQLite 3.35.0 or newer' in err and '3.31.1' in err
     assert not os.path.exists(db)
+    if cpus is not None:  # a server that never started leaves its caller's CPUs alone
+        assert os.sched_getaffinity(0) == cpus
 
 
 # -- --cpu-affinity -------------------------------------------------------------------------
