@@ -1792,7 +1792,7 @@ def values_rows(conn, sql, width, rows):
         text = _values_sql.get((sql, size))
         if text is None:
             text = _values_sql[sql, size] = sql % ','.join(['(%s)' % ','.join('?' * width)] * size)
-        out += conn.execute(text, [value for row in rows[at:at + size] for value in row]).fetchall()
+        out += conn.execute(text, list(itertools.chain.from_iterable(rows[at:at + size]))).fetchall()
         at += size
     return out
 
@@ -3160,12 +3160,12 @@ class Issues(Kind):
         seen = event['timestamp']
         state = self._touched.get(key)
         if state is None:
-            row = conn.execute('SELECT id, status, releases, environments, in_next_release, resolved_after'
-                               ' FROM issues WHERE project_id=? AND fingerprint=?', key).fetchone()
+            row = conn.execute('SELECT id, status, releases, environments, in_next_release, resolved_after,'
+                               ' first_seen FROM issues WHERE project_id=? AND fingerprint=?', key).fetchone()
             if row is None:  # a fingerprint of an issue merged into another lands on that one
-                row = conn.execute('SELECT id, status, releases, environments, in_next_release, resolved_after'
-                                   ' FROM issues WHERE id=(SELECT issue_id FROM issue_aliases WHERE project_id=? AND'
-                                   ' fingerprint=?)', key).fetchone()
+                row = conn.execute('SELECT id, status, releases, environments, in_next_release, resolved_after,'
+                                   ' first_seen FROM issues WHERE id=(SELECT issue_id FROM issue_aliases WHERE'
+                                   ' project_id=? AND fingerprint=?)', key).fetchone()
             if row is None:
                 cursor = conn.execute(
                     'INSERT INTO issues(id, project_id, fingerprint, title, culprit, type, value, level, count,'
@@ -3173,12 +3173,13 @@ class Issues(Kind):
                     (self.store.new_id(conn, 'issues'),) + key + (
                         event['_title'], event['_culprit'], event['_type'], event['_value'], event['level'], seen,
                         seen, event.get('release')))
-                row = (cursor.lastrowid, 'unresolved', '[]', '[]', 0, None)
+                row = (cursor.lastrowid, 'unresolved', '[]', '[]', 0, None, seen)
                 self.store.notify('new_issue', {'project_id': project_id, 'issue_id': row[0], 'title': event['_title']})
             state = self._touched[key] = {
                 'id': row[0], 'count': 0, 'first': seen, 'last': seen, 'release': None,
                 'releases': json.loads(row[2]), 'environments': json.loads(row[3]), 'hours': {},
-                'status': row[1], 'inNextRelease': row[4], 'resolvedAfter': row[5], 'reopen': False}
+                'status': row[1], 'inNextRelease': row[4], 'resolvedAfter': row[5], 'reopen': False,
+                'stored_first': row[6]}
         if state['status'] == 'resolved' and not state['reopen'] and self._reopens(conn, project_id, state, event):
             state['reopen'], state['regressedIn'] = True, event.get('release')
             self.store.notify('regression', {'project_id': project_id, 'issue_id': state['id'],
@@ -3220,7 +3221,25 @@ class Issues(Kind):
         for state in touched.values():
             self._tx_flush_one(conn, state)
 
+    # What an event changes in its issue's row, most of the time: columns
+    # left out of SET keep their indexes untouched (SQLite rewrites the
+    # index entries of every column SET, changed or not).
+    FLUSH_COMMON = ('UPDATE issues SET count=count+?, last_seen=MAX(last_seen, ?), level=?,'
+                    ' last_release=COALESCE(?, last_release), releases=?, environments=?, seq=? WHERE id=?')
+
     def _tx_flush_one(self, conn, state):
+        if not state['reopen'] and state['first'] >= state['stored_first']:  # nor first seen moves back
+            conn.execute(self.FLUSH_COMMON, (state['count'], state['last'], state['level'], state['release'],
+                                             dumps(state['releases']), dumps(state['environments']),
+                                             self.store.next_seq(), state['id']))
+        else:
+            self._tx_flush_row(conn, state)
+        conn.executemany(
+            'INSERT INTO issue_hours(issue_id, hour, count) VALUES (?, ?, ?)'
+            ' ON CONFLICT(issue_id, hour) DO UPDATE SET count=count+excluded.count',
+            [(state['id'], hour, count) for hour, count in state['hours'].items()])
+
+    def _tx_flush_row(self, conn, state):
         reopen = 1 if state['reopen'] else 0
         conn.execute(
             'UPDATE issues SET count=count+?, last_seen=MAX(last_seen, ?), first_seen=MIN(first_seen, ?),'
@@ -3232,10 +3251,6 @@ class Issues(Kind):
             (state['count'], state['last'], state['first'], state['level'], state['release'],
              dumps(state['releases']), dumps(state['environments']), self.store.next_seq(), reopen, reopen, reopen,
              state.get('regressedIn'), reopen, reopen, state['id']))
-        conn.executemany(
-            'INSERT INTO issue_hours(issue_id, hour, count) VALUES (?, ?, ?)'
-            ' ON CONFLICT(issue_id, hour) DO UPDATE SET count=count+excluded.count',
-            [(state['id'], hour, count) for hour, count in state['hours'].items()])
 
     def _tx_flush_pending(self, conn, issue_id):
         """Apply the events this transaction already gave issue_id before its
