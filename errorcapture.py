@@ -3179,7 +3179,7 @@ class Issues(Kind):
                 'id': row[0], 'count': 0, 'first': seen, 'last': seen, 'release': None,
                 'releases': json.loads(row[2]), 'environments': json.loads(row[3]), 'hours': {},
                 'status': row[1], 'inNextRelease': row[4], 'resolvedAfter': row[5], 'reopen': False,
-                'stored_first': row[6]}
+                'stored_first': row[6], 'lists': False}
         if state['status'] == 'resolved' and not state['reopen'] and self._reopens(conn, project_id, state, event):
             state['reopen'], state['regressedIn'] = True, event.get('release')
             self.store.notify('regression', {'project_id': project_id, 'issue_id': state['id'],
@@ -3192,8 +3192,10 @@ class Issues(Kind):
             state['release'] = release
             if release not in state['releases']:
                 state['releases'] = (state['releases'] + [release])[-50:]
+                state['lists'] = True
         if environment and environment not in state['environments']:
             state['environments'] = (state['environments'] + [environment])[-50:]
+            state['lists'] = True
         hour = int(event['received'] // 3600)
         state['hours'][hour] = state['hours'].get(hour, 0) + 1
         return state['id']
@@ -3224,13 +3226,17 @@ class Issues(Kind):
     # What an event changes in its issue's row, most of the time: columns
     # left out of SET keep their indexes untouched (SQLite rewrites the
     # index entries of every column SET, changed or not).
+    # releases and environments are NULL when no event added one (kept as they are).
     FLUSH_COMMON = ('UPDATE issues SET count=count+?, last_seen=MAX(last_seen, ?), level=?,'
-                    ' last_release=COALESCE(?, last_release), releases=?, environments=?, seq=? WHERE id=?')
+                    ' last_release=COALESCE(?, last_release), releases=COALESCE(?, releases),'
+                    ' environments=COALESCE(?, environments), seq=? WHERE id=?')
 
     def _tx_flush_one(self, conn, state):
         if not state['reopen'] and state['first'] >= state['stored_first']:  # nor first seen moves back
+            lists = state['lists']
             conn.execute(self.FLUSH_COMMON, (state['count'], state['last'], state['level'], state['release'],
-                                             dumps(state['releases']), dumps(state['environments']),
+                                             dumps(state['releases']) if lists else None,
+                                             dumps(state['environments']) if lists else None,
                                              self.store.next_seq(), state['id']))
         else:
             self._tx_flush_row(conn, state)
