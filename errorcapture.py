@@ -9843,6 +9843,10 @@ class Alerter(object):
         self.threads = []
         self.rung = threading.Event()        # this process committed a notice: look at the outbox now
         self.taken = set()                   # ids of alert_outbox rows queued here, not done yet
+        # Held while the outbox is read and its rows filtered by taken, and
+        # while a done row is deleted and forgotten: else a read from before
+        # the delete, filtered after the forget, would send that alert again.
+        self.outbox_lock = threading.Lock()
 
     def start(self):
         for number in range(self.THREADS):
@@ -9868,9 +9872,10 @@ class Alerter(object):
             self.rung.clear()
             try:
                 while not self.stopping:
-                    taken = self.store.pending_alerts(self.taken)
+                    with self.outbox_lock:
+                        taken = self.store.pending_alerts(self.taken)
+                        self.taken.update(row[0] for row in taken)
                     for outbox_id, project_id, kind, notice, url in taken:  # storage names, named as the alert's data is
-                        self.taken.add(outbox_id)
                         self.alert(project_id, kind, {ALERT_DATA_NAMES.get(k, k): v for k, v in notice.items()}, url,
                                    outbox_id)
                     if not taken:
@@ -9907,12 +9912,13 @@ class Alerter(object):
         next alerter (at least once)."""
         if outbox_id is None:
             return
-        try:
-            self.store.done_alert(outbox_id)
-        except (StorageUnavailable, Overloaded) as exc:
-            log.warning('delivered alert not taken off the outbox (it will be sent again after a restart): %s', exc)
-            return
-        self.taken.discard(outbox_id)
+        with self.outbox_lock:
+            try:
+                self.store.done_alert(outbox_id)
+            except (StorageUnavailable, Overloaded) as exc:
+                log.warning('delivered alert not taken off the outbox (it will be sent again after a restart): %s', exc)
+                return
+            self.taken.discard(outbox_id)
 
     def stop(self):
         """Never blocks on a full queue: threads stop after their current attempt."""

@@ -240,6 +240,29 @@ def test_a_receiver_that_fails_twice_gets_the_alert_on_the_retry(setup):
     assert receiver.attempts[0]['body'] == receiver.attempts[2]['body']  # the same alert, resent
 
 
+def test_an_alert_delivered_while_the_outbox_is_read_is_not_sent_again(setup):
+    # The outbox thread reads the waiting alerts, then skips those it has
+    # queued already. Were an alert delivered, deleted and forgotten between
+    # that read and that skip, it would be queued and sent a second time.
+    client, key, _, receiver = setup()
+    store = client.wsgi.store
+    plain_query = store.query
+
+    def slow_outbox_read(sql, params=()):
+        rows = plain_query(sql, params)
+        if 'FROM alert_outbox' in sql:
+            time.sleep(0.3)  # room for a delivery to finish after the read
+        return rows
+    store.query = slow_outbox_read
+    error(client, key, 'Delivered during a read')
+    receiver.wait_for(1)
+    time.sleep(0.5)
+    error(client, key, 'Marker after delivery')
+    alerts = receiver.wait_for(2)
+    assert 'Marker after delivery' in alerts[1]['text'], alerts
+    assert 'Delivered during a read' in alerts[0]['text']
+
+
 def test_an_unreachable_webhook_does_not_break_ingest_and_later_alerts_arrive(setup):
     client, key, _, receiver = setup()
     dead = 'http://127.0.0.1:%d/nothing-listens-here' % free_port()
