@@ -1797,6 +1797,18 @@ def values_rows(conn, sql, width, rows):
     return out
 
 
+def rows_within(sizes, budget):
+    """How many of the rows, whose sizes in bytes are given in order, an
+    answer of at most budget bytes carries: always the first one."""
+    taken, total = 0, 0
+    for size in sizes:
+        total += size or 0
+        if total > budget and taken:
+            break
+        taken += 1
+    return taken
+
+
 def like_pattern(text):
     """A LIKE pattern matching text anywhere, with its wildcards escaped (ESCAPE '\\')."""
     return '%' + re.sub(r'([%_\\])', r'\\\1', text) + '%'
@@ -4529,13 +4541,8 @@ class Telemetry(Kind):
         many as fit in REPLAY_BYTES of event data (sizes are read first, so
         the events past it are never loaded). Returns (events, truncated)."""
         where = ' FROM replay_events WHERE project_id=? AND session_id=? ORDER BY timestamp_ms, id LIMIT ?'
-        taken, total = 0, 0
         sizes = self.query('SELECT LENGTH(CAST(event_data AS BLOB))' + where, (project_id, session_id, limit + 1))
-        for (size,) in sizes[:limit]:
-            total += size or 0
-            if total > self.REPLAY_BYTES and taken:
-                break
-            taken += 1
+        taken = rows_within([size for (size,) in sizes[:limit]], self.REPLAY_BYTES)
         rows = self.query('SELECT id, event_type, event_data, url, timestamp_ms' + where,
                           (project_id, session_id, taken))
         events = [{'id': r[0], 'eventType': r[1], 'eventData': r[2], 'url': r[3], 'timestampMs': r[4]} for r in rows]
@@ -4554,16 +4561,26 @@ class Telemetry(Kind):
              for index, e in enumerate(entries)])
         return len(entries)
 
-    def list_logs(self, project_id, level=None, service=None, search=None, since=None, limit=100, before=None):
+    LOG_PAGE_BYTES = 16 << 20  # message and metadata one page of logs carries (an entry holds up to ~1 MiB)
+
+    def list_logs(self, project_id, level=None, service=None, search=None, since=None, limit=100, before=None,
+                  trace_id=None):
         """Newest first by their own timestamp, or the tail after since (see
-        Where.newest_first); returns (entries, the (time, id) cursor of the next page)."""
-        where = Where(project_id).equal('level', level).equal('service', service).contains(search, 'message')
+        Where.newest_first): at most limit, and only as many as fit in
+        LOG_PAGE_BYTES (sizes are read first, so the entries past it are never
+        loaded). Returns (entries, the (time, id) cursor of the next page)."""
+        where = Where(project_id).equal('level', level).equal('service', service).equal('trace_id', trace_id)
+        where.contains(search, 'message')
         order = where.newest_first('timestamp', before, since)
-        rows = self.query('SELECT id, timestamp, level, message, service, trace_id, metadata FROM logs WHERE %s'
-                          ' ORDER BY %s LIMIT ?' % (where, order), where.params + [limit + 1])
-        last = rows[limit - 1] if len(rows) > limit and since is None else None
+        sizes = self.query('SELECT id, LENGTH(CAST(message AS BLOB)) + IFNULL(LENGTH(CAST(metadata AS BLOB)), 0)'
+                           ' FROM logs WHERE %s ORDER BY %s LIMIT ?' % (where, order), where.params + [limit + 1])
+        taken = rows_within([size for _, size in sizes[:limit]], self.LOG_PAGE_BYTES)
+        ids = [row_id for row_id, _ in sizes[:taken]]
+        rows = self.query('SELECT id, timestamp, level, message, service, trace_id, metadata FROM logs'
+                          ' WHERE id IN (%s) ORDER BY %s' % (','.join('?' * len(ids)), order), ids) if ids else []
+        last = rows[-1] if rows and len(sizes) > taken and since is None else None
         return [{'id': r[0], 'timestamp': r[1], 'level': r[2], 'message': r[3], 'service': r[4],
-                 'traceId': r[5], 'metadata': json.loads(r[6]) if r[6] else None} for r in rows[:limit]], (
+                 'traceId': r[5], 'metadata': json.loads(r[6]) if r[6] else None} for r in rows], (
             (last[1], last[0]) if last else None)
 
     # -- transactions --------------------------------------------------------
@@ -9658,7 +9675,7 @@ def mount_replays_and_logs_api(route, project, ctx):
         logs, next_cursor = store.telemetry.list_logs(
             current['id'], level=choice_param('level', LOG_LEVELS), service=text_param('service', 200),
             search=text_param('q'), since=since, limit=int_param('limit', 100, minimum=1, maximum=1000),
-            before=decode_cursor(bottle.request.query.get('before'), 2))
+            before=decode_cursor(bottle.request.query.get('before'), 2), trace_id=text_param('traceId', 200))
         cursor = max([entry['id'] for entry in logs] + [since or 0])
         return reply({'logs': [with_times(entry, 'timestamp') for entry in logs], 'cursor': cursor,
                       'nextCursor': encode_cursor(next_cursor)})

@@ -73,6 +73,7 @@ def test_read_api_queries_use_indexes(make):
                  '/api/v1/issues/1/tags', '/api/v1/issues/2/tags/release', '/api/v1/tags', '/api/v1/tags/release',
                  '/api/v1/tags/release?prefix=1', '/api/v1/issues/1/events?since=0', '/api/v1/events?cursor=1.5~9',
                  '/api/v1/http-requests?since=0', '/api/v1/http-requests?cursor=1.5~9', '/api/v1/logs?before=1.5~9',
+                 '/api/v1/logs?traceId=t',
                  '/api/v1/transactions/list?name=x', '/api/v1/transactions/list?since=0',
                  '/api/v1/issues/2/events/latest', '/api/v1/issues/2/events/oldest',
                  '/api/v1/issues/2/events/latest?query=region:eu', '/api/v1/issues/2/events?query=!region:us',

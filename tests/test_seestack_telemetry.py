@@ -584,13 +584,41 @@ def test_logs_newest_first_and_tail(client):
     assert empty['logs'] == [] and empty['cursor'] == again['cursor']
 
 
+def test_a_page_of_big_logs_stops_at_its_byte_budget_and_the_rest_follow(client):
+    # A page may ask for 1,000 entries, each carrying up to ~1 MiB of message
+    # and metadata: the answer stops at a byte budget instead of loading them
+    # all, and the next page (or the next poll of a tail) brings the rest.
+    client.wsgi.store.telemetry.LOG_PAGE_BYTES = 2500
+    key = create_project(client, 'telemetry')['hash']
+    for index in range(5):
+        log_line(client, key, level='info', message='%d' % index + 'x' * 999)
+    log_line(client, key, level='info', message='big', metadata={'blob': 'y' * 4000})  # alone past the budget
+    pages, before = [], None
+    while True:
+        page = read(client, '/api/v1/logs', key, limit=1000, **({'before': before} if before else {}))
+        pages.append([entry['message'][:3] for entry in page['logs']])
+        before = page['nextCursor']
+        if before is None:
+            break
+    assert pages == [['big'], ['4xx', '3xx'], ['2xx', '1xx'], ['0xx']]
+    polls, since = [], 0
+    while True:
+        tail = read(client, '/api/v1/logs', key, since=since, limit=1000)
+        if not tail['logs']:
+            break
+        polls.append([entry['message'][:3] for entry in tail['logs']])
+        since = tail['cursor']
+    assert polls == [['0xx', '1xx'], ['2xx', '3xx'], ['4xx'], ['big']]
+
+
 def test_logs_filters(client):
     key = create_project(client, 'telemetry')['hash']
     log_line(client, key, level='info', message='user signed in', service='auth')
     log_line(client, key, level='error', message='payment declined', service='billing')
     log_line(client, key, level='error', message='token expired', service='auth')
-    log_line(client, key, level='debug', message='cache miss for user 7', service='api')
+    log_line(client, key, level='debug', message='cache miss for user 7', service='api', traceId='trace-7')
     messages = lambda **p: [l['message'] for l in read(client, '/api/v1/logs', key, **p)['logs']]
+    assert messages(traceId='trace-7') == ['cache miss for user 7']
     assert messages(level='error') == ['token expired', 'payment declined']
     assert messages(service='auth') == ['token expired', 'user signed in']
     assert messages(q='user') == ['cache miss for user 7', 'user signed in']
