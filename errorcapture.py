@@ -2373,8 +2373,8 @@ class LoadedEvents(object):
     page of 500 events of 1 MiB each (a few KiB each when stored, deflated)
     never holds more than one of them decompressed and parsed at a time."""
 
-    def __init__(self, rows):
-        self.rows = rows
+    def __init__(self, rows, more=False):
+        self.rows, self.more = rows, more  # more: matching events were left out (past a limit or byte budget)
 
     def __len__(self):
         return len(self.rows)
@@ -3151,6 +3151,19 @@ class Kind(object):
         self.store = store
         self.query, self.write = store.query, store.write
 
+    def query_within(self, table, sized, columns, where, order, params, limit, budget):
+        """SELECT columns FROM table WHERE where ORDER BY order: at most limit
+        rows, and only as many as fit in budget bytes of the sized expression
+        (those sizes are read first, so the rows past it are never loaded).
+        Returns (rows, more): more when matching rows were left out."""
+        sizes = self.query('SELECT id, %s FROM %s WHERE %s ORDER BY %s LIMIT ?' % (sized, table, where, order),
+                           list(params) + [limit + 1])
+        taken = rows_within([size for _, size in sizes[:limit]], budget)
+        ids = [row_id for row_id, _ in sizes[:taken]]
+        rows = self.query('SELECT %s FROM %s WHERE id IN (%s) ORDER BY %s' % (columns, table, marks(ids), order),
+                          ids) if ids else []
+        return rows, len(sizes) > taken
+
 
 class Issues(Kind):
     """Issues: grouping events into them (the changes a transaction gathers are
@@ -3578,11 +3591,19 @@ class Events(Kind):
     def tx_add_one(self, conn, project_id, event):
         return self.tx_add(conn, project_id, [event])[0]
 
+    # Stored (deflated) event data one answer loads: events of a few KiB fit
+    # by the thousand; hostile incompressible ones of ~1 MiB by the 32.
+    PAGE_BYTES = 32 << 20
+    LOADED = 'id, issue_id, event_id, received, data, timestamp'
+
+    def _within(self, where, order, limit):
+        rows, more = self.query_within('events', 'LENGTH(data)', self.LOADED, where, order, where.params, limit,
+                                       self.PAGE_BYTES)
+        return LoadedEvents(rows, more)
+
     def since(self, project_id, since, limit):
-        rows = self.query(
-            'SELECT id, issue_id, event_id, received, data FROM events WHERE project_id=? AND id>? ORDER BY id LIMIT ?',
-            (project_id, since, limit))
-        return LoadedEvents(rows)
+        """Events stored after the id since, in arrival order (LoadedEvents.more: not all of them)."""
+        return self._within(Where(project_id).add('id>?', since), 'id', limit)
 
     def clear(self, project_id):
         """Delete a project's events and issues, in short transactions. Each
@@ -3692,19 +3713,16 @@ class Events(Kind):
 
     def _page(self, where, cursor, limit, since):
         order = where.newest_first('timestamp', cursor, since)
-        rows = self.query('SELECT id, issue_id, event_id, received, data, timestamp FROM events WHERE %s'
-                          ' ORDER BY %s LIMIT ?' % (where, order), where.params + [limit + 1])
-        last = rows[limit - 1] if len(rows) > limit else None
-        return LoadedEvents(rows[:limit]), ((last[5], last[0]) if last else None)
+        events = self._within(where, order, limit)
+        last = events.rows[-1] if events.rows and events.more else None
+        return events, ((last[5], last[0]) if last else None)
 
     LINKED = 1000  # errors a trace or replay lists
 
     def linked(self, project_id, column, value, limit=LINKED):
         """Error events whose trace_id or replay_id is value, oldest first by their own time."""
         assert column in ('trace_id', 'replay_id')
-        rows = self.query('SELECT id, issue_id, event_id, received, data FROM events WHERE project_id=? AND %s=?'
-                          ' ORDER BY timestamp, id LIMIT ?' % column, (project_id, value, limit))
-        return LoadedEvents(rows)
+        return self._within(Where(project_id).add('%s=?' % column, value), 'timestamp, id', limit)
 
     def newest_id(self, project_id, issue_id=None):
         """The highest event id stored (in the project, or the issue), for "N new" polling."""
@@ -4572,13 +4590,11 @@ class Telemetry(Kind):
         where = Where(project_id).equal('level', level).equal('service', service).equal('trace_id', trace_id)
         where.contains(search, 'message')
         order = where.newest_first('timestamp', before, since)
-        sizes = self.query('SELECT id, LENGTH(CAST(message AS BLOB)) + IFNULL(LENGTH(CAST(metadata AS BLOB)), 0)'
-                           ' FROM logs WHERE %s ORDER BY %s LIMIT ?' % (where, order), where.params + [limit + 1])
-        taken = rows_within([size for _, size in sizes[:limit]], self.LOG_PAGE_BYTES)
-        ids = [row_id for row_id, _ in sizes[:taken]]
-        rows = self.query('SELECT id, timestamp, level, message, service, trace_id, metadata FROM logs'
-                          ' WHERE id IN (%s) ORDER BY %s' % (','.join('?' * len(ids)), order), ids) if ids else []
-        last = rows[-1] if rows and len(sizes) > taken and since is None else None
+        rows, more = self.query_within(
+            'logs', 'LENGTH(CAST(message AS BLOB)) + IFNULL(LENGTH(CAST(metadata AS BLOB)), 0)',
+            'id, timestamp, level, message, service, trace_id, metadata', where, order, where.params, limit,
+            self.LOG_PAGE_BYTES)
+        last = rows[-1] if rows and more and since is None else None
         return [{'id': r[0], 'timestamp': r[1], 'level': r[2], 'message': r[3], 'service': r[4],
                  'traceId': r[5], 'metadata': json.loads(r[6]) if r[6] else None} for r in rows], (
             (last[1], last[0]) if last else None)
@@ -9554,8 +9570,8 @@ def mount_issues_api(route, project, ctx):
         current = project()
         limit = int_param('limit', 1000, minimum=1, maximum=5000)
         trace_id = trace_id[:200]
-        items = trace_items(store.events.linked(current['id'], 'trace_id', trace_id, limit + 1),
-                            store.telemetry.in_trace(current['id'], trace_id, limit))
+        errors = store.events.linked(current['id'], 'trace_id', trace_id, limit + 1)
+        items = trace_items(errors, store.telemetry.in_trace(current['id'], trace_id, limit))
         if not items:
             raise ApiError(404, 'nothing in this project has that trace id')
         counts = {}
@@ -9564,7 +9580,7 @@ def mount_issues_api(route, project, ctx):
         start = items[0]['timestamp']
         end = max(item['timestamp'] + (item.get('durationMs') or 0) / 1000.0 for item in items)
         return reply({'traceId': trace_id, 'items': [with_times(item, 'timestamp') for item in items[:limit]],
-                      'truncated': len(items) > limit, 'start': iso(start), 'end': iso(end),
+                      'truncated': len(items) > limit or errors.more, 'start': iso(start), 'end': iso(end),
                       'durationMs': round((end - start) * 1000.0, 3), 'counts': counts})
 
     @route('/api/v1/events')

@@ -2,6 +2,8 @@
 polling events by id, exact environment filters, requests without a status,
 replay session ids with a slash."""
 import json
+import random
+import string
 
 import errorcapture
 from helpers import create_project
@@ -90,3 +92,41 @@ def test_a_replay_session_id_with_a_slash_opens(client):
     assert session['sessionId'] == 'tenant/42'
     shown = client.get('/api/v1/replays/tenant/42?key=' + key).json
     assert shown['sessionId'] == 'tenant/42' and len(shown['events']) == 1
+
+
+def test_pages_of_big_events_stop_at_a_byte_budget_and_the_rest_follow(client):
+    """A page of 500 events of ~1 MiB that will not deflate would load
+    hundreds of MB at once: a page stops at a budget of stored bytes, and its
+    cursor (or the next since poll) brings the rest."""
+    project = create_project(client, 'edges')
+    key, trace = project['hash'], 'c' * 32
+    noise = random.Random(7)
+    for number in range(4):
+        event = {'event_id': '%032x' % (number + 1), 'message': 'big %d' % number,
+                 'timestamp': 1.7e9 + number, 'contexts': {'trace': {'trace_id': trace, 'span_id': 'd' * 16}},
+                 'extra': {'noise': ''.join(noise.choice(string.ascii_letters) for _ in range(12000))}}
+        answer = client.post('/api/%d/store/?sentry_key=%s' % (project['id'], key), json.dumps(event),
+                             content_type='application/json')
+        assert answer.status_int == 200
+    store = client.wsgi.store
+    sizes = [size for (size,) in store.query('SELECT LENGTH(data) FROM events')]
+    store.events.PAGE_BYTES = 2 * max(sizes)  # two of these events fit, three do not
+    pages, cursor = [], None
+    while True:
+        page = client.get('/api/v1/events?limit=500&key=' + key + ('&cursor=' + cursor if cursor else '')).json
+        pages.append([event['message'] for event in page['events']])
+        cursor = page['nextCursor']
+        if cursor is None:
+            break
+    assert pages == [['big 3', 'big 2'], ['big 1', 'big 0']]
+    polls, since = [], 0
+    while True:
+        rows = client.get('/api.php?action=errors&hash=%s&since=%d&limit=1000' % (key, since)).json['errors']
+        if not rows:
+            break
+        polls.append(len(rows))
+        since = rows[-1]['id']
+    assert polls == [2, 2]
+    trace_answer = client.get('/api/v1/traces/%s?key=%s' % (trace, key)).json
+    assert [item['title'] for item in trace_answer['items']] == ['big 0', 'big 1']
+    assert trace_answer['truncated'] is True
