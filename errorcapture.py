@@ -1797,18 +1797,6 @@ def values_rows(conn, sql, width, rows):
     return out
 
 
-def rows_within(sizes, budget):
-    """How many of the rows, whose sizes in bytes are given in order, an
-    answer of at most budget bytes carries: always the first one."""
-    taken, total = 0, 0
-    for size in sizes:
-        total += size or 0
-        if total > budget and taken:
-            break
-        taken += 1
-    return taken
-
-
 def like_pattern(text):
     """A LIKE pattern matching text anywhere, with its wildcards escaped (ESCAPE '\\')."""
     return '%' + re.sub(r'([%_\\])', r'\\\1', text) + '%'
@@ -3158,11 +3146,15 @@ class Kind(object):
         Returns (rows, more): more when matching rows were left out."""
         sizes = self.query('SELECT id, %s FROM %s WHERE %s ORDER BY %s LIMIT ?' % (sized, table, where, order),
                            list(params) + [limit + 1])
-        taken = rows_within([size for _, size in sizes[:limit]], budget)
-        ids = [row_id for row_id, _ in sizes[:taken]]
+        ids, total = [], 0
+        for row_id, size in sizes[:limit]:
+            total += size or 0
+            if total > budget and ids:  # the first row comes whatever its size
+                break
+            ids.append(row_id)
         rows = self.query('SELECT %s FROM %s WHERE id IN (%s) ORDER BY %s' % (columns, table, marks(ids), order),
                           ids) if ids else []
-        return rows, len(sizes) > taken
+        return rows, len(sizes) > len(ids)
 
 
 class Issues(Kind):
@@ -4558,13 +4550,11 @@ class Telemetry(Kind):
         """A session's first events, oldest first: at most limit, and only as
         many as fit in REPLAY_BYTES of event data (sizes are read first, so
         the events past it are never loaded). Returns (events, truncated)."""
-        where = ' FROM replay_events WHERE project_id=? AND session_id=? ORDER BY timestamp_ms, id LIMIT ?'
-        sizes = self.query('SELECT LENGTH(CAST(event_data AS BLOB))' + where, (project_id, session_id, limit + 1))
-        taken = rows_within([size for (size,) in sizes[:limit]], self.REPLAY_BYTES)
-        rows = self.query('SELECT id, event_type, event_data, url, timestamp_ms' + where,
-                          (project_id, session_id, taken))
+        rows, more = self.query_within('replay_events', 'LENGTH(CAST(event_data AS BLOB))',
+                                       'id, event_type, event_data, url, timestamp_ms', 'project_id=? AND session_id=?',
+                                       'timestamp_ms, id', (project_id, session_id), limit, self.REPLAY_BYTES)
         events = [{'id': r[0], 'eventType': r[1], 'eventData': r[2], 'url': r[3], 'timestampMs': r[4]} for r in rows]
-        return events, len(sizes) > taken
+        return events, more
 
     # -- logs ----------------------------------------------------------------
 
