@@ -3140,7 +3140,7 @@ class Kind(object):
         self.query, self.write = store.query, store.write
 
     def query_within(self, table, sized, columns, where, order, params, limit, budget):
-        """SELECT columns FROM table WHERE where ORDER BY order: at most limit
+        """SELECT columns (id first) FROM table WHERE where ORDER BY order: at most limit
         rows, and only as many as fit in budget bytes of the sized expression
         (those sizes are read first, so the rows past it are never loaded).
         Returns (rows, more): more when matching rows were left out."""
@@ -3152,9 +3152,10 @@ class Kind(object):
             if total > budget and ids:  # the first row comes whatever its size
                 break
             ids.append(row_id)
-        rows = self.query('SELECT %s FROM %s WHERE id IN (%s) ORDER BY %s' % (columns, table, marks(ids), order),
-                          ids) if ids else []
-        return rows, len(sizes) > len(ids)
+        # Put in order here, not by ORDER BY: SQLite would sort the whole rows, blobs and all, in a temp b-tree.
+        by_id = {row[0]: row for row in self.query('SELECT %s FROM %s WHERE id IN (%s)' % (
+            columns, table, marks(ids)), ids)} if ids else {}
+        return [by_id[row_id] for row_id in ids if row_id in by_id], len(sizes) > len(ids)
 
 
 class Issues(Kind):
