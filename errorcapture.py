@@ -2839,15 +2839,39 @@ class Store(object):
                 self._readers.add(reader)
         return reader
 
+    def _read_connection(self, reader):
+        """The reader's connection, opened on first use (with reader.lock held)."""
+        if reader.conn is None:
+            conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
+            conn.execute('PRAGMA query_only=1')
+            conn.execute('PRAGMA busy_timeout=5000')
+            reader.conn = conn
+        return reader.conn
+
     def query(self, sql, params=()):
         reader = self.reader()
         with reader.lock:
-            if reader.conn is None:
-                conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
-                conn.execute('PRAGMA query_only=1')
-                conn.execute('PRAGMA busy_timeout=5000')
-                reader.conn = conn
-            return reader.conn.execute(sql, params).fetchall()
+            return self._read_connection(reader).execute(sql, params).fetchall()
+
+    def query_within(self, sql, params, limit, budget, size):
+        """The rows of sql (ending in LIMIT ?, which is limit + 1 here), stepped
+        one at a time: at most limit, and only while their size(row)s add up
+        to budget (the first row comes whatever its size), so a page of huge
+        rows never loads them all. Returns (rows, more): more when matching
+        rows were left out."""
+        reader = self.reader()
+        with reader.lock:
+            cursor = self._read_connection(reader).execute(sql, list(params) + [limit + 1])
+            try:
+                rows, total = [], 0
+                for row in cursor:
+                    total += size(row)
+                    if len(rows) == limit or (total > budget and rows):
+                        return rows, True
+                    rows.append(row)
+                return rows, False
+            finally:
+                cursor.close()  # ends the statement, and with it the read snapshot
 
     def close_readers(self):
         """Close every thread's read connection (each opens a new one on its next query)."""
@@ -3137,25 +3161,7 @@ class Kind(object):
 
     def __init__(self, store):
         self.store = store
-        self.query, self.write = store.query, store.write
-
-    def query_within(self, table, sized, columns, where, order, params, limit, budget):
-        """SELECT columns (id first) FROM table WHERE where ORDER BY order: at most limit
-        rows, and only as many as fit in budget bytes of the sized expression
-        (those sizes are read first, so the rows past it are never loaded).
-        Returns (rows, more): more when matching rows were left out."""
-        sizes = self.query('SELECT id, %s FROM %s WHERE %s ORDER BY %s LIMIT ?' % (sized, table, where, order),
-                           list(params) + [limit + 1])
-        ids, total = [], 0
-        for row_id, size in sizes[:limit]:
-            total += size or 0
-            if total > budget and ids:  # the first row comes whatever its size
-                break
-            ids.append(row_id)
-        # Put in order here, not by ORDER BY: SQLite would sort the whole rows, blobs and all, in a temp b-tree.
-        by_id = {row[0]: row for row in self.query('SELECT %s FROM %s WHERE id IN (%s)' % (
-            columns, table, marks(ids)), ids)} if ids else {}
-        return [by_id[row_id] for row_id in ids if row_id in by_id], len(sizes) > len(ids)
+        self.query, self.query_within, self.write = store.query, store.query_within, store.write
 
 
 class Issues(Kind):
@@ -3590,8 +3596,8 @@ class Events(Kind):
     LOADED = 'id, issue_id, event_id, received, data, timestamp'
 
     def _within(self, where, order, limit):
-        rows, more = self.query_within('events', 'LENGTH(data)', self.LOADED, where, order, where.params, limit,
-                                       self.PAGE_BYTES)
+        rows, more = self.query_within('SELECT %s FROM events WHERE %s ORDER BY %s LIMIT ?' % (self.LOADED, where, order),
+                                       where.params, limit, self.PAGE_BYTES, lambda row: len(row[4] or b''))
         return LoadedEvents(rows, more)
 
     def since(self, project_id, since, limit):
@@ -4549,11 +4555,12 @@ class Telemetry(Kind):
 
     def replay_events(self, project_id, session_id, limit=5000):
         """A session's first events, oldest first: at most limit, and only as
-        many as fit in REPLAY_BYTES of event data (sizes are read first, so
-        the events past it are never loaded). Returns (events, truncated)."""
-        rows, more = self.query_within('replay_events', 'LENGTH(CAST(event_data AS BLOB))',
-                                       'id, event_type, event_data, url, timestamp_ms', 'project_id=? AND session_id=?',
-                                       'timestamp_ms, id', (project_id, session_id), limit, self.REPLAY_BYTES)
+        many as fit in REPLAY_BYTES of event data (the events past it are
+        never loaded). Returns (events, truncated)."""
+        rows, more = self.query_within(
+            'SELECT id, event_type, event_data, url, timestamp_ms FROM replay_events WHERE project_id=? AND session_id=?'
+            ' ORDER BY timestamp_ms, id LIMIT ?', (project_id, session_id), limit, self.REPLAY_BYTES,
+            lambda row: len(row[2] or ''))
         events = [{'id': r[0], 'eventType': r[1], 'eventData': r[2], 'url': r[3], 'timestampMs': r[4]} for r in rows]
         return events, more
 
@@ -4576,15 +4583,13 @@ class Telemetry(Kind):
                   trace_id=None):
         """Newest first by their own timestamp, or the tail after since (see
         Where.newest_first): at most limit, and only as many as fit in
-        LOG_PAGE_BYTES (sizes are read first, so the entries past it are never
-        loaded). Returns (entries, the (time, id) cursor of the next page)."""
+        LOG_PAGE_BYTES (the entries past it are never loaded). Returns (entries, the (time, id) cursor of the next page)."""
         where = Where(project_id).equal('level', level).equal('service', service).equal('trace_id', trace_id)
         where.contains(search, 'message')
         order = where.newest_first('timestamp', before, since)
         rows, more = self.query_within(
-            'logs', 'LENGTH(CAST(message AS BLOB)) + IFNULL(LENGTH(CAST(metadata AS BLOB)), 0)',
-            'id, timestamp, level, message, service, trace_id, metadata', where, order, where.params, limit,
-            self.LOG_PAGE_BYTES)
+            'SELECT id, timestamp, level, message, service, trace_id, metadata FROM logs WHERE %s ORDER BY %s LIMIT ?'
+            % (where, order), where.params, limit, self.LOG_PAGE_BYTES, lambda row: len(row[3]) + len(row[6] or ''))
         last = rows[-1] if rows and more and since is None else None
         return [{'id': r[0], 'timestamp': r[1], 'level': r[2], 'message': r[3], 'service': r[4],
                  'traceId': r[5], 'metadata': json.loads(r[6]) if r[6] else None} for r in rows], (
