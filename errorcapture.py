@@ -3596,8 +3596,8 @@ class Events(Kind):
     LOADED = 'id, issue_id, event_id, received, data, timestamp'
 
     def _within(self, where, order, limit):
-        rows, more = self.query_within('SELECT %s FROM events WHERE %s ORDER BY %s LIMIT ?' % (self.LOADED, where, order),
-                                       where.params, limit, self.PAGE_BYTES, lambda row: len(row[4] or b''))
+        sql = 'SELECT %s FROM events WHERE %s ORDER BY %s LIMIT ?' % (self.LOADED, where, order)
+        rows, more = self.query_within(sql, where.params, limit, self.PAGE_BYTES, lambda row: len(row[4] or b''))
         return LoadedEvents(rows, more)
 
     def since(self, project_id, since, limit):
@@ -4583,7 +4583,8 @@ class Telemetry(Kind):
                   trace_id=None):
         """Newest first by their own timestamp, or the tail after since (see
         Where.newest_first): at most limit, and only as many as fit in
-        LOG_PAGE_BYTES (the entries past it are never loaded). Returns (entries, the (time, id) cursor of the next page)."""
+        LOG_PAGE_BYTES (the entries past it are never loaded). Returns
+        (entries, the (time, id) cursor of the next page)."""
         where = Where(project_id).equal('level', level).equal('service', service).equal('trace_id', trace_id)
         where.contains(search, 'message')
         order = where.newest_first('timestamp', before, since)
